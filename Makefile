@@ -1,0 +1,31 @@
+# `make run` sets up .venv and starts the daemon on its defaults;
+# `make test` sets up .venv and runs the suite. Both are idempotent: the
+# install step reruns only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test fixtures bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/vision-evald
+
+test: install
+	$(PY) -m pytest -q
+
+fixtures: install
+	$(PY) tests/fixtures/make_fixtures.py
+
+bench: install
+	$(PY) benchmarks/eval_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

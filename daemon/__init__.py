@@ -1,0 +1,1 @@
+"""The vision-evald process: config, composition root, queue, workers, watcher, promotion."""

@@ -1,0 +1,69 @@
+"""``vision-eval eval --local``: evaluate in this process, no daemon needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from daemon.paths import default_state_dir
+from evaluation.models import looks_like_path, resolve_model
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, stream: Any = sys.stderr, width: int = 30) -> None:
+        self.label, self.stream, self.width = label, stream, width
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        filled = int(round(fraction * self.width))
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {fraction:6.1%}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def run_local_eval(args: argparse.Namespace) -> int:
+    """Resolve MODEL, evaluate it on DATASET, print the result JSON; 0 on success."""
+    from evaluation.offline import apply_settings, configure_environment
+
+    models_root = Path(args.models_root).expanduser()
+    spec = str(Path(args.model).expanduser().resolve()) if looks_like_path(args.model) else args.model
+    resolved = resolve_model(spec, models_root, [Path("/")])
+    weights = json.loads(args.weights) if args.weights else None
+    state = default_state_dir()
+    configure_environment(state)
+    from evaluation.evaluate import EvalRequest, evaluate  # imports torch: after the environment is set
+
+    apply_settings(state)
+    request = EvalRequest(
+        model_path=resolved.path,
+        dataset_path=Path(args.dataset).expanduser().resolve(),
+        model_name=resolved.name,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device=args.device,
+        weights=weights,
+        allow_class_mismatch=args.allow_class_mismatch,
+    )
+    bar = ProgressBar(f"evaluating {resolved.name}")
+    with tempfile.TemporaryDirectory(prefix="vision-eval-") as work:
+        try:
+            result = evaluate(
+                request, Path(work),
+                predictions_path=Path(args.predictions).resolve() if args.predictions else None,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,278 @@
+"""Dataset YAMLs: strict loading, validation with clear errors, a sanitised copy, a fingerprint.
+
+Contract of ``load_dataset``: it either returns a ``Dataset`` whose val split
+ultralytics will evaluate exactly as listed (every image kept, every label
+parsed), or raises ``DatasetError`` saying which file and line is wrong.
+ultralytics would silently drop images whose labels it cannot use; we refuse
+them instead, so that a number never silently covers fewer images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evaluation.errors import DatasetError
+
+# The image suffixes ultralytics 8.4 accepts (ultralytics.data.utils.IMG_FORMATS).
+IMG_SUFFIXES = frozenset(
+    {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm"}
+)
+# Keys handed on to ultralytics; everything else (``download`` above all) is dropped.
+_SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
+
+
+@dataclass(frozen=True)
+class Label:
+    """One ground-truth box: class index and normalised centre-x, centre-y, width, height."""
+
+    cls: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+
+@dataclass
+class Dataset:
+    """A validated dataset YAML and its val split."""
+
+    yaml_path: Path
+    root: Path
+    names: list[str]
+    val_roots: list[Path]
+    images: list[Path]
+    labels: dict[Path, list[Label]] = field(repr=False)
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def nc(self) -> int:
+        return len(self.names)
+
+    def relative_name(self, image: str | Path) -> str:
+        """``image`` relative to the val images folder that holds it (POSIX separators)."""
+        p = Path(image)
+        for root in self.val_roots:
+            if p.is_relative_to(root):
+                return p.relative_to(root).as_posix()
+        return p.name
+
+    def sanitised(self) -> dict[str, Any]:
+        """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``."""
+        out = {k: self.raw[k] for k in _SANITISED_KEYS if k in self.raw}
+        out["path"] = str(self.root)
+        out["names"] = dict(enumerate(self.names))
+        out.pop("nc", None)
+        out.setdefault("train", out["val"])  # ultralytics requires a train key even for val
+        return out
+
+    def write_sanitised(self, directory: Path) -> Path:
+        """Write the sanitised YAML into ``directory`` and return its absolute path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "dataset.yaml"
+        target.write_text(yaml.safe_dump(self.sanitised(), sort_keys=False))
+        return target.resolve()
+
+
+def label_path_for(image: Path) -> Path:
+    """The YOLO label file of an image: the last ``/images/`` folder becomes ``/labels/``."""
+    s = str(image)
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    if sa in s:
+        s = sb.join(s.rsplit(sa, 1))
+    return Path(s).with_suffix(".txt")
+
+
+def read_yaml_mapping(yaml_path: Path) -> dict[str, Any]:
+    """``yaml.safe_load`` a dataset file; DatasetError when missing, unreadable, not YAML or not a mapping."""
+    if not yaml_path.exists():
+        raise DatasetError(f"dataset file not found: {yaml_path}")
+    if not yaml_path.is_file():
+        raise DatasetError(f"dataset path is not a file: {yaml_path}")
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read dataset file {yaml_path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DatasetError(f"dataset file {yaml_path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DatasetError(
+            f"dataset file {yaml_path} must be a YAML mapping with path/val/names keys, "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def _names(data: dict[str, Any], yaml_path: Path) -> list[str]:
+    names = data.get("names")
+    nc = data.get("nc")
+    if names is None:
+        if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+            return [f"class_{i}" for i in range(nc)]
+        raise DatasetError(f"dataset file {yaml_path} has no 'names' (or a positive integer 'nc')")
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"'names' keys in {yaml_path} must be class indices 0..n-1") from exc
+        if keys != list(range(len(keys))):
+            raise DatasetError(f"'names' keys in {yaml_path} must be 0..{len(keys) - 1} without gaps")
+        out = [str(names[k] if k in names else names[str(k)]) for k in keys]
+    elif isinstance(names, list):
+        out = [str(n) for n in names]
+    else:
+        raise DatasetError(f"'names' in {yaml_path} must be a list or a mapping of index to name")
+    if not out:
+        raise DatasetError(f"'names' in {yaml_path} is empty")
+    if nc is not None and nc != len(out):
+        raise DatasetError(f"dataset file {yaml_path}: nc={nc!r} but 'names' lists {len(out)} classes")
+    return out
+
+
+def _root(data: dict[str, Any], yaml_path: Path) -> Path:
+    raw = data.get("path")
+    if raw is None or raw == "":
+        return yaml_path.parent.resolve()
+    if not isinstance(raw, str):
+        raise DatasetError(f"'path' in {yaml_path} must be a string")
+    p = Path(raw).expanduser()
+    # A relative 'path' is taken relative to the YAML file (ultralytics would use the CWD).
+    return (p if p.is_absolute() else yaml_path.parent / p).resolve()
+
+
+def _list_images(entry: str, root: Path, yaml_path: Path) -> tuple[list[Path], list[Path]]:
+    """Images of one val entry and the folders they are named relative to."""
+    p = Path(entry).expanduser()
+    p = (p if p.is_absolute() else root / p).resolve()
+    if p.is_dir():
+        images = sorted(f for f in p.rglob("*") if f.suffix[1:].lower() in IMG_SUFFIXES and f.is_file())
+        return images, [p]
+    if p.is_file() and p.suffix == ".txt":
+        images = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line:
+                q = Path(line)
+                images.append((q if q.is_absolute() else p.parent / q).resolve())
+        missing = [str(i) for i in images if not i.is_file()]
+        if missing:
+            raise DatasetError(f"val list {p} names {len(missing)} missing image(s), e.g. {missing[0]}")
+        return images, [p.parent]
+    raise DatasetError(f"val folder missing: {p} (from 'val: {entry}' in {yaml_path})")
+
+
+def parse_label_file(path: Path, nc: int) -> list[Label]:
+    """Parse one YOLO label file as ultralytics does (boxes or polygons), with exact errors.
+
+    Raises DatasetError naming the file and line for a line that does not parse,
+    a class index outside 0..nc-1, or coordinates outside [0, 1] (ultralytics'
+    1% tolerance applies). Duplicate rows are removed, as ultralytics does.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read label file {path}: {exc}") from exc
+    rows: list[tuple[float, float, float, float, float]] = []
+    for lineno, line in enumerate(text.strip().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            values = [float(x) for x in parts]
+        except ValueError:
+            raise DatasetError(f"{path}:{lineno}: label line does not parse: {line.strip()!r}") from None
+        if len(values) == 5:
+            c, cx, cy, w, h = values
+        elif len(values) >= 7 and len(values) % 2 == 1:
+            xs, ys = values[1::2], values[2::2]
+            c = values[0]
+            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+            cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        else:
+            raise DatasetError(
+                f"{path}:{lineno}: label line has {len(values)} numbers; expected 'class cx cy w h' "
+                f"(5 numbers) or a polygon 'class x1 y1 x2 y2 ...'"
+            )
+        if c != int(c):
+            raise DatasetError(f"{path}:{lineno}: class index {parts[0]!r} is not an integer")
+        if not 0 <= int(c) < nc:
+            raise DatasetError(
+                f"{path}:{lineno}: class index {int(c)} is out of range: the dataset has {nc} "
+                f"classes (0..{nc - 1}); ultralytics would silently drop this image"
+            )
+        coords = values[1:]
+        if max(coords) > 1.01 or min(coords) < -0.01 or min(w, h) < 0:
+            raise DatasetError(f"{path}:{lineno}: coordinates must be normalised to [0, 1]: {line.strip()!r}")
+        rows.append((float(int(c)), cx, cy, w, h))
+    unique = list(dict.fromkeys(rows))  # ultralytics removes duplicate rows
+    return [Label(int(r[0]), r[1], r[2], r[3], r[4]) for r in unique]
+
+
+def load_dataset(yaml_path: str | Path) -> Dataset:
+    """Load and validate a dataset YAML and its val split (see the module contract)."""
+    yaml_path = Path(yaml_path).expanduser().resolve()
+    data = read_yaml_mapping(yaml_path)
+    val = data.get("val", data.get("validation"))
+    if val is None or val == "" or val == []:
+        raise DatasetError(f"dataset file {yaml_path} has no 'val' split")
+    entries: Sequence[Any] = val if isinstance(val, list) else [val]
+    if not all(isinstance(e, str) for e in entries):
+        raise DatasetError(f"'val' in {yaml_path} must be a path or a list of paths")
+    names = _names(data, yaml_path)
+    root = _root(data, yaml_path)
+    images: list[Path] = []
+    val_roots: list[Path] = []
+    for entry in entries:
+        imgs, roots = _list_images(entry, root, yaml_path)
+        images.extend(imgs)
+        val_roots.extend(roots)
+    if not images:
+        raise DatasetError(f"val folder of {yaml_path} holds no images ({', '.join(map(str, val_roots))})")
+    label_dirs = {label_path_for(i).parent for i in images}
+    if not any(d.is_dir() for d in label_dirs):
+        raise DatasetError(
+            f"labels folder missing for {yaml_path}: expected YOLO labels in {sorted(label_dirs)[0]} "
+            f"(the val images path with its last 'images' folder replaced by 'labels')"
+        )
+    labels: dict[Path, list[Label]] = {}
+    for image in images:
+        lp = label_path_for(image)
+        labels[image] = parse_label_file(lp, len(names)) if lp.is_file() else []
+    raw = dict(data)
+    raw["val"] = val
+    return Dataset(yaml_path, root, names, val_roots, images, labels, raw)
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """sha256 of the val split's content: image names and bytes, labels, class names.
+
+    Moving or renaming the dataset folder keeps the fingerprint; changing one
+    image, one label or one class name changes it.
+    """
+    h = hashlib.sha256()
+    h.update(repr(dataset.names).encode())
+    for image in sorted(dataset.images, key=lambda p: dataset.relative_name(p)):
+        h.update(dataset.relative_name(image).encode())
+        h.update(b"\0")
+        h.update(file_sha256(image).encode())
+        for lb in dataset.labels[image]:
+            h.update(repr((lb.cls, lb.cx, lb.cy, lb.w, lb.h)).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,157 @@
+"""Evaluate one checkpoint on one dataset: every number of the result from one validator pass.
+
+``evaluate`` is what a worker process runs for an ``eval`` job and what
+``vision-eval eval --local`` runs in-process. It imports torch (through
+``evaluation.validator``) only when called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.datasets import Dataset, file_sha256, fingerprint, load_dataset
+from evaluation.errors import ClassMismatchError, DatasetError
+from evaluation.evidence import write_evidence
+from evaluation.metrics import core_metrics
+from evaluation.scoring import composite_score, resolve_weights
+from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
+
+
+@dataclass
+class EvalRequest:
+    """What to evaluate and how. Paths must already be resolved and allowed."""
+
+    model_path: Path
+    dataset_path: Path
+    model_name: str
+    imgsz: int = 640
+    batch: int = 16
+    device: str = "auto"
+    weights: dict[str, Any] | None = None
+    allow_class_mismatch: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def gt_boxes(dataset: Dataset, image: Path, ori_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth of one image from its label file: xywh in original pixels (float64) and classes.
+
+    x = (cx - w/2) * W, y = (cy - h/2) * H, w = w * W, h = h * H, with W x H the
+    image size; the area of a box is w * h.
+    """
+    height, width = ori_shape
+    labels = dataset.labels[image]
+    xywh = np.array(
+        [[(lb.cx - lb.w / 2) * width, (lb.cy - lb.h / 2) * height, lb.w * width, lb.h * height] for lb in labels],
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    cls = np.array([lb.cls for lb in labels], dtype=np.int64)
+    return xywh, cls
+
+
+def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
+    out = xyxy.copy()
+    out[:, 2] = xyxy[:, 2] - xyxy[:, 0]
+    out[:, 3] = xyxy[:, 3] - xyxy[:, 1]
+    return out
+
+
+def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: bool) -> list[str]:
+    """Compare class names index by index; raise, or return a warning when mismatch is allowed."""
+    if model_names == dataset.names:
+        return []
+    message = (
+        f"checkpoint class names differ from the dataset's ({dataset.yaml_path}) by index: "
+        f"checkpoint {dict(enumerate(model_names))}, dataset {dict(enumerate(dataset.names))}"
+    )
+    if not allow_mismatch:
+        raise ClassMismatchError(message + "; pass allow_class_mismatch to evaluate anyway")
+    return [message]
+
+
+def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes]) -> None:
+    """The predictions artifact: a JSON list of {file_name, category_id, bbox [x,y,w,h], score}."""
+    rows = []
+    for name, im in zip(names, boxes):
+        for xywh, score, cls in zip(im.det_xywh.tolist(), im.det_score.tolist(), im.det_cls.tolist()):
+            rows.append({"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score})
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(rows))
+    os.replace(tmp, path)
+
+
+def evaluate(
+    request: EvalRequest,
+    work_dir: Path,
+    *,
+    predictions_path: Path | None = None,
+    evidence_path: Path | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions")."""
+    from evaluation import validator  # heavy: torch and ultralytics
+
+    applied_weights = resolve_weights(request.weights)
+    dataset = load_dataset(request.dataset_path)
+    model = validator.load_model(request.model_path)
+    warnings = check_class_names(validator.model_class_names(model), dataset, request.allow_class_mismatch)
+    data_yaml = dataset.write_sanitised(work_dir)
+    device = validator.resolve_device(request.device)
+    out = validator.run_pass(
+        model, data_yaml, imgsz=request.imgsz, batch=request.batch, device=device,
+        save_dir=work_dir / "val", progress=progress,
+    )
+    by_file = {Path(r.im_file).resolve(): r for r in out.records}
+    dropped = [str(p) for p in dataset.images if p not in by_file]
+    if dropped:
+        raise DatasetError(
+            f"ultralytics skipped {len(dropped)} image(s) as unreadable or corrupt, e.g. {dropped[0]}; "
+            "fix or remove them so that every image is evaluated"
+        )
+    records = [by_file[p] for p in dataset.images]
+    core = core_metrics(out.metrics, dataset.names)
+    boxes = []
+    for image, rec in zip(dataset.images, records):
+        gt_xywh, gt_cls = gt_boxes(dataset, image, rec.ori_shape)
+        boxes.append(ImageBoxes(_xyxy_to_xywh(rec.pred_xyxy), rec.pred_conf, rec.pred_cls, gt_xywh, gt_cls))
+    conf = core["conf_threshold"]
+    sizes = size_recall(boxes, conf if conf is not None else 0.0)
+    rel_names = [dataset.relative_name(p) for p in dataset.images]
+    if predictions_path is not None:
+        write_predictions(predictions_path, rel_names, boxes)
+    if evidence_path is not None:
+        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf)
+    speed = out.metrics.speed
+    result: dict[str, Any] = {
+        "model_name": request.model_name,
+        **core,
+        "inference_ms": float(speed.get("inference", 0.0)),
+        "preprocess_ms": float(speed.get("preprocess", 0.0)),
+        "postprocess_ms": float(speed.get("postprocess", 0.0)),
+        **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
+        **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
+        **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
+        "size_recall_max_dets": COCO_MAX_DETS,
+        "model_size_mb": request.model_path.stat().st_size / (1024 * 1024),
+        "images": len(records),
+        "device": device,
+        "device_kind": validator.device_kind(device),
+        "imgsz": request.imgsz,
+        "batch": request.batch,
+        "ultralytics_version": validator.ultralytics_version(),
+        "torch_version": validator.torch_version(),
+        "weights": applied_weights,
+        "checkpoint_sha256": file_sha256(request.model_path),
+        "dataset_fingerprint": fingerprint(dataset),
+        "model_path": str(request.model_path),
+        "dataset": str(request.dataset_path),
+        "warnings": warnings,
+    }
+    result["score"] = composite_score(result, applied_weights)
+    return result

@@ -1,0 +1,62 @@
+"""Per-image evidence: what it takes to recompute AP on any subset of images without the model.
+
+Stored as a compressed ``.npz`` beside the predictions artifact. Arrays, with
+``*_offsets`` giving each image's slice (length n_images + 1):
+
+- ``image_names``: val-relative file names, in dataset order;
+- ``pred_offsets``, ``tp`` (P x 10 bool, the validator's own matches at IoU
+  0.50:0.05:0.95), ``conf`` (P), ``pred_cls`` (P): every post-NMS prediction;
+- ``target_offsets``, ``target_cls``: the validator's ground-truth classes;
+- ``gt_offsets``, ``gt_cls``, ``gt_bucket`` (0 small, 1 medium, 2 large),
+  ``gt_found`` (matched at IoU 0.5 at the operating point, COCO-style): every
+  label-file box, in label-file order;
+- ``conf_threshold``: the operating point.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.size_recall import ImageBoxes, SizeRecall
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+
+
+def write_evidence(
+    path: Path,
+    image_names: list[str],
+    records: list[Any],
+    boxes: list[ImageBoxes],
+    sizes: SizeRecall,
+    conf_threshold: float | None,
+) -> None:
+    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord``)."""
+    arrays = {
+        "image_names": np.array(image_names, dtype=object).astype(str),
+        "pred_offsets": _offsets([len(r.pred_conf) for r in records]),
+        "tp": np.concatenate([r.tp for r in records] or [np.zeros((0, 10), bool)]).astype(bool),
+        "conf": np.concatenate([r.pred_conf for r in records] or [np.zeros(0)]).astype(np.float64),
+        "pred_cls": np.concatenate([r.pred_cls for r in records] or [np.zeros(0)]).astype(np.int64),
+        "target_offsets": _offsets([len(r.target_cls) for r in records]),
+        "target_cls": np.concatenate([r.target_cls for r in records] or [np.zeros(0)]).astype(np.int64),
+        "gt_offsets": _offsets([len(b) for b in sizes.gt_bucket]),
+        "gt_cls": np.concatenate([b.gt_cls for b in boxes] or [np.zeros(0)]).astype(np.int64),
+        "gt_bucket": np.concatenate(sizes.gt_bucket or [np.zeros(0)]).astype(np.int8),
+        "gt_found": np.concatenate(sizes.gt_found or [np.zeros(0)]).astype(bool),
+        "conf_threshold": np.array(np.nan if conf_threshold is None else conf_threshold),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_evidence(path: Path) -> dict[str, np.ndarray]:
+    """Read an evidence file written by ``write_evidence``."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,116 @@
+"""Model names, versions and paths: how a client's ``model`` string becomes a checkpoint file.
+
+A model string is either a *name* (a folder under the models root) or a
+*path* to a ``.pt`` file. A name resolves to ``<root>/<name>/current.pt``,
+else to the highest ``v<n>.pt`` by number (v10 beats v9). A path must be
+absolute, end in ``.pt`` and lie under an allowed root once symlinks are
+resolved.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.errors import InvalidRequest, NotFound, PathNotAllowed
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.pt$")
+CURRENT = "current.pt"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A checkpoint file and where it came from."""
+
+    path: Path
+    name: str
+    version: int | None  # the v<n> it is, when resolved to a versioned file
+
+
+def check_name(name: str) -> str:
+    """A model name is a single folder name: letters, digits, '.', '_', '-'; no '..'."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise InvalidRequest(
+            f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def version_of(path: Path) -> int | None:
+    """n for a file named ``v<n>.pt``, else None."""
+    m = VERSION_RE.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def list_versions(model_dir: Path) -> dict[int, Path]:
+    """The ``v<n>.pt`` files of a model folder, by number (regular files only)."""
+    out: dict[int, Path] = {}
+    if not model_dir.is_dir():
+        return out
+    for entry in model_dir.iterdir():
+        n = version_of(entry)
+        if n is not None and entry.is_file():
+            out[n] = entry
+    return dict(sorted(out.items()))
+
+
+def is_under(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether a resolved path lies under one of the (resolved) roots."""
+    return any(path.is_relative_to(root.resolve()) for root in roots)
+
+
+def looks_like_path(model: str) -> bool:
+    return "/" in model or "\\" in model or model.endswith(".pt")
+
+
+def resolve_path(raw: str, allowed_roots: Sequence[Path]) -> Path:
+    """An absolute ``.pt`` path under the allowed roots, symlinks resolved."""
+    if "\x00" in raw:
+        raise InvalidRequest("model path contains a NUL byte")
+    p = Path(raw).expanduser()
+    if not p.is_absolute():
+        raise InvalidRequest(f"model path must be absolute: {raw!r}")
+    if p.suffix != ".pt":
+        raise InvalidRequest(f"model path must name a .pt file: {raw!r}")
+    real = p.resolve()
+    if not is_under(real, allowed_roots):
+        raise PathNotAllowed(f"model path outside the allowed directories: {raw}")
+    if not real.is_file():
+        raise NotFound(f"model file not found: {raw}")
+    return real
+
+
+def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path]) -> ResolvedModel:
+    """Resolve a client's model string (see the module contract).
+
+    Raises InvalidRequest (malformed), PathNotAllowed (outside the roots) or
+    NotFound (no such model or file).
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("model must be a non-empty string: a model name or a path to a .pt file")
+    model = model.strip()
+    if looks_like_path(model):
+        path = resolve_path(model, allowed_roots)
+        name = path.parent.name if version_of(path) is not None or path.name == CURRENT else path.stem
+        return ResolvedModel(path, name, version_of(path))
+    name = check_name(model)
+    root = models_root.resolve()
+    model_dir = root / name
+    current = model_dir / CURRENT
+    if current.is_file():
+        real = current.resolve()
+        if not real.is_relative_to(root):
+            raise PathNotAllowed(f"{current} is a link that leaves the models root")
+        return ResolvedModel(real if real != current else current, name, None)
+    versions = list_versions(model_dir)
+    if not versions:
+        raise NotFound(f"model not found: {name} (no current.pt or v<n>.pt in {model_dir})")
+    n, path = next(reversed(versions.items()))
+    real = path.resolve()
+    if not real.is_relative_to(root):
+        raise PathNotAllowed(f"{path} is a link that leaves the models root")
+    return ResolvedModel(real, name, n)

@@ -1,0 +1,148 @@
+"""The ultralytics adapter: one ``DetectionValidator`` pass that also keeps every prediction.
+
+Imports torch and ultralytics: worker processes only. ``run_pass`` returns the
+validator's own ``DetMetrics`` (bit-identical to a bare ``YOLO(ckpt).val()``
+with the same arguments) plus, per image, the post-NMS predictions in original
+image pixels and the validator's own true-positive matrix over its ten IoU
+thresholds, all collected in the same pass by overriding ``update_metrics``.
+"""
+
+from __future__ import annotations
+
+import functools
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ultralytics import YOLO
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils import ops
+
+from evaluation.errors import CheckpointError
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass
+class ImageRecord:
+    """One image as the validator saw it."""
+
+    im_file: str
+    ori_shape: tuple[int, int]  # (height, width) in pixels
+    pred_xyxy: np.ndarray  # (D, 4) float64, original pixels, clipped to the image
+    pred_conf: np.ndarray  # (D,) float64, descending
+    pred_cls: np.ndarray  # (D,) int64
+    tp: np.ndarray  # (D, 10) bool, the validator's matches at IoU 0.50:0.05:0.95
+    target_cls: np.ndarray  # (G,) int64
+
+
+@dataclass
+class PassOutput:
+    records: list[ImageRecord]
+    metrics: Any  # ultralytics.utils.metrics.DetMetrics
+    device: str
+
+
+class CollectingValidator(DetectionValidator):
+    """A DetectionValidator that appends an ``ImageRecord`` per image to ``sink``."""
+
+    def __init__(self, *args: Any, sink: list[ImageRecord], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sink = sink
+
+    def update_metrics(self, preds: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
+        first = len(self.metrics.stats["tp"])
+        super().update_metrics(preds, batch)  # stock metrics, unchanged
+        stats = self.metrics.stats
+        h, w = batch["img"].shape[2:]
+        for si, pred in enumerate(preds):
+            ori = tuple(int(x) for x in batch["ori_shape"][si])
+            boxes = ops.scale_boxes((h, w), pred["bboxes"].clone(), ori, ratio_pad=batch["ratio_pad"][si])
+            self.sink.append(
+                ImageRecord(
+                    im_file=batch["im_file"][si],
+                    ori_shape=(ori[0], ori[1]),
+                    pred_xyxy=boxes.cpu().double().numpy().reshape(-1, 4),
+                    pred_conf=pred["conf"].cpu().double().numpy().reshape(-1),
+                    pred_cls=pred["cls"].cpu().numpy().astype(np.int64).reshape(-1),
+                    tp=np.asarray(stats["tp"][first + si], dtype=bool).reshape(-1, 10),
+                    target_cls=np.asarray(stats["target_cls"][first + si]).astype(np.int64).reshape(-1),
+                )
+            )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is the first CUDA device, else the CPU; anything else is passed through."""
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def device_kind(device: str) -> str:
+    """The hardware a timing belongs to: ``cpu`` or the CUDA device's name."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return f"cuda:{torch.cuda.get_device_name(index)}"
+    return device.split(":")[0]
+
+
+def load_model(path: Path) -> YOLO:
+    """Load a detection checkpoint; CheckpointError for a truncated, corrupt or non-detect file."""
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: not a complete zip archive")
+    try:
+        model = YOLO(str(path), task="detect")
+    except Exception as exc:  # torch/pickle raise many types for a bad file
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if model.task != "detect":
+        raise CheckpointError(f"checkpoint {path} is a {model.task!r} model; only detection is supported")
+    return model
+
+
+def model_class_names(model: YOLO) -> list[str]:
+    names = model.names
+    return [str(names[i]) for i in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
+
+
+def run_pass(
+    model: YOLO,
+    data_yaml: Path,
+    *,
+    imgsz: int,
+    batch: int,
+    device: str,
+    save_dir: Path,
+    progress: ProgressFn | None = None,
+) -> PassOutput:
+    """One validation pass with the same arguments a bare ``model.val()`` would get."""
+    records: list[ImageRecord] = []
+    if progress is not None:
+        model.add_callback("on_val_start", lambda v: progress(0.0))
+        model.add_callback(
+            "on_val_batch_end", lambda v: progress(min(1.0, (v.batch_i + 1) / max(1, len(v.dataloader))))
+        )
+    metrics = model.val(
+        validator=functools.partial(CollectingValidator, sink=records),
+        data=str(data_yaml),
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        plots=False,
+        verbose=False,
+        save_dir=str(save_dir),
+    )
+    return PassOutput(records=records, metrics=metrics, device=device)
+
+
+def ultralytics_version() -> str:
+    import ultralytics
+
+    return str(ultralytics.__version__)
+
+
+def torch_version() -> str:
+    return str(torch.__version__)
