@@ -61,3 +61,27 @@ class QueueFull(VisionEvalError):
 
 class ServiceClosed(VisionEvalError):
     """The daemon is shutting down and accepts no new work (HTTP 503)."""
+
+
+class ConfigError(VisionEvalError):
+    """The daemon's configuration file or environment overrides are invalid (start-up only)."""
+
+
+class JobError(VisionEvalError):
+    """Why a job failed outside the user's input: reported in the job's ``error``, never raised to HTTP."""
+
+
+class WorkerDied(JobError):
+    """The worker process running the job exited (crash, OOM kill, kill -9)."""
+
+
+class JobTimedOut(JobError):
+    """The job ran past its kind's timeout and its worker was killed."""
+
+
+class JobCancelled(JobError):
+    """The job was cancelled by request while it ran."""
+
+
+class InternalError(JobError):
+    """An unexpected exception inside a worker (a bug, or a library failure)."""

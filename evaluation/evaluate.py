@@ -149,6 +149,7 @@ def evaluate(
         "weights": applied_weights,
         "checkpoint_sha256": file_sha256(request.model_path),
         "dataset_fingerprint": fingerprint(dataset),
+        "class_names": dataset.names,
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),
         "warnings": warnings,

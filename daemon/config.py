@@ -1,0 +1,250 @@
+"""The daemon's configuration: a TOML file, environment overrides, typed and frozen.
+
+Every key has a default (``config.example.toml`` documents them all); an
+unknown section or key is an error, so a typo never silently keeps a
+default. ``VISION_EVALD_<SECTION>_<KEY>`` overrides a key from the
+environment, e.g. ``VISION_EVALD_SERVER_PORT=11541``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import ConfigError, InvalidRequest
+from evaluation.models import check_name
+
+ENV_PREFIX = "VISION_EVALD_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 11540
+    auth_token: str = ""  # empty: no authentication (loopback only)
+    max_body_bytes: int = 64 * 1024
+    allow_non_loopback: bool = False  # binding elsewhere also requires auth_token
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    models_root: str = "~/.llamafarm/models/vision"
+    db_path: str = ""  # empty: <models_root>/eval.db
+    state_dir: str = "~/.local/state/vision-evald"
+    allowed_roots: tuple[str, ...] = ("/",)
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    max_queued: int = 100
+    max_attempts: int = 2
+    eval_timeout_s: float = 3600.0
+    compare_timeout_s: float = 7200.0
+    train_timeout_s: float = 86400.0
+    retain_finished_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    count: int = 1
+    device: str = "auto"
+    torch_threads: int = 0  # 0: torch's default
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    imgsz: int = 640
+    batch: int = 16
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    enabled: bool = True
+    settle_seconds: float = 2.0
+    rescan_interval_s: float = 60.0
+    default_dataset: str = ""
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    baseline: str = "current"  # or "dataset_best"
+    min_delta: float = 0.0
+    require_significant: bool = False
+    max_class_regression: float = -1.0  # < 0: gate off
+    min_class_support: int = 10
+    max_size_recall_regression: float = -1.0  # < 0: gate off
+    bootstrap_resamples: int = 1000
+    bootstrap_seed: int = 0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    wal_checkpoint_interval_s: float = 300.0
+    prune_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    dataset: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+
+    @property
+    def models_root(self) -> Path:
+        return Path(self.paths.models_root).expanduser()
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.paths.db_path).expanduser() if self.paths.db_path else self.models_root / "eval.db"
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.paths.state_dir).expanduser()
+
+    @property
+    def allowed_roots(self) -> list[Path]:
+        return [Path(p).expanduser() for p in self.paths.allowed_roots]
+
+
+_SECTION_TYPES = {
+    "server": ServerConfig, "paths": PathsConfig, "jobs": JobsConfig, "workers": WorkersConfig,
+    "eval": EvalConfig, "watch": WatchConfig, "promotion": PromotionConfig, "scheduler": SchedulerConfig,
+}
+
+
+def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"[{section}] {key}"
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if isinstance(default, tuple):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{where} must be a string, got {value!r}")
+
+
+def _section(name: str, cls: type, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    defaults = cls()
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = {k: _coerce(name, k, v, getattr(defaults, k)) for k, v in raw.items()}
+    return dataclasses.replace(defaults, **values)
+
+
+def _env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
+    for var, text in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX):].lower()
+        section = next((s for s in _SECTION_TYPES if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"environment variable {var} names no config section")
+        key = rest[len(section) + 1:]
+        default = getattr(_SECTION_TYPES[section](), key, None)
+        if default is None and key not in {f.name for f in dataclasses.fields(_SECTION_TYPES[section])}:
+            raise ConfigError(f"environment variable {var}: no key {key!r} in [{section}]")
+        if isinstance(default, str):
+            value: Any = text
+        else:
+            try:
+                value = json.loads(text.lower() if isinstance(default, bool) else text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"environment variable {var}={text!r} is not a valid value") from exc
+        raw.setdefault(section, {})[key] = value
+
+
+def _validate(cfg: Config) -> None:
+    s = cfg.server
+    if not 0 < s.port < 65536:
+        raise ConfigError(f"[server] port must be 1-65535, got {s.port}")
+    try:
+        loopback = s.host == "localhost" or ipaddress.ip_address(s.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not (s.allow_non_loopback and s.auth_token):
+        raise ConfigError(
+            f"[server] host {s.host!r} is not a loopback address: set allow_non_loopback = true "
+            "and an auth_token to serve beyond this machine"
+        )
+    if cfg.workers.count < 1:
+        raise ConfigError("[workers] count must be at least 1")
+    if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1:
+        raise ConfigError("[jobs] max_queued and max_attempts must be at least 1")
+    if cfg.promotion.baseline not in ("current", "dataset_best"):
+        raise ConfigError("[promotion] baseline must be \"current\" or \"dataset_best\"")
+    if not 320 <= cfg.eval.imgsz <= 2560 or not 1 <= cfg.eval.batch <= 256:
+        raise ConfigError("[eval] imgsz must be 320-2560 and batch 1-256")
+    if cfg.watch.settle_seconds < 0 or cfg.watch.rescan_interval_s <= 0:
+        raise ConfigError("[watch] settle_seconds must be >= 0 and rescan_interval_s > 0")
+    for root in cfg.paths.allowed_roots:
+        if not Path(root).expanduser().is_absolute():
+            raise ConfigError(f"[paths] allowed_roots entries must be absolute paths, got {root!r}")
+
+
+def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Config:
+    """Build a Config from a parsed TOML mapping plus environment overrides."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    _env_overrides(raw, dict(os.environ) if environ is None else environ)
+    unknown = sorted(set(raw) - set(_SECTION_TYPES) - {"models"})
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; known: {', '.join([*_SECTION_TYPES, 'models'])}")
+    sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTION_TYPES.items()}
+    models: dict[str, ModelConfig] = {}
+    raw_models = raw.get("models", {})
+    if not isinstance(raw_models, dict):
+        raise ConfigError("[models] must be a table of [models.<name>] tables")
+    for name, table in raw_models.items():
+        try:
+            check_name(name)
+        except InvalidRequest as exc:
+            raise ConfigError(f"[models.{name}]: {exc.detail}") from exc
+        models[name] = _section(f"models.{name}", ModelConfig, table)
+    cfg = Config(**sections, models=models)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Read a TOML file (or none: all defaults) and apply environment overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return parse_config(raw, environ)

@@ -1,0 +1,231 @@
+"""The durable job queue: rows in SQLite, dispatched FIFO to at most N concurrent runs.
+
+Contract:
+- ``submit`` writes the job row before returning (the HTTP reply follows), or
+  raises ``QueueFull`` when ``max_queued`` jobs are already waiting.
+- Jobs start in creation order; at most ``concurrency`` run at once.
+- A job ends ``completed``, ``failed`` (with a clear ``error``) or
+  ``cancelled``; a job whose worker died is retried while attempts remain.
+- ``close`` stops dispatching and puts running jobs back in the queue
+  without using up an attempt: shutdown is not the job's fault.
+- One log line per state transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.clock import Clock, iso, utcnow
+from evaluation.errors import (
+    JobCancelled, NotFound, QueueFull, ServiceClosed, VisionEvalError, WorkerDied,
+)
+from store import jobs as jobq
+from store.database import Database
+
+log = logging.getLogger(__name__)
+PROGRESS_WRITE_INTERVAL_S = 0.5
+
+
+@dataclass
+class JobContext:
+    """What a running job's code sees: its row, a progress sink, its deadline, its cancel flag."""
+
+    job: jobq.Job
+    deadline: float  # time.monotonic() value
+    report: Callable[[float], None]
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)  # shared by phases
+    progress_span: tuple[float, float] = (0.0, 1.0)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise JobCancelled("cancelled by request")
+
+    def progress(self, fraction: float) -> None:
+        lo, hi = self.progress_span
+        self.report(lo + (hi - lo) * min(1.0, max(0.0, fraction)))
+
+    def phase(self, lo: float, hi: float) -> JobContext:
+        """A view of this context whose 0..1 progress maps onto [lo, hi] of the job's."""
+        a, b = self.progress_span
+        return dataclasses.replace(self, progress_span=(a + (b - a) * lo, a + (b - a) * hi))
+
+
+Runner = Callable[[JobContext], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class _Running:
+    ctx: JobContext
+    task: asyncio.Task[None]
+    last_write: float = 0.0
+    pending: float | None = None
+    writer: asyncio.Task[None] | None = field(default=None)
+
+
+class JobQueue:
+    """See module contract. ``run_job`` executes one job and returns its result."""
+
+    def __init__(
+        self, db: Database, run_job: Runner, *, concurrency: int, max_queued: int,
+        timeouts: dict[str, float], cancel_running: Callable[[str], bool], clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.run_job = run_job
+        self.concurrency = concurrency
+        self.max_queued = max_queued
+        self.timeouts = timeouts
+        self.cancel_running = cancel_running
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._running: dict[str, _Running] = {}
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def now(self) -> str:
+        return iso(self.clock())
+
+    # -- submitting ----------------------------------------------------------------------------
+    async def submit(
+        self, kind: str, params: dict[str, Any], *, trigger: str = "api", dedupe_key: str | None = None,
+        max_attempts: int = 2,
+    ) -> jobq.Job | None:
+        """Persist a queued job and wake the dispatcher; None if ``dedupe_key`` was already used."""
+        if self._closed:
+            raise ServiceClosed("the daemon is shutting down and accepts no new jobs")
+        max_queued = self.max_queued
+
+        def insert(conn: Any) -> jobq.Job | None:
+            if jobq.count_queued(conn) >= max_queued:
+                raise QueueFull(f"the job queue is full ({max_queued} jobs waiting); retry later")
+            for _ in range(5):
+                job_id = secrets.token_hex(6)
+                if jobq.get(conn, job_id) is None:
+                    break
+            return jobq.insert(
+                conn, job_id=job_id, kind=kind, trigger=trigger, params=params, created_at=self.now(),
+                max_attempts=max_attempts, dedupe_key=dedupe_key,
+            )
+
+        job = await self.db.write(insert)
+        if job is not None:
+            log.info("job %s %s queued (trigger %s)", job.id, kind, trigger)
+            self._wake.set()
+        return job
+
+    async def cancel(self, job_id: str) -> jobq.Job:
+        """Cancel a queued job now, or stop a running one; NotFound for an unknown id."""
+        job = await self.db.write(lambda c: jobq.request_cancel(c, job_id, self.now()))
+        if job is None:
+            raise NotFound(f"job not found: {job_id}")
+        running = self._running.get(job_id)
+        if running is not None and job.status == "running":
+            running.ctx.cancel_event.set()
+            self.cancel_running(job_id)
+            log.info("job %s cancel requested while running", job_id)
+        elif job.status == "cancelled":
+            log.info("job %s cancelled", job_id)
+        return job
+
+    # -- dispatching ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="job-dispatcher")
+
+    def running_ids(self) -> list[str]:
+        return list(self._running)
+
+    async def _dispatch_loop(self) -> None:
+        while not self._closed:
+            if len(self._running) < self.concurrency:
+                job = await self.db.write(lambda c: jobq.claim_next(c, self.now()))
+                if job is not None:
+                    self._launch(job)
+                    continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+
+    def _launch(self, job: jobq.Job) -> None:
+        log.info("job %s %s running (attempt %d of %d)", job.id, job.kind, job.attempts, job.max_attempts)
+        deadline = time.monotonic() + self.timeouts.get(job.kind, 3600.0)
+        ctx = JobContext(job=job, deadline=deadline, report=lambda p, i=job.id: self._progress(i, p))
+        task = asyncio.create_task(self._execute(ctx), name=f"job-{job.id}")
+        self._running[job.id] = _Running(ctx, task)
+
+    def _progress(self, job_id: str, value: float) -> None:
+        running = self._running.get(job_id)
+        if running is None:
+            return
+        running.pending = value
+        if running.writer is None or running.writer.done():
+            running.writer = asyncio.create_task(self._flush_progress(job_id, running))
+
+    async def _flush_progress(self, job_id: str, running: _Running) -> None:
+        wait = running.last_write + PROGRESS_WRITE_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        value, running.pending = running.pending, None
+        if value is not None and job_id in self._running:
+            running.last_write = time.monotonic()
+            await self.db.write(lambda c: jobq.set_progress(c, job_id, value))
+
+    async def _execute(self, ctx: JobContext) -> None:
+        job = ctx.job
+        try:
+            result = await self.run_job(ctx)
+        except asyncio.CancelledError:
+            await self.db.write(lambda c: jobq.requeue(c, job.id, "requeued: the daemon was stopping", refund_attempt=True))
+            log.info("job %s requeued: daemon stopping", job.id)
+            raise
+        except JobCancelled:
+            await self.db.write(lambda c: jobq.mark_cancelled(c, job.id, self.now()))
+            log.info("job %s cancelled", job.id)
+        except WorkerDied as exc:
+            await self._worker_died(job, exc)
+        except VisionEvalError as exc:
+            await self.db.write(lambda c: jobq.fail(c, job.id, exc.detail, self.now()))
+            log.info("job %s failed: %s", job.id, exc.detail)
+        except Exception as exc:  # noqa: BLE001 - a bug must fail the job, never the daemon
+            log.exception("job %s crashed", job.id)
+            detail = f"internal error: {type(exc).__name__}: {exc}"
+            await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
+        else:
+            await self.db.write(lambda c: jobq.complete(c, job.id, result, self.now()))
+            log.info("job %s completed", job.id)
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+
+    async def _worker_died(self, job: jobq.Job, exc: WorkerDied) -> None:
+        if job.attempts < job.max_attempts:
+            note = f"{exc.detail}; retrying (attempt {job.attempts} of {job.max_attempts} used)"
+            await self.db.write(lambda c: jobq.requeue(c, job.id, note, refund_attempt=False))
+            log.warning("job %s requeued: %s", job.id, exc.detail)
+        else:
+            detail = f"{exc.detail}; giving up after {job.attempts} attempt(s)"
+            await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
+            log.warning("job %s failed: %s", job.id, detail)
+
+    async def close(self) -> None:
+        """Stop dispatching; requeue running jobs without using up an attempt. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        tasks = [r.task for r in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,74 @@
+"""What each job kind does, step by step. The queue calls ``JobRunner.__call__`` per job.
+
+- ``eval``: one evaluation (cached when possible); with ``auto_promote``, a
+  promotion decision on the result.
+- ``compare``: both evaluations (cache reused), the spec's comparison, and
+  paired-bootstrap statistics computed by a worker from both evidence files.
+- ``train``: training in a worker, the new version written, optional
+  evaluation and promotion (see ``daemon.training``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.evaluations import EvalSpec, Evaluations
+from daemon.queue import JobContext
+from daemon.workers import Executor
+from evaluation.comparison import compare_results
+from evaluation.errors import InvalidRequest
+from evaluation.scoring import resolve_weights
+
+
+class JobRunner:
+    """Dispatches a job to its kind's steps."""
+
+    def __init__(self, evaluations: Evaluations, executor: Executor, promoter: Any = None, trainer: Any = None):
+        self.evaluations = evaluations
+        self.executor = executor
+        self.promoter = promoter
+        self.trainer = trainer
+
+    async def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        kind = ctx.job.kind
+        if kind == "eval":
+            return await self.eval_job(ctx)
+        if kind == "compare":
+            return await self.compare_job(ctx)
+        if kind == "train" and self.trainer is not None:
+            return await self.trainer.run(ctx)
+        raise InvalidRequest(f"unsupported job kind {kind!r}")
+
+    async def eval_job(self, ctx: JobContext) -> dict[str, Any]:
+        params = ctx.job.params
+        spec = EvalSpec.from_params(params)
+        if params.get("auto_promote") and self.promoter is not None:
+            result = await self.evaluations.run(spec, ctx.phase(0.0, 0.9), ctx.job.trigger)
+            result["promotion"] = await self.promoter.consider(spec, result, ctx.phase(0.9, 1.0), actor=ctx.job.trigger)
+            return result
+        return await self.evaluations.run(spec, ctx, ctx.job.trigger)
+
+    async def compare_job(self, ctx: JobContext) -> dict[str, Any]:
+        params = ctx.job.params
+        a = await self.evaluations.run(EvalSpec.from_params(params["a"]), ctx.phase(0.0, 0.45), "compare")
+        ctx.check_cancelled()
+        b = await self.evaluations.run(EvalSpec.from_params(params["b"]), ctx.phase(0.45, 0.9), "compare")
+        out = compare_results(a, b, params["model_a"], params["model_b"])
+        out["eval_id_a"], out["eval_id_b"] = a.get("eval_id"), b.get("eval_id")
+        out["dataset"] = params["a"]["dataset_path"]
+        resamples = int(params.get("bootstrap_resamples", 0))
+        if resamples > 0:
+            ctx.check_cancelled()
+            out["statistics"] = await self.executor.run(
+                "compare",
+                {
+                    "evidence_a": await self.evaluations.evidence_path(a["eval_id"]),
+                    "evidence_b": await self.evaluations.evidence_path(b["eval_id"]),
+                    "names": a.get("class_names"),
+                    "weights": resolve_weights(params.get("weights")),
+                    "n_resamples": resamples,
+                    "seed": int(params.get("bootstrap_seed", 0)),
+                },
+                job_id=ctx.job.id, on_progress=ctx.phase(0.9, 1.0).progress, timeout=ctx.remaining(),
+            )
+        return out

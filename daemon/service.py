@@ -1,0 +1,170 @@
+"""The composition root: builds every part, starts them in order, stops them in reverse.
+
+Start order: database -> recovery of interrupted jobs (before anything can
+run or be observed) -> workers (spawning in the background) -> HTTP server
+-> READY. The queue dispatches only once the workers are warm. ``close``
+stops in reverse and is idempotent: running jobs go back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from daemon import sdnotify
+from daemon.clock import Clock, iso, utcnow
+from daemon.config import Config
+from daemon.evaluations import Evaluations
+from daemon.queue import JobQueue
+from daemon.runner import JobRunner
+from daemon.submissions import Submissions
+from daemon.workers import Executor, WorkerPool
+from evaluation.errors import Conflict, NotFound
+from store import jobs as jobq
+from store import results
+from store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """The running daemon (see module contract). Handlers reach everything through it."""
+
+    def __init__(self, config: Config, *, executor: Executor | None = None, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.clock = clock
+        self.db: Database | None = None
+        self.executor: Executor = executor or WorkerPool(
+            config.workers.count, str(config.state_dir), config.workers.device, config.workers.torch_threads
+        )
+        self.queue: JobQueue | None = None
+        self.submissions: Submissions | None = None
+        self.evaluations: Evaluations | None = None
+        self._runner: web.AppRunner | None = None
+        self._background: list[asyncio.Task[Any]] = []
+        self.workers_ready = asyncio.Event()
+        self.bound_port: int | None = None
+        self._closed = False
+
+    # -- start ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        log.info("vision-evald starting: python %s, sqlite %s, models root %s, database %s",
+                 platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
+        cfg.models_root.mkdir(parents=True, exist_ok=True)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(cfg.db_path)
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        if requeued or failed:
+            log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
+        self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
+                                       self.clock)
+        runner = JobRunner(self.evaluations, self.executor)
+        self.queue = JobQueue(
+            self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
+            timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
+                      "train": cfg.jobs.train_timeout_s},
+            cancel_running=self.executor.cancel, clock=self.clock,
+        )
+        self.submissions = Submissions(cfg, self.queue)
+        self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
+        await self._start_http()
+        sdnotify.notify(f"READY=1\nSTATUS=serving on {cfg.server.host}:{self.bound_port}")
+        log.info("vision-evald ready on http://%s:%s", cfg.server.host, self.bound_port)
+
+    async def _start_workers(self) -> None:
+        await self.executor.start()
+        log.info("workers ready: %s", self.executor.info)
+        self.workers_ready.set()
+        assert self.queue is not None
+        self.queue.start()
+
+    async def _start_http(self) -> None:
+        from handlers.app import make_app
+
+        cfg = self.config.server
+        self._runner = web.AppRunner(make_app(self), access_log=logging.getLogger("vision_evald.access"))
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port, shutdown_timeout=10)
+        await site.start()
+        server = site._server  # the asyncio server: the real port when 0 was asked for
+        sockets = getattr(server, "sockets", None) or []
+        self.bound_port = sockets[0].getsockname()[1] if sockets else cfg.port
+
+    # -- stop ----------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop in reverse order; running jobs are requeued. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        sdnotify.notify("STOPPING=1")
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.queue is not None:
+            await self.queue.close()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.executor.close()
+        if self.db is not None:
+            self.db.close()
+        log.info("vision-evald stopped")
+
+    # -- what handlers ask ---------------------------------------------------------------------
+    @property
+    def database(self) -> Database:
+        assert self.db is not None
+        return self.db
+
+    async def job(self, job_id: str) -> jobq.Job:
+        job = await self.database.read(lambda c: jobq.get(c, job_id))
+        if job is None:
+            raise NotFound(f"job not found: {job_id}")
+        return job
+
+    async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[jobq.Job]:
+        return await self.database.read(lambda c: jobq.list_jobs(c, status=status, kind=kind, limit=limit))
+
+    async def cancel(self, job_id: str) -> jobq.Job:
+        job = await self.job(job_id)
+        if job.status not in jobq.ACTIVE:
+            raise Conflict(f"job {job_id} is already {job.status} and cannot be cancelled")
+        assert self.queue is not None
+        return await self.queue.cancel(job_id)
+
+    async def predictions_path(self, job_id: str) -> Path:
+        job = await self.job(job_id)
+        if job.kind != "eval":
+            raise NotFound(f"job {job_id} is a {job.kind} job; predictions belong to eval jobs")
+        if job.status != "completed" or not job.result:
+            raise Conflict(f"job {job_id} is {job.status}; its predictions exist once it has completed")
+        eval_id = job.result.get("eval_id")
+        row = await self.database.read(lambda c: results.get(c, eval_id))
+        path = Path(row["predictions_path"]) if row is not None and row["predictions_path"] else None
+        if path is None or not path.is_file():
+            raise NotFound(f"the predictions artifact of job {job_id} is missing")
+        return path
+
+    async def leaderboard(self, dataset: str | None, limit: int) -> list[dict[str, Any]]:
+        key = str(Path(dataset).expanduser().resolve()) if dataset else None
+        return await self.database.read(lambda c: results.leaderboard(c, key, limit))
+
+    async def history(self, model_name: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self.database.read(lambda c: results.history(c, model_name, limit))
+        if not rows:
+            raise NotFound(f"No evaluations found for: {model_name}")
+        return rows
+
+    def health(self) -> dict[str, Any]:
+        db_ok = self.db is not None and not self.db.closed and self.db.writer_alive()
+        workers = "ready" if self.workers_ready.is_set() else "starting"
+        if self.workers_ready.is_set() and not self.executor.healthy():
+            workers = "restarting"
+        return {"ok": db_ok and not self._closed, "database": "ok" if db_ok else "down", "workers": workers,
+                "worker_info": self.executor.info}

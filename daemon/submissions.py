@@ -1,0 +1,83 @@
+"""Turning a validated API request into a queued job: models resolved, datasets checked.
+
+Everything a client can get wrong is caught here, before the job row exists:
+an unknown model is a 404, a malformed one a 400, a path outside the allowed
+roots a 403, a dataset that cannot be evaluated a 400 with the reason, bad
+weights a 400. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Config
+from daemon.queue import JobQueue
+from evaluation.datasets import load_dataset
+from evaluation.errors import DatasetError, InvalidRequest, PathNotAllowed
+from evaluation.models import ResolvedModel, is_under, resolve_model
+from evaluation.scoring import validate_weights
+from store.jobs import Job
+
+
+class Submissions:
+    """Checks requests (see module contract) and submits their jobs."""
+
+    def __init__(self, config: Config, queue: JobQueue) -> None:
+        self.config = config
+        self.queue = queue
+
+    def resolve_model(self, model: str) -> ResolvedModel:
+        return resolve_model(model, self.config.models_root, self.config.allowed_roots)
+
+    async def check_dataset(self, raw: str) -> Path:
+        """An absolute, allowed, loadable dataset YAML (loaded off the event loop)."""
+        p = Path(raw).expanduser()
+        if not p.is_absolute():
+            raise InvalidRequest(f"dataset must be an absolute path to a dataset YAML, got {raw!r}")
+        real = p.resolve()
+        if not is_under(real, self.config.allowed_roots):
+            raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
+        if real.suffix not in (".yaml", ".yml"):
+            raise DatasetError(f"dataset must be a .yaml or .yml file, got {raw!r}")
+        await asyncio.to_thread(load_dataset, real)
+        return real
+
+    def eval_params(self, model: ResolvedModel, dataset: Path, imgsz: int, batch: int,
+                    weights: dict[str, Any] | None, allow_class_mismatch: bool) -> dict[str, Any]:
+        return {
+            "model_path": str(model.path), "model_name": model.name, "model_version": model.version,
+            "dataset_path": str(dataset), "imgsz": imgsz, "batch": batch, "weights": weights,
+            "allow_class_mismatch": allow_class_mismatch,
+        }
+
+    async def eval(self, *, model: str, dataset: str, imgsz: int, batch: int, weights: dict[str, Any] | None,
+                   allow_class_mismatch: bool = False, auto_promote: bool = False) -> Job:
+        validate_weights(weights)
+        resolved = self.resolve_model(model)
+        ds = await self.check_dataset(dataset)
+        params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch)
+        params["model"] = model
+        params["auto_promote"] = auto_promote
+        return await self._submit("eval", params)
+
+    async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int, batch: int,
+                      weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int) -> Job:
+        validate_weights(weights)
+        a = self.resolve_model(model_a)
+        b = self.resolve_model(model_b)
+        ds = await self.check_dataset(dataset)
+        params = {
+            "model_a": model_a, "model_b": model_b,
+            "a": self.eval_params(a, ds, imgsz, batch, weights or None, False),
+            "b": self.eval_params(b, ds, imgsz, batch, weights or None, False),
+            "weights": weights or None,
+            "bootstrap_resamples": bootstrap_resamples, "bootstrap_seed": bootstrap_seed,
+        }
+        return await self._submit("compare", params)
+
+    async def _submit(self, kind: str, params: dict[str, Any], trigger: str = "api") -> Job:
+        job = await self.queue.submit(kind, params, trigger=trigger, max_attempts=self.config.jobs.max_attempts)
+        assert job is not None  # no dedupe key: always inserted
+        return job

@@ -1,0 +1,145 @@
+"""The body of a warm worker process: import torch and ultralytics once, then run tasks.
+
+Protocol over a ``multiprocessing`` pipe (pickled dicts):
+
+- child -> parent, once: ``{"type": "ready", "info": {...}}``;
+- parent -> child: ``{"task_id", "kind", "params"}``, or ``None`` to exit;
+- child -> parent, per task: any number of ``{"type": "progress", "value"}``,
+  then exactly one ``{"type": "result", "result"}`` or
+  ``{"type": "error", "error_type", "detail"}``.
+
+The worker dies with its parent (``PR_SET_PDEATHSIG``), so a daemon killed
+with -9 leaves no orphan evaluating on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import VisionEvalError
+
+Progress = Callable[[float], None]
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from evaluation.evaluate import EvalRequest, evaluate
+
+    request = EvalRequest(
+        model_path=Path(params["model_path"]),
+        dataset_path=Path(params["dataset_path"]),
+        model_name=params["model_name"],
+        imgsz=int(params["imgsz"]),
+        batch=int(params["batch"]),
+        device=params["device"],
+        weights=params.get("weights"),
+        allow_class_mismatch=bool(params.get("allow_class_mismatch", False)),
+    )
+    work = Path(params["work_dir"])
+    work.mkdir(parents=True, exist_ok=True)
+    return evaluate(
+        request, work,
+        predictions_path=Path(params["predictions_path"]),
+        evidence_path=Path(params["evidence_path"]),
+        progress=progress,
+    )
+
+
+def _task_train(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from evaluation.training import train
+
+    return train(params, progress)
+
+
+def _task_export(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from evaluation.training import export_onnx
+
+    return export_onnx(Path(params["checkpoint"]), imgsz=int(params["imgsz"]))
+
+
+def _task_compare(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from evaluation.comparison import compare_evidence
+
+    return compare_evidence(params)
+
+
+TASKS: dict[str, Callable[[dict[str, Any], Progress], dict[str, Any]]] = {
+    "eval": _task_eval,
+    "train": _task_train,
+    "export": _task_export,
+    "compare": _task_compare,
+}
+
+
+def _info(device: str) -> dict[str, Any]:
+    import torch
+    import ultralytics
+
+    from evaluation.validator import device_kind, resolve_device
+
+    resolved = resolve_device(device)
+    return {
+        "pid": os.getpid(),
+        "ultralytics_version": ultralytics.__version__,
+        "torch_version": torch.__version__,
+        "device": resolved,
+        "device_kind": device_kind(resolved),
+    }
+
+
+def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
+    """Entry point of a spawned worker process."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
+    from evaluation.offline import apply_settings, configure_environment
+
+    configure_environment(Path(state_dir))
+    import torch  # noqa: F401 - the warm import this process exists for
+
+    import evaluation.validator  # noqa: F401
+    apply_settings(Path(state_dir))
+    logging.getLogger("ultralytics").setLevel(logging.WARNING)
+    if torch_threads > 0:
+        torch.set_num_threads(torch_threads)
+    conn.send({"type": "ready", "info": _info(device)})
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        _run_task(conn, msg)
+
+
+def _run_task(conn: Any, msg: dict[str, Any]) -> None:
+    task_id = msg["task_id"]
+
+    def progress(value: float) -> None:
+        conn.send({"type": "progress", "task_id": task_id, "value": float(value)})
+
+    try:
+        result = TASKS[msg["kind"]](msg["params"], progress)
+    except VisionEvalError as exc:
+        conn.send({"type": "error", "task_id": task_id, "error_type": type(exc).__name__, "detail": exc.detail})
+    except Exception as exc:  # noqa: BLE001 - reported to the daemon, the worker lives on
+        conn.send({
+            "type": "error", "task_id": task_id, "error_type": "InternalError",
+            "detail": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+        })
+    else:
+        conn.send({"type": "result", "task_id": task_id, "result": result})

@@ -1,0 +1,241 @@
+"""Warm worker processes behind a small executor interface.
+
+``Executor`` is what the job runner needs from whatever runs heavy tasks:
+today a pool of local spawned processes (``WorkerPool``); later, perhaps a
+distributed engine on a GPU cluster. A task is ``(kind, params)`` as in
+``daemon.worker_main.TASKS``; it returns a JSON-able dict or raises a
+``VisionEvalError`` (the worker's own, re-raised here by class name),
+``WorkerDied``, ``JobTimedOut`` or ``JobCancelled``.
+
+A worker that dies or is killed (timeout, cancel) is replaced at once; the
+pool never shrinks. The HTTP process never imports torch: only the children
+do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from daemon.worker_main import worker_main
+from evaluation import errors
+from evaluation.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError, WorkerDied
+
+log = logging.getLogger(__name__)
+_DIED = object()
+READY_TIMEOUT_S = 600.0  # importing torch on a cold disk can be slow
+
+ProgressFn = Callable[[float], None]
+
+
+class Executor(Protocol):
+    """Runs heavy tasks somewhere else than the event loop."""
+
+    info: dict[str, Any]
+
+    async def start(self) -> None: ...
+
+    async def run(
+        self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float
+    ) -> dict[str, Any]: ...
+
+    def cancel(self, job_id: str) -> bool: ...
+
+    def healthy(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    job_id: str | None = None
+    cancelled: bool = False
+
+
+def _error_from(msg: dict[str, Any]) -> VisionEvalError:
+    cls = getattr(errors, msg.get("error_type", ""), None)
+    if isinstance(cls, type) and issubclass(cls, VisionEvalError):
+        return cls(msg["detail"])
+    return InternalError(msg.get("detail", "unknown worker error"))
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class WorkerPool:
+    """``size`` warm spawned worker processes (see module contract)."""
+
+    def __init__(self, size: int, state_dir: str, device: str = "auto", torch_threads: int = 0) -> None:
+        self.size = size
+        self.state_dir = state_dir
+        self.device = device
+        self.torch_threads = torch_threads
+        self.info: dict[str, Any] = {}
+        self.restarts = 0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._workers: list[_Worker] = []
+        self._task_ids = itertools.count(1)
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Spawn every worker and wait until each has imported torch and ultralytics."""
+        for _ in range(self.size):
+            worker = self._spawn()
+            await self._wait_ready(worker)
+            self._idle.put_nowait(worker)
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=worker_main, args=(child, self.state_dir, self.device, self.torch_threads),
+            name="vision-evald-worker",
+        )
+        process.start()  # from the loop thread: PR_SET_PDEATHSIG follows the spawning thread
+        child.close()
+        worker = _Worker(process, parent)
+        asyncio.get_running_loop().add_reader(parent.fileno(), self._on_readable, worker)
+        self._workers.append(worker)
+        log.info("worker pid %s started", process.pid)
+        return worker
+
+    async def _wait_ready(self, worker: _Worker) -> None:
+        msg = await asyncio.wait_for(worker.inbox.get(), READY_TIMEOUT_S)
+        if msg is _DIED or msg.get("type") != "ready":
+            raise WorkerDied(f"worker process failed to start ({describe_exit(worker.process.exitcode)})")
+        self.info = msg["info"]
+
+    def _on_readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                worker.inbox.put_nowait(worker.conn.recv())
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(worker.conn.fileno())
+            worker.inbox.put_nowait(_DIED)
+
+    def _discard(self, worker: _Worker) -> None:
+        """Kill a worker (if alive) and forget it."""
+        loop = asyncio.get_running_loop()
+        try:
+            loop.remove_reader(worker.conn.fileno())
+        except (ValueError, OSError):
+            pass
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=10)
+        worker.conn.close()
+        if worker in self._workers:
+            self._workers.remove(worker)
+
+    async def _replace(self, worker: _Worker) -> None:
+        self._discard(worker)
+        if self._closed:
+            return
+        self.restarts += 1
+        replacement = self._spawn()
+        try:
+            await self._wait_ready(replacement)
+        except (WorkerDied, asyncio.TimeoutError):
+            log.exception("replacement worker failed to start; retrying on next use")
+            self._discard(replacement)
+            replacement = self._spawn()
+        self._idle.put_nowait(replacement)
+
+    async def close(self) -> None:
+        """Stop every worker: ask politely, then kill. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in list(self._workers):
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 5
+        for worker in list(self._workers):
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._discard(worker)
+
+    def healthy(self) -> bool:
+        return not self._closed and all(w.process.is_alive() for w in self._workers)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers]
+
+    # -- running tasks -------------------------------------------------------------------------
+    async def run(
+        self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float
+    ) -> dict[str, Any]:
+        """Run one task on an idle worker (waiting for one); see the module contract."""
+        worker = await self._idle.get()
+        worker.job_id, worker.cancelled = job_id, False
+        task_id = next(self._task_ids)
+        try:
+            worker.conn.send({"task_id": task_id, "kind": kind, "params": params})
+        except (OSError, ValueError):
+            await self._replace(worker)
+            raise WorkerDied("worker process was gone before the task started") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = await asyncio.wait_for(worker.inbox.get(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                await self._replace(worker)
+                raise JobTimedOut(f"{kind} task ran past its timeout of {timeout:g} s; its worker was killed") from None
+            if msg is _DIED:
+                worker.process.join(timeout=5)
+                exit_desc = describe_exit(worker.process.exitcode)
+                cancelled = worker.cancelled
+                await self._replace(worker)
+                if cancelled:
+                    raise JobCancelled("cancelled by request; its worker was stopped")
+                raise WorkerDied(f"the worker process running this {kind} task died ({exit_desc})")
+            kind_of = msg.get("type")
+            if kind_of == "progress":
+                on_progress(msg["value"])
+                continue
+            worker.job_id = None
+            self._idle.put_nowait(worker)
+            if kind_of == "result":
+                return msg["result"]
+            if msg.get("traceback"):
+                log.error("worker task %s failed:\n%s", kind, msg["traceback"])
+            raise _error_from(msg)
+
+    def cancel(self, job_id: str) -> bool:
+        """Kill the worker running ``job_id`` (its task then raises JobCancelled); False if none."""
+        for worker in self._workers:
+            if worker.job_id == job_id and worker.process.is_alive():
+                worker.cancelled = True
+                _kill(worker.process.pid)
+                return True
+        return False
+
+
+def _kill(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

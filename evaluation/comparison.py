@@ -1,0 +1,64 @@
+"""Head-to-head comparison of two evaluation results on one dataset (the spec's shape).
+
+``compare_results`` is pure Python (it runs in the daemon). ``metrics`` holds,
+for every compared metric, ``a``, ``b``, ``diff = a - b`` and ``better``:
+``"a"``, ``"b"``, ``"tie"`` for exactly equal values, or ``None`` when either
+side has no value. Lower ``inference_ms`` is better; higher is better for
+everything else. ``winner`` is the model with the higher score, ``"tie"`` for
+exactly equal scores (never silently given to one side).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMPARED_METRICS: tuple[str, ...] = (
+    "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "score",
+)
+LOWER_IS_BETTER = frozenset({"inference_ms"})
+
+
+def _better(metric: str, a: float | None, b: float | None) -> str | None:
+    if a is None or b is None:
+        return None
+    if a == b:
+        return "tie"
+    a_wins = a < b if metric in LOWER_IS_BETTER else a > b
+    return "a" if a_wins else "b"
+
+
+def compare_results(result_a: dict[str, Any], result_b: dict[str, Any], name_a: str, name_b: str) -> dict[str, Any]:
+    """The spec's compare result for two results (both scored with the same weights)."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for m in COMPARED_METRICS:
+        a, b = result_a.get(m), result_b.get(m)
+        metrics[m] = {
+            "a": a,
+            "b": b,
+            "diff": None if a is None or b is None else a - b,
+            "better": _better(m, a, b),
+        }
+    verdict = metrics["score"]["better"]
+    winner = {"a": name_a, "b": name_b, "tie": "tie"}.get(verdict or "", None)
+    sa, sb = result_a.get("score"), result_b.get("score")
+    return {
+        "model_a": name_a,
+        "model_b": name_b,
+        "winner": winner,
+        "score_diff": None if sa is None or sb is None else abs(sa - sb),
+        "metrics": metrics,
+    }
+
+
+def compare_evidence(params: dict[str, Any]) -> dict[str, Any]:
+    """Worker task: paired bootstrap statistics from two evidence files (see compare_stats)."""
+    from evaluation import compare_stats
+    from evaluation.evidence import load_evidence
+
+    ev_a = load_evidence(params["evidence_a"])
+    ev_b = load_evidence(params["evidence_b"])
+    return compare_stats.statistics(
+        ev_a, ev_b, names=params["names"], weights=params.get("weights"),
+        n_resamples=int(params.get("n_resamples", 1000)), seed=int(params.get("seed", 0)),
+    )

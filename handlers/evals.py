@@ -1,0 +1,69 @@
+"""``/v1/vision/eval``: submit an evaluation, poll it, fetch its predictions; compare two models."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
+from handlers.context import json_response, service
+
+EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote")
+COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
+                  "bootstrap_resamples", "bootstrap_seed")
+
+
+async def submit_eval(request: web.Request) -> web.Response:
+    svc = service(request)
+    data, _ = await read_body(request)
+    reject_unknown(data, EVAL_FIELDS)
+    job = await svc.submissions.eval(
+        model=get_str(data, "model", required=True),  # type: ignore[arg-type]
+        dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
+        imgsz=get_int(data, "imgsz", default=svc.config.eval.imgsz, lo=320, hi=2560),
+        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
+        weights=get_object(data, "weights"),
+        allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
+        auto_promote=get_bool(data, "auto_promote"),
+    )
+    return json_response(job.public(), status=202)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job = await service(request).job(request.match_info["job_id"])
+    return json_response(job.public())
+
+
+async def get_predictions(request: web.Request) -> web.StreamResponse:
+    path = await service(request).predictions_path(request.match_info["job_id"])
+    return web.FileResponse(path, headers={"Content-Type": "application/json"})
+
+
+async def submit_compare(request: web.Request) -> web.Response:
+    svc = service(request)
+    data, _ = await read_body(request)
+    reject_unknown(data, COMPARE_FIELDS)
+    model_a = get_str(data, "model_a", required=True)
+    model_b = get_str(data, "model_b", required=True)
+    job = await svc.submissions.compare(
+        model_a=model_a,  # type: ignore[arg-type]
+        model_b=model_b,  # type: ignore[arg-type]
+        dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
+        imgsz=get_int(data, "imgsz", default=svc.config.eval.imgsz, lo=320, hi=2560),
+        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
+        weights=get_object(data, "weights"),
+        bootstrap_resamples=get_int(data, "bootstrap_resamples",
+                                    default=svc.config.promotion.bootstrap_resamples, lo=0, hi=100_000),
+        bootstrap_seed=get_int(data, "bootstrap_seed", default=svc.config.promotion.bootstrap_seed,
+                               lo=0, hi=2**32 - 1),
+    )
+    return json_response(job.public(), status=202)
+
+
+def routes() -> list[web.RouteDef]:
+    # Fixed paths before parameterised ones: /eval/leaderboard must never be read as a job id.
+    return [
+        web.post("/v1/vision/eval", submit_eval),
+        web.post("/v1/vision/eval/compare", submit_compare),
+        web.get("/v1/vision/eval/{job_id}/predictions", get_predictions),
+        web.get("/v1/vision/eval/{job_id}", get_job),
+    ]

@@ -1,0 +1,215 @@
+"""Typed queries on the ``jobs`` table. Every function takes a connection; writers run them
+through ``Database.write`` (one transaction each)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+ACTIVE = ("queued", "running")
+FINISHED = ("completed", "failed", "cancelled")
+STATUSES = ACTIVE + FINISHED
+KINDS = ("eval", "compare", "train")
+
+
+@dataclass
+class Job:
+    seq: int
+    id: str
+    kind: str
+    status: str
+    trigger: str
+    params: dict[str, Any]
+    dedupe_key: str | None
+    progress: float
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+
+    def public(self) -> dict[str, Any]:
+        """The job as the API returns it."""
+        return {
+            "job_id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        seq=row["seq"], id=row["id"], kind=row["kind"], status=row["status"], trigger=row["trigger"],
+        params=json.loads(row["params"]), dedupe_key=row["dedupe_key"], progress=row["progress"],
+        result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
+        attempts=row["attempts"], max_attempts=row["max_attempts"],
+        cancel_requested=bool(row["cancel_requested"]), created_at=row["created_at"],
+        started_at=row["started_at"], completed_at=row["completed_at"],
+    )
+
+
+def insert(
+    conn: sqlite3.Connection, *, job_id: str, kind: str, trigger: str, params: dict[str, Any],
+    created_at: str, max_attempts: int, dedupe_key: str | None = None,
+) -> Job | None:
+    """Insert a queued job; None when ``dedupe_key`` already exists (nothing inserted)."""
+    cur = conn.execute(
+        "INSERT INTO jobs (id, kind, status, trigger, params, dedupe_key, created_at, max_attempts) "
+        "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+        (job_id, kind, trigger, json.dumps(params), dedupe_key, created_at, max_attempts),
+    )
+    if cur.rowcount == 0:
+        return None
+    return get(conn, job_id)
+
+
+def get(conn: sqlite3.Connection, job_id: str) -> Job | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return _job(row) if row else None
+
+
+def get_by_dedupe_key(conn: sqlite3.Connection, key: str) -> Job | None:
+    row = conn.execute("SELECT * FROM jobs WHERE dedupe_key = ?", (key,)).fetchone()
+    return _job(row) if row else None
+
+
+def count_queued(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0])
+
+
+def counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """Number of jobs by (kind, status)."""
+    rows = conn.execute("SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status").fetchall()
+    return {(r["kind"], r["status"]): r["n"] for r in rows}
+
+
+def claim_next(conn: sqlite3.Connection, now: str) -> Job | None:
+    """The oldest queued job, now running with one more attempt; None when nothing is queued."""
+    row = conn.execute(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, progress = 0 "
+        "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) RETURNING *",
+        (now,),
+    ).fetchone()
+    return _job(row) if row else None
+
+
+def set_progress(conn: sqlite3.Connection, job_id: str, progress: float) -> None:
+    conn.execute(
+        "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
+        (min(1.0, max(0.0, progress)), job_id),
+    )
+
+
+def complete(conn: sqlite3.Connection, job_id: str, result: dict[str, Any], now: str) -> bool:
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'completed', progress = 1, result = ?, error = NULL, completed_at = ? "
+        "WHERE id = ? AND status = 'running'",
+        (json.dumps(result), now, job_id),
+    )
+    return cur.rowcount == 1
+
+
+def fail(conn: sqlite3.Connection, job_id: str, error: str, now: str) -> bool:
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'failed', error = ?, completed_at = ? WHERE id = ? AND status IN ('queued', 'running')",
+        (error, now, job_id),
+    )
+    return cur.rowcount == 1
+
+
+def requeue(conn: sqlite3.Connection, job_id: str, note: str | None, *, refund_attempt: bool) -> bool:
+    """Put a running job back in the queue (at its original place: FIFO by seq)."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'queued', progress = 0, started_at = NULL, error = ?, "
+        "attempts = attempts - ? WHERE id = ? AND status = 'running'",
+        (note, 1 if refund_attempt else 0, job_id),
+    )
+    return cur.rowcount == 1
+
+
+def request_cancel(conn: sqlite3.Connection, job_id: str, now: str) -> Job | None:
+    """Cancel a queued job at once, or flag a running one; returns the job after the change."""
+    conn.execute(
+        "UPDATE jobs SET status = 'cancelled', completed_at = ?, error = 'cancelled by request' "
+        "WHERE id = ? AND status = 'queued'",
+        (now, job_id),
+    )
+    conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", (job_id,))
+    return get(conn, job_id)
+
+
+def mark_cancelled(conn: sqlite3.Connection, job_id: str, now: str) -> bool:
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'cancelled', error = 'cancelled by request', completed_at = ? "
+        "WHERE id = ? AND status = 'running'",
+        (now, job_id),
+    )
+    return cur.rowcount == 1
+
+
+def recover_interrupted(conn: sqlite3.Connection, now: str) -> tuple[list[str], list[str]]:
+    """Start-up: requeue jobs left 'running' by a dead daemon, or fail those out of attempts.
+
+    Must run before any worker starts and before the HTTP server binds: at that
+    point no job can legitimately be running. Returns (requeued ids, failed ids).
+    """
+    rows = conn.execute("SELECT id, attempts, max_attempts, cancel_requested FROM jobs WHERE status = 'running'").fetchall()
+    requeued, failed = [], []
+    for r in rows:
+        if r["cancel_requested"]:
+            conn.execute(
+                "UPDATE jobs SET status = 'cancelled', error = 'cancelled by request', completed_at = ? WHERE id = ?",
+                (now, r["id"]),
+            )
+        elif r["attempts"] < r["max_attempts"]:
+            conn.execute(
+                "UPDATE jobs SET status = 'queued', progress = 0, started_at = NULL, "
+                "error = 'requeued: the daemon stopped while this job was running' WHERE id = ?",
+                (r["id"],),
+            )
+            requeued.append(r["id"])
+        else:
+            conn.execute(
+                "UPDATE jobs SET status = 'failed', completed_at = ?, error = ? WHERE id = ?",
+                (now, f"the daemon stopped while this job was running, {r['attempts']} of "
+                      f"{r['max_attempts']} attempts used", r["id"]),
+            )
+            failed.append(r["id"])
+    return requeued, failed
+
+
+def list_jobs(
+    conn: sqlite3.Connection, *, status: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[Job]:
+    """Newest first, optionally filtered."""
+    clauses, args = [], []
+    if status:
+        clauses.append("status = ?")
+        args.append(status)
+    if kind:
+        clauses.append("kind = ?")
+        args.append(kind)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+    return [_job(r) for r in rows]
+
+
+def prune_finished(conn: sqlite3.Connection, older_than: str) -> int:
+    """Delete finished jobs completed before ``older_than`` (ISO time); returns how many."""
+    cur = conn.execute(
+        "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ? "
+        "AND dedupe_key IS NULL",  # dedupe keys record which checkpoints were already handled
+        (older_than,),
+    )
+    return cur.rowcount

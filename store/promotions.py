@@ -1,0 +1,72 @@
+"""The ``promotions`` audit trail and the ``skipped_checkpoints`` record."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
+    """Append one decision (promoted, refused or rollback); returns its id."""
+    cur = conn.execute(
+        "INSERT INTO promotions (model_name, eval_id, timestamp, decision, actor, reason, dataset, version, "
+        "previous_sha256, new_sha256, previous_score, new_score, details) "
+        "VALUES (:model_name, :eval_id, :timestamp, :decision, :actor, :reason, :dataset, :version, "
+        ":previous_sha256, :new_sha256, :previous_score, :new_score, :details)",
+        {
+            "eval_id": None, "dataset": None, "version": None, "previous_sha256": None,
+            "new_sha256": None, "previous_score": None, "new_score": None,
+            **row,
+            "details": json.dumps(row.get("details") or {}),
+        },
+    )
+    return int(cur.lastrowid)  # type: ignore[arg-type]
+
+
+def _public(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    out["details"] = json.loads(out["details"] or "{}")
+    return out
+
+
+def history(conn: sqlite3.Connection, model_name: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM promotions WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
+    ).fetchall()
+    return [_public(r) for r in rows]
+
+
+def promoted_history(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
+    """Decisions that changed current.pt (promoted or rollback), newest first."""
+    rows = conn.execute(
+        "SELECT * FROM promotions WHERE model_name = ? AND decision IN ('promoted', 'rollback') ORDER BY id DESC",
+        (model_name,),
+    ).fetchall()
+    return [_public(r) for r in rows]
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT decision, COUNT(*) AS n FROM promotions GROUP BY decision").fetchall()
+    return {r["decision"]: r["n"] for r in rows}
+
+
+def record_skip(conn: sqlite3.Connection, path: str, model_name: str, sha256: str | None, reason: str, now: str) -> None:
+    conn.execute(
+        "INSERT INTO skipped_checkpoints (path, model_name, sha256, reason, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, reason = excluded.reason, "
+        "created_at = excluded.created_at",
+        (path, model_name, sha256, reason, now),
+    )
+
+
+def clear_skip(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute("DELETE FROM skipped_checkpoints WHERE path = ?", (path,))
+
+
+def skipped(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT path, sha256, reason, created_at FROM skipped_checkpoints WHERE model_name = ? ORDER BY path",
+        (model_name,),
+    ).fetchall()
+    return [dict(r) for r in rows]

@@ -1,0 +1,125 @@
+"""Typed queries on ``eval_results`` and the leaderboard kept beside it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+_COLUMNS = (
+    "job_id", "trigger", "model_name", "model_version", "model_path", "dataset", "dataset_fingerprint",
+    "checkpoint_sha256", "cache_key", "imgsz", "batch", "device", "device_kind", "ultralytics_version",
+    "torch_version", "mAP50", "mAP50_95", "precision", "recall", "f1", "conf_threshold", "per_class",
+    "per_class_metrics", "inference_ms", "preprocess_ms", "postprocess_ms", "small_object_recall",
+    "medium_object_recall", "large_object_recall", "small_object_count", "medium_object_count",
+    "large_object_count", "model_size_mb", "score", "weights", "predictions_path", "evidence_path",
+    "result_json", "created_at",
+)
+_JSON_COLUMNS = ("per_class", "per_class_metrics", "weights")
+
+LEADERBOARD_FIELDS = (
+    "rank", "model_name", "score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "timestamp",
+    "eval_id", "version", "checkpoint_sha256",
+)
+
+
+def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
+    """Insert one evaluation and update the leaderboard; returns its id."""
+    values = []
+    for col in _COLUMNS:
+        v = row.get(col)
+        if col in _JSON_COLUMNS:
+            v = json.dumps(v if v is not None else {})
+        values.append(v)
+    cur = conn.execute(
+        f"INSERT INTO eval_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
+    )
+    eval_id = int(cur.lastrowid)  # type: ignore[arg-type]
+    conn.execute(
+        "INSERT INTO leaderboard_best (model_name, dataset, eval_id, score) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (model_name, dataset) DO UPDATE SET eval_id = excluded.eval_id, score = excluded.score "
+        "WHERE excluded.score IS NOT NULL AND (leaderboard_best.score IS NULL OR excluded.score > leaderboard_best.score)",
+        (row["model_name"], row["dataset"], eval_id, row.get("score")),
+    )
+    return eval_id
+
+
+def result_of(row: sqlite3.Row) -> dict[str, Any]:
+    """The stored result mapping of a row, with its ``eval_id`` and ``timestamp``."""
+    result = json.loads(row["result_json"])
+    result["eval_id"] = row["id"]
+    result["timestamp"] = row["created_at"]
+    return result
+
+
+def get(conn: sqlite3.Connection, eval_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM eval_results WHERE id = ?", (eval_id,)).fetchone()
+
+
+def find_cached(conn: sqlite3.Connection, cache_key: str) -> sqlite3.Row | None:
+    """The most recent evaluation with this cache key."""
+    return conn.execute(
+        "SELECT * FROM eval_results WHERE cache_key = ? ORDER BY id DESC LIMIT 1", (cache_key,)
+    ).fetchone()
+
+
+def find_for_checkpoint(conn: sqlite3.Connection, sha256: str, fingerprint: str) -> sqlite3.Row | None:
+    """The most recent evaluation of a checkpoint's content on a dataset's content."""
+    return conn.execute(
+        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND dataset_fingerprint = ? ORDER BY id DESC LIMIT 1",
+        (sha256, fingerprint),
+    ).fetchone()
+
+
+def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
+    return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+
+def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int) -> list[dict[str, Any]]:
+    """One row per model and dataset (its best evaluation), ranked by score, rank from 1."""
+    where = "WHERE b.dataset = ?" if dataset else ""
+    args: tuple[Any, ...] = (dataset, limit) if dataset else (limit,)
+    rows = conn.execute(
+        "SELECT r.* FROM leaderboard_best b JOIN eval_results r ON r.id = b.eval_id "
+        f"{where} ORDER BY b.score IS NULL, b.score DESC, r.id ASC LIMIT ?",
+        args,
+    ).fetchall()
+    return [{"rank": i, **summary(row)} for i, row in enumerate(rows, start=1)]
+
+
+def summary(row: sqlite3.Row) -> dict[str, Any]:
+    """The leaderboard/history fields of one evaluation."""
+    return {
+        "model_name": row["model_name"],
+        "score": row["score"],
+        "mAP50": row["mAP50"],
+        "mAP50_95": row["mAP50_95"],
+        "precision": row["precision"],
+        "recall": row["recall"],
+        "f1": row["f1"],
+        "inference_ms": row["inference_ms"],
+        "small_object_recall": row["small_object_recall"],
+        "medium_object_recall": row["medium_object_recall"],
+        "large_object_recall": row["large_object_recall"],
+        "dataset": row["dataset"],
+        "timestamp": row["created_at"],
+        "eval_id": row["id"],
+        "version": row["model_version"],
+        "checkpoint_sha256": row["checkpoint_sha256"],
+    }
+
+
+def history(conn: sqlite3.Connection, model_name: str, limit: int) -> list[dict[str, Any]]:
+    """Every evaluation of a model, newest first, each with its full result."""
+    rows = conn.execute(
+        "SELECT * FROM eval_results WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
+    ).fetchall()
+    return [{**result_of(r), **summary(r), "job_id": r["job_id"], "trigger": r["trigger"]} for r in rows]
+
+
+def latest_for_model(conn: sqlite3.Connection, model_name: str, limit: int = 10) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM eval_results WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
+    ).fetchall()
+    return [summary(r) for r in rows]

@@ -1,0 +1,143 @@
+"""Schema and forward migrations, versioned with ``PRAGMA user_version``.
+
+Each migration is applied once, in order, inside the writer's transaction;
+a database newer than this code is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+_V1 = """
+CREATE TABLE jobs (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,   -- FIFO order
+    id             TEXT NOT NULL UNIQUE,
+    kind           TEXT NOT NULL CHECK (kind IN ('eval', 'compare', 'train')),
+    status         TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+    trigger        TEXT NOT NULL CHECK (trigger IN ('api', 'watcher', 'train', 'compare')),
+    params         TEXT NOT NULL,                       -- JSON
+    dedupe_key     TEXT UNIQUE,                         -- e.g. one watcher job per checkpoint sha256
+    progress       REAL NOT NULL DEFAULT 0,
+    result         TEXT,                                -- JSON
+    error          TEXT,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    max_attempts   INTEGER NOT NULL DEFAULT 2,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL,
+    started_at     TEXT,
+    completed_at   TEXT
+);
+CREATE INDEX jobs_status_seq ON jobs (status, seq);
+CREATE INDEX jobs_kind_seq ON jobs (kind, seq);
+
+CREATE TABLE eval_results (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id              TEXT,
+    trigger             TEXT NOT NULL,
+    model_name          TEXT NOT NULL,
+    model_version       INTEGER,
+    model_path          TEXT NOT NULL,
+    dataset             TEXT NOT NULL,
+    dataset_fingerprint TEXT NOT NULL,
+    checkpoint_sha256   TEXT NOT NULL,
+    cache_key           TEXT NOT NULL,
+    imgsz               INTEGER NOT NULL,
+    batch               INTEGER NOT NULL,
+    device              TEXT NOT NULL,
+    device_kind         TEXT NOT NULL,
+    ultralytics_version TEXT NOT NULL,
+    torch_version       TEXT NOT NULL,
+    mAP50               REAL,
+    mAP50_95            REAL,
+    precision           REAL,
+    recall              REAL,
+    f1                  REAL,
+    conf_threshold      REAL,
+    per_class           TEXT NOT NULL,                  -- JSON {class: AP50}
+    per_class_metrics   TEXT NOT NULL,                  -- JSON
+    inference_ms        REAL,
+    preprocess_ms       REAL,
+    postprocess_ms      REAL,
+    small_object_recall  REAL,
+    medium_object_recall REAL,
+    large_object_recall  REAL,
+    small_object_count  INTEGER,
+    medium_object_count INTEGER,
+    large_object_count  INTEGER,
+    model_size_mb       REAL,
+    score               REAL,
+    weights             TEXT NOT NULL,                  -- JSON, the applied weights
+    predictions_path    TEXT,
+    evidence_path       TEXT,
+    result_json         TEXT NOT NULL,                  -- the full result as returned
+    created_at          TEXT NOT NULL
+);
+CREATE INDEX eval_results_cache ON eval_results (cache_key, id);
+CREATE INDEX eval_results_model ON eval_results (model_name, id);
+CREATE INDEX eval_results_sha ON eval_results (checkpoint_sha256, dataset_fingerprint);
+
+-- The best evaluation of each model on each dataset: the leaderboard's rows, kept on insert.
+CREATE TABLE leaderboard_best (
+    model_name TEXT NOT NULL,
+    dataset    TEXT NOT NULL,
+    eval_id    INTEGER NOT NULL REFERENCES eval_results (id),
+    score      REAL,
+    PRIMARY KEY (model_name, dataset)
+);
+CREATE INDEX leaderboard_best_score ON leaderboard_best (score DESC);
+CREATE INDEX leaderboard_best_dataset ON leaderboard_best (dataset, score DESC);
+
+CREATE TABLE promotions (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    model_name        TEXT NOT NULL,
+    eval_id           INTEGER REFERENCES eval_results (id),
+    timestamp         TEXT NOT NULL,
+    decision          TEXT NOT NULL CHECK (decision IN ('promoted', 'refused', 'rollback')),
+    actor             TEXT NOT NULL,
+    reason            TEXT NOT NULL,
+    dataset           TEXT,
+    version           INTEGER,
+    previous_sha256   TEXT,
+    new_sha256        TEXT,
+    previous_score    REAL,
+    new_score         REAL,
+    details           TEXT                              -- JSON: gates, weights, job id
+);
+CREATE INDEX promotions_model ON promotions (model_name, id);
+
+-- Checkpoints the watcher saw but could not evaluate, with the reason.
+CREATE TABLE skipped_checkpoints (
+    path       TEXT PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    sha256     TEXT,
+    reason     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version; return it. Refuses a newer database."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    latest = len(MIGRATIONS)
+    if current > latest:
+        raise RuntimeError(f"database schema version {current} is newer than this program ({latest})")
+    for version in range(current, latest):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return latest
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
