@@ -96,10 +96,15 @@ class JobQueue:
 
     # -- submitting ----------------------------------------------------------------------------
     async def submit(
-        self, kind: str, params: dict[str, Any], *, trigger: str = "api", dedupe_key: str | None = None,
-        max_attempts: int = 2,
+        self, kind: str, params: dict[str, Any], *, trigger: str = "api", max_attempts: int = 2,
+        claim: tuple[str, str, str] | None = None,
     ) -> jobq.Job | None:
-        """Persist a queued job and wake the dispatcher; None if ``dedupe_key`` was already used."""
+        """Persist a queued job and wake the dispatcher.
+
+        With ``claim = (model_name, sha256, path)`` the job is created only if
+        no job has claimed that checkpoint content yet (None otherwise), in the
+        same transaction as the claim.
+        """
         if self._closed:
             raise ServiceClosed("the daemon is shutting down and accepts no new jobs")
         max_queued = self.max_queued
@@ -111,9 +116,11 @@ class JobQueue:
                 job_id = secrets.token_hex(6)
                 if jobq.get(conn, job_id) is None:
                     break
+            if claim is not None and not jobq.claim_checkpoint(conn, *claim, job_id=job_id, now=self.now()):
+                return None
             return jobq.insert(
                 conn, job_id=job_id, kind=kind, trigger=trigger, params=params, created_at=self.now(),
-                max_attempts=max_attempts, dedupe_key=dedupe_key,
+                max_attempts=max_attempts,
             )
 
         job = await self.db.write(insert)

@@ -79,5 +79,5 @@ class Submissions:
 
     async def _submit(self, kind: str, params: dict[str, Any], trigger: str = "api") -> Job:
         job = await self.queue.submit(kind, params, trigger=trigger, max_attempts=self.config.jobs.max_attempts)
-        assert job is not None  # no dedupe key: always inserted
+        assert job is not None  # no claim: always inserted
         return job

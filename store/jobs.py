@@ -22,7 +22,6 @@ class Job:
     status: str
     trigger: str
     params: dict[str, Any]
-    dedupe_key: str | None
     progress: float
     result: dict[str, Any] | None
     error: str | None
@@ -51,7 +50,7 @@ class Job:
 def _job(row: sqlite3.Row) -> Job:
     return Job(
         seq=row["seq"], id=row["id"], kind=row["kind"], status=row["status"], trigger=row["trigger"],
-        params=json.loads(row["params"]), dedupe_key=row["dedupe_key"], progress=row["progress"],
+        params=json.loads(row["params"]), progress=row["progress"],
         result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
         attempts=row["attempts"], max_attempts=row["max_attempts"],
         cancel_requested=bool(row["cancel_requested"]), created_at=row["created_at"],
@@ -61,26 +60,21 @@ def _job(row: sqlite3.Row) -> Job:
 
 def insert(
     conn: sqlite3.Connection, *, job_id: str, kind: str, trigger: str, params: dict[str, Any],
-    created_at: str, max_attempts: int, dedupe_key: str | None = None,
-) -> Job | None:
-    """Insert a queued job; None when ``dedupe_key`` already exists (nothing inserted)."""
-    cur = conn.execute(
-        "INSERT INTO jobs (id, kind, status, trigger, params, dedupe_key, created_at, max_attempts) "
-        "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-        (job_id, kind, trigger, json.dumps(params), dedupe_key, created_at, max_attempts),
+    created_at: str, max_attempts: int,
+) -> Job:
+    """Insert a queued job and return it."""
+    conn.execute(
+        "INSERT INTO jobs (id, kind, status, trigger, params, created_at, max_attempts) "
+        "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+        (job_id, kind, trigger, json.dumps(params), created_at, max_attempts),
     )
-    if cur.rowcount == 0:
-        return None
-    return get(conn, job_id)
+    job = get(conn, job_id)
+    assert job is not None
+    return job
 
 
 def get(conn: sqlite3.Connection, job_id: str) -> Job | None:
     row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return _job(row) if row else None
-
-
-def get_by_dedupe_key(conn: sqlite3.Connection, key: str) -> Job | None:
-    row = conn.execute("SELECT * FROM jobs WHERE dedupe_key = ?", (key,)).fetchone()
     return _job(row) if row else None
 
 
@@ -208,8 +202,22 @@ def list_jobs(
 def prune_finished(conn: sqlite3.Connection, older_than: str) -> int:
     """Delete finished jobs completed before ``older_than`` (ISO time); returns how many."""
     cur = conn.execute(
-        "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ? "
-        "AND dedupe_key IS NULL",  # dedupe keys record which checkpoints were already handled
+        "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?",
         (older_than,),
     )
     return cur.rowcount
+
+
+def claim_checkpoint(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, *, job_id: str, now: str) -> bool:
+    """Record that ``job_id`` owns this checkpoint content of ``model_name``; False if already claimed."""
+    cur = conn.execute(
+        "INSERT INTO checkpoint_claims (model_name, sha256, job_id, path, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (model_name, sha256) DO NOTHING",
+        (model_name, sha256, job_id, path, now),
+    )
+    return cur.rowcount == 1
+
+
+def claimed_shas(conn: sqlite3.Connection, model_name: str) -> set[str]:
+    rows = conn.execute("SELECT sha256 FROM checkpoint_claims WHERE model_name = ?", (model_name,)).fetchall()
+    return {r["sha256"] for r in rows}

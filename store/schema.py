@@ -16,7 +16,6 @@ CREATE TABLE jobs (
     status         TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
     trigger        TEXT NOT NULL CHECK (trigger IN ('api', 'watcher', 'train', 'compare')),
     params         TEXT NOT NULL,                       -- JSON
-    dedupe_key     TEXT UNIQUE,                         -- e.g. one watcher job per checkpoint sha256
     progress       REAL NOT NULL DEFAULT 0,
     result         TEXT,                                -- JSON
     error          TEXT,
@@ -104,6 +103,17 @@ CREATE TABLE promotions (
     details           TEXT                              -- JSON: gates, weights, job id
 );
 CREATE INDEX promotions_model ON promotions (model_name, id);
+
+-- Which job owns each checkpoint content of a model: the watcher never evaluates
+-- a claimed checkpoint again, and a train job claims its output before publishing it.
+CREATE TABLE checkpoint_claims (
+    model_name TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    job_id     TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (model_name, sha256)
+);
 
 -- Checkpoints the watcher saw but could not evaluate, with the reason.
 CREATE TABLE skipped_checkpoints (
