@@ -1,8 +1,10 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
-Start order: database -> recovery of interrupted jobs (before anything can
-run or be observed) -> workers (spawning in the background) -> HTTP server
--> READY. The queue dispatches only once the workers are warm. ``close``
+Start order: database -> recovery of interrupted jobs and of current.pt
+files (before anything can run or be observed) -> workers (spawning in the
+background) -> HTTP server -> READY -> watcher, scheduler and systemd
+watchdog pings. The queue dispatches only once the workers are warm; the
+watcher's first full scan catches up on versions never evaluated. ``close``
 stops in reverse and is idempotent: running jobs go back to the queue.
 """
 
@@ -21,9 +23,15 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.ingest import Ingest
+from daemon.models_view import ShaCache, model_detail, model_list
+from daemon.promotion import Promoter
 from daemon.queue import JobQueue
 from daemon.runner import JobRunner
+from daemon.scheduler import build_scheduler
 from daemon.submissions import Submissions
+from daemon.training import Trainer
+from daemon.watcher import Watcher
 from daemon.workers import Executor, WorkerPool
 from evaluation.errors import Conflict, NotFound
 from store import jobs as jobq
@@ -46,6 +54,10 @@ class Service:
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
+        self.promoter: Promoter | None = None
+        self.watcher: Watcher | None = None
+        self.scheduler: Any = None
+        self.shas = ShaCache()
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
@@ -65,7 +77,12 @@ class Service:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
                                        self.clock)
-        runner = JobRunner(self.evaluations, self.executor)
+        self.promoter = Promoter(self.db, self.evaluations, cfg.models_root, cfg.state_dir / "promoted",
+                                 cfg.promotion, self.clock)
+        await self.promoter.reconcile()
+        trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
+                          cfg.state_dir / "train", cfg.eval.batch, self.clock)
+        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
@@ -75,8 +92,31 @@ class Service:
         self.submissions = Submissions(cfg, self.queue)
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
+        if cfg.watch.enabled:
+            self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds,
+                                   Ingest(cfg, self.db, self.queue, self.clock))
+            self.watcher.start()
+            self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
+        self.scheduler = build_scheduler(
+            self.db, rescan=self.watcher.scan if self.watcher else None,
+            rescan_interval_s=cfg.watch.rescan_interval_s,
+            wal_interval_s=cfg.scheduler.wal_checkpoint_interval_s,
+            prune_interval_s=cfg.scheduler.prune_interval_s, retain_days=cfg.jobs.retain_finished_days,
+            clock=self.clock,
+        )
+        self.scheduler.start()
         sdnotify.notify(f"READY=1\nSTATUS=serving on {cfg.server.host}:{self.bound_port}")
+        interval = sdnotify.watchdog_interval_s()
+        if interval:
+            self._background.append(asyncio.create_task(self._watchdog_pings(interval), name="watchdog"))
         log.info("vision-evald ready on http://%s:%s", cfg.server.host, self.bound_port)
+
+    async def _watchdog_pings(self, interval: float) -> None:
+        """Tell systemd we are alive, only while healthy: a wedged daemon gets restarted."""
+        while True:
+            if self.health()["ok"]:
+                sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     async def _start_workers(self) -> None:
         await self.executor.start()
@@ -104,6 +144,10 @@ class Service:
             return
         self._closed = True
         sdnotify.notify("STOPPING=1")
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.watcher is not None:
+            await self.watcher.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.queue is not None:
@@ -161,10 +205,26 @@ class Service:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows
 
+    async def list_models(self) -> list[dict[str, Any]]:
+        return await model_list(self.database, self.config.models_root)
+
+    async def model_detail(self, name: str) -> dict[str, Any]:
+        return await model_detail(self.database, self.config.models_root, name, self.shas)
+
+    async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
+        assert self.promoter is not None
+        return await self.promoter.promote_version(name, version, "api", reason)
+
+    async def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
+        assert self.promoter is not None
+        return await self.promoter.rollback(name, "api", reason)
+
     def health(self) -> dict[str, Any]:
         db_ok = self.db is not None and not self.db.closed and self.db.writer_alive()
         workers = "ready" if self.workers_ready.is_set() else "starting"
         if self.workers_ready.is_set() and not self.executor.healthy():
             workers = "restarting"
-        return {"ok": db_ok and not self._closed, "database": "ok" if db_ok else "down", "workers": workers,
+        watcher = "off" if self.watcher is None else ("ok" if self.watcher.healthy() else "down")
+        ok = db_ok and not self._closed and watcher != "down"
+        return {"ok": ok, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
                 "worker_info": self.executor.info}

@@ -9,16 +9,22 @@ weights a 400. Nothing here imports torch.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 from daemon.config import Config
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
-from evaluation.errors import DatasetError, InvalidRequest, PathNotAllowed
-from evaluation.models import ResolvedModel, is_under, resolve_model
+from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
+from evaluation.models import ResolvedModel, check_name, is_under, resolve_model
 from evaluation.scoring import validate_weights
 from store.jobs import Job
+
+SUPPORTED_TASKS = ("detection", "detect")
+# An architecture bundled with ultralytics, e.g. yolov8n.yaml or yolo11s.yaml: built, never downloaded.
+ARCH_RE = re.compile(r"^yolo[a-z0-9-]*\.yaml$")
+DEFAULT_ARCH = "yolov8n.yaml"
 
 
 class Submissions:
@@ -81,3 +87,32 @@ class Submissions:
         job = await self.queue.submit(kind, params, trigger=trigger, max_attempts=self.config.jobs.max_attempts)
         assert job is not None  # no claim: always inserted
         return job
+
+    async def train(self, *, model: str, dataset: str, task: str, epochs: int, batch: int, imgsz: int,
+                    learning_rate: float, patience: int, base_model: str | None, auto_eval: bool,
+                    auto_promote: bool, eval_weights: dict[str, Any] | None) -> Job:
+        if task not in SUPPORTED_TASKS:
+            raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
+        check_name(model)
+        validate_weights(eval_weights)
+        ds = await self.check_dataset(dataset)
+        params = {
+            "model": model, "dataset_path": str(ds), "task": "detection", "epochs": epochs, "batch": batch,
+            "imgsz": imgsz, "learning_rate": learning_rate, "patience": patience,
+            "base": self.resolve_base(model, base_model), "device": self.config.workers.device,
+            "auto_eval": auto_eval or auto_promote, "auto_promote": auto_promote,
+            "eval_weights": eval_weights or None,
+        }
+        return await self._submit("train", params)
+
+    def resolve_base(self, model: str, base_model: str | None) -> str:
+        """The checkpoint or architecture to train from: an explicit base, else the model's current
+        checkpoint, else ``yolov8n.yaml``."""
+        if base_model:
+            if ARCH_RE.match(base_model):
+                return base_model
+            return str(self.resolve_model(base_model).path)
+        try:
+            return str(self.resolve_model(model).path)
+        except NotFound:
+            return DEFAULT_ARCH

@@ -7,17 +7,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from evaluation.datasets import Dataset, file_sha256, fingerprint, load_dataset
-from evaluation.errors import ClassMismatchError, DatasetError
+from evaluation.datasets import Dataset, fingerprint, load_dataset
+from evaluation.errors import CheckpointError, ClassMismatchError, DatasetError
 from evaluation.evidence import write_evidence
 from evaluation.metrics import core_metrics
 from evaluation.scoring import composite_score, resolve_weights
@@ -86,6 +88,55 @@ def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes]) -> 
     os.replace(tmp, path)
 
 
+FileIdentity = tuple[int, int, int, int]  # (st_dev, st_ino, st_size, st_mtime_ns)
+_LOAD_ATTEMPTS = 3
+
+
+def _identity(st: os.stat_result) -> FileIdentity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _sha256_of_open_file(f: BinaryIO, expected: FileIdentity, chunk: int = 1 << 20) -> str:
+    """sha256 of an open checkpoint file (closes it); CheckpointError if it was rewritten meanwhile."""
+    with f:
+        h = hashlib.sha256()
+        while block := f.read(chunk):
+            h.update(block)
+        if _identity(os.fstat(f.fileno())) != expected:
+            raise CheckpointError(f"checkpoint {f.name} was modified while it was being evaluated; evaluate it again")
+    return h.hexdigest()
+
+
+def _load_and_hash(
+    validator: Any, path: Path, pool: ThreadPoolExecutor
+) -> tuple[Any, Future[str], FileIdentity]:
+    """Load the checkpoint, then hash exactly the file that was loaded in ``pool``.
+
+    The file is opened (pinning its inode) before the load and the path is
+    checked to still name that inode afterwards, so a checkpoint replaced
+    during the load (``os.replace`` of ``current.pt`` by a promotion) is never
+    reported under the other file's sha256; the load is retried instead. The
+    hash reads the pinned file after the load, so it does not compete with it.
+    """
+    for _ in range(_LOAD_ATTEMPTS):
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed here or by _sha256_of_open_file
+        except OSError:
+            validator.load_model(path)  # raises CheckpointError for a missing or unreadable file
+            raise
+        try:
+            ident = _identity(os.fstat(f.fileno()))
+            model = validator.load_model(path)
+            same = _identity(os.stat(path)) == ident
+        except BaseException:
+            f.close()
+            raise
+        if same:
+            return model, pool.submit(_sha256_of_open_file, f, ident), ident
+        f.close()
+    raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
+
+
 def evaluate(
     request: EvalRequest,
     work_dir: Path,
@@ -99,7 +150,14 @@ def evaluate(
 
     applied_weights = resolve_weights(request.weights)
     dataset = load_dataset(request.dataset_path)
-    model = validator.load_model(request.model_path)
+    # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
+    # and hashlib release the GIL); their results are read at the end.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
+    try:
+        model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, request.model_path, pool)
+        dataset_fp = pool.submit(fingerprint, dataset)
+    finally:
+        pool.shutdown(wait=False)  # submitted hashes run on to completion
     warnings = check_class_names(validator.model_class_names(model), dataset, request.allow_class_mismatch)
     data_yaml = dataset.write_sanitised(work_dir)
     device = validator.resolve_device(request.device)
@@ -107,14 +165,16 @@ def evaluate(
         model, data_yaml, imgsz=request.imgsz, batch=request.batch, device=device,
         save_dir=work_dir / "val", progress=progress,
     )
-    by_file = {Path(r.im_file).resolve(): r for r in out.records}
-    dropped = [str(p) for p in dataset.images if p not in by_file]
+    by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
+    if any(str(p) not in by_file for p in dataset.images):
+        by_file = {str(Path(f).resolve()): r for f, r in by_file.items()}
+    dropped = [str(p) for p in dataset.images if str(p) not in by_file]
     if dropped:
         raise DatasetError(
             f"ultralytics skipped {len(dropped)} image(s) as unreadable or corrupt, e.g. {dropped[0]}; "
             "fix or remove them so that every image is evaluated"
         )
-    records = [by_file[p] for p in dataset.images]
+    records = [by_file[str(p)] for p in dataset.images]
     core = core_metrics(out.metrics, dataset.names)
     boxes = []
     for image, rec in zip(dataset.images, records):
@@ -138,7 +198,7 @@ def evaluate(
         **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
         **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
         "size_recall_max_dets": COCO_MAX_DETS,
-        "model_size_mb": request.model_path.stat().st_size / (1024 * 1024),
+        "model_size_mb": checkpoint_id[2] / (1024 * 1024),  # the size of the file that was loaded
         "images": len(records),
         "device": device,
         "device_kind": validator.device_kind(device),
@@ -147,8 +207,8 @@ def evaluate(
         "ultralytics_version": validator.ultralytics_version(),
         "torch_version": validator.torch_version(),
         "weights": applied_weights,
-        "checkpoint_sha256": file_sha256(request.model_path),
-        "dataset_fingerprint": fingerprint(dataset),
+        "checkpoint_sha256": checkpoint_sha.result(),
+        "dataset_fingerprint": dataset_fp.result(),
         "class_names": dataset.names,
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),

@@ -123,7 +123,7 @@ def size_recall(images: list[ImageBoxes], conf_threshold: float, max_dets: int =
     gt_founds: list[np.ndarray] = []
     for im in images:
         areas = im.gt_xywh[:, 2] * im.gt_xywh[:, 3] if len(im.gt_xywh) else np.zeros(0)
-        buckets = np.array([bucket_index(a) for a in areas], dtype=np.int8)
+        buckets = np.where(areas < SMALL_MAX, 0, np.where(areas <= LARGE_MIN, 1, 2)).astype(np.int8)  # bucket_index
         hit = np.zeros(len(im.gt_xywh), dtype=bool)
         keep = im.det_score >= conf_threshold
         for cls in np.unique(im.gt_cls):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from handlers import evals, health, jobs, leaderboard
+from handlers import evals, health, jobs, leaderboard, models, train
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.middleware import auth_middleware, error_middleware, request_id_middleware
 
@@ -22,6 +22,6 @@ def make_app(svc: "Service") -> web.Application:
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes
-    for module in (health, leaderboard, evals, jobs):
+    for module in (health, leaderboard, evals, jobs, train, models):
         app.add_routes(module.routes())
     return app

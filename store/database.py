@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 _STOP = object()
+_CHECKPOINT = object()
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -83,6 +84,14 @@ class Database:
             fn, fut = item
             if not fut.set_running_or_notify_cancel():
                 continue
+            if fn is _CHECKPOINT:  # outside any transaction
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except BaseException as exc:  # noqa: BLE001 - delivered to the caller
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(None)
+                continue
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -114,6 +123,14 @@ class Database:
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``write`` for synchronous callers (start-up, CLI, tests)."""
         return self._submit_write(fn).result()
+
+    async def write_checkpoint(self) -> None:
+        """Fold the WAL back into the main file (``wal_checkpoint(TRUNCATE)``), on the writer thread."""
+        if self._closed:
+            raise ServiceClosed("the database is closed")
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._writes.put((_CHECKPOINT, fut))
+        await asyncio.wrap_future(fut)
 
     # -- readers -------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:

@@ -123,3 +123,12 @@ def latest_for_model(conn: sqlite3.Connection, model_name: str, limit: int = 10)
         "SELECT * FROM eval_results WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
     ).fetchall()
     return [summary(r) for r in rows]
+
+
+def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str) -> sqlite3.Row | None:
+    """The best-scored evaluation on a dataset among other checkpoints (the spec's literal baseline)."""
+    return conn.execute(
+        "SELECT * FROM eval_results WHERE dataset = ? AND checkpoint_sha256 != ? AND score IS NOT NULL "
+        "ORDER BY score DESC, id ASC LIMIT 1",
+        (dataset, exclude_sha256),
+    ).fetchone()

@@ -1,0 +1,104 @@
+"""What ``/v1/vision/models`` shows: versions on disk, what current.pt holds, evaluations, decisions.
+
+File hashes are remembered by (path, size, mtime_ns, inode), so listing a
+folder of large checkpoints hashes each file once, not on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from evaluation.datasets import file_sha256
+from evaluation.errors import NotFound
+from evaluation.models import CURRENT, NAME_RE, check_name, list_versions
+from store import promotions, results
+from store.database import Database
+
+
+class ShaCache:
+    """sha256 of files, recomputed only when a file's (size, mtime_ns, inode) changes."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._cache: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self.max_entries = max_entries
+
+    def sha256(self, path: Path) -> str | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        state = (st.st_size, st.st_mtime_ns, st.st_ino)
+        hit = self._cache.get(str(path))
+        if hit is not None and hit[0] == state:
+            return hit[1]
+        sha = file_sha256(path)
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        self._cache[str(path)] = (state, sha)
+        return sha
+
+
+def model_names(root: Path) -> list[str]:
+    """Folders under the models root that hold a current.pt or a v<n>.pt."""
+    names = []
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return names
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and NAME_RE.match(entry.name):
+            d = Path(entry.path)
+            if (d / CURRENT).is_file() or list_versions(d):
+                names.append(entry.name)
+    return names
+
+
+def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
+    """Versions with sha256 and size, and what current.pt holds (sha256 and the version it equals)."""
+    model_dir = root / check_name(name)
+    versions = list_versions(model_dir)
+    current = model_dir / CURRENT
+    if not versions and not current.is_file():
+        raise NotFound(f"model not found: {name}")
+    rows = []
+    by_sha: dict[str, int] = {}
+    for n, path in versions.items():
+        sha = shas.sha256(path)
+        if sha is not None:
+            by_sha.setdefault(sha, n)
+        rows.append({"version": n, "path": str(path), "sha256": sha,
+                     "size_mb": path.stat().st_size / (1024 * 1024) if path.exists() else None,
+                     "onnx": str(path.with_suffix(".onnx")) if path.with_suffix(".onnx").exists() else None})
+    current_sha = shas.sha256(current)
+    return {
+        "name": name,
+        "path": str(model_dir),
+        "versions": rows,
+        "current": None if current_sha is None else {"sha256": current_sha, "version": by_sha.get(current_sha)},
+    }
+
+
+async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
+    out = await asyncio.to_thread(describe_files, root, name, shas)
+    out["evaluations"] = await db.read(lambda c: results.latest_for_model(c, name, 20))
+    out["skipped"] = await db.read(lambda c: promotions.skipped(c, name))
+    out["promotions"] = await db.read(lambda c: promotions.history(c, name, 50))
+    return out
+
+
+async def model_list(db: Database, root: Path) -> list[dict[str, Any]]:
+    names = await asyncio.to_thread(model_names, root)
+    out = []
+    for name in names:
+        versions = await asyncio.to_thread(list_versions, root / name)
+        latest = await db.read(lambda c, n=name: results.latest_for_model(c, n, 1))
+        out.append({
+            "name": name,
+            "versions": sorted(versions),
+            "has_current": (root / name / CURRENT).is_file(),
+            "latest_evaluation": latest[0] if latest else None,
+        })
+    return out

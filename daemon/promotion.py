@@ -1,0 +1,255 @@
+"""Promotion of ``<name>/current.pt``: decisions, the atomic swap, the ledger, rollback.
+
+Rules (DESIGN.md): the candidate must beat the incumbent -- the evaluation of
+what ``current.pt`` holds now, on the same dataset content, rescored with the
+candidate's weights (evaluated first when it has none) -- by more than
+``promotion.min_delta``; with ``baseline = "dataset_best"`` it must beat the
+best score on that dataset's leaderboard instead (the spec's literal rule).
+The first version of a model (no ``current.pt``) is promoted. Every decision,
+promoted or refused, and every rollback is a ``promotions`` row with both
+checkpoints' sha256, both scores and the reason.
+
+Order of effects: the file first (atomic), then the ledger row; at start-up
+``reconcile`` records any ``current.pt`` the ledger does not explain. Each
+promoted checkpoint is also kept in a content-addressed store, so rollback
+restores the previous bytes even when its ``v<n>.pt`` is gone. One lock per
+model serialises decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from daemon.clock import Clock, iso, utcnow
+from daemon.config import PromotionConfig
+from daemon.evaluations import EvalSpec, Evaluations
+from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
+from daemon.queue import JobContext
+from evaluation.datasets import file_sha256
+from evaluation.errors import Conflict, NotFound
+from evaluation.models import CURRENT, check_name, list_versions
+from evaluation.scoring import composite_score, resolve_weights
+from store import promotions, results
+from store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def _sha_or_none(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        return None
+
+
+class Promoter:
+    """Decides and performs promotions (see module contract)."""
+
+    def __init__(self, db: Database, evaluations: Evaluations, models_root: Path, store_dir: Path,
+                 config: PromotionConfig, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.evaluations = evaluations
+        self.models_root = models_root
+        self.store_dir = store_dir
+        self.config = config
+        self.clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def current_path(self, name: str) -> Path:
+        return self.models_root / check_name(name) / CURRENT
+
+    # -- automatic decisions -------------------------------------------------------------------
+    async def consider(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext, actor: str) -> dict[str, Any]:
+        """Promote ``spec``'s checkpoint if it beats the incumbent; record the decision either way."""
+        async with self._lock(spec.model_name):
+            decision = await self._decide(spec, result, ctx)
+            if decision["decision"] == "promoted":
+                try:
+                    await self._swap(spec.model_name, Path(spec.model_path), result["checkpoint_sha256"])
+                except ContentChanged as exc:
+                    decision.update(decision="refused", reason=f"not promoted: {exc}")
+            decision["promotion_id"] = await self._record(spec.model_name, decision, actor, ctx.job.id)
+            log.info("promotion of %s v%s: %s (%s)", spec.model_name, spec.model_version,
+                     decision["decision"], decision["reason"])
+            return decision
+
+    async def _decide(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        weights = resolve_weights(spec.weights)
+        new_score = composite_score(result, weights)
+        current = self.current_path(spec.model_name)
+        decision: dict[str, Any] = {
+            "eval_id": result.get("eval_id"), "dataset": spec.dataset_path, "version": spec.model_version,
+            "new_sha256": result["checkpoint_sha256"], "new_score": new_score, "weights": weights,
+            "previous_sha256": None, "previous_score": None, "baseline": self.config.baseline, "gates": [],
+        }
+        previous_sha = await asyncio.to_thread(_sha_or_none, current)
+        decision["previous_sha256"] = previous_sha
+        if previous_sha is None:
+            return {**decision, "decision": "promoted", "reason": f"first version of {spec.model_name}: no current.pt"}
+        if previous_sha == result["checkpoint_sha256"]:
+            return {**decision, "decision": "refused", "reason": "the candidate is already what current.pt holds"}
+        if new_score is None:
+            return {**decision, "decision": "refused", "reason": "the candidate has no score (every weighted metric is null)"}
+        baseline_score, baseline_desc = await self._baseline(spec, result, current, previous_sha, weights, ctx)
+        decision["previous_score"] = baseline_score
+        margin = self.config.min_delta
+        if baseline_score is None or new_score > baseline_score + margin:
+            reason = (f"score {new_score:.4f} beats {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
+                      if baseline_score is not None else f"{baseline_desc} has no score")
+            return {**decision, "decision": "promoted", "reason": reason}
+        return {**decision, "decision": "refused",
+                "reason": f"score {new_score:.4f} does not beat {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"}
+
+    async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
+                        weights: dict[str, float], ctx: JobContext) -> tuple[float | None, str]:
+        if self.config.baseline == "dataset_best":
+            row = await self.db.read(lambda c: results.best_score_on_dataset(c, spec.dataset_path,
+                                                                           result["checkpoint_sha256"]))
+            if row is None:
+                return None, "the dataset's leaderboard (empty)"
+            return row["score"], f"the dataset's best ({row['model_name']}, eval {row['id']})"
+        fp = result["dataset_fingerprint"]
+        row = await self.db.read(lambda c: results.find_for_checkpoint(c, previous_sha, fp))
+        if row is not None:
+            incumbent = results.result_of(row)
+        else:
+            log.info("job %s: evaluating the incumbent current.pt of %s first", ctx.job.id, spec.model_name)
+            incumbent_spec = EvalSpec(
+                model_path=str(current), model_name=spec.model_name, model_version=None,
+                dataset_path=spec.dataset_path, imgsz=spec.imgsz, batch=spec.batch, weights=spec.weights,
+            )
+            incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
+        return composite_score(incumbent, weights), "the incumbent current.pt"
+
+    # -- manual promotion and rollback ---------------------------------------------------------
+    async def promote_version(self, name: str, version: int, actor: str, reason: str | None) -> dict[str, Any]:
+        """Make ``v<version>.pt`` current now, whatever its score (audited)."""
+        source = list_versions(self.models_root / check_name(name)).get(version)
+        if source is None:
+            raise NotFound(f"model {name} has no v{version}.pt")
+        async with self._lock(name):
+            new_sha = await asyncio.to_thread(file_sha256, source)
+            previous_sha = await asyncio.to_thread(_sha_or_none, self.current_path(name))
+            if previous_sha == new_sha:
+                raise Conflict(f"v{version}.pt is already what current.pt of {name} holds")
+            await self._swap(name, source, new_sha)
+            decision = {
+                "decision": "promoted", "version": version, "previous_sha256": previous_sha, "new_sha256": new_sha,
+                "reason": f"manual promotion of v{version}" + (f": {reason}" if reason else ""),
+                "previous_score": None, "new_score": None, "eval_id": None, "dataset": None, "gates": [],
+            }
+            decision["promotion_id"] = await self._record(name, decision, actor, None)
+            return decision
+
+    async def rollback(self, name: str, actor: str, reason: str | None) -> dict[str, Any]:
+        """Restore the checkpoint that was current before the last promotion (byte for byte)."""
+        async with self._lock(name):
+            ledger = await self.db.read(lambda c: promotions.promoted_history(c, name))
+            stack = _promotion_stack(list(reversed(ledger)))
+            current_sha = await asyncio.to_thread(_sha_or_none, self.current_path(name))
+            if len(stack) < 2:
+                raise Conflict(f"nothing to roll back to: {name} has no earlier promoted checkpoint")
+            if current_sha != stack[-1]:
+                raise Conflict(f"current.pt of {name} was changed outside the daemon; promote a version explicitly")
+            target = stack[-2]
+            source = self.store_dir / f"{target}.pt"
+            if not source.is_file():
+                raise NotFound(f"the previous checkpoint {target[:12]}... is no longer in the promotion store")
+            await self._swap(name, source, target)
+            decision = {
+                "decision": "rollback", "previous_sha256": current_sha, "new_sha256": target,
+                "reason": "rollback to the previously promoted checkpoint" + (f": {reason}" if reason else ""),
+                "version": await asyncio.to_thread(self._version_of_sha, name, target),
+                "previous_score": None, "new_score": None, "eval_id": None, "dataset": None, "gates": [],
+            }
+            decision["promotion_id"] = await self._record(name, decision, actor, None)
+            return decision
+
+    def _version_of_sha(self, name: str, sha: str) -> int | None:
+        for n, path in list_versions(self.models_root / name).items():
+            if _sha_or_none(path) == sha:
+                return n
+        return None
+
+    # -- the swap and the ledger ---------------------------------------------------------------
+    async def _swap(self, name: str, source: Path, sha: str) -> None:
+        """Keep the outgoing and incoming checkpoints in the store, then replace current.pt atomically."""
+        current = self.current_path(name)
+        await asyncio.to_thread(self._swap_sync, current, source, sha)
+
+    def _swap_sync(self, current: Path, source: Path, sha: str) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        outgoing = _sha_or_none(current)
+        if outgoing is not None and not (self.store_dir / f"{outgoing}.pt").exists():
+            atomic_copy(current, self.store_dir / f"{outgoing}.pt", outgoing)
+        if not (self.store_dir / f"{sha}.pt").exists():
+            atomic_copy(source, self.store_dir / f"{sha}.pt", sha)
+        atomic_copy(source, current, sha)
+
+    async def _record(self, name: str, decision: dict[str, Any], actor: str, job_id: str | None) -> int:
+        row = {
+            "model_name": name, "eval_id": decision.get("eval_id"), "timestamp": iso(self.clock()),
+            "decision": decision["decision"], "actor": actor, "reason": decision["reason"],
+            "dataset": decision.get("dataset"), "version": decision.get("version"),
+            "previous_sha256": decision.get("previous_sha256"), "new_sha256": decision.get("new_sha256"),
+            "previous_score": decision.get("previous_score"), "new_score": decision.get("new_score"),
+            "details": {"job_id": job_id, "gates": decision.get("gates", []), "weights": decision.get("weights"),
+                        "baseline": decision.get("baseline")},
+        }
+        return await self.db.write(lambda c: promotions.insert(c, row))
+
+    # -- start-up ------------------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """Remove stray temp files; record any current.pt that the ledger does not explain."""
+        if not self.models_root.is_dir():
+            return
+        for model_dir in sorted(p for p in self.models_root.iterdir() if p.is_dir()):
+            name = model_dir.name
+            try:
+                check_name(name)
+            except Exception:  # noqa: BLE001 - not a model folder
+                continue
+            for stray in await asyncio.to_thread(remove_stray_tmp, model_dir):
+                log.warning("removed stray temp file %s", stray)
+            current_sha = await asyncio.to_thread(_sha_or_none, model_dir / CURRENT)
+            if current_sha is None:
+                continue
+            ledger = await self.db.read(lambda c, n=name: promotions.promoted_history(c, n))
+            stack = _promotion_stack(list(reversed(ledger)))
+            if stack and stack[-1] != current_sha:
+                await asyncio.to_thread(self._keep, model_dir / CURRENT, current_sha)
+                decision = {
+                    "decision": "promoted", "previous_sha256": stack[-1], "new_sha256": current_sha,
+                    "reason": "current.pt changed outside an audited promotion (found at start-up)",
+                    "version": await asyncio.to_thread(self._version_of_sha, name, current_sha),
+                }
+                await self._record(name, decision, "recovery", None)
+                log.warning("current.pt of %s is not what the ledger says; recorded", name)
+
+    def _keep(self, path: Path, sha: str) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.store_dir / f"{sha}.pt").exists():
+            atomic_copy(path, self.store_dir / f"{sha}.pt", sha)
+
+    async def history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.db.read(lambda c: promotions.history(c, name, limit))
+
+
+def _promotion_stack(ledger_oldest_first: list[dict[str, Any]]) -> list[str]:
+    """The sequence of checkpoints current.pt has held, oldest first, with rollbacks popped."""
+    stack: list[str] = []
+    for row in ledger_oldest_first:
+        if row["decision"] == "promoted":
+            if not stack and row["previous_sha256"]:
+                stack.append(row["previous_sha256"])
+            if not stack or stack[-1] != row["new_sha256"]:
+                stack.append(row["new_sha256"])
+        elif row["decision"] == "rollback" and len(stack) >= 2:
+            stack.pop()
+    return stack

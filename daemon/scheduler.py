@@ -1,0 +1,41 @@
+"""Periodic maintenance on apscheduler: the watcher's rescan, WAL checkpoints, pruning old jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from daemon.clock import Clock, iso
+from store import jobs as jobq
+from store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(
+    db: Database, *, rescan: Callable[[], Awaitable[int]] | None, rescan_interval_s: float,
+    wal_interval_s: float, prune_interval_s: float, retain_days: float, clock: Clock,
+) -> AsyncIOScheduler:
+    """A scheduler (not yet started) with the daemon's periodic jobs."""
+    scheduler = AsyncIOScheduler()
+
+    async def wal_checkpoint() -> None:
+        await db.write_checkpoint()
+
+    async def prune() -> None:
+        cutoff = iso(clock() - timedelta(days=retain_days))
+        n = await db.write(lambda c: jobq.prune_finished(c, cutoff))
+        if n:
+            log.info("pruned %d finished jobs older than %s", n, cutoff)
+
+    if rescan is not None:
+        scheduler.add_job(rescan, "interval", seconds=rescan_interval_s, id="rescan", coalesce=True,
+                          max_instances=1)
+    scheduler.add_job(wal_checkpoint, "interval", seconds=wal_interval_s, id="wal-checkpoint", coalesce=True,
+                      max_instances=1)
+    scheduler.add_job(prune, "interval", seconds=prune_interval_s, id="prune-jobs", coalesce=True,
+                      max_instances=1)
+    return scheduler

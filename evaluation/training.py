@@ -1,0 +1,74 @@
+"""Training and ONNX export in a worker process (imports torch and ultralytics).
+
+``train`` fine-tunes a checkpoint or trains an architecture YAML (``yolov8n.yaml``
+and the like, bundled with ultralytics: nothing is downloaded) on a dataset's
+train split and returns the path of the best weights in its work folder;
+progress is reported per batch. ``export_onnx`` writes ``<stem>.onnx`` next to
+a checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evaluation.datasets import load_dataset
+from evaluation.errors import DatasetError
+
+Progress = Callable[[float], None]
+
+
+def _check_train_split(data: dict[str, Any], root: Path) -> None:
+    train = data.get("train")
+    if not train:
+        raise DatasetError("the dataset has no 'train' split to train on")
+    for entry in train if isinstance(train, list) else [train]:
+        p = Path(entry)
+        p = p if p.is_absolute() else root / p
+        if not p.exists():
+            raise DatasetError(f"train split missing: {p}")
+
+
+def train(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Train per ``params`` (base, dataset_path, epochs, batch, imgsz, lr0, patience, device, work_dir)."""
+    from ultralytics import YOLO
+
+    from evaluation.validator import resolve_device
+
+    dataset = load_dataset(params["dataset_path"])
+    _check_train_split(dataset.raw, dataset.root)
+    work = Path(params["work_dir"])
+    data_yaml = dataset.write_sanitised(work)
+    model = YOLO(params["base"], task="detect")
+    epochs = int(params["epochs"])
+    state = {"batches": 0}
+
+    def on_epoch_start(trainer: Any) -> None:
+        state["batches"] = 0
+
+    def on_batch_end(trainer: Any) -> None:
+        state["batches"] += 1
+        per_epoch = max(1, len(trainer.train_loader))
+        progress(min(1.0, (trainer.epoch + state["batches"] / per_epoch) / max(1, trainer.epochs)))
+
+    model.add_callback("on_train_epoch_start", on_epoch_start)
+    model.add_callback("on_train_batch_end", on_batch_end)
+    model.train(
+        data=str(data_yaml), epochs=epochs, batch=int(params["batch"]), imgsz=int(params["imgsz"]),
+        lr0=float(params["lr0"]), patience=int(params["patience"]), device=resolve_device(params["device"]),
+        workers=0, plots=False, amp=False, save_dir=str(work / "train"), exist_ok=True, verbose=False,
+    )
+    trainer = model.trainer
+    best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
+    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
+    progress(1.0)
+    return {"checkpoint": str(best), "metrics": metrics, "epochs": epochs}
+
+
+def export_onnx(checkpoint: Path, imgsz: int) -> dict[str, Any]:
+    """Write ``<checkpoint stem>.onnx`` beside the checkpoint; returns its path."""
+    from ultralytics import YOLO
+
+    out = YOLO(str(checkpoint), task="detect").export(format="onnx", imgsz=imgsz, simplify=False, device="cpu")
+    return {"onnx": str(out)}

@@ -1,0 +1,92 @@
+"""``/v1/vision/train``: train a new version, with optional auto-eval and auto-promote.
+
+Both forms of the spec work: JSON with a ``config`` object
+(``{"config": {"epochs": 10, ...}}``) and flat form fields (``epochs=10``).
+A flat field and the same key in ``config`` may not disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from evaluation.errors import InvalidRequest
+from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
+from handlers.context import json_response, service
+
+CONFIG_FIELDS = ("epochs", "batch_size", "imgsz", "learning_rate", "patience")
+TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights")
+
+
+def _learning_rate(data: dict[str, Any]) -> float:
+    value = data.get("learning_rate")
+    if value is None or value == "":
+        return 0.01
+    try:
+        lr = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"field 'learning_rate' must be a number, got {value!r}") from None
+    if not 0 < lr <= 1:
+        raise InvalidRequest(f"field 'learning_rate' must be in (0, 1], got {value!r}")
+    return lr
+
+
+def _merged_config(data: dict[str, Any]) -> dict[str, Any]:
+    nested = get_object(data, "config") or {}
+    reject_unknown(nested, CONFIG_FIELDS)
+    merged = {k: data[k] for k in CONFIG_FIELDS if k in data}
+    for key, value in nested.items():
+        if key in merged and str(merged[key]) != str(value):
+            raise InvalidRequest(f"{key!r} is given both flat ({merged[key]!r}) and in config ({value!r})")
+        merged[key] = value
+    return merged
+
+
+async def submit_train(request: web.Request) -> web.Response:
+    svc = service(request)
+    data, _ = await read_body(request)
+    reject_unknown(data, TOP_FIELDS + CONFIG_FIELDS)
+    cfg = _merged_config(data)
+    job = await svc.submissions.train(
+        model=get_str(data, "model", required=True),  # type: ignore[arg-type]
+        dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
+        task=get_str(data, "task", default="detection"),  # type: ignore[arg-type]
+        epochs=get_int(cfg, "epochs", default=10, lo=1, hi=1000),
+        batch=get_int(cfg, "batch_size", default=16, lo=1, hi=256),
+        imgsz=get_int(cfg, "imgsz", default=640, lo=320, hi=2560),
+        learning_rate=_learning_rate(cfg),
+        patience=get_int(cfg, "patience", default=50, lo=0, hi=500),
+        base_model=get_str(data, "base_model"),
+        auto_eval=get_bool(data, "auto_eval"),
+        auto_promote=get_bool(data, "auto_promote"),
+        eval_weights=get_object(data, "eval_weights"),
+    )
+    return json_response(job.public(), status=202)
+
+
+async def get_train_job(request: web.Request) -> web.Response:
+    job = await service(request).job(request.match_info["job_id"])
+    return json_response(job.public())
+
+
+async def list_train_jobs(request: web.Request) -> web.Response:
+    query = dict(request.query)
+    reject_unknown(query, ("status", "limit"))
+    jobs = await service(request).list_jobs(get_str(query, "status"), "train",
+                                            get_int(query, "limit", default=50, lo=1, hi=1000))
+    return json_response({"jobs": [j.public() for j in jobs], "total": len(jobs)})
+
+
+async def cancel_train_job(request: web.Request) -> web.Response:
+    job = await service(request).cancel(request.match_info["job_id"])
+    return json_response(job.public())
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/v1/vision/train", submit_train),
+        web.get("/v1/vision/train", list_train_jobs),
+        web.get("/v1/vision/train/{job_id}", get_train_job),
+        web.delete("/v1/vision/train/{job_id}", cancel_train_job),
+    ]
