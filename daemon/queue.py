@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
+from daemon.metrics import JobMetrics
 from evaluation.errors import (
     JobCancelled, NotFound, QueueFull, ServiceClosed, VisionEvalError, WorkerDied,
 )
@@ -78,6 +79,7 @@ class JobQueue:
     def __init__(
         self, db: Database, run_job: Runner, *, concurrency: int, max_queued: int,
         timeouts: dict[str, float], cancel_running: Callable[[str], bool], clock: Clock = utcnow,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.db = db
         self.run_job = run_job
@@ -86,6 +88,7 @@ class JobQueue:
         self.timeouts = timeouts
         self.cancel_running = cancel_running
         self.clock = clock
+        self.metrics = metrics or JobMetrics()
         self._wake = asyncio.Event()
         self._running: dict[str, _Running] = {}
         self._dispatcher: asyncio.Task[None] | None = None
@@ -189,6 +192,8 @@ class JobQueue:
 
     async def _execute(self, ctx: JobContext) -> None:
         job = ctx.job
+        started = time.monotonic()
+        outcome = "failed"
         try:
             result = await self.run_job(ctx)
         except asyncio.CancelledError:
@@ -197,9 +202,10 @@ class JobQueue:
             raise
         except JobCancelled:
             await self.db.write(lambda c: jobq.mark_cancelled(c, job.id, self.now()))
+            outcome = "cancelled"
             log.info("job %s cancelled", job.id)
         except WorkerDied as exc:
-            await self._worker_died(job, exc)
+            outcome = await self._worker_died(job, exc)
         except VisionEvalError as exc:
             await self.db.write(lambda c: jobq.fail(c, job.id, exc.detail, self.now()))
             log.info("job %s failed: %s", job.id, exc.detail)
@@ -209,20 +215,24 @@ class JobQueue:
             await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
         else:
             await self.db.write(lambda c: jobq.complete(c, job.id, result, self.now()))
+            outcome = "completed"
             log.info("job %s completed", job.id)
         finally:
             self._running.pop(job.id, None)
             self._wake.set()
+        self.metrics.observe(job.kind, outcome, time.monotonic() - started)
 
-    async def _worker_died(self, job: jobq.Job, exc: WorkerDied) -> None:
+    async def _worker_died(self, job: jobq.Job, exc: WorkerDied) -> str:
+        """Retry while attempts remain, else fail; returns the outcome."""
         if job.attempts < job.max_attempts:
             note = f"{exc.detail}; retrying (attempt {job.attempts} of {job.max_attempts} used)"
             await self.db.write(lambda c: jobq.requeue(c, job.id, note, refund_attempt=False))
             log.warning("job %s requeued: %s", job.id, exc.detail)
-        else:
-            detail = f"{exc.detail}; giving up after {job.attempts} attempt(s)"
-            await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
-            log.warning("job %s failed: %s", job.id, detail)
+            return "retried"
+        detail = f"{exc.detail}; giving up after {job.attempts} attempt(s)"
+        await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
+        log.warning("job %s failed: %s", job.id, detail)
+        return "failed"
 
     async def close(self) -> None:
         """Stop dispatching; requeue running jobs without using up an attempt. Idempotent."""

@@ -23,6 +23,7 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.metrics import JobMetrics, render
 from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
@@ -35,7 +36,7 @@ from daemon.watcher import Watcher
 from daemon.workers import Executor, WorkerPool
 from evaluation.errors import Conflict, NotFound
 from store import jobs as jobq
-from store import results
+from store import promotions, results
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Service:
         self.watcher: Watcher | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
+        self.job_metrics = JobMetrics()
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
@@ -87,7 +89,7 @@ class Service:
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
                       "train": cfg.jobs.train_timeout_s},
-            cancel_running=self.executor.cancel, clock=self.clock,
+            cancel_running=self.executor.cancel, clock=self.clock, metrics=self.job_metrics,
         )
         self.submissions = Submissions(cfg, self.queue)
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
@@ -129,7 +131,10 @@ class Service:
         from handlers.app import make_app
 
         cfg = self.config.server
-        self._runner = web.AppRunner(make_app(self), access_log=logging.getLogger("vision_evald.access"))
+        self._runner = web.AppRunner(
+            make_app(self), access_log=logging.getLogger("vision_evald.access"),
+            access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-Id}o',
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port, shutdown_timeout=10)
         await site.start()
@@ -218,6 +223,17 @@ class Service:
     async def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         assert self.promoter is not None
         return await self.promoter.rollback(name, "api", reason)
+
+    async def metrics_text(self) -> str:
+        db = self.database
+        by_state = await db.read(jobq.counts)
+        decisions = await db.read(promotions.counts)
+        return render(
+            jobs_by_state=by_state, queue_depth=sum(n for (_, st), n in by_state.items() if st == "queued"),
+            running=len(self.queue.running_ids()) if self.queue else 0, promotions_by_decision=decisions,
+            job_metrics=self.job_metrics, worker_restarts=getattr(self.executor, "restarts", 0),
+            watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
+        )
 
     def health(self) -> dict[str, Any]:
         db_ok = self.db is not None and not self.db.closed and self.db.writer_alive()

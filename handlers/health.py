@@ -1,4 +1,4 @@
-"""``/healthz``: is the daemon able to do its work (database, workers, watcher)."""
+"""``/healthz`` (can the daemon do its work: database, workers, watcher) and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,11 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(report, status=200 if report["ok"] else 503)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    text = await service(request).metrics_text()
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
 def routes() -> list[web.RouteDef]:
-    return [web.get("/healthz", healthz)]
+    return [web.get("/healthz", healthz), web.get("/metrics", metrics)]
