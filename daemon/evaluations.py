@@ -91,11 +91,9 @@ class Evaluations:
         _sha, _fp, key = await self.identify(spec)
         row = await self.db.read(lambda c: results.find_cached(c, key))
         if row is not None:
-            result = results.result_of(row)
-            result.update(weights=applied, score=composite_score(result, applied), cached=True)
             log.info("job %s: cache hit for %s (eval %s)", ctx.job.id, spec.model_name, row["id"])
             ctx.progress(1.0)
-            return result
+            return await self._from_cache(row, spec, applied, ctx, trigger)
         ctx.check_cancelled()
         art = self.artifacts_dir / key[:2] / key
         params = {
@@ -119,6 +117,30 @@ class Evaluations:
         }
         eval_id = await self.db.write(lambda c: results.insert(c, row))
         result.update(eval_id=eval_id, timestamp=row["created_at"], cached=False)
+        return result
+
+    async def _from_cache(self, row: Any, spec: EvalSpec, applied: dict[str, float], ctx: JobContext,
+                          trigger: str) -> dict[str, Any]:
+        """A stored result for this request: rescored with its weights, under its model's name.
+
+        The same content evaluated under another model name gets a row of its
+        own (sharing the artifacts), so that every model lands on the
+        leaderboard and in its history.
+        """
+        result = results.result_of(row)
+        result.update(weights=applied, score=composite_score(result, applied), cached=True)
+        if row["model_name"] == spec.model_name:
+            return result
+        result.update(model_name=spec.model_name, model_path=spec.model_path)
+        copy = {
+            **dict(row), "job_id": ctx.job.id, "trigger": trigger, "model_name": spec.model_name,
+            "model_version": spec.model_version, "model_path": spec.model_path,
+            "per_class": json.loads(row["per_class"]), "per_class_metrics": json.loads(row["per_class_metrics"]),
+            "weights": applied, "score": result["score"], "created_at": iso(self.clock()),
+        }
+        copy["result_json"] = json.dumps({k: v for k, v in result.items() if k not in ("eval_id", "timestamp", "cached")})
+        result["eval_id"] = await self.db.write(lambda c: results.insert(c, copy))
+        result["timestamp"] = copy["created_at"]
         return result
 
     async def evidence_path(self, eval_id: int) -> str:

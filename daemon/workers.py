@@ -188,6 +188,9 @@ class WorkerPool:
     ) -> dict[str, Any]:
         """Run one task on an idle worker (waiting for one); see the module contract."""
         worker = await self._idle.get()
+        while not worker.process.is_alive() or not worker.inbox.empty():  # died while idle
+            await self._replace(worker)
+            worker = await self._idle.get()
         worker.job_id, worker.cancelled = job_id, False
         task_id = next(self._task_ids)
         try:
