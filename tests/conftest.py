@@ -1,0 +1,202 @@
+"""Shared fixtures: an offline ultralytics environment, synthetic datasets, the committed checkpoints,
+and evaluations that run once per session and are reused.
+
+The offline environment variables (``YOLO_OFFLINE``, a private
+``YOLO_CONFIG_DIR`` with seeded fonts, ...) are set when this file is imported,
+i.e. before any test module can import ultralytics, which reads them at import.
+Importing this file does NOT import torch or ultralytics: HTTP/daemon tests stay
+light. Tests that need ultralytics request ``ultralytics_env`` (directly or via
+``run_eval`` / ``strong_eval`` / ...); such tests are marked ``ultralytics``
+automatically, so ``pytest -m "not ultralytics"`` skips every heavy test.
+
+Evaluations go through the session-scoped ``run_eval`` helper, which caches on
+(checkpoint, dataset, imgsz, batch, device, weights, allow_class_mismatch):
+the same evaluation runs at most once per session, whichever test asks first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from evaluation.offline import configure_environment  # noqa: E402  (light: no ultralytics import)
+
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+STRONG_PT = FIXTURES_DIR / "strong.pt"
+WEAK_PT = FIXTURES_DIR / "weak.pt"
+# The committed checkpoints are trained at imgsz 192 (tests/fixtures/make_fixtures.py).
+EVAL_IMGSZ = 192
+EVAL_BATCH = 8
+EVAL_DEVICE = "cpu"
+
+# One private state dir per pytest process, configured at import time (before ultralytics can be imported).
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="vision-eval-tests-"))
+atexit.register(shutil.rmtree, _SESSION_TMP, True)
+OFFLINE_STATE_DIR = _SESSION_TMP / "state"
+configure_environment(OFFLINE_STATE_DIR)
+
+ULTRALYTICS_FIXTURES = frozenset(
+    {"ultralytics_env", "run_eval", "strong_eval", "strong_eval_no_large", "weak_eval"}
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "ultralytics: runs ultralytics/torch (model load, validation); deselect with -m 'not ultralytics'",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if ULTRALYTICS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ultralytics)
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@pytest.fixture(scope="session")
+def offline_state_dir() -> Path:
+    """The private ultralytics state dir (config, fonts, runs) of this test session."""
+    return OFFLINE_STATE_DIR
+
+
+@pytest.fixture(scope="session")
+def ultralytics_env(offline_state_dir: Path) -> Path:
+    """Import ultralytics in the offline environment and apply the offline settings; returns the state dir."""
+    from evaluation.offline import apply_settings
+
+    apply_settings(offline_state_dir)
+    return offline_state_dir
+
+
+# --------------------------------------------------------------------------- data and checkpoints
+
+
+@pytest.fixture(scope="session")
+def strong_pt() -> Path:
+    """The committed well-trained checkpoint (classes red, green, blue; imgsz 192)."""
+    assert STRONG_PT.is_file(), f"missing {STRONG_PT}: run `make fixtures`"
+    return STRONG_PT
+
+
+@pytest.fixture(scope="session")
+def weak_pt() -> Path:
+    """The committed briefly-trained checkpoint (same classes and recipe as strong.pt)."""
+    assert WEAK_PT.is_file(), f"missing {WEAK_PT}: run `make fixtures`"
+    return WEAK_PT
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """YAML of a synthetic val split: 24 non-square and square images, some empty, all three size buckets.
+
+    Session-scoped and shared: treat it as read-only (copy it to mutate).
+    """
+    from tests.fixtures.synth import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("synth") / "data", n_val=24, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_dataset_no_large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """YAML of a synthetic val split without any large (> 96*96 px) object. Read-only."""
+    from tests.fixtures.synth import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("synth_no_large") / "data", n_val=24, seed=5, large=False)
+
+
+# --------------------------------------------------------------------------- evaluations, once per session
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One ``evaluate()`` call and its artifacts (all under a session tmp dir; read-only)."""
+
+    result: dict[str, Any]
+    request: Any  # evaluation.evaluate.EvalRequest
+    work_dir: Path
+    data_yaml: Path  # the sanitised YAML evaluate() handed to ultralytics
+    predictions_path: Path
+    evidence_path: Path
+
+    @property
+    def predictions(self) -> list[dict[str, Any]]:
+        return json.loads(self.predictions_path.read_text())
+
+
+EvalFn = Callable[..., EvalRun]
+
+
+@pytest.fixture(scope="session")
+def run_eval(ultralytics_env: Path, tmp_path_factory: pytest.TempPathFactory) -> EvalFn:
+    """``run_eval(model_path, dataset_yaml, imgsz=192, batch=8, device='cpu', weights=None,
+    allow_class_mismatch=False) -> EvalRun``, cached for the session. Errors are not cached."""
+    from evaluation.evaluate import EvalRequest, evaluate
+
+    cache: dict[tuple[Any, ...], EvalRun] = {}
+
+    def _run(
+        model_path: Path,
+        dataset_yaml: Path,
+        *,
+        imgsz: int = EVAL_IMGSZ,
+        batch: int = EVAL_BATCH,
+        device: str = EVAL_DEVICE,
+        weights: dict[str, Any] | None = None,
+        allow_class_mismatch: bool = False,
+    ) -> EvalRun:
+        key = (
+            str(Path(model_path).resolve()), str(Path(dataset_yaml).resolve()), imgsz, batch, device,
+            json.dumps(weights, sort_keys=True), allow_class_mismatch,
+        )
+        if key not in cache:
+            work = tmp_path_factory.mktemp("eval")
+            request = EvalRequest(
+                model_path=Path(model_path).resolve(),
+                dataset_path=Path(dataset_yaml).resolve(),
+                model_name=Path(model_path).stem,
+                imgsz=imgsz,
+                batch=batch,
+                device=device,
+                weights=weights,
+                allow_class_mismatch=allow_class_mismatch,
+            )
+            predictions, evidence = work / "predictions.json", work / "evidence.npz"
+            result = evaluate(request, work / "job", predictions_path=predictions, evidence_path=evidence)
+            cache[key] = EvalRun(result, request, work / "job", work / "job" / "dataset.yaml", predictions, evidence)
+        return cache[key]
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def strong_eval(run_eval: EvalFn, strong_pt: Path, synth_dataset: Path) -> EvalRun:
+    """strong.pt evaluated on ``synth_dataset`` at imgsz 192, batch 8, CPU, default weights."""
+    return run_eval(strong_pt, synth_dataset)
+
+
+@pytest.fixture(scope="session")
+def strong_eval_no_large(run_eval: EvalFn, strong_pt: Path, synth_dataset_no_large: Path) -> EvalRun:
+    """strong.pt on ``synth_dataset_no_large``, with a weight on large_object_recall (a null term)."""
+    return run_eval(strong_pt, synth_dataset_no_large, weights={"large_object_recall": 0.2})
+
+
+@pytest.fixture(scope="session")
+def weak_eval(run_eval: EvalFn, weak_pt: Path, synth_dataset: Path) -> EvalRun:
+    """weak.pt evaluated on ``synth_dataset`` with the same arguments as ``strong_eval``."""
+    return run_eval(weak_pt, synth_dataset)
