@@ -39,7 +39,13 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], bool]:
             raise InvalidRequest(f"request body must be a JSON object, got {type(data).__name__}")
         return data, False
     if ctype in FORM_TYPES:
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPException:  # 413: the body is over the limit
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes is the client's
+            raise InvalidRequest(f"request body is not valid {ctype} data: {type(exc).__name__}: "
+                                 f"{str(exc).strip()[:200]}") from exc
         data = {}
         for key in form:
             values = form.getall(key)
