@@ -34,7 +34,8 @@ from daemon.submissions import Submissions
 from daemon.training import Trainer
 from daemon.watcher import Watcher
 from daemon.workers import Executor, WorkerPool
-from evaluation.errors import Conflict, NotFound
+from evaluation.errors import Conflict, InvalidRequest, NotFound
+from evaluation.models import expand_user
 from store import jobs as jobq
 from store import promotions, results
 from store.database import Database
@@ -201,7 +202,10 @@ class Service:
         return path
 
     async def leaderboard(self, dataset: str | None, limit: int) -> list[dict[str, Any]]:
-        key = str(Path(dataset).expanduser().resolve()) if dataset else None
+        try:
+            key = str(expand_user(dataset, "dataset").resolve()) if dataset else None
+        except OSError as exc:  # e.g. a name longer than the filesystem allows
+            raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
         return await self.database.read(lambda c: results.leaderboard(c, key, limit))
 
     async def history(self, model_name: str, limit: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from daemon.config import Config
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
 from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
-from evaluation.models import ResolvedModel, check_name, is_under, resolve_model
+from evaluation.models import ResolvedModel, check_name, expand_user, is_under, resolve_model
 from evaluation.scoring import validate_weights
 from store.jobs import Job
 
@@ -39,15 +39,18 @@ class Submissions:
 
     async def check_dataset(self, raw: str) -> Path:
         """An absolute, allowed, loadable dataset YAML (loaded off the event loop)."""
-        p = Path(raw).expanduser()
+        p = expand_user(raw, "dataset path")
         if not p.is_absolute():
             raise InvalidRequest(f"dataset must be an absolute path to a dataset YAML, got {raw!r}")
-        real = p.resolve()
-        if not is_under(real, self.config.allowed_roots):
-            raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
-        if real.suffix not in (".yaml", ".yml"):
-            raise DatasetError(f"dataset must be a .yaml or .yml file, got {raw!r}")
-        await asyncio.to_thread(load_dataset, real)
+        try:
+            real = p.resolve()
+            if not is_under(real, self.config.allowed_roots):
+                raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
+            if real.suffix not in (".yaml", ".yml"):
+                raise DatasetError(f"dataset must be a .yaml or .yml file, got {raw!r}")
+            await asyncio.to_thread(load_dataset, real)
+        except OSError as exc:  # e.g. a name longer than the filesystem allows
+            raise DatasetError(f"dataset path cannot be used: {exc.strerror or exc}") from None
         return real
 
     def eval_params(self, model: ResolvedModel, dataset: Path, imgsz: int, batch: int,

@@ -71,17 +71,28 @@ def resolve_path(raw: str, allowed_roots: Sequence[Path]) -> Path:
     """An absolute ``.pt`` path under the allowed roots, symlinks resolved."""
     if "\x00" in raw:
         raise InvalidRequest("model path contains a NUL byte")
-    p = Path(raw).expanduser()
+    p = expand_user(raw, "model path")
     if not p.is_absolute():
         raise InvalidRequest(f"model path must be absolute: {raw!r}")
     if p.suffix != ".pt":
         raise InvalidRequest(f"model path must name a .pt file: {raw!r}")
-    real = p.resolve()
-    if not is_under(real, allowed_roots):
-        raise PathNotAllowed(f"model path outside the allowed directories: {raw}")
-    if not real.is_file():
-        raise NotFound(f"model file not found: {raw}")
+    try:
+        real = p.resolve()
+        if not is_under(real, allowed_roots):
+            raise PathNotAllowed(f"model path outside the allowed directories: {raw}")
+        if not real.is_file():
+            raise NotFound(f"model file not found: {raw}")
+    except OSError as exc:  # e.g. a name longer than the filesystem allows
+        raise InvalidRequest(f"model path cannot be used: {exc.strerror or exc}") from None
     return real
+
+
+def expand_user(raw: str, what: str) -> Path:
+    """``Path(raw).expanduser()``; a ``~user`` that does not exist is the client's error, not a 500."""
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:
+        raise InvalidRequest(f"{what} names a home directory that does not exist: {raw!r}") from None
 
 
 def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path]) -> ResolvedModel:
