@@ -129,10 +129,10 @@ class Service:
         self.queue.start()
 
     async def _start_http(self) -> None:
-        from handlers.app import make_app
+        from handlers.app import JsonErrorAppRunner, make_app
 
         cfg = self.config.server
-        self._runner = web.AppRunner(
+        self._runner = JsonErrorAppRunner(
             make_app(self), access_log=logging.getLogger("vision_evald.access"),
             access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-Id}o',
         )

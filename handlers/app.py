@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-from handlers import evals, health, jobs, leaderboard, models, train
+from handlers import evals, health, jobs, leaderboard, models, openapi, train
 from handlers.context import MAX_BODY_BYTES, SERVICE
-from handlers.middleware import auth_middleware, error_middleware, request_id_middleware
+from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
 
 if TYPE_CHECKING:
     from daemon.service import Service
+
+log = logging.getLogger("vision_evald.http")
 
 
 def make_app(svc: "Service") -> web.Application:
@@ -22,6 +27,42 @@ def make_app(svc: "Service") -> web.Application:
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes
-    for module in (health, leaderboard, evals, jobs, train, models):
+    for module in (health, openapi, leaderboard, evals, jobs, train, models):
         app.add_routes(module.routes())
     return app
+
+
+class _JsonErrorRequestHandler(RequestHandler):
+    """aiohttp answers a request it cannot parse (bad request line, over-long URL or header, bad
+    chunking...) itself, before any middleware runs: answer those in JSON ``{"detail": ...}`` too."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs the traceback; raises if already sent
+            detail = f"internal error ({status}); see the daemon log"
+        else:
+            if request.writer.output_size > 0:
+                raise ConnectionError("response already sent; cannot send the error")
+            reason = (message or (str(exc) if exc else "") or "bad request").strip().splitlines()[0]
+            detail = f"malformed HTTP request: {reason[:200]}"
+            log.info("malformed HTTP request from %s answered %d: %s", request.remote, status, detail)
+        response = json_error(status, detail, {"X-Request-Id": secrets.token_hex(8)})
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class JsonErrorAppRunner(web.AppRunner):
+    """An ``AppRunner`` whose connections answer even unparseable requests with a JSON error."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer  # same state, our connection handler
+        return server

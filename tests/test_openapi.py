@@ -1,0 +1,188 @@
+"""``GET /openapi.json`` describes the real app, and the real daemon honours it under fuzzing.
+
+1. Route coverage, no daemon needed: every (path, method) of the aiohttp app
+   that ``handlers.app.make_app`` builds (HEAD aside: aiohttp adds it to every
+   GET) is in the document, and every documented (path, method) is a route.
+   Every POST takes JSON and both form encodings; every operation lists its
+   error statuses with the ``{"detail": string}`` body.
+2. A schemathesis run against a real daemon (a child process, nothing
+   mocked): for every operation, positive and negative cases generated from
+   the document (a fixed number per operation, derandomised, no shrinking
+   phase so a failure does not run away with the clock), each sent to the
+   daemon and checked for: no 5xx, a documented status code, a documented
+   content type, and a body that conforms to the documented schema.
+   The daemon has no models and only a dataset-free tmp dir as allowed root,
+   so no generated request can start heavy work: model names 404, paths 403.
+   Afterwards the daemon is healthy and its log holds no traceback and no 500.
+
+What this cannot show: operations whose success needs real state (a
+completed job's predictions, a promotion) are fuzzed only on their error
+paths here; tests/test_api.py covers their success shapes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from daemon.config import Config
+from handlers.app import make_app
+from handlers.openapi import DOCUMENT, FORM_URLENCODED, JSON, MULTIPART, document
+from tests.daemon_fixtures import Daemon
+
+EXAMPLES_PER_OPERATION = 50
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _app_routes() -> set[tuple[str, str]]:
+    app = make_app(SimpleNamespace(config=Config()))  # type: ignore[arg-type]
+    out = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        out.add((route.resource.canonical, route.method.lower()))
+    return out
+
+
+def _documented() -> set[tuple[str, str]]:
+    return {(path, method) for path, item in DOCUMENT["paths"].items() for method in item if method in METHODS}
+
+
+def test_every_route_is_documented_and_every_documented_operation_exists() -> None:
+    routes, documented = _app_routes(), _documented()
+    assert routes - documented == set(), f"routes missing from /openapi.json: {sorted(routes - documented)}"
+    assert documented - routes == set(), f"documented but not routed: {sorted(documented - routes)}"
+    assert ("/openapi.json", "get") in routes
+
+
+def _resolve(ref_or_schema: dict[str, Any]) -> dict[str, Any]:
+    ref = ref_or_schema.get("$ref")
+    if ref is None:
+        return ref_or_schema
+    return DOCUMENT["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_every_operation_documents_its_bodies_and_errors() -> None:
+    for path, item in DOCUMENT["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            responses = op["responses"]
+            assert any(s.startswith("2") for s in responses), where
+            params = re.findall(r"{(\w+)}", path)
+            assert sorted(p["name"] for p in op.get("parameters", []) if p["in"] == "path") == sorted(params), where
+            if method == "post":
+                content = op["requestBody"]["content"]
+                assert {JSON, FORM_URLENCODED, MULTIPART} <= set(content), where
+                for media in (FORM_URLENCODED, MULTIPART):
+                    form = content[media]["schema"]
+                    assert all(s.get("type") != "object" for s in form["properties"].values()), (where, media)
+                assert {"400", "413", "415"} <= set(responses), where
+            assert "400" in responses, where  # a malformed HTTP request is answered 400 on any route
+            if path != "/healthz":
+                assert "401" in responses, where
+            if params:
+                assert "404" in responses, where
+            for status, response in responses.items():
+                if status.startswith(("4", "5")) and (path, status) != ("/healthz", "503"):
+                    schema = response["content"][JSON]["schema"]
+                    assert _resolve(schema) == DOCUMENT["components"]["schemas"]["Error"], (where, status)
+
+
+# --------------------------------------------------------------------------- against a real daemon
+
+
+@pytest.fixture(scope="module")
+def empty_daemon(tmp_path_factory: pytest.TempPathFactory):
+    """A daemon with no models and nothing evaluable under its allowed root."""
+    root = tmp_path_factory.mktemp("openapi")
+    daemon = Daemon(root, config={"paths": {"allowed_roots": [str(root / "allowed")]},
+                                  "jobs": {"max_queued": 5}})
+    (root / "allowed").mkdir()
+    try:
+        daemon.start(wait_workers=False)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def test_served_document_is_the_module_document(empty_daemon: Daemon) -> None:
+    r = httpx.get(f"{empty_daemon.url}/openapi.json", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == document()
+
+
+def test_schemathesis_no_server_errors_and_responses_conform(empty_daemon: Daemon) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import (
+        content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance,
+    )
+    from schemathesis.generation import GenerationMode
+
+    d = empty_daemon
+    schema = schemathesis.openapi.from_url(f"{d.url}/openapi.json")
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    failures: list[str] = []
+    counts: dict[str, int] = {}
+    started = time.monotonic()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    # schemathesis leaves out the operation that serves the schema itself
+    missing = {(path, m) for path, m in _documented()} - {(op.path, op.method.lower()) for op in operations}
+    assert missing <= {("/openapi.json", "get")}, missing
+
+    for op in operations:
+        label = f"{op.method.upper()} {op.path}"
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            seen = 0
+
+            @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None, deadline=None,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @given(case=op.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                nonlocal seen
+                # A job id that spells a fixed route segment is that route, not a job (documented).
+                if (case.path_parameters or {}).get("job_id") == "leaderboard":
+                    return
+                seen += 1
+                case.call_and_validate(base_url=d.url, checks=checks, timeout=30)
+
+            try:
+                run()
+            except Unsatisfiable:  # negative mode: nothing to violate (no parameters, no body)
+                assert mode is GenerationMode.NEGATIVE, label
+                continue
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected, reported together
+                failures.append(f"{label} [{mode.value}]: {exc}"[:3000])
+            counts[f"{label} [{mode.value}]"] = seen
+
+    elapsed = time.monotonic() - started
+    assert not failures, "\n\n".join(failures)
+    assert all(n > 0 for n in counts.values()), counts  # every operation really ran
+    assert elapsed < 180, f"the schemathesis run took {elapsed:.0f} s (budget: well under 90 s when idle)"
+
+    health = d.health()
+    assert health["ok"] is True, health
+    log = d.log()
+    assert "Traceback" not in log, d.log_tail(80)
+    assert '" 500 ' not in log, [line for line in log.splitlines() if '" 500 ' in line][:10]
+    jobs = d.query("SELECT COUNT(*) FROM jobs")[0][0]
+    assert jobs == 0, "a generated request created a job"
+
+
+def test_openapi_json_requires_the_token_when_one_is_set(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path, config={"server": {"auth_token": "s3cret-token"}})
+    try:
+        daemon.start(wait_workers=False)
+        assert httpx.get(f"{daemon.url}/openapi.json", timeout=10).status_code == 401
+        r = httpx.get(f"{daemon.url}/openapi.json", headers={"Authorization": "Bearer s3cret-token"}, timeout=10)
+        assert r.status_code == 200 and r.json()["openapi"].startswith("3.")
+    finally:
+        daemon.stop()
