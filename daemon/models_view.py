@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.datasets import file_sha256
-from evaluation.errors import NotFound
+from evaluation.errors import NotFound, PathNotAllowed
 from evaluation.models import CURRENT, NAME_RE, check_name, list_versions
 from store import promotions, results
 from store.database import Database
@@ -56,13 +56,27 @@ def model_names(root: Path) -> list[str]:
     return names
 
 
+def _leaves_root(path: Path, root: Path) -> bool:
+    try:
+        return not path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return True
+
+
 def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
-    """Versions with sha256 and size, and what current.pt holds (sha256 and the version it equals)."""
+    """Versions with sha256 and size, and what current.pt holds (sha256 and the version it equals).
+
+    A model folder or checkpoint that is a link leaving the models root is refused (403), as
+    model resolution refuses it: nothing outside the root is read (hashed) here either.
+    """
     model_dir = root / check_name(name)
     versions = list_versions(model_dir)
     current = model_dir / CURRENT
     if not versions and not current.is_file():
         raise NotFound(f"model not found: {name}")
+    for path in (model_dir, *versions.values(), *([current] if current.is_file() else [])):
+        if _leaves_root(path, root):
+            raise PathNotAllowed(f"{path} is a link that leaves the models root")
     rows = []
     by_sha: dict[str, int] = {}
     for n, path in versions.items():

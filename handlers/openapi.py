@@ -459,7 +459,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "One model: versions, what current.pt holds, evaluations, skipped files, decisions.",
             "parameters": [MODEL_NAME],
-            "responses": _responses(200, "The model.", _json(_ref("ModelDetail")), (400, 404)),
+            "responses": _responses(200, "The model.", _json(_ref("ModelDetail")), (400, 403, 404)),
         },
     },
     "/v1/vision/models/{name}/promote": {
@@ -468,7 +468,7 @@ PATHS: dict[str, Any] = {
             "parameters": [MODEL_NAME],
             "requestBody": _body("PromoteRequest"),
             "responses": _responses(200, "The recorded decision.", _json(_ref("PromotionDecision")),
-                                    (*POST_ERRORS, 404, 409)),
+                                    (*POST_ERRORS, 403, 404, 409)),
         },
     },
     "/v1/vision/models/{name}/rollback": {
