@@ -29,7 +29,7 @@ from daemon.evaluations import EvalSpec, Evaluations
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
 from evaluation.datasets import file_sha256
-from evaluation.errors import Conflict, NotFound
+from evaluation.errors import Conflict, NotFound, PathNotAllowed
 from evaluation.models import CURRENT, check_name, list_versions
 from evaluation.scoring import composite_score, resolve_weights
 from store import promotions, results
@@ -133,6 +133,8 @@ class Promoter:
         source = list_versions(self.models_root / check_name(name)).get(version)
         if source is None:
             raise NotFound(f"model {name} has no v{version}.pt")
+        if not source.resolve().is_relative_to(self.models_root.resolve()):
+            raise PathNotAllowed(f"{source} is a link that leaves the models root")
         async with self._lock(name):
             new_sha = await asyncio.to_thread(file_sha256, source)
             previous_sha = await asyncio.to_thread(_sha_or_none, self.current_path(name))
