@@ -35,6 +35,8 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], bool]:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # e.g. "[[[[...]]]]" tens of thousands deep: still the client's
+            raise InvalidRequest("request body is not valid JSON: nested too deeply") from exc
         if not isinstance(data, dict):
             raise InvalidRequest(f"request body must be a JSON object, got {type(data).__name__}")
         return data, False
@@ -124,6 +126,8 @@ def get_object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"field {key!r} must be a JSON object: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidRequest(f"field {key!r} must be a JSON object: nested too deeply") from exc
     if value is None:
         return None
     if not isinstance(value, dict):
