@@ -1,0 +1,127 @@
+"""systemd/vision-evald.service: the properties the daemon relies on, and `systemd-analyze verify` where it exists."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_fixtures import REPO_ROOT
+
+UNIT = REPO_ROOT / "systemd" / "vision-evald.service"
+INSTALLED_VENV = "/opt/vision-evald/.venv"
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """``{section: {key: [values in order]}}``; keys may repeat (Environment=), comments are skipped."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        m = re.fullmatch(r"\[([A-Za-z]+)\]", line)
+        if m:
+            current = sections.setdefault(m.group(1), {})
+            continue
+        assert current is not None and "=" in line, f"not a key=value line inside a section: {raw!r}"
+        key, value = line.split("=", 1)
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+@pytest.fixture(scope="module")
+def unit() -> dict[str, dict[str, list[str]]]:
+    return parse_unit(UNIT.read_text(encoding="utf-8"))
+
+
+def one(unit: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
+    values = unit[section].get(key)
+    assert values and len(values) == 1, f"[{section}] {key}= must be set exactly once, got {values}"
+    return values[0]
+
+
+def seconds(value: str) -> float:
+    units = {"": 1, "s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", value)
+    assert m and m.group(2) in units, value
+    return float(m.group(1)) * units[m.group(2)]
+
+
+def test_notify_watchdog_and_restart(unit) -> None:
+    assert set(unit) == {"Unit", "Service", "Install"}
+    assert one(unit, "Service", "Type") == "notify"  # the daemon sends READY=1 after recovery and bind
+    assert one(unit, "Service", "NotifyAccess") == "main"
+    assert seconds(one(unit, "Service", "WatchdogSec")) == 60  # pinged every WATCHDOG_USEC/2
+    assert one(unit, "Service", "Restart") == "on-failure"
+    assert seconds(one(unit, "Service", "RestartSec")) > 0
+    assert one(unit, "Unit", "StartLimitIntervalSec") and one(unit, "Unit", "StartLimitBurst")
+    assert one(unit, "Service", "KillMode") == "mixed"
+    # Service.close: HTTP drain (10 s) + watcher join (<= 10 s) + workers (<= 5 s) + database close.
+    assert seconds(one(unit, "Service", "TimeoutStopSec")) > 30
+    assert one(unit, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_exec_lines_validate_then_run_the_same_config(unit) -> None:
+    start = one(unit, "Service", "ExecStart").split()
+    pre = one(unit, "Service", "ExecStartPre").split()
+    assert start == [f"{INSTALLED_VENV}/bin/vision-evald", "--config", "/etc/vision-evald/config.toml"]
+    assert pre == [f"{INSTALLED_VENV}/bin/vision-evald", "--validate-config", "/etc/vision-evald/config.toml"]
+
+
+def test_validate_config_flag_exists_and_checks_a_file(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "vision-evald"
+    good = subprocess.run([str(script), "--validate-config", str(REPO_ROOT / "config.example.toml")],
+                          capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nprot = 1\n")
+    proc = subprocess.run([str(script), "--validate-config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "prot" in proc.stderr
+
+
+def test_user_directories_and_environment(unit) -> None:
+    assert one(unit, "Service", "User") == one(unit, "Service", "Group") == "vision-evald"
+    assert one(unit, "Service", "StateDirectory") == "vision-evald"
+    assert one(unit, "Service", "CacheDirectory") == "vision-evald"
+    assert "PYTHONUNBUFFERED=1" in unit["Service"]["Environment"]
+
+
+def test_hardening_and_what_is_deliberately_not_set(unit) -> None:
+    service = unit["Service"]
+    assert one(unit, "Service", "ProtectSystem") == "strict"
+    writable = one(unit, "Service", "ReadWritePaths").split()
+    assert "/var/lib/vision-evald" in writable and len(writable) >= 2  # the state dir and the models folder
+    for key in ("PrivateTmp", "NoNewPrivileges", "ProtectKernelTunables", "ProtectKernelModules",
+                "ProtectControlGroups", "RestrictNamespaces", "LockPersonality", "RestrictSUIDSGID"):
+        assert one(unit, "Service", key) == "yes", key
+    assert set(one(unit, "Service", "RestrictAddressFamilies").split()) == {"AF_UNIX", "AF_INET", "AF_INET6",
+                                                                            "AF_NETLINK"}
+    # GPUs and PyTorch: these would break them (ProtectClock implies a deny-by-default device list).
+    for key in ("PrivateDevices", "MemoryDenyWriteExecute", "ProtectClock", "DevicePolicy", "DeviceAllow"):
+        assert key not in service, key
+    text = UNIT.read_text(encoding="utf-8")
+    for key in ("PrivateDevices", "MemoryDenyWriteExecute"):
+        assert re.search(rf"^#.*{key}=yes\s+\S", text, re.M), f"no comment explaining why {key} is not set"
+
+
+def test_systemd_analyze_verify_reports_no_errors(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed on this machine: the unit's syntax is not verified")
+    # The installed paths do not exist here; point the Exec lines at this checkout's venv instead.
+    venv = str(Path(sys.executable).parent.parent)
+    copy = tmp_path / "vision-evald.service"
+    copy.write_text(UNIT.read_text(encoding="utf-8").replace(INSTALLED_VENV, venv), encoding="utf-8")
+    proc = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0 and re.search(r"System has not been booted with systemd|Failed to (connect|initialize)",
+                                          output):
+        pytest.skip(f"systemd-analyze cannot run here: {output.strip()[:200]}")
+    problems = [line for line in output.splitlines()
+                if str(copy) in line or re.search(r"Unknown|Failed to parse|Invalid|ignoring", line)]
+    assert proc.returncode == 0 and not problems, output
