@@ -151,7 +151,7 @@ class Daemon:
                 cwd=str(REPO_ROOT), env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            if self._wait_http(60.0):
+            if self._wait_http(120.0):
                 break
             self._log_file.close()
             if "address already in use" not in self.log().lower():
