@@ -62,7 +62,12 @@ class Promoter:
         return self._locks.setdefault(name, asyncio.Lock())
 
     def current_path(self, name: str) -> Path:
-        return self.models_root / check_name(name) / CURRENT
+        """``<root>/<name>/current.pt``; PathNotAllowed if the folder or the file is a link that leaves
+        the root (reading or writing through it would touch files outside the models root)."""
+        path = self.models_root / check_name(name) / CURRENT
+        if not path.resolve().is_relative_to(self.models_root.resolve()):
+            raise PathNotAllowed(f"{path} is a link that leaves the models root")
+        return path
 
     # -- automatic decisions -------------------------------------------------------------------
     async def consider(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext, actor: str) -> dict[str, Any]:
@@ -214,12 +219,15 @@ class Promoter:
         for model_dir in sorted(p for p in self.models_root.iterdir() if p.is_dir()):
             name = model_dir.name
             try:
-                check_name(name)
+                current = self.current_path(name)
+            except PathNotAllowed as exc:
+                log.warning("not reconciling %s: %s", name, exc.detail)
+                continue
             except Exception:  # noqa: BLE001 - not a model folder
                 continue
             for stray in await asyncio.to_thread(remove_stray_tmp, model_dir):
                 log.warning("removed stray temp file %s", stray)
-            current_sha = await asyncio.to_thread(_sha_or_none, model_dir / CURRENT)
+            current_sha = await asyncio.to_thread(_sha_or_none, current)
             if current_sha is None:
                 continue
             ledger = await self.db.read(lambda c, n=name: promotions.promoted_history(c, n))

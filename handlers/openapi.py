@@ -477,7 +477,7 @@ PATHS: dict[str, Any] = {
             "parameters": [MODEL_NAME],
             "requestBody": _body("RollbackRequest", required=False),
             "responses": _responses(200, "The recorded rollback.", _json(_ref("PromotionDecision")),
-                                    (*POST_ERRORS, 404, 409)),
+                                    (*POST_ERRORS, 403, 404, 409)),
         },
     },
 }
