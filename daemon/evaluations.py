@@ -89,7 +89,7 @@ class Evaluations:
         """The result of ``spec``: from the cache, or evaluated by a worker and stored."""
         applied = resolve_weights(spec.weights)
         _sha, _fp, key = await self.identify(spec)
-        row = await self.db.read(lambda c: results.find_cached(c, key))
+        row = await self.db.read(lambda c: results.find_cached(c, key, spec.model_name))
         if row is not None:
             log.info("job %s: cache hit for %s (eval %s)", ctx.job.id, spec.model_name, row["id"])
             ctx.progress(1.0)

@@ -57,10 +57,11 @@ def get(conn: sqlite3.Connection, eval_id: int) -> sqlite3.Row | None:
     return conn.execute("SELECT * FROM eval_results WHERE id = ?", (eval_id,)).fetchone()
 
 
-def find_cached(conn: sqlite3.Connection, cache_key: str) -> sqlite3.Row | None:
-    """The most recent evaluation with this cache key."""
+def find_cached(conn: sqlite3.Connection, cache_key: str, model_name: str | None = None) -> sqlite3.Row | None:
+    """The most recent evaluation with this cache key, preferring one stored under ``model_name``."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE cache_key = ? ORDER BY id DESC LIMIT 1", (cache_key,)
+        "SELECT * FROM eval_results WHERE cache_key = ? ORDER BY model_name = ? DESC, id DESC LIMIT 1",
+        (cache_key, model_name),
     ).fetchone()
 
 
