@@ -210,6 +210,29 @@ def test_custom_weights_rescore_a_cached_result(env: Env, example: dict[str, Any
     assert result["score"] == pytest.approx(first["mAP50"])
 
 
+def test_same_checkpoint_under_two_names_has_one_cached_row_per_name(env: Env, example: dict[str, Any]) -> None:
+    """A cache hit under another model name gets a row of its own, and each name keeps reusing its own row."""
+    d = env.daemon
+    first = example["job"]["result"]
+    place_model(d.models_root, "twin", d.models_root / "my-detector" / "current.pt")  # the same bytes
+    history = lambda name: [h["eval_id"] for h in env.client.get(f"/v1/vision/eval/leaderboard/{name}").json()]  # noqa: E731
+    mine_before = history("my-detector")
+
+    twin = d.wait_job(d.submit_eval(model="twin", dataset=str(env.small))["job_id"], timeout=120)["result"]
+    assert twin["cached"] is True and twin["model_name"] == "twin"
+    assert twin["eval_id"] != first["eval_id"] and twin["mAP50"] == first["mAP50"]
+    mine = d.wait_job(d.submit_eval(model="my-detector", dataset=str(env.small))["job_id"], timeout=120)["result"]
+    assert mine["cached"] is True and mine["model_name"] == "my-detector"
+    assert mine["eval_id"] == first["eval_id"]
+    twin_again = d.wait_job(d.submit_eval(model="twin", dataset=str(env.small))["job_id"], timeout=120)["result"]
+    assert twin_again["eval_id"] == twin["eval_id"]
+
+    assert history("my-detector") == mine_before
+    assert history("twin") == [twin["eval_id"]]
+    board = {row["model_name"] for row in env.client.get("/v1/vision/eval/leaderboard").json()}
+    assert {"my-detector", "twin"} <= board
+
+
 # --------------------------------------------------------------------------- (d) validation: 4xx JSON, never 5xx
 
 

@@ -339,3 +339,18 @@ def test_history_is_newest_first(db: Database) -> None:
     row = db.read_sync(lambda c: results.get(c, ids[0]))
     assert results.result_of(row) == {"model_name": "alpha", "score": 0.5, "mAP50": 0.5, "eval_id": ids[0],
                                       "timestamp": "2026-01-01T00:00:01Z"}
+
+
+def test_find_cached_prefers_the_row_of_the_requested_model(db: Database) -> None:
+    def row(model: str, t: str) -> dict[str, Any]:
+        r = result_row(model, "/d/one.yaml", 0.5, t)
+        r["cache_key"] = "same-content"
+        return r
+
+    alpha = db.write_sync(lambda c: results.insert(c, row("alpha", "2026-01-01T00:00:01Z")))
+    beta = db.write_sync(lambda c: results.insert(c, row("beta", "2026-01-01T00:00:02Z")))
+    assert db.read_sync(lambda c: results.find_cached(c, "same-content", "alpha"))["id"] == alpha
+    assert db.read_sync(lambda c: results.find_cached(c, "same-content", "beta"))["id"] == beta
+    assert db.read_sync(lambda c: results.find_cached(c, "same-content", "gamma"))["id"] == beta  # newest
+    assert db.read_sync(lambda c: results.find_cached(c, "same-content"))["id"] == beta
+    assert db.read_sync(lambda c: results.find_cached(c, "other-content", "alpha")) is None
