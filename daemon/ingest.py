@@ -23,6 +23,7 @@ from daemon.watcher import FileState
 from evaluation.datasets import file_sha256, load_dataset
 from evaluation.errors import QueueFull, VisionEvalError
 from evaluation.models import is_under, version_of
+from store import jobs as jobq
 from store import promotions
 from store.database import Database
 
@@ -82,6 +83,12 @@ class Ingest:
             await self._skip(path, name, None, f"{path} is a link that leaves the models root")
             return True
         sha = await asyncio.to_thread(file_sha256, real)
+        if sha in await self.db.read(lambda c: jobq.claimed_shas(c, name)):
+            # Already owned by a job (e.g. a train job publishes v<n>.pt before its pipeline.json):
+            # nothing to do, and in particular nothing to record as skipped.
+            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+            log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
+            return True
         try:
             dataset = await asyncio.to_thread(dataset_for, self.config, path.parent)
         except Skip as exc:
