@@ -218,12 +218,14 @@ def cmd_eval(client: Client, args: argparse.Namespace) -> int:
     for option in ("device", "models_root"):
         if getattr(args, option) is not None:
             raise Exit(EXIT_USAGE, f"error: --{option.replace('_', '-')} applies only to eval --local")
+    if args.predictions and args.no_wait:
+        raise Exit(EXIT_USAGE, "error: --predictions needs the finished job: leave out --no-wait")
     body = _body(model=_model(args.model), dataset=_abs(args.dataset), imgsz=args.imgsz, batch_size=args.batch,
                  weights=_json_arg(args.weights, "--weights"), allow_class_mismatch=args.allow_class_mismatch,
                  auto_promote=args.auto_promote)
     job = client.post("/v1/vision/eval", body)
     code = submitted(client, args, job, render_eval)
-    if code == EXIT_OK and args.predictions and not args.no_wait:
+    if code == EXIT_OK and args.predictions:
         predictions = client.get(f"/v1/vision/eval/{job['job_id']}/predictions")
         Path(args.predictions).write_text(json.dumps(predictions), encoding="utf-8")
         print(f"predictions written to {args.predictions}", file=sys.stderr)
@@ -240,10 +242,9 @@ def cmd_compare(client: Client, args: argparse.Namespace) -> int:
 def cmd_train(client: Client, args: argparse.Namespace) -> int:
     config = _body(epochs=args.epochs, batch_size=args.batch, imgsz=args.imgsz,
                    learning_rate=args.learning_rate, patience=args.patience)
-    base = _model(args.base_model) if args.base_model and not args.base_model.endswith(".yaml") else args.base_model
     body = _body(model=args.model, dataset=_abs(args.dataset), task="detection", config=config or None,
-                 base_model=base, auto_eval=args.auto_eval, auto_promote=args.auto_promote,
-                 eval_weights=_json_arg(args.eval_weights, "--eval-weights"))
+                 base_model=_model(args.base_model) if args.base_model else None, auto_eval=args.auto_eval,
+                 auto_promote=args.auto_promote, eval_weights=_json_arg(args.eval_weights, "--eval-weights"))
     return submitted(client, args, client.post("/v1/vision/train", body), render_train)
 
 
@@ -329,7 +330,7 @@ def wait(client: Client, job: dict[str, Any]) -> dict[str, Any]:
     try:
         return client.wait(job["job_id"], update)
     except KeyboardInterrupt:
-        raise Exit(130, f"\nstopped waiting; job {job['job_id']} goes on in the daemon "
+        raise Exit(130, f"stopped waiting; job {job['job_id']} goes on in the daemon "
                         f"(vision-eval cancel {job['job_id']} stops it)") from None
     finally:
         bar.close()
@@ -465,12 +466,10 @@ def render_model(m: dict[str, Any]) -> str:
 
 
 def render_decision(name: str, d: dict[str, Any]) -> str:
-    what = {"promoted": "promoted", "rollback": "rolled back", "refused": "not promoted"}.get(d["decision"],
-                                                                                           d["decision"])
-    line = f"{name}: {what}; current.pt now holds {_version(d.get('version'))} (sha256 {_sha(d.get('new_sha256'))})"
-    if d["decision"] == "refused":
-        line = f"{name}: {what}"
-    return f"{line}, previously sha256 {_sha(d.get('previous_sha256'))}\nreason: {d.get('reason')}"
+    """A manual promotion or a rollback, as the daemon recorded it."""
+    what = "rolled back" if d["decision"] == "rollback" else d["decision"]
+    return (f"{name}: {what}; current.pt now holds {_version(d.get('version'))} (sha256 {_sha(d.get('new_sha256'))}),"
+            f" previously sha256 {_sha(d.get('previous_sha256'))}\nreason: {d.get('reason')}")
 
 
 def render_eval(r: dict[str, Any]) -> str:
