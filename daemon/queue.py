@@ -25,13 +25,14 @@ from typing import Any
 from daemon.clock import Clock, iso, utcnow
 from daemon.metrics import JobMetrics
 from evaluation.errors import (
-    JobCancelled, NotFound, QueueFull, ServiceClosed, VisionEvalError, WorkerDied,
+    JobCancelled, NotFound, QueueFull, ServiceClosed, StoreBusy, VisionEvalError, WorkerDied,
 )
 from store import jobs as jobq
 from store.database import Database
 
 log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.5
+STATE_WRITE_PATIENCE_S = 120.0  # how long a job's final state write is retried while the database is locked
 
 
 @dataclass
@@ -156,7 +157,12 @@ class JobQueue:
     async def _dispatch_loop(self) -> None:
         while not self._closed:
             if len(self._running) < self.concurrency:
-                job = await self.db.write(lambda c: jobq.claim_next(c, self.now()))
+                try:
+                    job = await self.db.write(lambda c: jobq.claim_next(c, self.now()))
+                except StoreBusy as exc:  # another process holds the lock: try again, never die
+                    log.warning("dispatcher: %s", exc.detail)
+                    await asyncio.sleep(1.0)
+                    continue
                 if job is not None:
                     self._launch(job)
                     continue
@@ -188,7 +194,26 @@ class JobQueue:
         value, running.pending = running.pending, None
         if value is not None and job_id in self._running:
             running.last_write = time.monotonic()
-            await self.db.write(lambda c: jobq.set_progress(c, job_id, value))
+            try:
+                await self.db.write(lambda c: jobq.set_progress(c, job_id, value))
+            except StoreBusy:
+                pass  # progress is advisory; the next report writes it
+
+    async def _write_state(self, fn: Callable[[Any], Any]) -> Any:
+        """A job state write that must not be lost: retried while the database is locked by another
+        process (up to STATE_WRITE_PATIENCE_S; after that the row stays running and start-up recovery
+        requeues it)."""
+        deadline = time.monotonic() + STATE_WRITE_PATIENCE_S
+        delay = 0.25
+        while True:
+            try:
+                return await self.db.write(fn)
+            except StoreBusy as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database busy writing a job state (%s); retrying in %.2g s", exc.detail, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _execute(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -197,24 +222,25 @@ class JobQueue:
         try:
             result = await self.run_job(ctx)
         except asyncio.CancelledError:
-            await self.db.write(lambda c: jobq.requeue(c, job.id, "requeued: the daemon was stopping", refund_attempt=True))
+            await self._write_state(lambda c: jobq.requeue(c, job.id, "requeued: the daemon was stopping",
+                                                           refund_attempt=True))
             log.info("job %s requeued: daemon stopping", job.id)
             raise
         except JobCancelled:
-            await self.db.write(lambda c: jobq.mark_cancelled(c, job.id, self.now()))
+            await self._write_state(lambda c: jobq.mark_cancelled(c, job.id, self.now()))
             outcome = "cancelled"
             log.info("job %s cancelled", job.id)
         except WorkerDied as exc:
             outcome = await self._worker_died(job, exc)
         except VisionEvalError as exc:
-            await self.db.write(lambda c: jobq.fail(c, job.id, exc.detail, self.now()))
+            await self._write_state(lambda c: jobq.fail(c, job.id, exc.detail, self.now()))
             log.info("job %s failed: %s", job.id, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, never the daemon
             log.exception("job %s crashed", job.id)
             detail = f"internal error: {type(exc).__name__}: {exc}"
-            await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
+            await self._write_state(lambda c: jobq.fail(c, job.id, detail, self.now()))
         else:
-            await self.db.write(lambda c: jobq.complete(c, job.id, result, self.now()))
+            await self._write_state(lambda c: jobq.complete(c, job.id, result, self.now()))
             outcome = "completed"
             log.info("job %s completed", job.id)
         finally:
@@ -226,11 +252,11 @@ class JobQueue:
         """Retry while attempts remain, else fail; returns the outcome."""
         if job.attempts < job.max_attempts:
             note = f"{exc.detail}; retrying (attempt {job.attempts} of {job.max_attempts} used)"
-            await self.db.write(lambda c: jobq.requeue(c, job.id, note, refund_attempt=False))
+            await self._write_state(lambda c: jobq.requeue(c, job.id, note, refund_attempt=False))
             log.warning("job %s requeued: %s", job.id, exc.detail)
             return "retried"
         detail = f"{exc.detail}; giving up after {job.attempts} attempt(s)"
-        await self.db.write(lambda c: jobq.fail(c, job.id, detail, self.now()))
+        await self._write_state(lambda c: jobq.fail(c, job.id, detail, self.now()))
         log.warning("job %s failed: %s", job.id, detail)
         return "failed"
 

@@ -59,6 +59,14 @@ class QueueFull(VisionEvalError):
         self.retry_after_s = retry_after_s
 
 
+class StoreBusy(VisionEvalError):
+    """The SQLite file stayed locked (by another process) past the busy timeout (HTTP 503 with Retry-After)."""
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class ServiceClosed(VisionEvalError):
     """The daemon is shutting down and accepts no new work (HTTP 503)."""
 

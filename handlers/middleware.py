@@ -31,6 +31,7 @@ STATUS: tuple[tuple[type[errors.VisionEvalError], int], ...] = (
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.QueueFull, 503),
+    (errors.StoreBusy, 503),
     (errors.ServiceClosed, 503),
 )
 
@@ -63,7 +64,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except errors.VisionEvalError as exc:
         status = status_of(exc)
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, errors.QueueFull) else None
+        headers = ({"Retry-After": str(exc.retry_after_s)}
+                   if isinstance(exc, (errors.QueueFull, errors.StoreBusy)) else None)
         if isinstance(exc, errors.ServiceClosed):
             headers = {"Retry-After": "10"}
         return json_error(status, exc.detail, headers)

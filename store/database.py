@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evaluation.errors import ServiceClosed
+from evaluation.errors import ServiceClosed, StoreBusy
 from store.schema import migrate
 
 T = TypeVar("T")
@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 _STOP = object()
 _CHECKPOINT = object()
+
+
+def _busy(exc: BaseException) -> BaseException:
+    """SQLITE_BUSY/LOCKED past the busy timeout (another process holds the lock) as a StoreBusy."""
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+        busy = StoreBusy(f"the database is locked by another process ({exc}); retry shortly")
+        busy.__cause__ = exc
+        return busy
+    return exc
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -101,7 +110,12 @@ class Database:
                     raise
                 conn.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - delivered to the caller
-                fut.set_exception(exc)
+                if conn.in_transaction:  # BEGIN succeeded, COMMIT or ROLLBACK did not (busy)
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                fut.set_exception(_busy(exc))
             else:
                 fut.set_result(value)
         try:
@@ -146,7 +160,10 @@ class Database:
 
     def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._reader()
-        return fn(conn)
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            raise _busy(exc) from exc
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a reader thread with a read-only connection."""
