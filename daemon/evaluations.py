@@ -116,7 +116,7 @@ class Evaluations:
             "created_at": iso(self.clock()),
         }
         eval_id = await self.db.write(lambda c: results.insert(c, row))
-        result.update(eval_id=eval_id, timestamp=row["created_at"], cached=False)
+        result.update(eval_id=eval_id, timestamp=row["created_at"], cached=False, model_version=spec.model_version)
         return result
 
     async def _from_cache(self, row: Any, spec: EvalSpec, applied: dict[str, float], ctx: JobContext,
@@ -128,10 +128,11 @@ class Evaluations:
         leaderboard and in its history.
         """
         result = results.result_of(row)
-        result.update(weights=applied, score=composite_score(result, applied), cached=True)
+        result.update(weights=applied, score=composite_score(result, applied), cached=True,
+                      model_version=row["model_version"])
         if row["model_name"] == spec.model_name:
             return result
-        result.update(model_name=spec.model_name, model_path=spec.model_path)
+        result.update(model_name=spec.model_name, model_path=spec.model_path, model_version=spec.model_version)
         copy = {
             **dict(row), "job_id": ctx.job.id, "trigger": trigger, "model_name": spec.model_name,
             "model_version": spec.model_version, "model_path": spec.model_path,

@@ -96,8 +96,9 @@ class Service:
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
         if cfg.watch.enabled:
-            self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds,
-                                   Ingest(cfg, self.db, self.queue, self.clock))
+            ingest = Ingest(cfg, self.db, self.queue, self.clock)
+            self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
+                                   on_incomplete=ingest.incomplete)
             self.watcher.start()
             self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
         self.scheduler = build_scheduler(
@@ -172,17 +173,19 @@ class Service:
         assert self.db is not None
         return self.db
 
-    async def job(self, job_id: str) -> jobq.Job:
+    async def job(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
+        """A job by id; NotFound when there is none of one of ``kinds``."""
         job = await self.database.read(lambda c: jobq.get(c, job_id))
-        if job is None:
-            raise NotFound(f"job not found: {job_id}")
+        if job is None or job.kind not in kinds:
+            what = "job" if kinds == jobq.KINDS else f"{' or '.join(kinds)} job"
+            raise NotFound(f"{what} not found: {job_id}")
         return job
 
     async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[jobq.Job]:
         return await self.database.read(lambda c: jobq.list_jobs(c, status=status, kind=kind, limit=limit))
 
-    async def cancel(self, job_id: str) -> jobq.Job:
-        job = await self.job(job_id)
+    async def cancel(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
+        job = await self.job(job_id, kinds)
         if job.status not in jobq.ACTIVE:
             raise Conflict(f"job {job_id} is already {job.status} and cannot be cancelled")
         assert self.queue is not None

@@ -78,7 +78,7 @@ class Submissions:
         b = self.resolve_model(model_b)
         ds = await self.check_dataset(dataset)
         params = {
-            "model_a": model_a, "model_b": model_b,
+            "model_a": model_a, "model_b": model_b, "dataset_path": str(ds),
             "a": self.eval_params(a, ds, imgsz, batch, weights or None, False),
             "b": self.eval_params(b, ds, imgsz, batch, weights or None, False),
             "weights": weights or None,

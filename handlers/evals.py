@@ -29,7 +29,7 @@ async def submit_eval(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = await service(request).job(request.match_info["job_id"])
+    job = await service(request).job(request.match_info["job_id"], ("eval", "compare"))
     return json_response(job.public())
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from evaluation.errors import InvalidRequest
 from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
 from handlers.context import json_response, service
+from handlers.jobs import STATUSES
 
 CONFIG_FIELDS = ("epochs", "batch_size", "imgsz", "learning_rate", "patience")
 TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights")
@@ -66,20 +67,23 @@ async def submit_train(request: web.Request) -> web.Response:
 
 
 async def get_train_job(request: web.Request) -> web.Response:
-    job = await service(request).job(request.match_info["job_id"])
+    job = await service(request).job(request.match_info["job_id"], ("train",))
     return json_response(job.public())
 
 
 async def list_train_jobs(request: web.Request) -> web.Response:
     query = dict(request.query)
     reject_unknown(query, ("status", "limit"))
-    jobs = await service(request).list_jobs(get_str(query, "status"), "train",
+    status = get_str(query, "status")
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"invalid status {status!r}; one of {', '.join(STATUSES)}")
+    jobs = await service(request).list_jobs(status, "train",
                                             get_int(query, "limit", default=50, lo=1, hi=1000))
     return json_response({"jobs": [j.public() for j in jobs], "total": len(jobs)})
 
 
 async def cancel_train_job(request: web.Request) -> web.Response:
-    job = await service(request).cancel(request.match_info["job_id"])
+    job = await service(request).cancel(request.match_info["job_id"], ("train",))
     return json_response(job.public())
 
 

@@ -12,6 +12,8 @@ ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
 STATUSES = ACTIVE + FINISHED
 KINDS = ("eval", "compare", "train")
+# What a job is about, as shown to clients (the rest of its params are internal).
+_REQUEST_KEYS = ("model", "model_a", "model_b", "dataset_path", "imgsz", "batch", "epochs", "auto_promote")
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Job:
             "started_at": self.started_at,
             "completed_at": self.completed_at,
             "progress": self.progress,
+            "request": {k: self.params[k] for k in _REQUEST_KEYS if self.params.get(k) is not None},
+            "trigger": self.trigger,
             "result": self.result,
             "error": self.error,
         }
