@@ -20,7 +20,7 @@ from daemon.clock import Clock, iso, utcnow
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256, fingerprint, load_dataset
-from evaluation.errors import NotFound
+from evaluation.errors import JobError, NotFound
 from evaluation.scoring import composite_score, resolve_weights
 from store import results
 from store.database import Database
@@ -102,7 +102,11 @@ class Evaluations:
             "allow_class_mismatch": spec.allow_class_mismatch, "work_dir": str(art / "work"),
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
         }
-        await asyncio.to_thread(art.mkdir, parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(art.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:  # the state folder is broken (a file in the way, a full or read-only disk)
+            raise JobError(f"cannot create the artifacts folder {art}: {exc.strerror or exc} "
+                           f"({exc.filename}); check [paths] state_dir") from None
         result = await self.executor.run(
             "eval", params, job_id=ctx.job.id, on_progress=ctx.progress, timeout=ctx.remaining()
         )
