@@ -112,6 +112,13 @@ class Ingest:
             log.info("watcher: %s -> job %s", path, job.id)
         return True
 
+    async def incomplete(self, path: Path, state: FileState) -> bool:
+        """A checkpoint that stays unchanged but is not a complete zip archive: recorded as skipped."""
+        await self._skip(path, path.parent.name, None,
+                         f"{path.name} is not a complete checkpoint (truncated or corrupt: not a complete zip "
+                         "archive); it is evaluated once it is rewritten")
+        return True
+
     async def _skip(self, path: Path, name: str, sha: str | None, reason: str) -> None:
         log.warning("watcher: skipping %s: %s", path, reason)
         now = iso(self.clock())

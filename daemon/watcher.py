@@ -6,7 +6,10 @@ path is *poked*; ``settle_s`` after the last poke its ``(size, mtime_ns,
 inode)`` must be unchanged and it must read as a complete zip archive (torch
 checkpoints are zips with the central directory at the end, so a half-copied
 file fails). Only then is ``on_stable(path, stat)`` awaited, once per file
-state: a scan that finds the same state again does nothing.
+state: a scan that finds the same state again does nothing. A file that stays
+unchanged but incomplete for ``incomplete_grace_s`` is truncated or corrupt,
+not being written: ``on_incomplete(path, stat)`` is awaited for it, once per
+file state (a later rewrite is handled normally).
 
 The observer thread only hands paths to the event loop; it never does I/O.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -76,10 +80,14 @@ class _Handler(FileSystemEventHandler):
 class Watcher:
     """See module contract."""
 
-    def __init__(self, root: Path, settle_s: float, on_stable: OnStable) -> None:
+    def __init__(self, root: Path, settle_s: float, on_stable: OnStable,
+                 on_incomplete: OnStable | None = None) -> None:
         self.root = root
         self.settle_s = settle_s
         self.on_stable = on_stable
+        self.on_incomplete = on_incomplete
+        self.incomplete_grace_s = max(5.0, 10 * settle_s)
+        self._incomplete: dict[Path, tuple[FileState, float]] = {}  # state, when first seen incomplete
         self.events = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Observer | None = None  # type: ignore[valid-type]
@@ -153,8 +161,19 @@ class Watcher:
         if self._done.get(path) == now:
             return
         if not await asyncio.to_thread(is_complete_zip, path):
+            seen = self._incomplete.get(path)
+            if seen is None or seen[0] != now:
+                self._incomplete[path] = (now, time.monotonic())
+            elif self.on_incomplete is not None and time.monotonic() - seen[1] >= self.incomplete_grace_s:
+                try:
+                    if await self.on_incomplete(path, now):
+                        self._done[path] = now
+                except Exception:  # noqa: BLE001 - one bad file must not stop the watcher
+                    log.exception("watcher: reporting incomplete %s failed", path)
+                return
             log.info("watcher: %s is stable but not a complete zip yet; waiting for more writes", path)
             return
+        self._incomplete.pop(path, None)
         try:
             if await self.on_stable(path, now):
                 self._done[path] = now
