@@ -9,7 +9,7 @@
 - 50 concurrent polling clients while jobs run: only 200s, and SQLite never
   reports "database is locked".
 
-Evaluations that must be interrupted run on 120+ synthetic images at imgsz
+Evaluations that must be interrupted run on 96 synthetic images (6 batches) at imgsz
 320; every wait polls the API with a deadline.
 """
 
@@ -58,7 +58,7 @@ def running_with_progress(job: dict[str, Any]) -> bool:
 
 
 def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Path) -> None:
-    big = make_dataset(tmp_path / "big", n_val=120, seed=11)
+    big = make_dataset(tmp_path / "big", n_val=96, seed=11)
     small = make_dataset(tmp_path / "small", n_val=24, seed=12)
     daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 2}})
     place_model(daemon.models_root, "strong", STRONG_PT)
@@ -134,7 +134,7 @@ def attempts_of(daemon: Daemon, job_id: str) -> int:
 
 def test_worker_kill9_mid_evaluation_is_retried_and_completes(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "kill_once", n_val=120, seed=21)
+    data = make_dataset(d.root / "kill_once", n_val=96, seed=21)
     job_id = d.submit_eval(model="strong", dataset=str(data))["job_id"]
     d.wait_job(job_id, ("running",), timeout=180, predicate=running_with_progress)
     killed = kill_worker_of(d)
@@ -154,7 +154,7 @@ def test_worker_kill9_mid_evaluation_is_retried_and_completes(served: Daemon) ->
 
 def test_worker_killed_on_every_attempt_fails_with_a_clear_error(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "kill_always", n_val=120, seed=22)
+    data = make_dataset(d.root / "kill_always", n_val=96, seed=22)
     job_id = d.submit_eval(model="weak", dataset=str(data))["job_id"]
     killed = []
     for attempt in (1, 2):
@@ -222,7 +222,7 @@ async def _storm(d: Daemon, job_ids: list[str], clients: int, max_s: float) -> t
 
 def test_fifty_concurrent_clients_while_jobs_run(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "storm", n_val=64, seed=31)
+    data = make_dataset(d.root / "storm", n_val=48, seed=31)
     job_ids = [d.submit_eval(model=m, dataset=str(data))["job_id"] for m in ("strong", "weak")]
     statuses, errors = asyncio.run(_storm(d, job_ids, clients=50, max_s=300))
 
