@@ -108,7 +108,8 @@ class Evaluations:
             raise JobError(f"cannot create the artifacts folder {art}: {exc.strerror or exc} "
                            f"({exc.filename}); check [paths] state_dir") from None
         result = await self.executor.run(
-            "eval", params, job_id=ctx.job.id, on_progress=ctx.progress, timeout=ctx.remaining()
+            "eval", params, job_id=ctx.job.id, on_progress=ctx.progress, timeout=ctx.remaining(),
+            cancel=ctx.cancel_event,
         )
         # The worker hashed what it actually loaded: key the row by that.
         key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], spec.imgsz, spec.batch,

@@ -79,7 +79,7 @@ class JobQueue:
 
     def __init__(
         self, db: Database, run_job: Runner, *, concurrency: int, max_queued: int,
-        timeouts: dict[str, float], cancel_running: Callable[[str], bool], clock: Clock = utcnow,
+        timeouts: dict[str, float], clock: Clock = utcnow,
         metrics: JobMetrics | None = None,
     ) -> None:
         self.db = db
@@ -87,7 +87,6 @@ class JobQueue:
         self.concurrency = concurrency
         self.max_queued = max_queued
         self.timeouts = timeouts
-        self.cancel_running = cancel_running
         self.clock = clock
         self.metrics = metrics or JobMetrics()
         self._wake = asyncio.Event()
@@ -140,8 +139,7 @@ class JobQueue:
             raise NotFound(f"job not found: {job_id}")
         running = self._running.get(job_id)
         if running is not None and job.status == "running":
-            running.ctx.cancel_event.set()
-            self.cancel_running(job_id)
+            running.ctx.cancel_event.set()  # the job's worker task (if any) is stopped by the executor
             log.info("job %s cancel requested while running", job_id)
         elif job.status == "cancelled":
             log.info("job %s cancelled", job_id)

@@ -70,5 +70,6 @@ class JobRunner:
                     "seed": int(params.get("bootstrap_seed", 0)),
                 },
                 job_id=ctx.job.id, on_progress=ctx.phase(0.9, 1.0).progress, timeout=ctx.remaining(),
+                cancel=ctx.cancel_event,
             )
         return out

@@ -90,7 +90,7 @@ class Service:
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
                       "train": cfg.jobs.train_timeout_s},
-            cancel_running=self.executor.cancel, clock=self.clock, metrics=self.job_metrics,
+            clock=self.clock, metrics=self.job_metrics,
         )
         self.submissions = Submissions(cfg, self.queue)
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))

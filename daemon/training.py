@@ -65,6 +65,7 @@ class Trainer:
              "imgsz": p["imgsz"], "lr0": p["learning_rate"], "patience": p["patience"], "device": p["device"],
              "work_dir": str(work)},
             job_id=ctx.job.id, on_progress=ctx.phase(0.0, 0.8).progress, timeout=ctx.remaining(),
+            cancel=ctx.cancel_event,
         )
         ctx.check_cancelled()
         version, path, sha = await self._publish(name, Path(trained["checkpoint"]), ctx)
@@ -106,7 +107,8 @@ class Trainer:
         """ONNX export beside the checkpoint; a failure is reported, not fatal."""
         try:
             out = await self.executor.run("export", {"checkpoint": str(path), "imgsz": imgsz}, job_id=ctx.job.id,
-                                          on_progress=lambda _: None, timeout=ctx.remaining())
+                                          on_progress=lambda _: None, timeout=ctx.remaining(),
+                                          cancel=ctx.cancel_event)
             return {"onnx": out["onnx"], "onnx_error": None}
         except VisionEvalError as exc:
             if ctx.cancel_event.is_set():

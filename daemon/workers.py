@@ -31,6 +31,8 @@ from evaluation.errors import InternalError, JobCancelled, JobTimedOut, VisionEv
 
 log = logging.getLogger(__name__)
 _DIED = object()
+_CANCELLED = object()
+_TIMED_OUT = object()
 READY_TIMEOUT_S = 600.0  # importing torch on a cold disk can be slow
 
 ProgressFn = Callable[[float], None]
@@ -44,10 +46,9 @@ class Executor(Protocol):
     async def start(self) -> None: ...
 
     async def run(
-        self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float
+        self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float,
+        cancel: asyncio.Event,
     ) -> dict[str, Any]: ...
-
-    def cancel(self, job_id: str) -> bool: ...
 
     def healthy(self) -> bool: ...
 
@@ -60,7 +61,6 @@ class _Worker:
     conn: Any
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     job_id: str | None = None
-    cancelled: bool = False
 
 
 def _error_from(msg: dict[str, Any]) -> VisionEvalError:
@@ -184,55 +184,76 @@ class WorkerPool:
 
     # -- running tasks -------------------------------------------------------------------------
     async def run(
-        self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float
+        self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float,
+        cancel: asyncio.Event,
     ) -> dict[str, Any]:
-        """Run one task on an idle worker (waiting for one); see the module contract."""
-        worker = await self._idle.get()
-        while not worker.process.is_alive() or not worker.inbox.empty():  # died while idle
-            await self._replace(worker)
-            worker = await self._idle.get()
-        worker.job_id, worker.cancelled = job_id, False
-        task_id = next(self._task_ids)
+        """Run one task on an idle worker (waiting for one); see the module contract.
+
+        Setting ``cancel`` at any moment -- before a worker is free, or while it
+        works -- stops the task: its worker is killed and replaced.
+        """
+        worker = await self._acquire(cancel)
+        worker.job_id = job_id
         try:
-            worker.conn.send({"task_id": task_id, "kind": kind, "params": params})
+            worker.conn.send({"task_id": next(self._task_ids), "kind": kind, "params": params})
         except (OSError, ValueError):
             await self._replace(worker)
             raise WorkerDied("worker process was gone before the task started") from None
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                msg = await asyncio.wait_for(worker.inbox.get(), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            msg = await self._next_message(worker, cancel, deadline)
+            if msg is _CANCELLED:
+                _kill(worker.process.pid)
                 await self._replace(worker)
-                raise JobTimedOut(f"{kind} task ran past its timeout of {timeout:g} s; its worker was killed") from None
+                raise JobCancelled("cancelled by request; its worker was stopped")
+            if msg is _TIMED_OUT:
+                await self._replace(worker)
+                raise JobTimedOut(f"{kind} task ran past its timeout of {timeout:g} s; its worker was killed")
             if msg is _DIED:
                 worker.process.join(timeout=5)
                 exit_desc = describe_exit(worker.process.exitcode)
-                cancelled = worker.cancelled
                 await self._replace(worker)
-                if cancelled:
-                    raise JobCancelled("cancelled by request; its worker was stopped")
                 raise WorkerDied(f"the worker process running this {kind} task died ({exit_desc})")
-            kind_of = msg.get("type")
-            if kind_of == "progress":
+            if msg.get("type") == "progress":
                 on_progress(msg["value"])
                 continue
             worker.job_id = None
             self._idle.put_nowait(worker)
-            if kind_of == "result":
+            if msg.get("type") == "result":
                 return msg["result"]
             if msg.get("traceback"):
                 log.error("worker task %s failed:\n%s", kind, msg["traceback"])
             raise _error_from(msg)
 
-    def cancel(self, job_id: str) -> bool:
-        """Kill the worker running ``job_id`` (its task then raises JobCancelled); False if none."""
-        for worker in self._workers:
-            if worker.job_id == job_id and worker.process.is_alive():
-                worker.cancelled = True
-                _kill(worker.process.pid)
-                return True
-        return False
+    async def _acquire(self, cancel: asyncio.Event) -> _Worker:
+        """An idle, live worker; JobCancelled if ``cancel`` is set first."""
+        while True:
+            getter = asyncio.ensure_future(self._idle.get())
+            waiter = asyncio.ensure_future(cancel.wait())
+            await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if not getter.done():
+                getter.cancel()
+                raise JobCancelled("cancelled by request before it started")
+            worker = getter.result()
+            if cancel.is_set():
+                self._idle.put_nowait(worker)
+                raise JobCancelled("cancelled by request before it started")
+            if worker.process.is_alive() and worker.inbox.empty():
+                return worker
+            await self._replace(worker)  # it died while idle: never charge a job for that
+
+    async def _next_message(self, worker: _Worker, cancel: asyncio.Event, deadline: float) -> Any:
+        """The worker's next message, or _CANCELLED, or _TIMED_OUT."""
+        getter = asyncio.ensure_future(worker.inbox.get())
+        waiter = asyncio.ensure_future(cancel.wait())
+        done, _ = await asyncio.wait({getter, waiter}, timeout=max(0.0, deadline - time.monotonic()),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        return _CANCELLED if waiter in done else _TIMED_OUT
 
 
 def _kill(pid: int | None) -> None:

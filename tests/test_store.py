@@ -180,7 +180,7 @@ def test_queue_submit_with_a_taken_claim_returns_none(db: Database) -> None:
         async def never(ctx: Any) -> dict[str, Any]:
             raise AssertionError("the dispatcher is not started in this test")
 
-        q = JobQueue(db, never, concurrency=1, max_queued=10, timeouts={}, cancel_running=lambda _id: False)
+        q = JobQueue(db, never, concurrency=1, max_queued=10, timeouts={})
         first = await q.submit("eval", {"x": 1}, trigger="watcher", claim=("m", "sha-1", "/m/m/v1.pt"))
         second = await q.submit("eval", {"x": 2}, trigger="watcher", claim=("m", "sha-1", "/m/m/v1.pt"))
         await q.close()
