@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -13,6 +16,20 @@ from store import jobs as jobq
 from store.database import Database
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_on_shutdown(func: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    """apscheduler's shutdown cancels the task of a job that is running and logs the CancelledError as
+    'Job ... raised an exception' with a traceback: an ERROR at every stop that meets a rescan. A job
+    stopped by shutdown did not fail; it ends quietly (same name, so the log lines stay the same)."""
+    @functools.wraps(func)
+    async def run() -> Any:
+        try:
+            return await func()
+        except asyncio.CancelledError:
+            log.debug("%s stopped by the scheduler's shutdown", getattr(func, "__qualname__", func))
+            return None
+    return run
 
 
 def build_scheduler(
@@ -32,10 +49,10 @@ def build_scheduler(
             log.info("pruned %d finished jobs older than %s", n, cutoff)
 
     if rescan is not None:
-        scheduler.add_job(rescan, "interval", seconds=rescan_interval_s, id="rescan", coalesce=True,
-                          max_instances=1)
-    scheduler.add_job(wal_checkpoint, "interval", seconds=wal_interval_s, id="wal-checkpoint", coalesce=True,
-                      max_instances=1)
-    scheduler.add_job(prune, "interval", seconds=prune_interval_s, id="prune-jobs", coalesce=True,
-                      max_instances=1)
+        scheduler.add_job(_quiet_on_shutdown(rescan), "interval", seconds=rescan_interval_s, id="rescan",
+                          coalesce=True, max_instances=1)
+    scheduler.add_job(_quiet_on_shutdown(wal_checkpoint), "interval", seconds=wal_interval_s, id="wal-checkpoint",
+                      coalesce=True, max_instances=1)
+    scheduler.add_job(_quiet_on_shutdown(prune), "interval", seconds=prune_interval_s, id="prune-jobs",
+                      coalesce=True, max_instances=1)
     return scheduler
