@@ -1,0 +1,179 @@
+"""POST /v1/vision/train (issue 4): train, publish v<n>.pt + ONNX + pipeline.json, auto-eval, auto-promote.
+
+One ``vision-evald`` child process for the module, with the watcher ON
+(settle 0.5 s, rescans every second) so that a trained checkpoint appearing
+in the models folder is seen by it, and must not be evaluated a second time.
+Real training with ultralytics on CPU: ``yolov8n.yaml`` from scratch (bundled,
+nothing downloaded), 1 epoch at imgsz 320 on a 16-image train split, evaluated
+on an 8-image val split. Each case has its own model name. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.daemon_fixtures import Daemon
+from tests.fixtures.synth import make_dataset
+from tests.watch_fixtures import WatchEnv, sha256_file, watch_config
+
+pytestmark = pytest.mark.ultralytics
+
+TRAIN_TIMEOUT_S = 300.0
+FINISHED = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("train")
+    dataset = make_dataset(root / "data", n_train=16, n_val=8, seed=3)
+    daemon = Daemon(root, config=watch_config())
+    e = WatchEnv(daemon, dataset)
+    try:
+        daemon.start()
+        yield e
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.log(), daemon.log_tail(200)
+
+
+def train_job(env: WatchEnv, job_id: str) -> dict[str, Any]:
+    r = env.get(f"/v1/vision/train/{job_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_train(env: WatchEnv, job_id: str, predicate=lambda j: j["status"] in FINISHED,
+               timeout: float = TRAIN_TIMEOUT_S) -> dict[str, Any]:
+    """Poll GET /v1/vision/train/{job_id} (the spec's polling URL) until ``predicate`` holds."""
+    def done() -> dict[str, Any] | None:
+        job = train_job(env, job_id)
+        return job if predicate(job) else None
+    return env.daemon.wait_for(done, timeout, f"train job {job_id}", interval=0.5)
+
+
+def check_trained(env: WatchEnv, name: str, job: dict[str, Any]) -> dict[str, Any]:
+    """A completed auto-eval + auto-promote train job of a new model: files, evaluation and decision."""
+    assert job["status"] == "completed", (job, env.daemon.log_tail(80))
+    assert job["kind"] == "train" and job["error"] is None
+    assert job["progress"] == 1.0
+    result = job["result"]
+    model_dir = env.models_root / name
+    ckpt = model_dir / "v1.pt"
+    assert result["version"] == 1 and result["checkpoint"] == str(ckpt)
+    assert ckpt.is_file() and (model_dir / "v1.onnx").is_file()
+    assert result["onnx"] == str(model_dir / "v1.onnx") and result["onnx_error"] is None
+    sha = sha256_file(ckpt)
+    assert result["checkpoint_sha256"] == sha
+
+    pipeline = json.loads((model_dir / "pipeline.json").read_text())
+    assert result["pipeline"] == str(model_dir / "pipeline.json")
+    assert pipeline["dataset"] == str(env.dataset.resolve()) and pipeline["version"] == 1
+    assert pipeline["task"] == "detection" and pipeline["model"] == name
+    params = pipeline["parameters"]
+    assert (params["epochs"], params["imgsz"], params["batch"]) == (1, 320, 8)
+
+    evaluation = result["evaluation"]
+    assert evaluation["checkpoint_sha256"] == sha and evaluation["dataset"] == str(env.dataset.resolve())
+    assert evaluation["imgsz"] == 320 and evaluation["images"] == 8
+    assert isinstance(evaluation["eval_id"], int) and isinstance(evaluation["score"], float)
+    for key in ("mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms"):
+        assert key in evaluation, key
+
+    promotion = result["promotion"]
+    assert promotion["decision"] == "promoted" and "first version" in promotion["reason"]
+    assert promotion["new_sha256"] == sha and promotion["previous_sha256"] is None
+    assert promotion["eval_id"] == evaluation["eval_id"]
+    assert (model_dir / "current.pt").read_bytes() == ckpt.read_bytes()
+    return result
+
+
+def check_not_evaluated_again(env: WatchEnv, name: str, job_id: str, sha: str) -> None:
+    """The watcher saw the published v1.pt, created nothing, and never recorded it as skipped."""
+    ckpt = env.models_root / name / "v1.pt"
+    env.wait_log(f"watcher: {ckpt} (sha256 {sha[:12]}...) was already handled")
+    env.wait_rescans(2)
+    jobs = env.jobs(name)
+    assert [(j["id"], j["kind"]) for j in jobs] == [(job_id, "train")], jobs
+    evals = env.evals(name)
+    assert [(e["job_id"], e["trigger"], e["checkpoint_sha256"]) for e in evals] == [(job_id, "train", sha)]
+    assert env.skipped(name) == []
+    assert f"skipping {ckpt}" not in env.daemon.log()  # not even for a moment (before pipeline.json existed)
+    detail = env.model(name)
+    assert detail["current"] == {"sha256": sha, "version": 1}
+    assert detail["versions"][0]["onnx"] == str(ckpt.with_suffix(".onnx"))
+    assert [(p["decision"], p["actor"]) for p in detail["promotions"]] == [("promoted", "train")]
+
+
+def test_train_json_with_auto_eval_and_auto_promote(env: WatchEnv) -> None:
+    name = "trained-json"
+    r = env.post("/v1/vision/train", json={
+        "model": name, "dataset": str(env.dataset), "task": "detection",
+        "config": {"epochs": 1, "imgsz": 320, "batch_size": 8},
+        "auto_eval": True, "auto_promote": True,
+    })
+    assert r.status_code == 202, r.text
+    submitted = r.json()
+    assert submitted["status"] == "queued" and submitted["kind"] == "train"
+    job = wait_train(env, submitted["job_id"])
+    result = check_trained(env, name, job)
+    check_not_evaluated_again(env, name, job["job_id"], result["checkpoint_sha256"])
+    # A finished job cannot be cancelled.
+    r = httpx.delete(f"{env.url}/v1/vision/train/{job['job_id']}", timeout=30)
+    assert r.status_code == 409, r.text
+
+
+def test_train_form_data(env: WatchEnv) -> None:
+    """The spec's form-data form: flat fields, booleans as strings (as the spec's Python example sends)."""
+    name = "trained-form"
+    r = env.post("/v1/vision/train", data={
+        "model": name, "dataset": str(env.dataset), "task": "detection",
+        "epochs": "1", "imgsz": "320", "batch_size": "8", "auto_eval": "true", "auto_promote": "true",
+    })
+    assert r.status_code == 202, r.text
+    job = wait_train(env, r.json()["job_id"])
+    result = check_trained(env, name, job)
+    check_not_evaluated_again(env, name, job["job_id"], result["checkpoint_sha256"])
+
+
+def test_unsupported_task_is_a_400_naming_what_is_supported(env: WatchEnv) -> None:
+    before = env.all_jobs_count()
+    body = {"model": "trained-cls", "dataset": str(env.dataset), "task": "classification",
+            "config": {"epochs": 1, "imgsz": 320, "batch_size": 8}, "auto_eval": True}
+    r = env.post("/v1/vision/train", json=body)
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert "classification" in detail and "detection" in detail, detail
+    # The same through multipart form fields (the spec's curl -F form).
+    form = {"model": "trained-cls", "dataset": str(env.dataset), "task": "classification", "epochs": "1"}
+    r = env.post("/v1/vision/train", files={k: (None, v) for k, v in form.items()})
+    assert r.status_code == 400, r.text
+    assert "detection" in r.json()["detail"]
+    assert env.all_jobs_count() == before
+    assert not (env.models_root / "trained-cls").exists()
+
+
+def test_cancel_a_running_train_job(env: WatchEnv) -> None:
+    name = "trained-cancel"
+    r = env.post("/v1/vision/train", json={
+        "model": name, "dataset": str(env.dataset), "task": "detection",
+        "config": {"epochs": 200, "imgsz": 320, "batch_size": 8}, "auto_eval": True, "auto_promote": True,
+    })
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    wait_train(env, job_id, lambda j: j["status"] == "running" and j["progress"] > 0)  # training for real
+    r = httpx.delete(f"{env.url}/v1/vision/train/{job_id}", timeout=30)
+    assert r.status_code == 200, r.text
+    started = time.monotonic()
+    job = wait_train(env, job_id, timeout=60)
+    assert job["status"] == "cancelled", job
+    assert job["result"] is None
+    assert time.monotonic() - started < 60
+    model_dir = env.models_root / name
+    assert not model_dir.exists() or not any(model_dir.glob("v*.pt")), list(model_dir.iterdir())
+    assert not (model_dir / "current.pt").exists()
+    env.daemon.wait_workers_ready()  # the worker killed by the cancel is replaced
