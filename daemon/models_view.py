@@ -66,33 +66,38 @@ def _leaves_root(path: Path, root: Path) -> bool:
 def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
     """Versions with sha256 and size, and what current.pt holds (sha256 and the version it equals).
 
-    A model folder or checkpoint that is a link leaving the models root is refused (403), as
-    model resolution refuses it: nothing outside the root is read (hashed) here either.
+    Nothing outside the models root is read: a model folder that is a link
+    leaving the root is refused (403), as model resolution refuses it; a
+    checkpoint that is such a link is listed without a hash and with the
+    reason, so the rest of the model stays visible.
     """
     model_dir = root / check_name(name)
     versions = list_versions(model_dir)
     current = model_dir / CURRENT
     if not versions and not current.is_file():
         raise NotFound(f"model not found: {name}")
-    for path in (model_dir, *versions.values(), *([current] if current.is_file() else [])):
-        if _leaves_root(path, root):
-            raise PathNotAllowed(f"{path} is a link that leaves the models root")
+    if _leaves_root(model_dir, root):
+        raise PathNotAllowed(f"{model_dir} is a link that leaves the models root")
+    outside = "a link that leaves the models root: not read"
     rows = []
     by_sha: dict[str, int] = {}
     for n, path in versions.items():
+        if _leaves_root(path, root):
+            rows.append({"version": n, "path": str(path), "sha256": None, "size_mb": None, "onnx": None,
+                         "error": outside})
+            continue
         sha = shas.sha256(path)
         if sha is not None:
             by_sha.setdefault(sha, n)
         rows.append({"version": n, "path": str(path), "sha256": sha,
                      "size_mb": path.stat().st_size / (1024 * 1024) if path.exists() else None,
                      "onnx": str(path.with_suffix(".onnx")) if path.with_suffix(".onnx").exists() else None})
-    current_sha = shas.sha256(current)
-    return {
-        "name": name,
-        "path": str(model_dir),
-        "versions": rows,
-        "current": None if current_sha is None else {"sha256": current_sha, "version": by_sha.get(current_sha)},
-    }
+    if current.is_file() and _leaves_root(current, root):
+        current_view: dict[str, Any] | None = {"sha256": None, "version": None, "error": outside}
+    else:
+        current_sha = shas.sha256(current)
+        current_view = None if current_sha is None else {"sha256": current_sha, "version": by_sha.get(current_sha)}
+    return {"name": name, "path": str(model_dir), "versions": rows, "current": current_view}
 
 
 async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> dict[str, Any]:

@@ -216,8 +216,11 @@ def test_model_traversal_is_refused_and_nothing_outside_is_read(env: Env, outsid
 
 
 def test_model_detail_and_promote_refuse_links_that_leave_the_models_root(env: Env, outside_opens: Any) -> None:
-    for name in ("evil", "evildir"):
-        assert_json_error(httpx.get(f"{env.url}/v1/vision/models/{name}", timeout=10), 403)
+    assert_json_error(httpx.get(f"{env.url}/v1/vision/models/evildir", timeout=10), 403)
+    evil = httpx.get(f"{env.url}/v1/vision/models/evil", timeout=10)  # the model stays visible ...
+    assert evil.status_code == 200, evil.text
+    assert evil.json()["current"]["sha256"] is None  # ... but its outside current.pt is never read
+    assert "leaves the models root" in evil.json()["current"]["error"]
     assert_json_error(env.post("/v1/vision/models/evildir/promote", json={"version": 1}), 403)
     assert_json_error(env.post("/v1/vision/models/evil/rollback"), 403)
     assert_json_error(env.post("/v1/vision/models/evildir/rollback"), 403)
