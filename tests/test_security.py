@@ -314,7 +314,7 @@ def test_download_key_is_never_executed_when_val_vanishes_before_the_run(env: En
     d = env.daemon
     markers = env.root / "markers_run"
     markers.mkdir()
-    blocker = make_dataset(env.allowed / "blocker", n_val=80, seed=40)
+    blocker = make_dataset(env.allowed / "blocker", n_val=50, seed=40)
     yamls = _download_yamls(env.allowed / "dl_run", markers, with_val=True, seed=50)
     busy = d.submit_eval(model="good", dataset=str(blocker))["job_id"]
     d.wait_job(busy, ("running",), timeout=120)
