@@ -573,13 +573,17 @@ class _Engine:
             p = pf[:-1].reshape(rc, m)
             np.divide(T, Wt, out=p)  # precision at each TP's last copy (0/0 before the first real prediction)
             tt = T[:, -1]
-            q = levels.astype(To.dtype) + off[:, None]  # same dtype as To: no conversion of To
-            j = np.searchsorted(To.ravel(), q.ravel()).reshape(rc, 100)
             valid = levels <= tt[:, None]
+            hmax = int(valid.sum(1).max())  # levels reached by some resample (recall * 100 at most)
+            if hmax == 0:
+                continue  # no TP drawn anywhere: AP 0
+            lv, valid = levels[:, :hmax], valid[:, :hmax]
+            q = lv.astype(To.dtype) + off[:, None]  # same dtype as To: no conversion of To
+            j = np.searchsorted(To.ravel(), q.ravel()).reshape(rc, hmax)
             row_end = (rows_r + 1) * m
             j = np.minimum(j, row_end[:, None])
             bounds = np.concatenate([j, row_end[:, None]], 1).ravel()
-            seg = np.maximum.reduceat(pf, bounds).reshape(rc, 101)[:, :100]
+            seg = np.maximum.reduceat(pf, bounds).reshape(rc, hmax + 1)[:, :hmax]
             seg[~valid] = 0.0
             E = np.maximum.accumulate(seg[:, ::-1], axis=1)[:, ::-1]  # E at the first TP of each level
             e1 = E[:, 0]
