@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ from daemon.config import PromotionConfig
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
+from daemon.workers import Executor
 from evaluation.datasets import file_sha256
-from evaluation.errors import Conflict, NotFound, PathNotAllowed
+from evaluation.errors import Conflict, InvalidRequest, NotFound, PathNotAllowed
 from evaluation.models import CURRENT, check_name, list_versions
 from evaluation.scoring import composite_score, resolve_weights
 from store import promotions, results
@@ -48,10 +50,11 @@ def _sha_or_none(path: Path) -> str | None:
 class Promoter:
     """Decides and performs promotions (see module contract)."""
 
-    def __init__(self, db: Database, evaluations: Evaluations, models_root: Path, store_dir: Path,
-                 config: PromotionConfig, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, evaluations: Evaluations, executor: Executor, models_root: Path,
+                 store_dir: Path, config: PromotionConfig, clock: Clock = utcnow) -> None:
         self.db = db
         self.evaluations = evaluations
+        self.executor = executor
         self.models_root = models_root
         self.store_dir = store_dir
         self.config = config
@@ -70,10 +73,12 @@ class Promoter:
         return path
 
     # -- automatic decisions -------------------------------------------------------------------
-    async def consider(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext, actor: str) -> dict[str, Any]:
-        """Promote ``spec``'s checkpoint if it beats the incumbent; record the decision either way."""
+    async def consider(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext, actor: str,
+                       gates: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Promote ``spec``'s checkpoint if it beats the incumbent and passes the gates; record the
+        decision either way. ``gates`` overrides the configured gates for this decision."""
         async with self._lock(spec.model_name):
-            decision = await self._decide(spec, result, ctx)
+            decision = await self._decide(spec, result, ctx, self.gate_settings(gates))
             if decision["decision"] == "promoted":
                 try:
                     await self._swap(spec.model_name, Path(spec.model_path), result["checkpoint_sha256"])
@@ -84,7 +89,21 @@ class Promoter:
                      decision["decision"], decision["reason"])
             return decision
 
-    async def _decide(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    def gate_settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The promotion gates in force: the config's, overridden per request (validated at submit)."""
+        c = self.config
+        gates = {
+            "require_significant": c.require_significant,
+            "min_delta": c.min_delta,
+            "max_class_regression": c.max_class_regression if c.max_class_regression >= 0 else None,
+            "min_class_support": c.min_class_support,
+            "max_size_recall_regression": c.max_size_recall_regression if c.max_size_recall_regression >= 0 else None,
+        }
+        gates.update(overrides or {})
+        return gates
+
+    async def _decide(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
+                      gates: dict[str, Any]) -> dict[str, Any]:
         weights = resolve_weights(spec.weights)
         new_score = composite_score(result, weights)
         current = self.current_path(spec.model_name)
@@ -92,6 +111,7 @@ class Promoter:
             "eval_id": result.get("eval_id"), "dataset": spec.dataset_path, "version": spec.model_version,
             "new_sha256": result["checkpoint_sha256"], "new_score": new_score, "weights": weights,
             "previous_sha256": None, "previous_score": None, "baseline": self.config.baseline, "gates": [],
+            "gate_settings": gates,
         }
         previous_sha = await asyncio.to_thread(_sha_or_none, current)
         decision["previous_sha256"] = previous_sha
@@ -101,36 +121,65 @@ class Promoter:
             return {**decision, "decision": "refused", "reason": "the candidate is already what current.pt holds"}
         if new_score is None:
             return {**decision, "decision": "refused", "reason": "the candidate has no score (every weighted metric is null)"}
-        baseline_score, baseline_desc = await self._baseline(spec, result, current, previous_sha, weights, ctx)
+        incumbent, baseline_desc = await self._baseline(spec, result, current, previous_sha, ctx)
+        baseline_score = None if incumbent is None else composite_score(incumbent, weights)
         decision["previous_score"] = baseline_score
-        margin = self.config.min_delta
-        if baseline_score is None or new_score > baseline_score + margin:
-            reason = (f"score {new_score:.4f} beats {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
-                      if baseline_score is not None else f"{baseline_desc} has no score")
-            return {**decision, "decision": "promoted", "reason": reason}
-        return {**decision, "decision": "refused",
-                "reason": f"score {new_score:.4f} does not beat {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"}
+        margin = float(gates["min_delta"])
+        if baseline_score is not None and not new_score > baseline_score + margin:
+            return {**decision, "decision": "refused", "reason": (
+                f"score {new_score:.4f} does not beat {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}")}
+        reason = (f"score {new_score:.4f} beats {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
+                  if baseline_score is not None else f"{baseline_desc} has no score")
+        if incumbent is not None and gates_active(gates):
+            failures, summary = await self._gates(incumbent, result, weights, gates, ctx)
+            decision.update(gates=failures, significance=summary)
+            if failures:
+                return {**decision, "decision": "refused", "reason": "refused by promotion gates: " + "; ".join(
+                    f"{f['gate']} ({f['subject']}): {f['reason']}" for f in failures)}
+            reason += "; gates passed"
+        return {**decision, "decision": "promoted", "reason": reason}
 
     async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
-                        weights: dict[str, float], ctx: JobContext) -> tuple[float | None, str]:
+                        ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
+        """The result the candidate must beat, and how to name it in reasons (None: nothing to beat)."""
         if self.config.baseline == "dataset_best":
             row = await self.db.read(lambda c: results.best_score_on_dataset(c, spec.dataset_path,
                                                                            result["checkpoint_sha256"]))
             if row is None:
                 return None, "the dataset's leaderboard (empty)"
-            return row["score"], f"the dataset's best ({row['model_name']}, eval {row['id']})"
+            return results.result_of(row), f"the dataset's best ({row['model_name']}, eval {row['id']})"
         fp = result["dataset_fingerprint"]
         row = await self.db.read(lambda c: results.find_for_checkpoint(c, previous_sha, fp))
         if row is not None:
-            incumbent = results.result_of(row)
-        else:
-            log.info("job %s: evaluating the incumbent current.pt of %s first", ctx.job.id, spec.model_name)
-            incumbent_spec = EvalSpec(
-                model_path=str(current), model_name=spec.model_name, model_version=None,
-                dataset_path=spec.dataset_path, imgsz=spec.imgsz, batch=spec.batch, weights=spec.weights,
-            )
-            incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
-        return composite_score(incumbent, weights), "the incumbent current.pt"
+            return results.result_of(row), "the incumbent current.pt"
+        log.info("job %s: evaluating the incumbent current.pt of %s first", ctx.job.id, spec.model_name)
+        incumbent_spec = EvalSpec(
+            model_path=str(current), model_name=spec.model_name, model_version=None,
+            dataset_path=spec.dataset_path, imgsz=spec.imgsz, batch=spec.batch, weights=spec.weights,
+        )
+        return await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger), "the incumbent current.pt"
+
+    async def _gates(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
+                     gates: dict[str, Any], ctx: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Paired bootstrap of candidate (b) against incumbent (a), then the gates; (failures, summary)."""
+        from evaluation.compare_stats import evaluate_gates
+
+        if incumbent.get("dataset_fingerprint") != candidate.get("dataset_fingerprint"):
+            failure = {"gate": "comparable", "subject": "dataset", "value": None, "ci_low": None, "ci_high": None,
+                       "threshold": None, "reason": "the baseline was evaluated on other dataset content, so the "
+                                                    "gates cannot pair their images"}
+            return [failure], {}
+        stats = await self.executor.run(
+            "compare",
+            {"evidence_a": await self.evaluations.evidence_path(incumbent["eval_id"]),
+             "evidence_b": await self.evaluations.evidence_path(candidate["eval_id"]),
+             "names": candidate.get("class_names"), "weights": weights,
+             "n_resamples": self.config.bootstrap_resamples, "seed": self.config.bootstrap_seed},
+            job_id=ctx.job.id, on_progress=lambda _: None, timeout=ctx.remaining(), cancel=ctx.cancel_event,
+        )
+        summary = {"accuracy_score": stats["metrics"].get("accuracy_score"), "n_resamples": stats["n_resamples"],
+                   "seed": stats["seed"], "eval_id_a": incumbent["eval_id"], "eval_id_b": candidate["eval_id"]}
+        return evaluate_gates(stats, gates), summary
 
     # -- manual promotion and rollback ---------------------------------------------------------
     async def promote_version(self, name: str, version: int, actor: str, reason: str | None) -> dict[str, Any]:
@@ -207,7 +256,8 @@ class Promoter:
             "previous_sha256": decision.get("previous_sha256"), "new_sha256": decision.get("new_sha256"),
             "previous_score": decision.get("previous_score"), "new_score": decision.get("new_score"),
             "details": {"job_id": job_id, "gates": decision.get("gates", []), "weights": decision.get("weights"),
-                        "baseline": decision.get("baseline")},
+                        "baseline": decision.get("baseline"), "gate_settings": decision.get("gate_settings"),
+                        "significance": decision.get("significance")},
         }
         return await self.db.write(lambda c: promotions.insert(c, row))
 
@@ -249,6 +299,38 @@ class Promoter:
 
     async def history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.db.read(lambda c: promotions.history(c, name, limit))
+
+
+GATE_KEYS = ("require_significant", "min_delta", "max_class_regression", "min_class_support",
+             "max_size_recall_regression")
+
+
+def gates_active(gates: dict[str, Any]) -> bool:
+    return bool(gates["require_significant"]) or gates["max_class_regression"] is not None \
+        or gates["max_size_recall_regression"] is not None
+
+
+def validate_gates(raw: Any) -> dict[str, Any] | None:
+    """A request's gate overrides, checked; InvalidRequest naming the bad key or value."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("gates must be an object, e.g. {\"require_significant\": true}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in GATE_KEYS:
+            raise InvalidRequest(f"unknown gate {key!r}; allowed: {', '.join(GATE_KEYS)}")
+        if key == "require_significant":
+            if not isinstance(value, bool):
+                raise InvalidRequest("gates.require_significant must be true or false")
+        elif key == "min_class_support":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidRequest("gates.min_class_support must be a whole number >= 0")
+        elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                    or not math.isfinite(value) or value < 0):
+            raise InvalidRequest(f"gates.{key} must be a number >= 0" + ("" if key == "min_delta" else " or null"))
+        out[key] = value
+    return out
 
 
 def _promotion_stack(ledger_oldest_first: list[dict[str, Any]]) -> list[str]:

@@ -44,7 +44,8 @@ class JobRunner:
         spec = EvalSpec.from_params(params)
         if params.get("auto_promote") and self.promoter is not None:
             result = await self.evaluations.run(spec, ctx.phase(0.0, 0.9), ctx.job.trigger)
-            result["promotion"] = await self.promoter.consider(spec, result, ctx.phase(0.9, 1.0), actor=ctx.job.trigger)
+            result["promotion"] = await self.promoter.consider(spec, result, ctx.phase(0.9, 1.0),
+                                                               actor=ctx.job.trigger, gates=params.get("gates"))
             return result
         return await self.evaluations.run(spec, ctx, ctx.job.trigger)
 
@@ -72,4 +73,9 @@ class JobRunner:
                 job_id=ctx.job.id, on_progress=ctx.phase(0.9, 1.0).progress, timeout=ctx.remaining(),
                 cancel=ctx.cancel_event,
             )
+            stats = out["statistics"]
+            stats["difference"] = "b - a"
+            stats["speed"] = ("inference_ms is measured once per evaluation, not resampled: intervals cover "
+                              "accuracy metrics only, and accuracy_score is the score without its speed term")
+            out["winner_significant"] = bool((stats["metrics"].get("accuracy_score") or {}).get("significant"))
         return out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config
+from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
 from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
@@ -62,13 +63,16 @@ class Submissions:
         }
 
     async def eval(self, *, model: str, dataset: str, imgsz: int, batch: int, weights: dict[str, Any] | None,
-                   allow_class_mismatch: bool = False, auto_promote: bool = False) -> Job:
+                   allow_class_mismatch: bool = False, auto_promote: bool = False,
+                   gates: dict[str, Any] | None = None) -> Job:
         validate_weights(weights)
+        gates = validate_gates(gates)
         resolved = self.resolve_model(model)
         ds = await self.check_dataset(dataset)
         params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch)
         params["model"] = model
         params["auto_promote"] = auto_promote
+        params["gates"] = gates
         return await self._submit("eval", params)
 
     async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int, batch: int,
@@ -93,18 +97,20 @@ class Submissions:
 
     async def train(self, *, model: str, dataset: str, task: str, epochs: int, batch: int, imgsz: int,
                     learning_rate: float, patience: int, base_model: str | None, auto_eval: bool,
-                    auto_promote: bool, eval_weights: dict[str, Any] | None) -> Job:
+                    auto_promote: bool, eval_weights: dict[str, Any] | None,
+                    gates: dict[str, Any] | None = None) -> Job:
         if task not in SUPPORTED_TASKS:
             raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
         check_name(model)
         validate_weights(eval_weights)
+        gates = validate_gates(gates)
         ds = await self.check_dataset(dataset)
         params = {
             "model": model, "dataset_path": str(ds), "task": "detection", "epochs": epochs, "batch": batch,
             "imgsz": imgsz, "learning_rate": learning_rate, "patience": patience,
             "base": self.resolve_base(model, base_model), "device": self.config.workers.device,
             "auto_eval": auto_eval or auto_promote, "auto_promote": auto_promote,
-            "eval_weights": eval_weights or None,
+            "eval_weights": eval_weights or None, "gates": gates,
         }
         return await self._submit("train", params)
 

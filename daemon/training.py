@@ -83,7 +83,7 @@ class Trainer:
             result["evaluation"] = evaluation
             if p.get("auto_promote"):
                 result["promotion"] = await self.promoter.consider(spec, evaluation, ctx.phase(0.97, 1.0),
-                                                                   actor="train")
+                                                                   actor="train", gates=p.get("gates"))
         await asyncio.to_thread(_remove_tree, work)
         return result
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
 from handlers.context import json_response, service
 
-EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote")
+EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates")
 COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
                   "bootstrap_resamples", "bootstrap_seed")
 
@@ -24,6 +24,7 @@ async def submit_eval(request: web.Request) -> web.Response:
         weights=get_object(data, "weights"),
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
+        gates=get_object(data, "gates"),
     )
     return json_response(job.public(), status=202)
 

@@ -182,6 +182,19 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     # -- request bodies (JSON form; the form encodings are derived below) ----------------------
+    "Gates": {
+        "type": "object",
+        "description": "Promotion gates for this decision, overriding [promotion] in the config. Judged on a "
+                       "paired bootstrap of the candidate against the incumbent.",
+        "additionalProperties": False,
+        "properties": {
+            "require_significant": {"type": "boolean"},
+            "min_delta": {"type": "number", "minimum": 0},
+            "max_class_regression": {"type": "number", "minimum": 0, "nullable": True},
+            "min_class_support": {"type": "integer", "minimum": 0},
+            "max_size_recall_regression": {"type": "number", "minimum": 0, "nullable": True},
+        },
+    },
     "EvalRequest": {
         "type": "object",
         "required": ["model", "dataset"],
@@ -197,6 +210,7 @@ SCHEMAS: dict[str, Any] = {
             "weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
             "allow_class_mismatch": {"type": "boolean", "default": False},
             "auto_promote": {"type": "boolean", "default": False},
+            "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
         },
     },
     "CompareRequest": {
@@ -243,6 +257,7 @@ SCHEMAS: dict[str, Any] = {
             "auto_eval": {"type": "boolean", "default": False},
             "auto_promote": {"type": "boolean", "default": False},
             "eval_weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
+            "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
             "epochs": {"type": "integer", "minimum": 1, "maximum": 1000},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 256},
             "imgsz": {"type": "integer", "minimum": 320, "maximum": 2560},
@@ -267,7 +282,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 # In the form encodings every value is text: objects (weights, config) are JSON text.
-_FORM_OBJECT_FIELDS = {"weights", "eval_weights", "config"}
+_FORM_OBJECT_FIELDS = {"weights", "eval_weights", "config", "gates"}
 
 
 def _form_schema(name: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from handlers.context import json_response, service
 from handlers.jobs import STATUSES
 
 CONFIG_FIELDS = ("epochs", "batch_size", "imgsz", "learning_rate", "patience")
-TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights")
+TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights",
+              "gates")
 
 
 def _learning_rate(data: dict[str, Any]) -> float:
@@ -62,6 +63,7 @@ async def submit_train(request: web.Request) -> web.Response:
         auto_eval=get_bool(data, "auto_eval"),
         auto_promote=get_bool(data, "auto_promote"),
         eval_weights=get_object(data, "eval_weights"),
+        gates=get_object(data, "gates"),
     )
     return json_response(job.public(), status=202)
 
