@@ -249,7 +249,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "watch": {"enabled": True, "settle_seconds": 0.3, "rescan_interval_s": 2.0,
                   "default_dataset": str(root / "small" / "data.yaml")},
         "eval": {"imgsz": API_IMGSZ},
-        "jobs": {"max_attempts": 1},
     })
     e = Env(d, root)
     e.strong.parent.mkdir()

@@ -100,7 +100,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "watch": {"enabled": True, "settle_seconds": 0.3, "rescan_interval_s": 2.0,
                   "default_dataset": str(root / "small" / "data.yaml")},
         "eval": {"imgsz": API_IMGSZ},
-        "jobs": {"max_attempts": 1},
+        "jobs": {"max_attempts": 2},
     })
     e = Env(d, root)
     e.strong.parent.mkdir()
@@ -153,7 +153,7 @@ def test_jobs_queue_depth_and_durations(env: Env) -> None:
     log = d.log()
     for job_id in (first, *waiting):
         assert len(re.findall(rf"job {job_id} eval queued \(trigger api\)", log)) == 1, job_id
-        assert len(re.findall(rf"job {job_id} eval running \(attempt 1 of 1\)", log)) == 1, job_id
+        assert len(re.findall(rf"job {job_id} eval running \(attempt 1 of 2\)", log)) == 1, job_id
         assert len(re.findall(rf"job {job_id} completed$", log, re.M)) == 1, job_id
         assert len(re.findall(rf"job {job_id} (failed|requeued|cancelled|crashed)", log)) == 0, job_id
 
