@@ -133,10 +133,12 @@ SCHEMAS: dict[str, Any] = {
             "versions": {"type": "array", "items": {
                 "type": "object", "required": ["version", "path", "sha256"],
                 "properties": {"version": {"type": "integer"}, "path": {"type": "string"}, "sha256": _STR,
-                               "size_mb": _NUM, "onnx": _STR},
+                               "size_mb": _NUM, "onnx": _STR, "error": {"type": "string"}},
             }},
             "current": {"type": "object", "nullable": True, "required": ["sha256"],
-                        "properties": {"sha256": {"type": "string"}, "version": _INT}},
+                        "description": "What current.pt holds; sha256 is null (with an error) when it is a "
+                                       "link that leaves the models root (never read).",
+                        "properties": {"sha256": _STR, "version": _INT, "error": {"type": "string"}}},
             "evaluations": {"type": "array", "items": {"$ref": "#/components/schemas/EvalSummary"}},
             "skipped": {"type": "array", "items": {
                 "type": "object", "required": ["path", "reason"],
