@@ -94,8 +94,8 @@ def _info(device: str) -> dict[str, Any]:
     resolved = resolve_device(device)
     return {
         "pid": os.getpid(),
-        "ultralytics_version": ultralytics.__version__,
-        "torch_version": torch.__version__,
+        "ultralytics_version": str(ultralytics.__version__),
+        "torch_version": str(torch.__version__),  # a TorchVersion would import torch in the daemon on unpickling
         "device": resolved,
         "device_kind": device_kind(resolved),
     }

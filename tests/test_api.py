@@ -614,3 +614,13 @@ def test_healthz_and_no_server_errors_in_the_log(env: Env) -> None:
     assert body["worker_info"]["device_kind"] == "cpu"
     log = env.daemon.log()
     assert '" 500 ' not in log and "Traceback" not in log, env.daemon.log_tail(100)
+
+
+def test_the_http_process_never_loads_torch(env: Env, example: dict[str, Any]) -> None:
+    """After real evaluations (the example fixture ran one), the daemon itself has no libtorch mapped:
+    only its worker processes do. Worker messages must not carry torch objects (unpickling one would
+    import torch in the daemon)."""
+    maps = Path(f"/proc/{env.daemon.pid}/maps").read_text()
+    assert "libtorch" not in maps
+    worker = env.daemon.health()["worker_info"]["pid"]
+    assert "libtorch" in Path(f"/proc/{worker}/maps").read_text()  # the check can see torch where it is
