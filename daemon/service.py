@@ -11,6 +11,7 @@ stops in reverse and is idempotent: running jobs go back to the queue.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import platform
 import sqlite3
@@ -61,6 +62,7 @@ class Service:
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.job_metrics = JobMetrics()
+        self._leaderboards: dict[tuple[str | None, int], tuple[int, bytes]] = {}
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
@@ -204,12 +206,26 @@ class Service:
             raise NotFound(f"the predictions artifact of job {job_id} is missing")
         return path
 
-    async def leaderboard(self, dataset: str | None, limit: int) -> list[dict[str, Any]]:
+    async def leaderboard_json(self, dataset: str | None, limit: int) -> bytes:
+        """The leaderboard as JSON bytes, cached until the next database write.
+
+        Polling dashboards ask far more often than results change; every write
+        (the only writer is this process) invalidates the cache.
+        """
         try:
             key = str(expand_user(dataset, "dataset").resolve()) if dataset else None
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
-        return await self.database.read(lambda c: results.leaderboard(c, key, limit))
+        generation = self.database.generation
+        cached = self._leaderboards.get((key, limit))
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        rows = await self.database.read(lambda c: results.leaderboard(c, key, limit))
+        body = json.dumps(rows).encode()
+        if len(self._leaderboards) >= 256:
+            self._leaderboards.clear()
+        self._leaderboards[(key, limit)] = (generation, body)
+        return body
 
     async def history(self, model_name: str, limit: int) -> list[dict[str, Any]]:
         rows = await self.database.read(lambda c: results.history(c, model_name, limit))

@@ -11,10 +11,10 @@ from handlers.context import json_response, service
 async def leaderboard(request: web.Request) -> web.Response:
     query = dict(request.query)
     reject_unknown(query, ("dataset", "limit"))
-    rows = await service(request).leaderboard(
+    body = await service(request).leaderboard_json(
         get_str(query, "dataset"), get_int(query, "limit", default=20, lo=1, hi=1000)
     )
-    return json_response(rows)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def history(request: web.Request) -> web.Response:

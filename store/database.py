@@ -59,6 +59,8 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._closed = False
+        # Bumped after every committed write: readers may cache derived data while it is unchanged.
+        self.generation = 0
         self._writes: queue.Queue[Any] = queue.Queue()
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -109,6 +111,7 @@ class Database:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+                self.generation += 1
             except BaseException as exc:  # noqa: BLE001 - delivered to the caller
                 if conn.in_transaction:  # BEGIN succeeded, COMMIT or ROLLBACK did not (busy)
                     try:

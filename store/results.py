@@ -77,13 +77,26 @@ def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
     return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
 
 
+_SUMMARY_COLUMNS = (
+    "id", "model_name", "score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "created_at",
+    "model_version", "checkpoint_sha256",
+)
+
+
 def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int) -> list[dict[str, Any]]:
-    """One row per model and dataset (its best evaluation), ranked by score, rank from 1."""
-    where = "WHERE b.dataset = ?" if dataset else ""
+    """One row per model and dataset (its best evaluation), ranked by score, rank from 1.
+
+    The top ``limit`` come straight off the ``(score DESC, eval_id)`` index (SQLite sorts NULL
+    scores last in descending order); only those rows are joined, without their large columns.
+    """
+    where = "WHERE dataset = ?" if dataset else ""
     args: tuple[Any, ...] = (dataset, limit) if dataset else (limit,)
+    cols = ", ".join(f"r.{c}" for c in _SUMMARY_COLUMNS)
     rows = conn.execute(
-        "SELECT r.* FROM leaderboard_best b JOIN eval_results r ON r.id = b.eval_id "
-        f"{where} ORDER BY b.score IS NULL, b.score DESC, r.id ASC LIMIT ?",
+        f"SELECT {cols} FROM (SELECT eval_id, score FROM leaderboard_best {where} "
+        "ORDER BY score DESC, eval_id LIMIT ?) b JOIN eval_results r ON r.id = b.eval_id "
+        "ORDER BY b.score DESC, b.eval_id",
         args,
     ).fetchall()
     return [{"rank": i, **summary(row)} for i, row in enumerate(rows, start=1)]

@@ -83,8 +83,8 @@ CREATE TABLE leaderboard_best (
     score      REAL,
     PRIMARY KEY (model_name, dataset)
 );
-CREATE INDEX leaderboard_best_score ON leaderboard_best (score DESC);
-CREATE INDEX leaderboard_best_dataset ON leaderboard_best (dataset, score DESC);
+CREATE INDEX leaderboard_best_score ON leaderboard_best (score DESC, eval_id);
+CREATE INDEX leaderboard_best_dataset ON leaderboard_best (dataset, score DESC, eval_id);
 
 CREATE TABLE promotions (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
