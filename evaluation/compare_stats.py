@@ -42,17 +42,20 @@ per subset). Confidence ties between different predictions keep the order of
 the full-set sort; only the full set is guaranteed bit-for-bit equal to an
 ultralytics run (its sort of a different array could order ties otherwise).
 
-Cost of the bootstrap, per evaluation and resample: one gather and one
-cumulative sum over every prediction (the weighted ``tpc + fpc``), about six
-passes over the TP entries of the ten thresholds, and ~20 passes over
-classes x 1000 for the P/R/F1 curves; memory is bounded by blocks of at most
-64 resamples. ``benchmarks/bootstrap.py`` measures it.
+Cost of the bootstrap, per evaluation and resample (see ``_Engine``): one gathered
+byte and one uint8 add per prediction and per TP entry (exact integer prefix
+sums, streamed in blocks of 16 rows), about ten float64 operations per run of
+adjacent TPs (the AP envelopes of the ten thresholds), and about 25 per class
+and grid confidence (the P/R/F1 curves). Resamples are processed in blocks
+(transposed: images x resamples) sized to a few tens of MB of scratch memory
+per worker thread. ``benchmarks/bootstrap.py`` measures it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -284,43 +287,211 @@ _AP_CX = np.concatenate(([0.0], np.cumsum(_AP_W * _AP_X)))
 # and n + 1e-16 == n. Checked here, at import.
 assert not any(_AP_X[g] < g / 100 for g in range(101))
 assert all(float(n) + EPS == float(n) for n in (1, 2, 3, 1000))
-_LEVELS = np.arange(100, dtype=np.float64)  # h - 1 for the grid levels h = 1..100
-_INT32_MAX = np.iinfo(np.int32).max
+# ceil(100 T / n) is computed as ceil(T * m) with m = (100 / n) (1 - _SHRINK): for integers T >= 0 and
+# 1 <= n <= _N_EXACT, 100 T / n is an integer or at least 1/n away from one, and T * m lies below it by
+# (100 T / n) 1e-11 +- 3e-16 relative: never past an integer (1/n > 1.1e-9 > 100 * 1.1e-11), always
+# below an integral value. Larger n (never in practice) take the division.
+_SHRINK = 1e-11
+_N_EXACT = 5e8
+# The same in float32 (half the bytes): T exact (T < 2^24), m32 = fl32((100 / n) (1 - _SHRINK32)), and
+# T * m32 lies within (100 T / n) 3.7e-7 relative below it, past no integer while 1/n > 3.7e-5.
+_SHRINK32 = 2.5e-7
+_N_F32 = 27000
+_F32_INT = 1 << 24
+
+_B = 16  # scan block length; a sequence j is stored "k-major", at [j % _B, j // _B]
+_SUPER = _B * _B  # the prefix sequence's segments are padded to whole superblocks of _B blocks
+_BLOCK_BYTES = 64 << 20  # scratch memory per worker thread, which sets the default block of resamples
+_PROBE = 4  # probe candidates tried for every column at once (a miss on all: ~2%, finished one by one)
 
 
-def _groups(img: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Images of items sorted by group, and the groups' [start, end) bounds (length n_groups + 1)."""
-    return np.asarray(img, dtype=np.intp), np.asarray(bounds, dtype=np.intp)
+def _uint(top: int) -> type:
+    """The narrowest unsigned dtype holding 0..top."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dt).max:
+            return dt
+    return np.int64
 
 
-def _group_sums(K: np.ndarray, img: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """(rc, n_groups): per resample, the number of drawn copies of the items of each group."""
-    out = np.zeros((K.shape[0], len(bounds) - 1), dtype=np.int64)
-    full = np.flatnonzero(bounds[1:] > bounds[:-1])  # reduceat cannot express an empty group
-    if len(full):
-        out[:, full] = np.add.reduceat(K.take(img, axis=1), bounds[:-1][full], axis=1, dtype=np.int64)
-    return out
+class _Work:
+    """Scratch arrays reused across classes and blocks by one thread (a fresh large array costs page
+    faults on every use). ``get`` hands out a view of the buffer of that name."""
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        size = math.prod(shape) * dtype.itemsize
+        buf = self.bufs.get(name)
+        if buf is None or buf.nbytes < size:
+            buf = self.bufs[name] = np.empty(max(size, 64), dtype=np.uint8)
+        return buf[:size].view(dtype).reshape(shape)
+
+
+def _scan_kmajor(Z: np.ndarray, op: np.ufunc, reverse: bool = False) -> None:
+    """In place inclusive scan (op: np.add, or np.maximum of non-negatives) of the k-major sequence Z
+    (_B, nb, ...): each in-block step is one contiguous slab, the block totals are scanned by
+    ``_scan_rows``, one broadcast pass combines. ``reverse``: a suffix scan."""
+    B = Z.shape[0]
+    if reverse:
+        for k in range(B - 2, -1, -1):
+            op(Z[k], Z[k + 1], out=Z[k])
+        tot = Z[0].copy()
+        _scan_rows(tot, op, True)
+        op(Z[:, :-1], tot[None, 1:], out=Z[:, :-1])
+    else:
+        for k in range(1, B):
+            op(Z[k], Z[k - 1], out=Z[k])
+        tot = Z[B - 1].copy()
+        _scan_rows(tot, op, False)
+        op(Z[:, 1:], tot[None, :-1], out=Z[:, 1:])
+
+
+def _scan_rows(X: np.ndarray, op: np.ufunc, reverse: bool = False) -> None:
+    """In place inclusive scan of X along axis 0 (rows in their natural order): a loop over the rows
+    when there are few, else through a k-major copy (zero padding: neutral for both ops)."""
+    L = X.shape[0]
+    if L <= 4 * _B:
+        if reverse:
+            for j in range(L - 2, -1, -1):
+                op(X[j], X[j + 1], out=X[j])
+        else:
+            for j in range(1, L):
+                op(X[j], X[j - 1], out=X[j])
+        return
+    rest = X.shape[1:]
+    full, tail = divmod(L, _B)
+    Z = np.zeros((_B, full + (tail > 0), *rest), dtype=X.dtype)
+    Zv = Z.swapaxes(0, 1)  # (nb, _B, ...) view: the natural order
+    Zv[:full] = X[: full * _B].reshape(full, _B, *rest)
+    if tail:
+        Zv[full, :tail] = X[full * _B :]
+    _scan_kmajor(Z, op, reverse)
+    X[: full * _B].reshape(full, _B, *rest)[...] = Zv[:full]
+    if tail:
+        X[full * _B :] = Zv[full, :tail]
+
+
+def _runs(rows: np.ndarray) -> np.ndarray:
+    """Indices (into rows, sorted positions) of the last member of each run of consecutive positions."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.intp)
+    return np.concatenate((np.flatnonzero(np.diff(rows) != 1), [len(rows) - 1])).astype(np.intp)
 
 
 class _Class:
-    """Static, resample-independent data of one class with ground truth."""
+    """Static, resample-independent data of one class with ground truth and predictions: where every
+    per-resample quantity is read (see ``_Engine``)."""
 
-    __slots__ = ("start", "n", "img", "tp_rows", "tp_img", "union", "in_union", "cuts", "cut_inv", "n_tp0_before",
-                 "first_tp")
-
-    def __init__(self, start: int, img: np.ndarray, conf: np.ndarray, tp: np.ndarray, n_img: int) -> None:
-        self.start = start  # first position of the class in the engine's concatenated order
-        self.n = len(img)
+    def __init__(self, img: np.ndarray, conf: np.ndarray, tp: np.ndarray, n_img: int) -> None:
+        n = len(img)
+        self.n = n
         self.img = img  # image of each prediction, in the full-set confidence order
-        self.first_tp = tp  # (n, 10) bool, read at the first real prediction of a resample
-        self.tp_rows = [np.flatnonzero(tp[:, t]) for t in range(N_IOU)]
-        self.tp_img = [img[r] for r in self.tp_rows]
-        self.union = np.flatnonzero(tp.any(1))  # rows that are a TP at some threshold
-        self.in_union = [np.searchsorted(self.union, r) for r in self.tp_rows]
-        # np.interp(-x, -conf, ...) reads, for each grid x, the last prediction with conf >= x.
-        cuts = np.searchsorted(-conf, -_PX, side="right")
-        self.cuts, self.cut_inv = np.unique(cuts, return_inverse=True)
-        self.n_tp0_before = np.searchsorted(self.tp_rows[0], self.cuts, side="left")
+        self.conf = conf
+        self.tp = tp  # (n, 10) bool
+        self.conf_tp0 = conf + 1j * tp[:, 0]  # what the right-hand probes read
+        dummy = n_img  # an image never drawn (the zero row appended to the multiplicities)
+        members = [np.flatnonzero(tp[:, t]) for t in range(N_IOU)]
+        self.max_m = max(len(m) for m in members)
+        run_end = [_runs(m) for m in members]  # last TP of each run of adjacent TPs, per threshold
+        end_pos = [m[e] for m, e in zip(members, run_end)]
+        # np.interp(-x, -conf, ...) reads, for each grid x, the last prediction with conf >= x: the "cut"
+        # of x is the number of predictions with conf >= x.
+        q = np.searchsorted(-conf, -_PX, side="right")
+        # W is read at the checkpoints: every run end, the last prediction before each cut, the last one.
+        ckpos = np.unique(np.concatenate([[n - 1], *end_pos, q[q > 0] - 1]))
+        n_ck = len(ckpos)
+        t0_cut = np.searchsorted(members[0], q)  # TPs (threshold 0) before each cut
+        t0_idx = np.unique(t0_cut[t0_cut > 0] - 1)
+
+        # Run-level k-major layout (_B, G): run j of threshold t at [j % _B, gstart[t] + j // _B]; a
+        # threshold's last block is padded with its last run (no new level; its precision is read as T / inf).
+        nr = np.array([len(e) for e in run_end])
+        nbt = -(-nr // _B)
+        gstart = np.concatenate(([0], np.cumsum(nbt)))
+        G = max(int(gstart[-1]), 1)
+        self.G = G
+
+        # The prefix sequence: [every prediction | TPs at threshold 0 | ... | TPs at threshold 9], each
+        # padded to whole superblocks; s = b2 * _SUPER + k2 * _B + k: step k of block k2 * nb2 + b2.
+        segs = [img] + [img[m] for m in members]
+        plen = [-(-len(s) // _SUPER) * _SUPER for s in segs]
+        offs = np.concatenate(([0], np.cumsum(plen))).astype(np.intp)
+        seq = np.full(offs[-1], dummy, dtype=np.intp)
+        for s, o in zip(segs, offs[:-1]):
+            seq[o : o + len(s)] = s
+        nb2 = int(offs[-1]) // _SUPER
+        self.nb2 = nb2
+        self.gather = np.ascontiguousarray(seq.reshape(nb2, _B, _B).transpose(2, 1, 0).reshape(_B, _B * nb2))
+        self.base2 = np.repeat(offs[:-1] // _SUPER, np.asarray(plen) // _SUPER)  # first superblock of the segment
+
+        # Outputs (rows of O), as sequence indices: the run slots (k-major, padded), the checkpoints (W),
+        # T (threshold 0) before the cuts; then a 0 row.
+        slot = np.full((_B, G), -1, dtype=np.intp)
+        self.tt = np.zeros(N_IOU, dtype=np.intp)  # slot of a threshold's last run: all of its TPs
+        rw = np.full((_B, G), -1, dtype=np.intp)  # checkpoint of each run slot (-1: padding)
+        for t in range(N_IOU):
+            if not nr[t]:
+                continue
+            j = np.arange(nbt[t] * _B)
+            jj = np.minimum(j, nr[t] - 1)
+            slot[j % _B, gstart[t] + j // _B] = offs[t + 1] + run_end[t][jj]
+            rw[j % _B, gstart[t] + j // _B] = np.where(j < nr[t], np.searchsorted(ckpos, end_pos[t][jj]), -1)
+            last = nr[t] - 1
+            self.tt[t] = (last % _B) * G + gstart[t] + last // _B
+        n_slot = _B * G
+        slot = slot.ravel()
+        slot[slot < 0] = 0  # slots of a class without any TP (never read)
+        so = np.concatenate((slot, ckpos, offs[1] + t0_idx)).astype(np.intp)
+        self.n_main = len(so)
+        self.ck0 = n_slot  # O[ck0:] (checkpoints, cuts' T, a 0 row) is also kept as float64: F
+        self.n_ck = n_ck
+        self.zero = self.n_main
+        self.n_out = self.zero + 1
+        rw = rw.ravel()
+        self.rw = np.where(rw >= 0, rw, n_ck)  # row of max(W, 1) at the run's checkpoint (n_ck: the inf row)
+        k, k2, b2 = so % _B, (so // _B) % _B, so // _SUPER
+        # Level 1 is streamed: after step k the running block sums are read at the outputs of step k.
+        by_k = np.argsort(k, kind="stable")
+        self.k_bounds = np.searchsorted(k[by_k], np.arange(_B + 1))
+        self.o_blk = (k2 * nb2 + b2)[by_k]  # block of each output, in step order
+        self.o_unsort = np.argsort(by_k).astype(np.intp)  # step order -> output order
+        self.o_x2 = k2 * nb2 + b2  # row of the block's exclusive prefix, in output order
+        nz = np.flatnonzero(nr)
+        self.t_nz = nz  # thresholds with a TP
+        self.g_first = gstart[nz]  # first block of each of them
+        # Block-level suffix of the envelope, per threshold: block g of t is row d * N_IOU + t (d = g - gstart[t]).
+        t_of = np.repeat(np.arange(N_IOU), nbt)
+        d_of = np.arange(int(gstart[-1])) - gstart[t_of]
+        self.maxnb = max(int(nbt.max()), 1)
+        self.bt_row = d_of * N_IOU + t_of
+        self.bt_next = np.where(d_of + 1 >= nbt[t_of], self.maxnb * N_IOU, (d_of + 1) * N_IOU + t_of)
+
+        # Grid level (1000 columns): W and T (threshold 0) before each cut, as rows of F.
+        z = self.zero - self.ck0
+        self.wc = np.where(q > 0, np.searchsorted(ckpos, q - 1), z)
+        self.t0c = np.where(t0_cut > 0, n_ck + np.searchsorted(t0_idx, t0_cut - 1), z)
+        # Probes: left candidates q-1-s (last drawn before the cut), right q+s (first drawn from it; column 0
+        # is q = 0: the first drawn prediction). Tables: column c = candidate _PROBE - c, column 0 = none
+        # drawn (left: 0, any finite abscissa, the curve is flat there; right: NaN).
+        S = _PROBE
+        qr = np.concatenate(([0], q))
+        steps = np.arange(S)
+        lp = q[None, :] - 1 - steps[:, None]
+        rp = qr[None, :] + steps[:, None]
+        lok, rok = lp >= 0, rp < n
+        lc, rc = np.clip(lp, 0, n - 1), np.clip(rp, 0, n - 1)
+        self.l_img = np.where(lok, img[lc], dummy).ravel()
+        self.r_img = np.where(rok, img[rc], dummy).ravel()
+        ltab = np.zeros((len(q), S + 1))
+        ltab[:, 1:] = np.where(lok, conf[lc], 0.0)[::-1].T
+        rtab = np.full((len(qr), S + 1), np.nan, dtype=np.complex128)
+        rtab[:, 1:] = np.where(rok, self.conf_tp0[rc], np.nan)[::-1].T
+        self.l_tab, self.r_tab = ltab.ravel(), rtab.ravel()
+        self.tab_off = (np.arange(len(qr)) * (S + 1))[:, None]
+        self.l_next, self.r_next = q - 1 - S, qr + S  # where a miss on every candidate goes on
+        self.img_pad = np.concatenate((img, [dummy]))  # out of range: the never-drawn image
 
 
 class _Engine:
@@ -328,39 +499,50 @@ class _Engine:
 
     A resample is the evidence with image i drawn K[r, i] times, i.e. the
     full-set prediction list (in the full-set confidence order) with each
-    prediction repeated K[r, img] times. Per class and per resample, without
-    expanding anything:
+    prediction repeated K[r, img] times. A block of resamples is processed at
+    once and transposed: the multiplicities as KT (images x resamples), every
+    per-resample quantity as rows x resamples, so that each numpy call works
+    on whole contiguous slabs (rows of KT gathered in precomputed orders).
+    Per class, without expanding anything:
 
-    - W = cumulative weights of all predictions (= ``tpc + fpc`` at each
-      prediction's last copy) and, per IoU threshold, T = cumulative weights
-      of its TPs (= ``tpc``); recall T/(n + eps), precision T/W.
-    - compute_ap's curve after the envelope is flat between recall levels
-      except on the first one: at grid point x it is E(j) = max precision of
-      the TPs at or after j, j the first TP with recall above x (the copies of
-      one TP span several levels at one envelope value; FP points never raise
-      an envelope past the TP before them); on [0, 1/n) it is the line from
-      L0 (1 if the first real prediction is a TP, else E of the first TP) to
-      E of the first TP; 0 past the last TP. A grid point x_g lies below
-      recall T/n iff g < ceil(100 T/n), so grid level h = 1..100 is first
-      reached by the first TP with T >= floor((h-1) n/100) + 1 (one
-      searchsorted for all resamples) and AP = sum_h w E(j_h) + the
-      first-level correction, with E(j_h) from segment maxima of the
-      precisions between consecutive level TPs (one reduceat) and a suffix
-      max over the <= 100 levels.
-      A TP of an image not drawn has weight 0: its T is its predecessor's,
-      it starts no level, and its "precision" is that of the real point
-      before it, which never raises an envelope it belongs to.
-    - P and R curves: at grid confidence x, np.interp reads the last real
-      prediction with conf >= x (prefix sums at a fixed cut) and interpolates
-      towards the first copy of the next real one; both neighbours are found
-      by probing the multiplicities, and the arithmetic is np.interp's.
+    - Prefix sums. W (cumulative weight of all predictions) is needed only at
+      checkpoints (the run ends below and the cuts of the P/R curves), T_t
+      (cumulative weight of the TPs at threshold t) only at run ends and
+      cuts. One sequence holds every prediction, then the TPs of each
+      threshold; its prefix sums are exact integer sums in three levels:
+      blocks of 16 (uint8 while multiplicities are <= 15), superblocks of 16
+      blocks, and a scan over the superblocks.
+    - AP. Within a run of adjacent TPs (no other prediction between them)
+      precision never decreases ((T + k)/(W + k) >= T/W), so only the last TP
+      of each run can carry the envelope: the AP reads T, W and p = T/W there
+      only. compute_ap's curve after the envelope is flat between recall
+      levels except on the first one: at grid point x it is E(j) = max
+      precision of the TPs at or after j, j the first TP with recall above
+      x; on [0, 1/n) it is the line from L0 (1 if the first real prediction
+      is a TP, else E of the first TP) to E of the first TP; 0 past the last
+      TP. A grid point x_g lies below recall T/n iff g < ceil(100 T/n), so
+      with c(T) = min(100, ceil(100 T/n)) the levels first reached at run j
+      number c(T_j) - c(T_j-1) and sum_h E(j_h) = sum_j S_j (c(T_j) -
+      c(T_j-1)), S the suffix maximum of p (a scan). Then AP = 0.01
+      sum_h E(j_h) - 0.005 E_1 + (L0 - E_1) a_first (a_first: the trapezoid
+      weight of the first level's line). A run whose TPs were not drawn keeps
+      its predecessor's T: it starts no level, and its precision is that of
+      the real point before it, which never raises an envelope it belongs
+      to.
+    - P and R curves, at the 1000 grid confidences x: np.interp reads the
+      last real prediction with conf >= x (prefix sums at a fixed cut) and
+      interpolates towards the first copy of the next real one; both
+      neighbours are found by probing the multiplicities, and the arithmetic
+      is np.interp's. F1 = 2PR/(P+R+eps) summed over classes in class order,
+      then ``smooth`` and argmax per resample, as ultralytics.
 
     Every per-resample number equals ``ap_from_evidence`` on the resampled
-    image list to float rounding (tested against it).
+    image list to float rounding (tested against it): nothing is
+    approximated.
     """
 
     def __init__(self, ev: Mapping[str, Any]) -> None:
-        self.n_img = _check_evidence(ev)
+        self.n_img = n_img = _check_evidence(ev)
         conf = np.asarray(ev["conf"], dtype=np.float64)
         tp = np.asarray(ev["tp"], dtype=bool).reshape(-1, N_IOU)
         pred_cls = np.asarray(ev["pred_cls"]).astype(np.int64)
@@ -370,145 +552,91 @@ class _Engine:
         self.classes, nt = np.unique(target_cls, return_counts=True)
         self.support = nt.astype(np.int64)
         nc = len(self.classes)
-        by_class = np.argsort(target_cls, kind="stable")
-        self.gt_groups = _groups(tgt_img[by_class], np.concatenate(([0], np.cumsum(nt))))
-        order = np.argsort(-conf)  # ap_per_class's sort, on the same array as the full-set evaluation
-        cls_sorted = pred_cls[order]
-        self.cls: list[_Class] = []
-        parts = []
-        start = 0
-        for c in self.classes:
-            pos = order[cls_sorted == c]
-            parts.append(pos)
-            self.cls.append(_Class(start, pred_img[pos], conf[pos], tp[pos], self.n_img))
-            start += len(pos)
-        allpos = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
-        self.img = pred_img[allpos]
-        self.conf = conf[allpos]
-        self.tp0 = tp[allpos, 0].astype(np.float64)
-        self.max_n = max((cd.n for cd in self.cls), default=0)
-        self.max_m = max((len(r) for cd in self.cls for r in cd.tp_rows), default=0)
-        # Probe columns for all classes at once: the first real prediction of each class (forwards from its
-        # start), and around every cut the last real prediction before it and the first one from it on.
-        starts, steps, lo, hi = [], [], [], []
-        for cd in self.cls:
-            s, e, nu = cd.start, cd.start + cd.n, len(cd.cuts)
-            starts += [[s], s + cd.cuts - 1, s + cd.cuts]
-            steps += [[1], np.full(nu, -1), np.full(nu, 1)]
-            lo.append(np.full(1 + 2 * nu, s))
-            hi.append(np.full(1 + 2 * nu, e))
-
-        def cat(xs: list[Any]) -> np.ndarray:
-            return np.concatenate(xs).astype(np.intp) if xs else np.zeros(0, dtype=np.intp)
-
-        self.probe_start, self.probe_step, self.probe_lo, self.probe_hi = cat(starts), cat(steps), cat(lo), cat(hi)
+        # Ground truth per class and image, size-bucket groups (bucket, found) per image: n_l and the size
+        # recalls of a block are exact integer products with its multiplicities (einsum: a BLAS call's
+        # worker threads cost more than the product here).
+        ci_of = np.searchsorted(self.classes, target_cls)
+        self.gt_counts = np.bincount(ci_of * n_img + tgt_img, minlength=nc * n_img).reshape(nc, n_img)
         gt_img = _image_ids(ev["gt_offsets"])
-        bucket = np.asarray(ev["gt_bucket"], dtype=np.int64)
-        found = np.asarray(ev["gt_found"], dtype=bool)
-        key = bucket * 2 + found  # groups (bucket, found): 0..5
-        by_key = np.argsort(key, kind="stable")
-        self.size_groups = _groups(gt_img[by_key], np.searchsorted(key[by_key], np.arange(7)))
-
-    # ------------------------------------------------------------------ probing
-
-    def _probe(self, K: np.ndarray, steps: int = 3) -> np.ndarray:
-        """For every probe column and resample: the first position from the column's start, moving by
-        its step inside [lo, hi), whose image was drawn; -1 where there is none.
-
-        The first ``steps`` positions are tried for all columns at once (an image is drawn with
-        probability ~0.63, so ~95% are settled), the rest one position at a time on what is left.
-        """
-        rc, n_img = K.shape
-        start, step, lo, hi = self.probe_start, self.probe_step, self.probe_lo, self.probe_hi
-        q_n = len(start)
-        out = np.full((rc, q_n), -1, dtype=np.intp)
-        if not q_n or not len(self.img):
-            return out
-        last = len(self.img) - 1
-        hit = np.empty((rc, q_n), dtype=bool)
-        for d in range(steps):
-            p = start + d * step
-            inside = (p >= lo) & (p < hi)
-            k = K.take(self.img[np.clip(p, 0, last)], axis=1)
-            np.greater(k, 0, out=hit)
-            hit &= inside
-            hit &= out < 0
-            np.copyto(out, np.broadcast_to(p, out.shape), where=hit)
-        p = start + steps * step
-        todo = np.flatnonzero((out < 0) & ((p >= lo) & (p < hi)))
-        r, q = np.divmod(todo, q_n)
-        p = p[q]
-        flatk = K.ravel()
-        flat_out = out.ravel()
-        while todo.size:
-            found = flatk[r * n_img + self.img[p]] > 0
-            flat_out[todo[found]] = p[found]
-            miss = ~found
-            todo, r, q, p = todo[miss], r[miss], q[miss], p[miss] + step[q[miss]]
-            ok = (p >= lo[q]) & (p < hi[q])
-            if not ok.all():
-                todo, r, q, p = todo[ok], r[ok], q[ok], p[ok]
-        return out
+        key = np.asarray(ev["gt_bucket"], dtype=np.int64) * 2 + np.asarray(ev["gt_found"], dtype=bool)
+        self.size_counts = np.bincount(key * n_img + gt_img, minlength=6 * n_img).reshape(6, n_img)
+        order = np.argsort(-conf)  # ap_per_class's sort, on the same array as the full-set evaluation
+        # Predictions of each class with ground truth, in that order (a stable sort by class keeps it).
+        pci = np.searchsorted(self.classes, pred_cls)
+        known = (pci < nc) & (self.classes[np.minimum(pci, max(nc - 1, 0))] == pred_cls) if nc else pred_cls < 0
+        pci = np.where(known, pci, nc)
+        order = order[np.argsort(pci[order], kind="stable")]
+        bounds = np.searchsorted(pci[order], np.arange(nc + 1))
+        # c(T) needs no cap at 100 when T <= n always: no image has more TPs of a class (at any threshold)
+        # than ground-truth objects of it (one-to-one matching, as ultralytics').
+        key = np.where(known, pci * n_img + pred_img, 0)
+        self.cap = any(bool(np.any(np.bincount(key[known & tp[:, t]], minlength=nc * n_img)
+                                   > self.gt_counts.ravel())) for t in range(N_IOU))
+        self.cls: list[_Class | None] = []  # None: a class without predictions (AP 0, curves 0)
+        for ci in range(nc):
+            pos = order[bounds[ci] : bounds[ci + 1]]
+            self.cls.append(_Class(pred_img[pos], conf[pos], tp[pos], n_img) if len(pos) else None)
+        self.max_n = max((cd.n for cd in self.cls if cd is not None), default=0)
+        # Scratch bytes per resample of a block: P and R curves of every class, the largest class's arrays.
+        big = max((_SUPER * cd.nb2 * 1.2 + 12 * cd.n_out + 64 * _B * cd.G for cd in self.cls if cd is not None),
+                  default=0)
+        self.bytes_per_resample = int(16000 * nc + 1000 * 120 + big + 2 * n_img) + 1
 
     # ------------------------------------------------------------------ one block of resamples
 
-    def block(self, K: np.ndarray) -> dict[str, np.ndarray]:
-        """Metrics of the resamples of K (rows: resamples, columns: image multiplicities, int32)."""
-        K = np.ascontiguousarray(K, dtype=np.int32)
-        rc = K.shape[0]
+    def block(self, K: np.ndarray, work: _Work | None = None) -> dict[str, np.ndarray]:
+        """Metrics of the resamples of K (rows: resamples, columns: image multiplicities)."""
+        work = work or _Work()
+        K = np.asarray(K)
+        R = K.shape[0]
         nc = len(self.classes)
         kmax = int(K.max()) if K.size else 0
-        # Gathers read a narrow copy of K: its rows stay in L1 and the gathered arrays are small.
-        Kn = K.astype(np.uint8 if kmax <= np.iinfo(np.uint8).max else np.int32)
-        n_l = _group_sums(Kn, *self.gt_groups).astype(np.float64)  # (rc, nc) ground truth per class
+        KT = work.get("KT", (self.n_img + 1, R), _uint(_B * kmax))  # + a never-drawn image
+        KT[:-1] = K.T
+        KT[-1] = 0
+        drawn = np.greater(KT, 0, out=work.get("drawn", KT.shape, bool))
+        n_l = np.einsum("ci,ri->cr", self.gt_counts, K).astype(np.float64)  # (nc, R) ground truth per class
         present = n_l > 0
-        probes = self._probe(Kn)
-        ap = np.zeros((rc, nc, N_IOU))
-        f1_sum = np.zeros((rc, 1000))
-        ws = {
-            "W": np.empty(rc * self.max_n, dtype=np.int32),
-            "G": np.empty(rc * max(self.max_n, self.max_m), dtype=Kn.dtype),
-            "T": np.empty(rc * self.max_m, dtype=np.int32),
-            "T2": np.empty(rc * self.max_m, dtype=np.int32),
-            "Wt": np.empty(rc * self.max_m, dtype=np.int32),
-            "p": np.empty(rc * self.max_m + 1),
-        }
-        gb = [np.empty((rc, 1000)) for _ in range(4)]
-        curves = []
-        col = 0
+        ap = np.zeros((R, nc, N_IOU))
+        f1_sum = np.zeros((1000, R))
+        pr: list[tuple[np.ndarray, np.ndarray] | None] = []
         with np.errstate(invalid="ignore", divide="ignore"):
             for ci, cd in enumerate(self.cls):
-                nu = len(cd.cuts)
-                first = probes[:, col]
-                left = probes[:, col + 1 : col + 1 + nu]
-                right = probes[:, col + 1 + nu : col + 1 + 2 * nu]
-                col += 1 + 2 * nu
-                n = np.maximum(n_l[:, ci], 1.0)
-                T0c, Wc, has_pred = self._class_ap(Kn, kmax, cd, n, first, ap[:, ci], ws)
-                cv = self._curves(cd, n, has_pred, T0c, Wc, left, right)
-                curves.append(cv)
-                f1_sum += self._f1_grid(cd, cv, present[:, ci], gb)
-        npres = present.sum(1)
+                if cd is None:
+                    pr.append(None)
+                    continue
+                n = np.maximum(n_l[ci], 1.0)
+                O, F, Wf = self._prefix(cd, KT, kmax, work)
+                P, Rc, f1, first_tp = self._curves(cd, F, drawn, n, ci, work)
+                pr.append((P, Rc))
+                ap[:, ci, :] = self._ap(cd, O, Wf, n, first_tp, kmax * cd.max_m < _F32_INT, work).T
+                f1 *= present[ci]
+                f1_sum += f1
+        npres = present.sum(0)
         den = np.maximum(npres, 1)
-        mean_f1 = f1_sum / den[:, None]
-        idx = np.zeros(rc, dtype=np.intp)
-        for r in range(rc):
+        mean_f1 = np.ascontiguousarray((f1_sum / den).T)
+        idx = np.zeros(R, dtype=np.intp)
+        for r in range(R):
             if npres[r]:
                 idx[r] = int(smooth(mean_f1[r], _SMOOTH_F).argmax())
-        p_i = np.zeros((rc, nc))
-        r_i = np.zeros((rc, nc))
-        for ci, cd in enumerate(self.cls):
-            p_i[:, ci], r_i[:, ci] = self._grid(cd, curves[ci], idx)
-        ap[~present] = np.nan
-        p_i[~present] = 0.0
-        r_i[~present] = 0.0
+        p_i = np.zeros((R, nc))
+        r_i = np.zeros((R, nc))
+        cols = np.arange(R)
+        for ci, curves in enumerate(pr):
+            if curves is not None:
+                p_i[:, ci] = curves[0][idx, cols]
+                r_i[:, ci] = curves[1][idx, cols]
+        absent = ~present.T
+        ap[absent] = np.nan
+        p_i[absent] = 0.0
+        r_i[absent] = 0.0
         mp = np.where(npres > 0, p_i.sum(1) / den, 0.0)
         mr = np.where(npres > 0, r_i.sum(1) / den, 0.0)
         map50 = np.where(npres > 0, np.nansum(ap[:, :, 0], 1) / den, 0.0)
         map5095 = np.where(npres > 0, np.nansum(ap.sum(2), 1) / (den * N_IOU), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             f1 = np.where(mp + mr > 0, 2 * mp * mr / (mp + mr), 0.0)
-            sg = _group_sums(Kn, *self.size_groups).astype(np.float64).reshape(rc, 3, 2)
+            sg = np.einsum("gi,ri->rg", self.size_counts, K).astype(np.float64).reshape(R, 3, 2)
             size = sg[:, :, 1] / sg.sum(2)  # found / total; NaN: no object of the bucket drawn
         return {
             "mAP50": map50, "mAP50_95": map5095, "precision": mp, "recall": mr, "f1": f1,
@@ -516,143 +644,210 @@ class _Engine:
             "large_object_recall": size[:, 2], "ap50": ap[:, :, 0],
         }
 
-    def _class_ap(
-        self, K: np.ndarray, kmax: int, cd: _Class, n: np.ndarray, first: np.ndarray, ap_out: np.ndarray,
-        ws: dict[str, np.ndarray],
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """AP of one class at the ten thresholds, into ap_out (rc x 10).
+    @staticmethod
+    def _prefix(cd: _Class, KT: np.ndarray, kmax: int, work: _Work) -> np.ndarray:
+        """Exact integer prefix sums. O (n_out, R): T at the run slots, W at the checkpoints, T (threshold 0)
+        before the cuts, a 0 row; F: O from the checkpoints on, as float64; Wf: max(W, 1) at the
+        checkpoints and an inf row (float64)."""
+        R = KT.shape[1]
+        nb2 = cd.nb2
+        m = cd.n_main
+        # Level 1, streamed: the running sums of the blocks of 16 (small: they stay in cache), read after
+        # step k at the outputs of step k.
+        run = work.get("run", (_B * nb2, R), KT.dtype)
+        tmp = work.get("runtmp", (_B * nb2, R), KT.dtype)
+        y = work.get("y", (m, R), KT.dtype)
+        kb = cd.k_bounds
+        KT.take(cd.gather[0], axis=0, out=run)
+        run.take(cd.o_blk[kb[0] : kb[1]], axis=0, out=y[kb[0] : kb[1]])
+        for k in range(1, _B):
+            KT.take(cd.gather[k], axis=0, out=tmp)
+            run += tmp
+            run.take(cd.o_blk[kb[k] : kb[k + 1]], axis=0, out=y[kb[k] : kb[k + 1]])
+        # Level 2: each block's exclusive prefix in its superblock; level 3: the superblocks' exclusive
+        # prefix from the start of their segment.
+        dt = np.int32 if kmax * _SUPER * (nb2 + 1) < np.iinfo(np.int32).max else np.int64
+        X2 = work.get("X2", (_B, nb2, R), dt)
+        X2[0] = 0
+        X2[1:] = run.reshape(_B, nb2, R)[:-1]
+        for k in range(2, _B):
+            np.add(X2[k], X2[k - 1], out=X2[k])
+        last = run[(_B - 1) * nb2 :]  # the superblocks' last blocks
+        E2 = X2[_B - 1] + last
+        _scan_rows(E2, np.add)  # inclusive scan of the superblock totals
+        E2 -= X2[_B - 1]
+        E2 -= last
+        E2 -= E2.take(cd.base2, axis=0)
+        X2 += E2[None]
+        O = work.get("O", (cd.n_out, R), dt)
+        X2.reshape(-1, R).take(cd.o_x2, axis=0, out=O[:m])
+        O[:m] += y.take(cd.o_unsort, axis=0, out=work.get("yu", (m, R), KT.dtype))
+        O[cd.zero] = 0
+        F = work.get("F", (cd.n_out - cd.ck0, R), np.float64)  # checkpoints' W, cuts' T, 0: as float64
+        F[...] = O[cd.ck0 :]
+        Wf = work.get("Wf", (cd.n_ck + 1, R), np.float64)  # max(W, 1) at the checkpoints, then inf
+        np.maximum(F[: cd.n_ck], 1.0, out=Wf[:-1])
+        Wf[-1] = np.inf
+        return O, F, Wf
 
-        Returns T (threshold 0) and W at the class's cuts, and whether any prediction was drawn.
-        """
-        rc = K.shape[0]
-        nu = len(cd.cuts)
-        T0c = np.zeros((rc, nu))
-        Wc = np.zeros((rc, nu))
-        if cd.n == 0:
-            return T0c, Wc, np.zeros(rc, dtype=bool)
-        W = ws["W"][: rc * cd.n].reshape(rc, cd.n)
-        G = ws["G"][: rc * cd.n].reshape(rc, cd.n)
-        K.take(cd.img, axis=1, out=G)
-        np.cumsum(G, axis=1, dtype=np.int32, out=W)  # inclusive prefix weights of every prediction
-        has_pred = W[:, -1] > 0
-        WU = W.take(cd.union, axis=1)  # W at the TP rows (a small array: the per-threshold takes stay in cache)
-        cut_ok = cd.cuts > 0
-        Wc[:, cut_ok] = W[:, cd.cuts[cut_ok] - 1]
-        real = first >= 0
-        first_tp = np.zeros((rc, N_IOU), dtype=bool)
-        first_tp[real] = cd.first_tp[first[real] - cd.start]
+    def _ap(self, cd: _Class, O: np.ndarray, Wf: np.ndarray, n: np.ndarray, first_tp: np.ndarray, exact32: bool,
+            work: _Work) -> np.ndarray:
+        """AP of one class at the ten thresholds (10, R); 0 for a threshold without a drawn TP."""
+        R = O.shape[1]
+        out = np.zeros((N_IOU, R))
+        if not len(cd.t_nz):
+            return out
+        G = cd.G
+        shape = (_B, G, R)
+        Ti = O[: _B * G].reshape(shape)  # T at the run slots
+        T = work.get("Tf", shape, np.float64)
+        T[...] = Ti
+        S = Wf.take(cd.rw, axis=0, out=work.get("S", (_B * G, R), np.float64)).reshape(shape)
+        np.divide(T, S, out=S)  # precision at each run's last TP (padding: T / inf = 0)
+        # Suffix maximum per threshold: within blocks, then over each threshold's blocks.
+        for k in range(_B - 2, -1, -1):
+            np.maximum(S[k], S[k + 1], out=S[k])
+        bt = np.zeros((cd.maxnb * N_IOU + 1, R))
+        bt[cd.bt_row] = S[0]
+        _scan_rows(bt[:-1].reshape(cd.maxnb, N_IOU * R), np.maximum, reverse=True)
+        np.maximum(S, bt.take(cd.bt_next, axis=0)[None], out=S)
+        # Levels first reached at each run: c(T_j) - c(T_j-1), c(T) = ceil(100 T / n) (see _SHRINK*).
+        if n.max() < _N_F32 and exact32:
+            C = work.get("C32", shape, np.float32)
+            C[...] = Ti
+            C *= (100.0 / n * (1.0 - _SHRINK32)).astype(np.float32)
+        else:
+            C = work.get("C64", shape, np.float64)
+            if n.max() <= _N_EXACT:
+                np.multiply(T, 100.0 / n * (1.0 - _SHRINK), out=C)
+            else:
+                np.multiply(T, 100.0, out=C)
+                np.divide(C, n, out=C)
+        np.ceil(C, out=C)
+        if self.cap:
+            np.minimum(C, 100.0, out=C)
+        dc = work.get("dc", shape, C.dtype)
+        np.subtract(C[1:], C[:-1], out=dc[1:])
+        np.subtract(C[0, 1:], C[_B - 1, :-1], out=dc[0, 1:])
+        dc[0, cd.g_first] = C[0, cd.g_first]  # a threshold's first run starts from 0 levels
+        sum_e = np.add.reduceat(np.einsum("kgr,kgr->gr", S, dc), cd.g_first, axis=0)
+        e1 = S[0, cd.g_first]  # E at the first TP: the maximum precision
+        tt = Ti.reshape(-1, R).take(cd.tt[cd.t_nz], axis=0)
         g1 = np.ceil(100.0 / n).astype(np.intp)  # grid points on the first recall level [0, 1/n)
         a_first = _AP_C[g1] - _AP_CX[g1] * n
-        levels = np.floor(_LEVELS[None, :] * n[:, None] / 100.0) + 1.0  # (rc, 100): first T of each level
-        rows_r = np.arange(rc)
-        for t in range(N_IOU):
-            rows = cd.tp_rows[t]
-            m = len(rows)
-            if m == 0:
-                continue
-            big = m * kmax + 1  # > any row's total
-            G = ws["G"][: rc * m].reshape(rc, m)
-            K.take(cd.tp_img[t], axis=1, out=G)
-            T = ws["T2"][: rc * m].reshape(rc, m)
-            np.cumsum(G, axis=1, dtype=np.int32, out=T)  # tpc
-            if rc * big < _INT32_MAX:
-                To = ws["T"][: rc * m].reshape(rc, m)
-                off = rows_r.astype(np.int32) * np.int32(big)
-            else:
-                To = np.empty((rc, m), dtype=np.int64)
-                off = rows_r.astype(np.int64) * big
-            np.add(T, off[:, None], out=To)  # T + row offset: the rows of the flat array stay sorted
-            if t == 0:
-                cnt = cd.n_tp0_before
-                ok = cnt > 0
-                T0c[:, ok] = T[:, cnt[ok] - 1]
-            Wt = ws["Wt"][: rc * m].reshape(rc, m)
-            WU.take(cd.in_union[t], axis=1, out=Wt)
-            pf = ws["p"][: rc * m + 1]
-            pf[-1] = 0.0
-            p = pf[:-1].reshape(rc, m)
-            np.divide(T, Wt, out=p)  # precision at each TP's last copy (0/0 before the first real prediction)
-            tt = T[:, -1]
-            valid = levels <= tt[:, None]
-            hmax = int(valid.sum(1).max())  # levels reached by some resample (recall * 100 at most)
-            if hmax == 0:
-                continue  # no TP drawn anywhere: AP 0
-            lv, valid = levels[:, :hmax], valid[:, :hmax]
-            q = lv.astype(To.dtype) + off[:, None]  # same dtype as To: no conversion of To
-            j = np.searchsorted(To.ravel(), q.ravel()).reshape(rc, hmax)
-            row_end = (rows_r + 1) * m
-            j = np.minimum(j, row_end[:, None])
-            bounds = np.concatenate([j, row_end[:, None]], 1).ravel()
-            seg = np.maximum.reduceat(pf, bounds).reshape(rc, hmax + 1)[:, :hmax]
-            seg[~valid] = 0.0
-            E = np.maximum.accumulate(seg[:, ::-1], axis=1)[:, ::-1]  # E at the first TP of each level
-            e1 = E[:, 0]
-            l0 = np.where(first_tp[:, t], 1.0, e1)
-            val = 0.01 * E.sum(1) - 0.005 * e1 + (l0 - e1) * a_first
-            ap_out[:, t] = np.where(tt > 0, val, 0.0)
-        return T0c, Wc, has_pred
+        l0 = np.where(first_tp[cd.t_nz], 1.0, e1)
+        val = 0.01 * sum_e - 0.005 * e1 + (l0 - e1) * a_first
+        out[cd.t_nz] = np.where(tt > 0, val, 0.0)
+        return out
+
+    @staticmethod
+    def _probe(cd: _Class, drawn: np.ndarray, imgs: np.ndarray, tab: np.ndarray, nxt: np.ndarray, step: int,
+               src: np.ndarray, out: np.ndarray, work: _Work) -> np.ndarray:
+        """Per column and resample, the table value of the first drawn candidate (column 0: none drawn)."""
+        R = drawn.shape[1]
+        S = _PROBE
+        nq = len(nxt)
+        hit = drawn.take(imgs, axis=0, out=work.get("hit", (S * nq, R), bool)).reshape(S, nq, R).view(np.uint8)
+        code = work.get("code", (nq, R), np.uint8)  # S - (index of the first hit), 0: no hit
+        code[...] = hit[S - 1]
+        for s in range(S - 2, -1, -1):
+            np.maximum(code, hit[s] * np.uint8(S - s), out=code)
+        ix = work.get("ix", (nq, R), np.intp)
+        np.add(code, cd.tab_off[:nq], out=ix)
+        tab.take(ix, out=out)
+        # The few columns without a hit: the following candidates, a window at a time.
+        todo = np.flatnonzero(code.ravel() == 0)
+        if not todo.size:
+            return out
+        q, r = np.divmod(todo, R)
+        p = nxt[q]
+        flat = out.ravel()
+        dflat = drawn.ravel()
+        win = np.arange(0, 16 * step, step)
+        while todo.size:
+            ok = (p >= 0) & (p < cd.n)
+            todo, r, p = todo[ok], r[ok], p[ok]
+            pos = p[:, None] + win
+            pos = np.where((pos >= 0) & (pos < cd.n), pos, cd.n)
+            h = dflat[cd.img_pad[pos] * R + r[:, None]]
+            first = h.argmax(1)
+            f = h[np.arange(len(first)), first]
+            flat[todo[f]] = src[pos[f, first[f]]]
+            todo, r, p = todo[~f], r[~f], p[~f] + 16 * step
+        return out
 
     def _curves(
-        self, cd: _Class, n: np.ndarray, has_pred: np.ndarray, T0c: np.ndarray, Wc: np.ndarray,
-        left: np.ndarray, right: np.ndarray,
-    ) -> tuple[np.ndarray, ...]:
-        """np.interp(-x, -conf, precision | recall, left=1 | 0) per unique cut: value + slope * (cl - x)."""
-        if cd.n == 0:
-            zero = np.zeros_like(T0c)
-            return zero, zero, zero, zero, zero
-        has_left = Wc > 0
-        has_right = right >= 0
-        cl = self.conf[np.maximum(left, 0)]
-        cr = self.conf[np.maximum(right, 0)]
-        tq = self.tp0[np.maximum(right, 0)]
-        ne = n[:, None] + EPS
-        pl = T0c / Wc
-        rl = T0c / ne
-        dx = cl - cr
-        sp = ((T0c + tq) / (Wc + 1) - pl) / dx
-        sr = ((T0c + tq) / ne - rl) / dx
-        flat = ~has_right | ~has_left  # past the last point: its value; before the first: left=1 / 0
+        self, cd: _Class, F: np.ndarray, drawn: np.ndarray, n: np.ndarray, ci: int, work: _Work,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """P, R and F1 at the 1000 grid confidences (1000, R), np.interp(-x, -conf, precision | recall,
+        left=1 | 0) = value + slope * (cl - x); and per threshold whether the first drawn prediction is a
+        TP (10, R). P and R live in this class's own buffers (read again at the operating point)."""
+        R = drawn.shape[1]
+        shape = (1000, R)
+        cl = self._probe(cd, drawn, cd.l_img, cd.l_tab, cd.l_next, -1, cd.conf, work.get("cl", shape, np.float64),
+                         work)
+        right = self._probe(cd, drawn, cd.r_img, cd.r_tab, cd.r_next, 1, cd.conf_tp0,
+                            work.get("right", (1001, R), np.complex128), work)
+        has_pred = ~np.isnan(right[0].real)  # column 0: the first drawn prediction
+        first_tp = self._first_tp(cd, drawn, has_pred)
+        cr, tq = right[1:].real, right[1:].imag
+        Wc = F.take(cd.wc, axis=0, out=work.get("Wc", shape, np.float64))
+        T0c = F.take(cd.t0c, axis=0, out=work.get("T0c", shape, np.float64))
+        no_left = np.equal(Wc, 0, out=work.get("no_left", shape, bool))  # then T0c = 0 too
+        flat = np.isnan(cr, out=work.get("flat", shape, bool))  # past the last point: its value
+        flat |= no_left  # before the first: left=1 / 0
+        ne = n + EPS
+        P = work.get(f"P{ci}", shape, np.float64)
+        Rc = work.get(f"R{ci}", shape, np.float64)
+        sp = work.get("sp", shape, np.float64)
+        sr = work.get("sr", shape, np.float64)
+        dx = work.get("dx", shape, np.float64)
+        t1 = work.get("t1", shape, np.float64)
+        np.divide(T0c, Wc, out=P)  # pl
+        P[no_left] = 1.0
+        np.divide(T0c, ne, out=Rc)  # rl (0 where no_left)
+        np.subtract(cl, cr, out=dx)
+        np.add(T0c, tq, out=t1)
+        Wc += 1
+        np.divide(t1, Wc, out=sp)
+        sp -= P
+        sp /= dx
+        np.divide(t1, ne, out=sr)
+        sr -= Rc
+        sr /= dx
         sp[flat] = 0.0
         sr[flat] = 0.0
-        pl[~has_left] = 1.0
-        rl[~has_left] = 0.0
         none = ~has_pred  # no prediction of the class drawn: ultralytics leaves the curves at 0
-        pl[none] = 0.0
-        rl[none] = 0.0
-        return pl, rl, sp, sr, cl
+        P[:, none] = 0.0
+        Rc[:, none] = 0.0
+        # P = slope * (cl - x) + value (np.interp's arithmetic), likewise R; F1 = 2PR / (P + R + eps).
+        np.subtract(cl, _PX[:, None], out=dx)
+        sp *= dx
+        P += sp
+        sr *= dx
+        Rc += sr
+        f1 = np.multiply(P, 2, out=dx)
+        f1 *= Rc
+        np.add(P, Rc, out=sp)
+        sp += EPS
+        f1 /= sp
+        return P, Rc, f1, first_tp
 
     @staticmethod
-    def _f1_grid(cd: _Class, cv: tuple[np.ndarray, ...], present: np.ndarray, gb: list[np.ndarray]) -> np.ndarray:
-        """2PR/(P+R+eps) at the 1000 grid confidences (0 for resamples without the class), in buffers."""
-        pl, rl, sp, sr, cl = cv
-        inv = cd.cut_inv
-        bx, bp, br, bt = gb
-        np.take(cl, inv, axis=1, out=bx)
-        np.subtract(bx, _PX, out=bx)  # cl - x
-        np.take(sp, inv, axis=1, out=bp)
-        np.multiply(bp, bx, out=bp)
-        np.take(pl, inv, axis=1, out=bt)
-        np.add(bp, bt, out=bp)  # P = slope * (cl - x) + value, np.interp's arithmetic
-        np.take(sr, inv, axis=1, out=br)
-        np.multiply(br, bx, out=br)
-        np.take(rl, inv, axis=1, out=bt)
-        np.add(br, bt, out=br)
-        np.multiply(bp, 2, out=bx)
-        np.multiply(bx, br, out=bx)
-        np.add(bp, br, out=bt)
-        np.add(bt, EPS, out=bt)
-        np.divide(bx, bt, out=bx)  # 2 * P * R / (P + R + eps), ultralytics' order
-        np.multiply(bx, present[:, None], out=bx)
-        return bx
-
-    @staticmethod
-    def _grid(cd: _Class, cv: tuple[np.ndarray, ...], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P and R of one class at one grid confidence per resample (idx: its grid index)."""
-        pl, rl, sp, sr, cl = cv
-        rows = np.arange(len(idx))
-        q = cd.cut_inv[idx]
-        xl = cl[rows, q] - _PX[idx]
-        return sp[rows, q] * xl + pl[rows, q], sr[rows, q] * xl + rl[rows, q]
+    def _first_tp(cd: _Class, drawn: np.ndarray, has_pred: np.ndarray) -> np.ndarray:
+        """(10, R): whether the first drawn prediction of the class is a TP at each threshold."""
+        R = drawn.shape[1]
+        pos = np.zeros(R, dtype=np.intp)
+        todo = np.flatnonzero(has_pred)
+        p = 0
+        while todo.size:
+            f = drawn[cd.img[p], todo]
+            pos[todo[f]] = p
+            todo = todo[~f]
+            p += 1
+        out = cd.tp[pos].T.copy()
+        out[:, ~has_pred] = False
+        return out
 
 
 def _draw_multiplicities(n_img: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -673,15 +868,19 @@ def bootstrap_metrics(
     """Per-resample metrics of each engine under the same multiplicities K, in blocks of resamples."""
     R = K.shape[0]
     if block is None:
-        biggest = max((e.max_n for e in engines), default=1)
-        block = int(np.clip(2_000_000 // max(biggest, 1), 8, 64))
+        per_resample = max((e.bytes_per_resample for e in engines), default=1)
+        block = int(np.clip(_BLOCK_BYTES // per_resample, 16, 256))
     starts = list(range(0, R, block))
     if threads is None:
         threads = min(2, os.cpu_count() or 1)
+    local = threading.local()  # scratch arrays per worker thread, for this call
 
     def run(a: int) -> list[dict[str, np.ndarray]]:
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = _Work()
         Kb = np.ascontiguousarray(K[a : a + block], dtype=np.int32)
-        return [e.block(Kb) for e in engines]
+        return [e.block(Kb, work) for e in engines]
 
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(threads) as ex:

@@ -168,20 +168,12 @@ def test_empty_bucket_is_none_and_dropped_from_the_score() -> None:
     assert res["accuracy_score"] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_vectorised_resamples_equal_the_direct_computation(seed: int) -> None:
-    """Each bootstrap resample's numbers = ap_from_evidence on that resample's image list (row 0: the full
-    set, which paired_bootstrap reports as a and b)."""
-    rng = np.random.default_rng(200 + seed)
-    nc = int(rng.integers(1, 5))
-    labels = make_labels(rng, int(rng.integers(1, 30)), nc, lam=float(rng.uniform(0.3, 4)))
-    ev = make_evidence(rng, labels, list(rng.uniform(0.1, 1.0, nc)), fp_rate=float(rng.uniform(0, 5)), nc=nc,
-                       ghost_class=bool(seed % 2), round_conf=2 if seed % 2 else None)
+def assert_resamples_exact(ev: dict, K: np.ndarray, **kw) -> None:
+    """bootstrap_metrics row r = ap_from_evidence on the image list of K[r] (to float rounding)."""
     eng = cs._Engine(ev)
-    K = np.vstack([np.ones((1, len(labels)), np.int32), cs._draw_multiplicities(len(labels), 12, seed)])
-    out = cs.bootstrap_metrics([eng], K, block=5, threads=2)[0]
+    out = cs.bootstrap_metrics([eng], K, **kw)[0]
     for r in range(len(K)):
-        ref = cs.ap_from_evidence(ev, np.repeat(np.arange(len(labels)), K[r]))
+        ref = cs.ap_from_evidence(ev, np.repeat(np.arange(K.shape[1]), K[r]))
         for key in ("mAP50", "mAP50_95", "precision", "recall", "f1", *cs.SIZE_KEYS):
             if ref[key] is None:
                 assert np.isnan(out[key][r])
@@ -192,6 +184,53 @@ def test_vectorised_resamples_equal_the_direct_computation(seed: int) -> None:
                 assert out["ap50"][r, i] == pytest.approx(ref["per_class"][int(c)]["ap50"], abs=1e-12)
             else:
                 assert np.isnan(out["ap50"][r, i])  # class not drawn: no AP in this resample
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vectorised_resamples_equal_the_direct_computation(seed: int) -> None:
+    """Each bootstrap resample's numbers = ap_from_evidence on that resample's image list (row 0: the full
+    set, which paired_bootstrap reports as a and b)."""
+    rng = np.random.default_rng(200 + seed)
+    nc = int(rng.integers(1, 5))
+    labels = make_labels(rng, int(rng.integers(1, 30)), nc, lam=float(rng.uniform(0.3, 4)))
+    ev = make_evidence(rng, labels, list(rng.uniform(0.1, 1.0, nc)), fp_rate=float(rng.uniform(0, 5)), nc=nc,
+                       ghost_class=bool(seed % 2), round_conf=2 if seed % 2 else None)
+    K = np.vstack([np.ones((1, len(labels)), np.int32), cs._draw_multiplicities(len(labels), 12, seed)])
+    assert_resamples_exact(ev, K, block=5, threads=2)
+
+
+def drop_predictions(ev: dict, drop: np.ndarray) -> dict:
+    """The evidence without the predictions flagged in drop."""
+    keep = ~drop
+    counts = np.add.reduceat(keep, ev["pred_offsets"][:-1]) if len(keep) else np.zeros(0, int)
+    counts = np.where(np.diff(ev["pred_offsets"]) > 0, counts, 0)
+    return dict(ev, tp=ev["tp"][keep], conf=ev["conf"][keep], pred_cls=ev["pred_cls"][keep],
+                pred_offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
+
+
+@pytest.mark.parametrize("block_len", [16, 4])
+def test_exact_on_long_sequences_and_every_engine_path(monkeypatch: pytest.MonkeyPatch, block_len: int) -> None:
+    """Long sequences (block_len 4: the scans recurse over several levels), multiplicities above 15 (wider
+    integer sums), a class with predictions but no TP, one with ground truth but no prediction, and the
+    float64 level count (as for classes with >= 27000 objects)."""
+    monkeypatch.setattr(cs, "_B", block_len)
+    monkeypatch.setattr(cs, "_SUPER", block_len * block_len)
+    rng = np.random.default_rng(7)
+    labels = make_labels(rng, 300, 4, lam=4.0, class_p=[0.4, 0.4, 0.19, 0.01])
+    ev = make_evidence(rng, labels, [0.9, 0.6, 0.0, 0.5], fp_rate=12.0, nc=4, round_conf=3)
+    ev = drop_predictions(ev, ev["pred_cls"] == 3)  # class 3: ground truth, never predicted
+    eng = cs._Engine(ev)
+    assert eng.cls[3] is None and eng.cls[2] is not None and not len(eng.cls[2].t_nz)
+    if block_len == 4:
+        assert max(cd.nb2 for cd in eng.cls if cd is not None) > 16 * block_len  # three levels of block sums
+        assert max(cd.maxnb for cd in eng.cls if cd is not None) > 4 * block_len  # envelope blocks, recursed
+    K = np.vstack([np.ones((1, 300), np.int32), cs._draw_multiplicities(300, 3, 1)])
+    K[2] = 0
+    K[2, :40] = 17  # multiplicities above 15: block sums no longer fit uint8
+    K[2, 250] = 300
+    assert_resamples_exact(ev, K, block=2, threads=1)
+    monkeypatch.setattr(cs, "_N_F32", 0)  # every level count through the float64 path
+    assert_resamples_exact(ev, K[:2], threads=1)
 
 
 # --------------------------------------------------------------------------- (b) identical models
