@@ -69,9 +69,12 @@ def idle_cpu(daemon: Daemon, folders: int, seconds: float) -> float:
         d = daemon.models_root / f"idle{i:04d}"
         d.mkdir(parents=True, exist_ok=True)
         os.link(STRONG_PT, d / "v1.pt")
-    # Catch-up: one claim per folder (the same content under each name), then quiet.
+    # Catch-up: one claim per folder (the same content under each name) and its job (a cache hit and a
+    # first-version promotion), then quiet: measure only once no job is queued or running.
     daemon.wait_for(lambda: daemon.query("SELECT COUNT(*) AS n FROM checkpoint_claims WHERE model_name LIKE 'idle%'")[0]["n"]
-                    >= folders, 600, "catch-up of all folders", interval=1.0)
+                    >= folders, 1800, "claims of all folders", interval=1.0)
+    daemon.wait_for(lambda: daemon.query("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running')")[0]["n"]
+                    == 0, 3600, "catch-up jobs to finish", interval=1.0)
     time.sleep(5)
     proc = psutil.Process(daemon.pid)
     t0, c0 = time.perf_counter(), proc.cpu_times()
