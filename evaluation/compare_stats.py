@@ -43,12 +43,14 @@ the full-set sort; only the full set is guaranteed bit-for-bit equal to an
 ultralytics run (its sort of a different array could order ties otherwise).
 
 Cost of the bootstrap, per evaluation and resample (see ``_Engine``): one gathered
-byte and one uint8 add per prediction and per TP entry (exact integer prefix
-sums, streamed in blocks of 16 rows), about ten float64 operations per run of
-adjacent TPs (the AP envelopes of the ten thresholds), and about 25 per class
-and grid confidence (the P/R/F1 curves). Resamples are processed in blocks
-(transposed: images x resamples) sized to a few tens of MB of scratch memory
-per worker thread. ``benchmarks/bootstrap.py`` measures it.
+byte and one uint8 add per prediction up to each class's last TP and per TP
+entry (exact integer prefix sums, streamed in blocks of 16), about ten float64
+operations per run of adjacent TPs (the AP envelopes of the ten thresholds),
+a few per class and grid confidence (bounds on the F1 curves) and about forty
+per class and grid confidence on the few columns where the operating point
+can lie (the exact P/R/F1 curves). Resamples are processed in blocks
+(transposed: images x resamples) sized to ~64 MB of scratch memory per worker
+thread. ``benchmarks/bootstrap.py`` measures it.
 """
 
 from __future__ import annotations
@@ -302,7 +304,7 @@ _F32_INT = 1 << 24
 _B = 16  # scan block length; a sequence j is stored "k-major", at [j % _B, j // _B]
 _SUPER = _B * _B  # the prefix sequence's segments are padded to whole superblocks of _B blocks
 _BLOCK_BYTES = 64 << 20  # scratch memory per worker thread, which sets the default block of resamples
-_PROBE = 4  # probe candidates tried for every column at once (a miss on all: ~2%, finished one by one)
+_PROBE = 4  # probe candidates tried for every column at once (a miss on all, ~2%: 16 more at a time)
 
 
 def _uint(top: int) -> type:
@@ -319,14 +321,21 @@ class _Work:
 
     def __init__(self) -> None:
         self.bufs: dict[str, np.ndarray] = {}
+        self.views: dict[tuple[str, tuple[int, ...], Any], np.ndarray] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        size = math.prod(shape) * dtype.itemsize
+        key = (name, shape, dtype)
+        view = self.views.get(key)
+        if view is not None:
+            return view
+        dt = np.dtype(dtype)
+        size = math.prod(shape) * dt.itemsize
         buf = self.bufs.get(name)
         if buf is None or buf.nbytes < size:
             buf = self.bufs[name] = np.empty(max(size, 64), dtype=np.uint8)
-        return buf[:size].view(dtype).reshape(shape)
+            self.views = {k: v for k, v in self.views.items() if k[0] != name}
+        view = self.views[key] = buf[:size].view(dt).reshape(shape)
+        return view
 
 
 def _scan_kmajor(Z: np.ndarray, op: np.ufunc, reverse: bool = False) -> None:
@@ -380,9 +389,42 @@ def _runs(rows: np.ndarray) -> np.ndarray:
     return np.concatenate((np.flatnonzero(np.diff(rows) != 1), [len(rows) - 1])).astype(np.intp)
 
 
+class _Plan:
+    """How one class's prefix sums are computed (see ``_Engine._prefix``): the rows of KT to gather, in
+    streaming order, and where the sums are read."""
+
+    def __init__(self, segs: list[np.ndarray], out_seg: np.ndarray, out_idx: np.ndarray, dummy: int) -> None:
+        # The prefix sequence: the segments (images of their items) one after the other, each padded to whole
+        # superblocks; s = b2 * _SUPER + k2 * _B + k is step k of block k2 * nb2 + b2.
+        plen = [max(-(-len(s) // _SUPER), 1) * _SUPER for s in segs]
+        offs = np.concatenate(([0], np.cumsum(plen))).astype(np.intp)
+        seq = np.full(offs[-1], dummy, dtype=np.intp)
+        for s, o in zip(segs, offs[:-1]):
+            seq[o : o + len(s)] = s
+        nb2 = int(offs[-1]) // _SUPER
+        self.nb2 = nb2
+        self.gather = np.ascontiguousarray(seq.reshape(nb2, _B, _B).transpose(2, 1, 0).reshape(_B, _B * nb2))
+        self.base2 = np.repeat(offs[:-1] // _SUPER, np.asarray(plen) // _SUPER)  # first superblock of the segment
+        # Outputs (in the order of the rows of O they fill): inclusive prefix of segment out_seg at out_idx.
+        so = (offs[out_seg] + out_idx).astype(np.intp)
+        self.m = len(so)
+        k, k2, b2 = so % _B, (so // _B) % _B, so // _SUPER
+        # Level 1 is streamed: after step k the running block sums are read at the outputs of step k.
+        by_k = np.argsort(k, kind="stable")
+        self.k_bounds = np.searchsorted(k[by_k], np.arange(_B + 1))
+        self.o_blk = (k2 * nb2 + b2)[by_k]  # block of each output, in step order
+        self.o_unsort = np.argsort(by_k).astype(np.intp)  # step order -> output order
+        self.o_x2 = k2 * nb2 + b2  # row of the block's exclusive prefix, in output order
+
+
 class _Class:
     """Static, resample-independent data of one class with ground truth and predictions: where every
-    per-resample quantity is read (see ``_Engine``)."""
+    per-resample quantity is read (see ``_Engine``).
+
+    Rows of O: the run slots (k-major, padded: T), T (threshold 0) before the cuts, W at the checkpoints
+    (those up to the last TP, then those of the "tail" cuts past it), a 0 row. The head plan fills O without
+    the tail checkpoints, summing the predictions up to the last TP only; the full plan fills all of it.
+    """
 
     def __init__(self, img: np.ndarray, conf: np.ndarray, tp: np.ndarray, n_img: int) -> None:
         n = len(img)
@@ -394,70 +436,57 @@ class _Class:
         dummy = n_img  # an image never drawn (the zero row appended to the multiplicities)
         members = [np.flatnonzero(tp[:, t]) for t in range(N_IOU)]
         self.max_m = max(len(m) for m in members)
+        last_tp = max((int(m[-1]) for m in members if len(m)), default=-1)
         run_end = [_runs(m) for m in members]  # last TP of each run of adjacent TPs, per threshold
         end_pos = [m[e] for m, e in zip(members, run_end)]
         # np.interp(-x, -conf, ...) reads, for each grid x, the last prediction with conf >= x: the "cut"
-        # of x is the number of predictions with conf >= x.
+        # of x is the number of predictions with conf >= x (it falls as x grows).
         q = np.searchsorted(-conf, -_PX, side="right")
-        # W is read at the checkpoints: every run end, the last prediction before each cut, the last one.
-        ckpos = np.unique(np.concatenate([[n - 1], *end_pos, q[q > 0] - 1]))
-        n_ck = len(ckpos)
+        tail = q - 1 > last_tp  # cuts past the last TP: columns 0 .. n_tail - 1
+        self.n_tail = int(np.count_nonzero(tail))
+        # W is read at the checkpoints: every run end and the last prediction before each cut.
+        ck_head = np.unique(np.concatenate([[last_tp] if last_tp >= 0 else [], *end_pos, q[(q > 0) & ~tail] - 1]))
+        ck_head = ck_head.astype(np.intp)
+        ck_tail = np.unique(q[tail] - 1)
+        ckpos = np.concatenate((ck_head, ck_tail)).astype(np.intp)
+        self.n_ck_head, self.n_ck = len(ck_head), len(ckpos)
         t0_cut = np.searchsorted(members[0], q)  # TPs (threshold 0) before each cut
         t0_idx = np.unique(t0_cut[t0_cut > 0] - 1)
+        n_t0 = len(t0_idx)
+        self.n_t0 = n_t0
 
-        # Run-level k-major layout (_B, G): run j of threshold t at [j % _B, gstart[t] + j // _B]; a
-        # threshold's last block is padded with its last run (no new level; its precision is read as T / inf).
+        # Run-level k-major layout (_B, G): run j of threshold t at [j % _B, gstart[t] + j // _B]; a threshold's
+        # last block is padded with its last run (no new level; its precision is read as T / inf).
         nr = np.array([len(e) for e in run_end])
         nbt = -(-nr // _B)
         gstart = np.concatenate(([0], np.cumsum(nbt)))
         G = max(int(gstart[-1]), 1)
         self.G = G
-
-        # The prefix sequence: [every prediction | TPs at threshold 0 | ... | TPs at threshold 9], each
-        # padded to whole superblocks; s = b2 * _SUPER + k2 * _B + k: step k of block k2 * nb2 + b2.
-        segs = [img] + [img[m] for m in members]
-        plen = [-(-len(s) // _SUPER) * _SUPER for s in segs]
-        offs = np.concatenate(([0], np.cumsum(plen))).astype(np.intp)
-        seq = np.full(offs[-1], dummy, dtype=np.intp)
-        for s, o in zip(segs, offs[:-1]):
-            seq[o : o + len(s)] = s
-        nb2 = int(offs[-1]) // _SUPER
-        self.nb2 = nb2
-        self.gather = np.ascontiguousarray(seq.reshape(nb2, _B, _B).transpose(2, 1, 0).reshape(_B, _B * nb2))
-        self.base2 = np.repeat(offs[:-1] // _SUPER, np.asarray(plen) // _SUPER)  # first superblock of the segment
-
-        # Outputs (rows of O), as sequence indices: the run slots (k-major, padded), the checkpoints (W),
-        # T (threshold 0) before the cuts; then a 0 row.
-        slot = np.full((_B, G), -1, dtype=np.intp)
+        seg = np.zeros((_B, G), dtype=np.intp)  # slot: segment (1 + threshold) and index of its run end
+        idx = np.zeros((_B, G), dtype=np.intp)
+        rw = np.full((_B, G), self.n_ck, dtype=np.intp)  # Wf row of each slot (n_ck: the inf row, padding)
         self.tt = np.zeros(N_IOU, dtype=np.intp)  # slot of a threshold's last run: all of its TPs
-        rw = np.full((_B, G), -1, dtype=np.intp)  # checkpoint of each run slot (-1: padding)
         for t in range(N_IOU):
             if not nr[t]:
                 continue
             j = np.arange(nbt[t] * _B)
             jj = np.minimum(j, nr[t] - 1)
-            slot[j % _B, gstart[t] + j // _B] = offs[t + 1] + run_end[t][jj]
-            rw[j % _B, gstart[t] + j // _B] = np.where(j < nr[t], np.searchsorted(ckpos, end_pos[t][jj]), -1)
+            cell = (j % _B, gstart[t] + j // _B)
+            seg[cell] = t + 1
+            idx[cell] = run_end[t][jj]
+            rw[cell] = np.where(j < nr[t], np.searchsorted(ck_head, end_pos[t][jj]), self.n_ck)
             last = nr[t] - 1
             self.tt[t] = (last % _B) * G + gstart[t] + last // _B
-        n_slot = _B * G
-        slot = slot.ravel()
-        slot[slot < 0] = 0  # slots of a class without any TP (never read)
-        so = np.concatenate((slot, ckpos, offs[1] + t0_idx)).astype(np.intp)
-        self.n_main = len(so)
-        self.ck0 = n_slot  # O[ck0:] (checkpoints, cuts' T, a 0 row) is also kept as float64: F
-        self.n_ck = n_ck
-        self.zero = self.n_main
+        self.rw = rw.ravel()
+        self.n_slot = _B * G
+        out_seg = np.concatenate((seg.ravel(), np.ones(n_t0, np.intp), np.zeros(self.n_ck, np.intp)))
+        out_idx = np.concatenate((idx.ravel(), t0_idx, ckpos))
+        segs = [img[m] for m in members]
+        m_head = self.n_slot + n_t0 + self.n_ck_head
+        self.head = _Plan([img[: last_tp + 1], *segs], out_seg[:m_head], out_idx[:m_head], dummy)
+        self.full = _Plan([img, *segs], out_seg, out_idx, dummy)
+        self.zero = self.n_slot + n_t0 + self.n_ck  # the 0 row
         self.n_out = self.zero + 1
-        rw = rw.ravel()
-        self.rw = np.where(rw >= 0, rw, n_ck)  # row of max(W, 1) at the run's checkpoint (n_ck: the inf row)
-        k, k2, b2 = so % _B, (so // _B) % _B, so // _SUPER
-        # Level 1 is streamed: after step k the running block sums are read at the outputs of step k.
-        by_k = np.argsort(k, kind="stable")
-        self.k_bounds = np.searchsorted(k[by_k], np.arange(_B + 1))
-        self.o_blk = (k2 * nb2 + b2)[by_k]  # block of each output, in step order
-        self.o_unsort = np.argsort(by_k).astype(np.intp)  # step order -> output order
-        self.o_x2 = k2 * nb2 + b2  # row of the block's exclusive prefix, in output order
         nz = np.flatnonzero(nr)
         self.t_nz = nz  # thresholds with a TP
         self.g_first = gstart[nz]  # first block of each of them
@@ -468,29 +497,28 @@ class _Class:
         self.bt_row = d_of * N_IOU + t_of
         self.bt_next = np.where(d_of + 1 >= nbt[t_of], self.maxnb * N_IOU, (d_of + 1) * N_IOU + t_of)
 
-        # Grid level (1000 columns): W and T (threshold 0) before each cut, as rows of F.
-        z = self.zero - self.ck0
-        self.wc = np.where(q > 0, np.searchsorted(ckpos, q - 1), z)
-        self.t0c = np.where(t0_cut > 0, n_ck + np.searchsorted(t0_idx, t0_cut - 1), z)
-        # Probes: left candidates q-1-s (last drawn before the cut), right q+s (first drawn from it; column 0
-        # is q = 0: the first drawn prediction). Tables: column c = candidate _PROBE - c, column 0 = none
-        # drawn (left: 0, any finite abscissa, the curve is flat there; right: NaN).
+        # Grid level (1000 columns): rows of O holding W and T (threshold 0) before each cut; W at the last TP.
+        z, ck0 = self.zero, self.n_slot + n_t0
+        cki = np.where(tail, self.n_ck_head + np.searchsorted(ck_tail, q - 1), np.searchsorted(ck_head, q - 1))
+        self.wc = np.where(q > 0, ck0 + cki, z)
+        self.t0c = np.where(t0_cut > 0, self.n_slot + np.searchsorted(t0_idx, t0_cut - 1), z)
+        self.w_last = ck0 + int(np.searchsorted(ck_head, last_tp)) if last_tp >= 0 else z
+        # Probes: left candidates q-1-s (last drawn before the cut), right q+s (first drawn from it). Tables:
+        # column c = candidate _PROBE - c, column 0 = none drawn (left: 0, any finite abscissa, the curve is flat
+        # there; right: NaN).
         S = _PROBE
-        qr = np.concatenate(([0], q))
         steps = np.arange(S)
         lp = q[None, :] - 1 - steps[:, None]
-        rp = qr[None, :] + steps[:, None]
+        rp = q[None, :] + steps[:, None]
         lok, rok = lp >= 0, rp < n
         lc, rc = np.clip(lp, 0, n - 1), np.clip(rp, 0, n - 1)
-        self.l_img = np.where(lok, img[lc], dummy).ravel()
-        self.r_img = np.where(rok, img[rc], dummy).ravel()
-        ltab = np.zeros((len(q), S + 1))
-        ltab[:, 1:] = np.where(lok, conf[lc], 0.0)[::-1].T
-        rtab = np.full((len(qr), S + 1), np.nan, dtype=np.complex128)
-        rtab[:, 1:] = np.where(rok, self.conf_tp0[rc], np.nan)[::-1].T
-        self.l_tab, self.r_tab = ltab.ravel(), rtab.ravel()
-        self.tab_off = (np.arange(len(qr)) * (S + 1))[:, None]
-        self.l_next, self.r_next = q - 1 - S, qr + S  # where a miss on every candidate goes on
+        self.l_img = np.where(lok, img[lc], dummy)  # (S, 1000)
+        self.r_img = np.where(rok, img[rc], dummy)
+        self.l_tab = np.zeros((len(q), S + 1))
+        self.l_tab[:, 1:] = np.where(lok, conf[lc], 0.0)[::-1].T
+        self.r_tab = np.full((len(q), S + 1), np.nan, dtype=np.complex128)
+        self.r_tab[:, 1:] = np.where(rok, self.conf_tp0[rc], np.nan)[::-1].T
+        self.l_next, self.r_next = q - 1 - S, q + S  # where a miss on every candidate goes on
         self.img_pad = np.concatenate((img, [dummy]))  # out of range: the never-drawn image
 
 
@@ -535,9 +563,19 @@ class _Engine:
       neighbours are found by probing the multiplicities, and the arithmetic
       is np.interp's. F1 = 2PR/(P+R+eps) summed over classes in class order,
       then ``smooth`` and argmax per resample, as ultralytics.
+    - The operating point is searched, not scanned: bounds on every F1 curve
+      need only the prefix sums (``_bounds``); smoothed, they rule out every
+      grid point whose upper bound stays below the largest lower bound, and
+      the curves are computed exactly (probes included) only on the columns
+      that the remaining candidates' smoothing windows read. Those exact
+      values are the ones the full computation gives, so the argmax (first
+      maximum) is too. Past a class's last TP its W serves only those grid
+      columns: its predictions there are summed only when the window
+      reaches them.
 
     Every per-resample number equals ``ap_from_evidence`` on the resampled
-    image list to float rounding (tested against it): nothing is
+    image list to float rounding (tested against it, and the operating
+    point bit for bit against the exhaustive search): nothing is
     approximated.
     """
 
@@ -552,35 +590,34 @@ class _Engine:
         self.classes, nt = np.unique(target_cls, return_counts=True)
         self.support = nt.astype(np.int64)
         nc = len(self.classes)
-        # Ground truth per class and image, size-bucket groups (bucket, found) per image: n_l and the size
-        # recalls of a block are exact integer products with its multiplicities (einsum: a BLAS call's
-        # worker threads cost more than the product here).
-        ci_of = np.searchsorted(self.classes, target_cls)
-        self.gt_counts = np.bincount(ci_of * n_img + tgt_img, minlength=nc * n_img).reshape(nc, n_img)
-        gt_img = _image_ids(ev["gt_offsets"])
-        key = np.asarray(ev["gt_bucket"], dtype=np.int64) * 2 + np.asarray(ev["gt_found"], dtype=bool)
-        self.size_counts = np.bincount(key * n_img + gt_img, minlength=6 * n_img).reshape(6, n_img)
         order = np.argsort(-conf)  # ap_per_class's sort, on the same array as the full-set evaluation
         # Predictions of each class with ground truth, in that order (a stable sort by class keeps it).
         pci = np.searchsorted(self.classes, pred_cls)
         known = (pci < nc) & (self.classes[np.minimum(pci, max(nc - 1, 0))] == pred_cls) if nc else pred_cls < 0
-        pci = np.where(known, pci, nc)
+        pci = np.where(known, pci, nc).astype(np.int16 if nc < np.iinfo(np.int16).max else np.int64)  # radix
         order = order[np.argsort(pci[order], kind="stable")]
         bounds = np.searchsorted(pci[order], np.arange(nc + 1))
-        # c(T) needs no cap at 100 when T <= n always: no image has more TPs of a class (at any threshold)
-        # than ground-truth objects of it (one-to-one matching, as ultralytics').
-        key = np.where(known, pci * n_img + pred_img, 0)
-        self.cap = any(bool(np.any(np.bincount(key[known & tp[:, t]], minlength=nc * n_img)
-                                   > self.gt_counts.ravel())) for t in range(N_IOU))
+        img_o, conf_o, tp_o = pred_img[order], conf[order], tp[order]
         self.cls: list[_Class | None] = []  # None: a class without predictions (AP 0, curves 0)
         for ci in range(nc):
-            pos = order[bounds[ci] : bounds[ci + 1]]
-            self.cls.append(_Class(pred_img[pos], conf[pos], tp[pos], n_img) if len(pos) else None)
+            sl = slice(bounds[ci], bounds[ci + 1])
+            self.cls.append(_Class(img_o[sl], conf_o[sl], tp_o[sl], n_img) if bounds[ci + 1] > bounds[ci] else None)
+        # Per image: ground truth and predictions of each class, objects per (size bucket, found). A block's
+        # n_l, predictions drawn and size recalls are exact integer products with its multiplicities (einsum:
+        # a BLAS call's worker threads cost more than the product here).
+        gt_img = _image_ids(ev["gt_offsets"])
+        size_key = np.asarray(ev["gt_bucket"], dtype=np.int64) * 2 + np.asarray(ev["gt_found"], dtype=bool)
+        self.counts = np.concatenate((
+            np.bincount(np.searchsorted(self.classes, target_cls) * n_img + tgt_img, minlength=nc * n_img),
+            np.bincount(pci[known].astype(np.int64) * n_img + pred_img[known], minlength=nc * n_img),
+            np.bincount(size_key * n_img + gt_img, minlength=6 * n_img),
+        )).reshape(2 * nc + 6, n_img)
         self.max_n = max((cd.n for cd in self.cls if cd is not None), default=0)
-        # Scratch bytes per resample of a block: P and R curves of every class, the largest class's arrays.
-        big = max((_SUPER * cd.nb2 * 1.2 + 12 * cd.n_out + 64 * _B * cd.G for cd in self.cls if cd is not None),
+        # Scratch bytes per resample of a block: every class's grid W and T and exact P and R curves, the
+        # largest class's prefix sums and run-level arrays, the grid scratch, the multiplicities.
+        big = max((_B * cd.full.nb2 * 3 + 16 * cd.n_out + 40 * _B * cd.G for cd in self.cls if cd is not None),
                   default=0)
-        self.bytes_per_resample = int(16000 * nc + 1000 * 120 + big + 2 * n_img) + 1
+        self.bytes_per_resample = int(32000 * nc + 200_000 + big + 2 * n_img) + 1
 
     # ------------------------------------------------------------------ one block of resamples
 
@@ -595,37 +632,61 @@ class _Engine:
         KT[:-1] = K.T
         KT[-1] = 0
         drawn = np.greater(KT, 0, out=work.get("drawn", KT.shape, bool))
-        n_l = np.einsum("ci,ri->cr", self.gt_counts, K).astype(np.float64)  # (nc, R) ground truth per class
+        # Per resample: ground truth and predictions drawn per class, objects per (size bucket, found).
+        drawn_counts = np.einsum("ci,ri->cr", self.counts, K).astype(np.float64)
+        n_l, w_tot, sg = drawn_counts[:nc], drawn_counts[nc : 2 * nc], drawn_counts[2 * nc :].T.reshape(R, 3, 2)
         present = n_l > 0
-        ap = np.zeros((R, nc, N_IOU))
-        f1_sum = np.zeros((1000, R))
-        pr: list[tuple[np.ndarray, np.ndarray] | None] = []
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for ci, cd in enumerate(self.cls):
-                if cd is None:
-                    pr.append(None)
-                    continue
-                n = np.maximum(n_l[ci], 1.0)
-                O, F, Wf = self._prefix(cd, KT, kmax, work)
-                P, Rc, f1, first_tp = self._curves(cd, F, drawn, n, ci, work)
-                pr.append((P, Rc))
-                ap[:, ci, :] = self._ap(cd, O, Wf, n, first_tp, kmax * cd.max_m < _F32_INT, work).T
-                f1 *= present[ci]
-                f1_sum += f1
         npres = present.sum(0)
         den = np.maximum(npres, 1)
-        mean_f1 = np.ascontiguousarray((f1_sum / den).T)
+        ap = np.zeros((R, nc, N_IOU))
+        lo = np.zeros((1000, R))  # bounds on the summed F1 curves
+        hi = np.zeros((1000, R))
+        state: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for ci, cd in enumerate(self.cls):
+                if cd is None:  # no prediction of the class: AP 0, curves 0
+                    state.append(None)
+                    continue
+                n = np.maximum(n_l[ci], 1.0)
+                has_pred = w_tot[ci] > 0
+                O, Wf = self._prefix(cd, cd.head, KT, kmax, work)
+                first_tp = self._first_tp(cd, drawn, has_pred)
+                ap[:, ci, :] = self._ap(cd, O, Wf, n, first_tp, kmax * cd.max_m < _F32_INT, work).T
+                grid = self._bounds(cd, O, n, w_tot[ci], has_pred & present[ci], lo, hi, ci, work)
+                state.append((n, has_pred, grid))
+            # The operating point: the smoothed mean F1's argmax can only lie where its upper bound reaches the
+            # largest lower bound; the F1 curves are computed exactly on the columns those points smooth over.
+            cand, a, b = self._candidates(lo, hi, den, npres)
+            f1_sum = np.zeros((b + 1 - a, R))
+            pr: list[tuple[np.ndarray, np.ndarray] | None] = []
+            for ci, cd in enumerate(self.cls):
+                st = state[ci]
+                if st is None or a > b:
+                    pr.append(None)
+                    continue
+                n, has_pred, grid = st
+                if a < cd.n_tail:  # the window reaches the tail columns: W there needs every prediction
+                    O = self._prefix(cd, cd.full, KT, kmax, work)[0]
+                    O.take(cd.wc[a : cd.n_tail], axis=0, out=grid[0][a : cd.n_tail])
+                P, Rc, f1 = self._curves(cd, grid, drawn, n, has_pred, a, b, ci, work)
+                f1 *= present[ci]
+                f1_sum += f1
+                pr.append((P, Rc))
         idx = np.zeros(R, dtype=np.intp)
+        y = np.zeros(1000)
         for r in range(R):
             if npres[r]:
-                idx[r] = int(smooth(mean_f1[r], _SMOOTH_F).argmax())
+                y[a : b + 1] = f1_sum[:, r] / den[r]  # exact wherever a candidate's smoothing window reads
+                c = np.flatnonzero(cand[r])
+                idx[r] = c[int(smooth(y, _SMOOTH_F)[c].argmax())]
         p_i = np.zeros((R, nc))
         r_i = np.zeros((R, nc))
         cols = np.arange(R)
+        at = np.clip(idx - a, 0, max(b - a, 0))  # (resamples without any class present: not read)
         for ci, curves in enumerate(pr):
             if curves is not None:
-                p_i[:, ci] = curves[0][idx, cols]
-                r_i[:, ci] = curves[1][idx, cols]
+                p_i[:, ci] = curves[0][at, cols]
+                r_i[:, ci] = curves[1][at, cols]
         absent = ~present.T
         ap[absent] = np.nan
         p_i[absent] = 0.0
@@ -636,7 +697,6 @@ class _Engine:
         map5095 = np.where(npres > 0, np.nansum(ap.sum(2), 1) / (den * N_IOU), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             f1 = np.where(mp + mr > 0, 2 * mp * mr / (mp + mr), 0.0)
-            sg = np.einsum("gi,ri->rg", self.size_counts, K).astype(np.float64).reshape(R, 3, 2)
             size = sg[:, :, 1] / sg.sum(2)  # found / total; NaN: no object of the bucket drawn
         return {
             "mAP50": map50, "mAP50_95": map5095, "precision": mp, "recall": mr, "f1": f1,
@@ -645,25 +705,24 @@ class _Engine:
         }
 
     @staticmethod
-    def _prefix(cd: _Class, KT: np.ndarray, kmax: int, work: _Work) -> np.ndarray:
-        """Exact integer prefix sums. O (n_out, R): T at the run slots, W at the checkpoints, T (threshold 0)
-        before the cuts, a 0 row; F: O from the checkpoints on, as float64; Wf: max(W, 1) at the
-        checkpoints and an inf row (float64)."""
+    def _prefix(cd: _Class, plan: _Plan, KT: np.ndarray, kmax: int, work: _Work) -> tuple[np.ndarray, np.ndarray]:
+        """Exact integer prefix sums, as the plan reads them. O (n_out, R): see ``_Class``; Wf: max(W, 1) at
+        the checkpoints up to the last TP, then an inf row (float64)."""
         R = KT.shape[1]
-        nb2 = cd.nb2
-        m = cd.n_main
+        nb2 = plan.nb2
+        m = plan.m
         # Level 1, streamed: the running sums of the blocks of 16 (small: they stay in cache), read after
         # step k at the outputs of step k.
         run = work.get("run", (_B * nb2, R), KT.dtype)
         tmp = work.get("runtmp", (_B * nb2, R), KT.dtype)
         y = work.get("y", (m, R), KT.dtype)
-        kb = cd.k_bounds
-        KT.take(cd.gather[0], axis=0, out=run)
-        run.take(cd.o_blk[kb[0] : kb[1]], axis=0, out=y[kb[0] : kb[1]])
+        kb = plan.k_bounds
+        KT.take(plan.gather[0], axis=0, out=run)
+        run.take(plan.o_blk[kb[0] : kb[1]], axis=0, out=y[kb[0] : kb[1]])
         for k in range(1, _B):
-            KT.take(cd.gather[k], axis=0, out=tmp)
+            KT.take(plan.gather[k], axis=0, out=tmp)
             run += tmp
-            run.take(cd.o_blk[kb[k] : kb[k + 1]], axis=0, out=y[kb[k] : kb[k + 1]])
+            run.take(plan.o_blk[kb[k] : kb[k + 1]], axis=0, out=y[kb[k] : kb[k + 1]])
         # Level 2: each block's exclusive prefix in its superblock; level 3: the superblocks' exclusive
         # prefix from the start of their segment.
         dt = np.int32 if kmax * _SUPER * (nb2 + 1) < np.iinfo(np.int32).max else np.int64
@@ -677,18 +736,17 @@ class _Engine:
         _scan_rows(E2, np.add)  # inclusive scan of the superblock totals
         E2 -= X2[_B - 1]
         E2 -= last
-        E2 -= E2.take(cd.base2, axis=0)
+        E2 -= E2.take(plan.base2, axis=0)
         X2 += E2[None]
         O = work.get("O", (cd.n_out, R), dt)
-        X2.reshape(-1, R).take(cd.o_x2, axis=0, out=O[:m])
-        O[:m] += y.take(cd.o_unsort, axis=0, out=work.get("yu", (m, R), KT.dtype))
+        X2.reshape(-1, R).take(plan.o_x2, axis=0, out=O[:m])
+        O[:m] += y.take(plan.o_unsort, axis=0, out=work.get("yu", (m, R), KT.dtype))
         O[cd.zero] = 0
-        F = work.get("F", (cd.n_out - cd.ck0, R), np.float64)  # checkpoints' W, cuts' T, 0: as float64
-        F[...] = O[cd.ck0 :]
-        Wf = work.get("Wf", (cd.n_ck + 1, R), np.float64)  # max(W, 1) at the checkpoints, then inf
-        np.maximum(F[: cd.n_ck], 1.0, out=Wf[:-1])
-        Wf[-1] = np.inf
-        return O, F, Wf
+        Wf = work.get("Wf", (cd.n_ck + 1, R), np.float64)
+        ck = cd.n_slot + cd.n_t0
+        np.maximum(O[ck : ck + cd.n_ck_head], 1, out=Wf[: cd.n_ck_head])
+        Wf[cd.n_ck] = np.inf
+        return O, Wf
 
     def _ap(self, cd: _Class, O: np.ndarray, Wf: np.ndarray, n: np.ndarray, first_tp: np.ndarray, exact32: bool,
             work: _Work) -> np.ndarray:
@@ -711,7 +769,7 @@ class _Engine:
         bt[cd.bt_row] = S[0]
         _scan_rows(bt[:-1].reshape(cd.maxnb, N_IOU * R), np.maximum, reverse=True)
         np.maximum(S, bt.take(cd.bt_next, axis=0)[None], out=S)
-        # Levels first reached at each run: c(T_j) - c(T_j-1), c(T) = ceil(100 T / n) (see _SHRINK*).
+        # Levels first reached at each run: c(T_j) - c(T_j-1), c(T) = ceil(100 T / n) (see _SHRINK, _SHRINK32).
         if n.max() < _N_F32 and exact32:
             C = work.get("C32", shape, np.float32)
             C[...] = Ti
@@ -724,9 +782,8 @@ class _Engine:
                 np.multiply(T, 100.0, out=C)
                 np.divide(C, n, out=C)
         np.ceil(C, out=C)
-        if self.cap:
-            np.minimum(C, 100.0, out=C)
-        dc = work.get("dc", shape, C.dtype)
+        np.minimum(C, 100.0, out=C)  # compute_ap's 100 levels (T <= n unless an image has more TPs than objects)
+        dc = work.get("dc", shape, np.float64)
         np.subtract(C[1:], C[:-1], out=dc[1:])
         np.subtract(C[0, 1:], C[_B - 1, :-1], out=dc[0, 1:])
         dc[0, cd.g_first] = C[0, cd.g_first]  # a threshold's first run starts from 0 levels
@@ -741,6 +798,66 @@ class _Engine:
         return out
 
     @staticmethod
+    def _bounds(cd: _Class, O: np.ndarray, n: np.ndarray, w_tot: np.ndarray, live: np.ndarray, lo: np.ndarray,
+                hi: np.ndarray, ci: int, work: _Work) -> tuple[np.ndarray, np.ndarray]:
+        """Add to lo / hi (1000, R) bounds of the class's F1 curve (0 where not live: absent or nothing
+        drawn), without probing. Between a cut's last real point and the next, P lies in [T/(W+1),
+        (T+1)/(W+1)] and R in [T/ne, (T+1)/ne] (T, W before the cut); F1 = 2PR/(P+R) grows with both, and
+        at those corners it is 2T/(W+1+ne) and 2(T+1)/(W+1+ne) (eps dropped: far below the candidates'
+        slack; no real point before the cut: F1 = 0, inside the bounds). Past the class's last TP (the
+        tail), T is every TP, R = T/ne exactly and P lies in [T/(W_all+1), T/W_last]. Returns W and T
+        (threshold 0) before each cut (the tail's W not yet read)."""
+        R = O.shape[1]
+        nt = cd.n_tail
+        W = work.get(f"Wc{ci}", (1000, R), O.dtype)
+        T0 = work.get(f"T0c{ci}", (1000, R), O.dtype)
+        O.take(cd.wc[nt:], axis=0, out=W[nt:])
+        O.take(cd.t0c, axis=0, out=T0)
+        ne = n + EPS
+        g = 2.0 * live
+        d = work.get("bd", (1000 - nt, R), np.float64)
+        f = work.get("bf", (1000 - nt, R), np.float64)
+        np.add(W[nt:], 1.0 + ne, out=d)
+        np.multiply(T0[nt:], g, out=f)
+        f /= d
+        lo[nt:] += f
+        np.divide(g, d, out=d)
+        f += d
+        hi[nt:] += f
+        if nt:
+            t = T0[0].astype(np.float64)  # the tail's T: every TP at threshold 0
+            r_t = t / ne
+            for p_t, acc in ((t / (w_tot + 1.0), lo), (t / np.maximum(O[cd.w_last], 1.0), hi)):
+                acc[:nt] += np.where(live, 2 * p_t * r_t / (p_t + r_t + EPS), 0.0)
+        return W, T0
+
+    @staticmethod
+    def _candidates(lo: np.ndarray, hi: np.ndarray, den: np.ndarray,
+                    npres: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """Per resample, the grid points whose smoothed mean F1 can be the largest (R, 1000); and the columns
+        [a, b] every such point's smoothing window reads (a > b: none)."""
+        width = round(1000 * _SMOOTH_F * 2) // 2 + 1  # smooth's box filter, its edges repeated half times
+        half = width // 2
+
+        def box(v: np.ndarray) -> np.ndarray:
+            v = (v / den).T
+            padded = np.concatenate((np.repeat(v[:, :1], half, 1), v, np.repeat(v[:, -1:], half, 1)), 1)
+            c = np.zeros((padded.shape[0], padded.shape[1] + 1))
+            np.cumsum(padded, axis=1, out=c[:, 1:])
+            return (c[:, width:] - c[:, :-width]) / width
+
+        slo, shi = box(lo), box(hi)
+        # Rounding in the bounds and in these sums stays far below the slack (values <= 1, ~1100 terms).
+        cand = shi >= slo.max(1, keepdims=True) - 1e-8
+        cand[npres == 0] = False
+        rows = np.flatnonzero(cand.any(1))
+        if not len(rows):
+            return cand, 0, -1
+        first = int(cand[rows].argmax(1).min())
+        last = 999 - int(cand[rows, ::-1].argmax(1).min())
+        return cand, max(first - half, 0), min(last + half, 999)
+
+    @staticmethod
     def _probe(cd: _Class, drawn: np.ndarray, imgs: np.ndarray, tab: np.ndarray, nxt: np.ndarray, step: int,
                src: np.ndarray, out: np.ndarray, work: _Work) -> np.ndarray:
         """Per column and resample, the table value of the first drawn candidate (column 0: none drawn)."""
@@ -753,7 +870,7 @@ class _Engine:
         for s in range(S - 2, -1, -1):
             np.maximum(code, hit[s] * np.uint8(S - s), out=code)
         ix = work.get("ix", (nq, R), np.intp)
-        np.add(code, cd.tab_off[:nq], out=ix)
+        np.add(code, (np.arange(nq) * (S + 1))[:, None], out=ix)
         tab.take(ix, out=out)
         # The few columns without a hit: the following candidates, a window at a time.
         todo = np.flatnonzero(code.ravel() == 0)
@@ -777,22 +894,24 @@ class _Engine:
         return out
 
     def _curves(
-        self, cd: _Class, F: np.ndarray, drawn: np.ndarray, n: np.ndarray, ci: int, work: _Work,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """P, R and F1 at the 1000 grid confidences (1000, R), np.interp(-x, -conf, precision | recall,
-        left=1 | 0) = value + slope * (cl - x); and per threshold whether the first drawn prediction is a
-        TP (10, R). P and R live in this class's own buffers (read again at the operating point)."""
+        self, cd: _Class, grid: tuple[np.ndarray, np.ndarray], drawn: np.ndarray, n: np.ndarray,
+        has_pred: np.ndarray, a: int, b: int, ci: int, work: _Work,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P, R and F1 at the grid confidences a..b (columns x resamples): np.interp(-x, -conf, precision |
+        recall, left=1 | 0) = value + slope * (cl - x), ultralytics' arithmetic. P and R live in this class's
+        own buffers (read again at the operating point)."""
         R = drawn.shape[1]
-        shape = (1000, R)
-        cl = self._probe(cd, drawn, cd.l_img, cd.l_tab, cd.l_next, -1, cd.conf, work.get("cl", shape, np.float64),
-                         work)
-        right = self._probe(cd, drawn, cd.r_img, cd.r_tab, cd.r_next, 1, cd.conf_tp0,
-                            work.get("right", (1001, R), np.complex128), work)
-        has_pred = ~np.isnan(right[0].real)  # column 0: the first drawn prediction
-        first_tp = self._first_tp(cd, drawn, has_pred)
-        cr, tq = right[1:].real, right[1:].imag
-        Wc = F.take(cd.wc, axis=0, out=work.get("Wc", shape, np.float64))
-        T0c = F.take(cd.t0c, axis=0, out=work.get("T0c", shape, np.float64))
+        sl = slice(a, b + 1)
+        shape = (b + 1 - a, R)
+        cl = self._probe(cd, drawn, cd.l_img[:, sl].ravel(), cd.l_tab[sl].ravel(), cd.l_next[sl], -1, cd.conf,
+                         work.get("cl", shape, np.float64), work)
+        right = self._probe(cd, drawn, cd.r_img[:, sl].ravel(), cd.r_tab[sl].ravel(), cd.r_next[sl], 1,
+                            cd.conf_tp0, work.get("right", shape, np.complex128), work)
+        cr, tq = right.real, right.imag
+        Wc = work.get("Wc", shape, np.float64)
+        Wc[...] = grid[0][sl]
+        T0c = work.get("T0c", shape, np.float64)
+        T0c[...] = grid[1][sl]
         no_left = np.equal(Wc, 0, out=work.get("no_left", shape, bool))  # then T0c = 0 too
         flat = np.isnan(cr, out=work.get("flat", shape, bool))  # past the last point: its value
         flat |= no_left  # before the first: left=1 / 0
@@ -821,7 +940,7 @@ class _Engine:
         P[:, none] = 0.0
         Rc[:, none] = 0.0
         # P = slope * (cl - x) + value (np.interp's arithmetic), likewise R; F1 = 2PR / (P + R + eps).
-        np.subtract(cl, _PX[:, None], out=dx)
+        np.subtract(cl, _PX[sl, None], out=dx)
         sp *= dx
         P += sp
         sr *= dx
@@ -831,7 +950,7 @@ class _Engine:
         np.add(P, Rc, out=sp)
         sp += EPS
         f1 /= sp
-        return P, Rc, f1, first_tp
+        return P, Rc, f1
 
     @staticmethod
     def _first_tp(cd: _Class, drawn: np.ndarray, has_pred: np.ndarray) -> np.ndarray:

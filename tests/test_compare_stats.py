@@ -222,7 +222,7 @@ def test_exact_on_long_sequences_and_every_engine_path(monkeypatch: pytest.Monke
     eng = cs._Engine(ev)
     assert eng.cls[3] is None and eng.cls[2] is not None and not len(eng.cls[2].t_nz)
     if block_len == 4:
-        assert max(cd.nb2 for cd in eng.cls if cd is not None) > 16 * block_len  # three levels of block sums
+        assert max(cd.full.nb2 for cd in eng.cls if cd is not None) > 16 * block_len  # three levels of sums
         assert max(cd.maxnb for cd in eng.cls if cd is not None) > 4 * block_len  # envelope blocks, recursed
     K = np.vstack([np.ones((1, 300), np.int32), cs._draw_multiplicities(300, 3, 1)])
     K[2] = 0
@@ -231,6 +231,41 @@ def test_exact_on_long_sequences_and_every_engine_path(monkeypatch: pytest.Monke
     assert_resamples_exact(ev, K, block=2, threads=1)
     monkeypatch.setattr(cs, "_N_F32", 0)  # every level count through the float64 path
     assert_resamples_exact(ev, K[:2], threads=1)
+
+
+def test_operating_point_search_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The F1 curves are computed exactly only where the smoothed mean F1's maximum can be (bounds elsewhere),
+    and the predictions past a class's last TP are summed only when that window reaches them: the result is
+    bit for bit the one of the exhaustive search (every grid point a candidate), on data where both shortcuts
+    apply, and equals the direct computation."""
+    rng = np.random.default_rng(11)
+    labels = make_labels(rng, 400, 3, lam=5.0)
+    ev = make_evidence(rng, labels, [0.9, 0.8, 0.7], fp_rate=20.0, nc=3)
+    eng = cs._Engine(ev)
+    K = np.vstack([np.ones((1, 400), np.int32), cs._draw_multiplicities(400, 7, 5)])
+    windows = []
+    real = cs._Engine._candidates
+
+    def spy(*args):
+        cand, a, b = real(*args)
+        windows.append((a, b))
+        return cand, a, b
+
+    monkeypatch.setattr(cs._Engine, "_candidates", staticmethod(spy))
+    fast = cs.bootstrap_metrics([eng], K, block=4, threads=1)[0]
+    assert all(b - a < 600 for a, b in windows)  # a narrow window ...
+    assert all(a >= min(cd.n_tail for cd in eng.cls) for a, b in windows)  # ... above some class's tail
+
+    def everything(lo, hi, den, npres):
+        cand = np.ones((lo.shape[1], 1000), dtype=bool)
+        cand[npres == 0] = False
+        return cand, 0, 999
+
+    monkeypatch.setattr(cs._Engine, "_candidates", staticmethod(everything))
+    full = cs.bootstrap_metrics([eng], K, block=4, threads=1)[0]
+    for key in fast:
+        assert np.array_equal(fast[key], full[key], equal_nan=True), key
+    assert_resamples_exact(ev, K[:3], threads=1)
 
 
 # --------------------------------------------------------------------------- (b) identical models
