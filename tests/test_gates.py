@@ -52,9 +52,14 @@ def test_gates_promote_a_significant_gain_and_refuse_no_gain(tmp_path: Path) -> 
 
         assert resave.wait(120) == 0
         v3 = place_model(daemon.models_root, "gated", resaved, "v3.pt")
-        # The same weights under other bytes: no gain at all, refused (by the score rule, before any gate).
+        # The same weights under other bytes: no accuracy gain at all. Its score may still edge past the
+        # incumbent's by timing noise in the speed term; then the gate must refuse what the score let by.
         same = _eval_promote(daemon, v3, dataset, {"require_significant": True})
-        assert same["decision"] == "refused" and "does not beat" in same["reason"], same
+        assert same["decision"] == "refused", same
+        if "does not beat" not in same["reason"]:
+            gate = same["gates"][0]
+            assert gate["gate"] == "require_significant" and gate["value"] == 0.0, same
+            assert gate["ci_low"] == gate["ci_high"] == 0.0, same
         ledger = httpx.get(f"{daemon.url}/v1/vision/models/gated", timeout=10).json()["promotions"]
         assert [p["decision"] for p in ledger] == ["refused", "promoted", "promoted"]
         assert ledger[1]["details"]["gate_settings"]["require_significant"] is True
