@@ -69,6 +69,7 @@ def idle_cpu(daemon: Daemon, folders: int, seconds: float) -> float:
         d = daemon.models_root / f"idle{i:04d}"
         d.mkdir(parents=True, exist_ok=True)
         os.link(STRONG_PT, d / "v1.pt")
+        os.link(STRONG_PT, d / "current.pt")  # already current: each catch-up decision is a cheap refusal
     # Catch-up: one claim per folder (the same content under each name) and its job (a cache hit and a
     # first-version promotion), then quiet: measure only once no job is queued or running.
     daemon.wait_for(lambda: daemon.query("SELECT COUNT(*) AS n FROM checkpoint_claims WHERE model_name LIKE 'idle%'")[0]["n"]

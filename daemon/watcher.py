@@ -95,6 +95,8 @@ class Watcher:
         self._pending: dict[Path, FileState | None] = {}
         self._done: dict[Path, FileState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._checking: set[Path] = set()  # settled paths being checked now: a scan leaves them alone
+        self._rescan: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +116,9 @@ class Watcher:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._rescan is not None:
+            self._rescan.cancel()
+            self._rescan = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -128,7 +133,16 @@ class Watcher:
 
     def hint_rescan(self) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._spawn, self.scan())
+            self._loop.call_soon_threadsafe(self._schedule_rescan)
+
+    def _schedule_rescan(self) -> None:
+        """One scan a settle period after a burst of new folders, not one scan per folder."""
+        if self._rescan is None and self._loop is not None:
+            self._rescan = self._loop.call_later(self.settle_s, self._rescan_now)
+
+    def _rescan_now(self) -> None:
+        self._rescan = None
+        self._spawn(self.scan())
 
     # -- on the loop ---------------------------------------------------------------------------
     def poke(self, path: Path) -> None:
@@ -148,7 +162,14 @@ class Watcher:
 
     def _settled(self, path: Path) -> None:
         self._timers.pop(path, None)
-        self._spawn(self._check(path))
+        self._checking.add(path)
+        self._spawn(self._checked(path))
+
+    async def _checked(self, path: Path) -> None:
+        try:
+            await self._check(path)
+        finally:
+            self._checking.discard(path)
 
     async def _check(self, path: Path) -> None:
         before = self._pending.pop(path, None)
@@ -185,7 +206,7 @@ class Watcher:
         found = await asyncio.to_thread(self._list_candidates)
         poked = 0
         for path, state in found:
-            if self._done.get(path) != state and path not in self._timers:
+            if self._done.get(path) != state and path not in self._timers and path not in self._checking:
                 self.poke(path)
                 poked += 1
         return poked
