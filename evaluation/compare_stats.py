@@ -107,6 +107,16 @@ def smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
     return np.convolve(yp, np.ones(nf) / nf, mode="valid")
 
 
+def _smooth_at(y: np.ndarray, first: int, last: int, f: float, n: int = 1000, offset: int = 0) -> np.ndarray:
+    """smooth(y_full, f)[first : last + 1] for a curve y_full of length n of which y holds the entries from
+    offset on (at least those the outputs read). Bit for bit: np.convolve's "valid" outputs are each one dot
+    product of the kernel with their own window, and the edge padding repeats y_full[0] / y_full[n - 1]."""
+    nf = round(n * f * 2) // 2 + 1
+    half = nf // 2
+    seg = y[np.clip(np.arange(first - half, last + half + 1), 0, n - 1) - offset]
+    return np.convolve(seg, np.ones(nf) / nf, mode="valid")
+
+
 def _f1(p: float, r: float) -> float:
     """2PR/(P+R), 0 when both are 0 (evaluation.metrics.f1_score)."""
     return 0.0 if p + r <= 0 else 2 * p * r / (p + r)
@@ -304,6 +314,8 @@ _F32_INT = 1 << 24
 _B = 16  # scan block length; a sequence j is stored "k-major", at [j % _B, j // _B]
 _SUPER = _B * _B  # the prefix sequence's segments are padded to whole superblocks of _B blocks
 _BLOCK_BYTES = 64 << 20  # scratch memory per worker thread, which sets the default block of resamples
+# Every take() into an out= array uses mode="clip" (the indices are in range by construction): the default
+# mode="raise" writes through a temporary copy, 2-4x slower here.
 _PROBE = 4  # probe candidates tried for every column at once (a miss on all, ~2%: 16 more at a time)
 
 
@@ -361,7 +373,7 @@ def _scan_rows(X: np.ndarray, op: np.ufunc, reverse: bool = False) -> None:
     """In place inclusive scan of X along axis 0 (rows in their natural order): a loop over the rows
     when there are few, else through a k-major copy (zero padding: neutral for both ops)."""
     L = X.shape[0]
-    if L <= 4 * _B:
+    if L <= 2 * _B:
         if reverse:
             for j in range(L - 2, -1, -1):
                 op(X[j], X[j + 1], out=X[j])
@@ -484,7 +496,8 @@ class _Class:
         segs = [img[m] for m in members]
         m_head = self.n_slot + n_t0 + self.n_ck_head
         self.head = _Plan([img[: last_tp + 1], *segs], out_seg[:m_head], out_idx[:m_head], dummy)
-        self.full = _Plan([img, *segs], out_seg, out_idx, dummy)
+        self._full_args = ([img, *segs], out_seg, out_idx, dummy)
+        self._full: _Plan | None = None
         self.zero = self.n_slot + n_t0 + self.n_ck  # the 0 row
         self.n_out = self.zero + 1
         nz = np.flatnonzero(nr)
@@ -520,6 +533,13 @@ class _Class:
         self.r_tab[:, 1:] = np.where(rok, self.conf_tp0[rc], np.nan)[::-1].T
         self.l_next, self.r_next = q - 1 - S, q + S  # where a miss on every candidate goes on
         self.img_pad = np.concatenate((img, [dummy]))  # out of range: the never-drawn image
+
+    @property
+    def full(self) -> _Plan:
+        """The full plan, built on first use (threads racing here build equal plans)."""
+        if self._full is None:
+            self._full = _Plan(*self._full_args)
+        return self._full
 
 
 class _Engine:
@@ -592,9 +612,13 @@ class _Engine:
         nc = len(self.classes)
         order = np.argsort(-conf)  # ap_per_class's sort, on the same array as the full-set evaluation
         # Predictions of each class with ground truth, in that order (a stable sort by class keeps it).
-        pci = np.searchsorted(self.classes, pred_cls)
-        known = (pci < nc) & (self.classes[np.minimum(pci, max(nc - 1, 0))] == pred_cls) if nc else pred_cls < 0
-        pci = np.where(known, pci, nc).astype(np.int16 if nc < np.iinfo(np.int16).max else np.int64)  # radix
+        ids = [a for a in (pred_cls, self.classes) if len(a)]
+        lo_c = min((int(a.min()) for a in ids), default=0)
+        hi_c = max((int(a.max()) for a in ids), default=0)
+        lut = np.full(hi_c - lo_c + 1, nc, dtype=np.int16 if nc < np.iinfo(np.int16).max else np.int64)
+        lut[self.classes - lo_c] = np.arange(nc)
+        pci = lut[pred_cls - lo_c]  # class index, nc for a class without ground truth (int16: radix sort)
+        known = pci < nc
         order = order[np.argsort(pci[order], kind="stable")]
         bounds = np.searchsorted(pci[order], np.arange(nc + 1))
         img_o, conf_o, tp_o = pred_img[order], conf[order], tp[order]
@@ -613,11 +637,12 @@ class _Engine:
             np.bincount(size_key * n_img + gt_img, minlength=6 * n_img),
         )).reshape(2 * nc + 6, n_img)
         self.max_n = max((cd.n for cd in self.cls if cd is not None), default=0)
-        # Scratch bytes per resample of a block: every class's grid W and T and exact P and R curves, the
-        # largest class's prefix sums and run-level arrays, the grid scratch, the multiplicities.
-        big = max((_B * cd.full.nb2 * 3 + 16 * cd.n_out + 40 * _B * cd.G for cd in self.cls if cd is not None),
-                  default=0)
-        self.bytes_per_resample = int(32000 * nc + 200_000 + big + 2 * n_img) + 1
+        # Scratch bytes per resample of a block (the default block holds _BLOCK_BYTES): the largest class's
+        # run-level arrays and prefix sums, every class's grid W, T and exact P, R curves (at most the whole
+        # grid), the bounds and curve scratch, the multiplicities.
+        big = max((20 * _B * cd.G + 4 * cd.n_out + 8 * cd.n_ck + cd.n + 2 * cd.n_out
+                   for cd in self.cls if cd is not None), default=0)
+        self.bytes_per_resample = int(big + 24_000 * nc + 120_000 + 2 * n_img) + 1
 
     # ------------------------------------------------------------------ one block of resamples
 
@@ -667,18 +692,18 @@ class _Engine:
                 n, has_pred, grid = st
                 if a < cd.n_tail:  # the window reaches the tail columns: W there needs every prediction
                     O = self._prefix(cd, cd.full, KT, kmax, work)[0]
-                    O.take(cd.wc[a : cd.n_tail], axis=0, out=grid[0][a : cd.n_tail])
+                    O.take(cd.wc[a : cd.n_tail], axis=0, out=grid[0][a : cd.n_tail], mode="clip")
                 P, Rc, f1 = self._curves(cd, grid, drawn, n, has_pred, a, b, ci, work)
                 f1 *= present[ci]
                 f1_sum += f1
                 pr.append((P, Rc))
         idx = np.zeros(R, dtype=np.intp)
-        y = np.zeros(1000)
-        for r in range(R):
-            if npres[r]:
-                y[a : b + 1] = f1_sum[:, r] / den[r]  # exact wherever a candidate's smoothing window reads
+        if a <= b:
+            mean_f1 = (f1_sum / den).T  # exact on the columns a..b, which every candidate's smoothing reads
+            for r in np.flatnonzero(npres):
                 c = np.flatnonzero(cand[r])
-                idx[r] = c[int(smooth(y, _SMOOTH_F)[c].argmax())]
+                sm = _smooth_at(mean_f1[r], int(c[0]), int(c[-1]), _SMOOTH_F, offset=a)
+                idx[r] = c[int(sm[c - c[0]].argmax())]
         p_i = np.zeros((R, nc))
         r_i = np.zeros((R, nc))
         cols = np.arange(R)
@@ -717,12 +742,12 @@ class _Engine:
         tmp = work.get("runtmp", (_B * nb2, R), KT.dtype)
         y = work.get("y", (m, R), KT.dtype)
         kb = plan.k_bounds
-        KT.take(plan.gather[0], axis=0, out=run)
-        run.take(plan.o_blk[kb[0] : kb[1]], axis=0, out=y[kb[0] : kb[1]])
+        KT.take(plan.gather[0], axis=0, out=run, mode="clip")
+        run.take(plan.o_blk[kb[0] : kb[1]], axis=0, out=y[kb[0] : kb[1]], mode="clip")
         for k in range(1, _B):
-            KT.take(plan.gather[k], axis=0, out=tmp)
+            KT.take(plan.gather[k], axis=0, out=tmp, mode="clip")
             run += tmp
-            run.take(plan.o_blk[kb[k] : kb[k + 1]], axis=0, out=y[kb[k] : kb[k + 1]])
+            run.take(plan.o_blk[kb[k] : kb[k + 1]], axis=0, out=y[kb[k] : kb[k + 1]], mode="clip")
         # Level 2: each block's exclusive prefix in its superblock; level 3: the superblocks' exclusive
         # prefix from the start of their segment.
         dt = np.int32 if kmax * _SUPER * (nb2 + 1) < np.iinfo(np.int32).max else np.int64
@@ -739,8 +764,8 @@ class _Engine:
         E2 -= E2.take(plan.base2, axis=0)
         X2 += E2[None]
         O = work.get("O", (cd.n_out, R), dt)
-        X2.reshape(-1, R).take(plan.o_x2, axis=0, out=O[:m])
-        O[:m] += y.take(plan.o_unsort, axis=0, out=work.get("yu", (m, R), KT.dtype))
+        X2.reshape(-1, R).take(plan.o_x2, axis=0, out=O[:m], mode="clip")
+        O[:m] += y.take(plan.o_unsort, axis=0, out=work.get("yu", (m, R), KT.dtype), mode="clip")
         O[cd.zero] = 0
         Wf = work.get("Wf", (cd.n_ck + 1, R), np.float64)
         ck = cd.n_slot + cd.n_t0
@@ -758,18 +783,19 @@ class _Engine:
         G = cd.G
         shape = (_B, G, R)
         Ti = O[: _B * G].reshape(shape)  # T at the run slots
-        T = work.get("Tf", shape, np.float64)
-        T[...] = Ti
-        S = Wf.take(cd.rw, axis=0, out=work.get("S", (_B * G, R), np.float64)).reshape(shape)
-        np.divide(T, S, out=S)  # precision at each run's last TP (padding: T / inf = 0)
+        tt = Ti.reshape(-1, R).take(cd.tt[cd.t_nz], axis=0)  # every TP of the threshold
+        S = Wf.take(cd.rw, axis=0, out=work.get("S", (_B * G, R), np.float64), mode="clip").reshape(shape)
+        np.divide(Ti, S, out=S)  # precision at each run's last TP (padding: T / inf = 0)
         # Suffix maximum per threshold: within blocks, then over each threshold's blocks.
         for k in range(_B - 2, -1, -1):
             np.maximum(S[k], S[k + 1], out=S[k])
-        bt = np.zeros((cd.maxnb * N_IOU + 1, R))
+        bt = work.get("bt", (cd.maxnb * N_IOU + 1, R), np.float64)
+        bt.fill(0.0)
         bt[cd.bt_row] = S[0]
         _scan_rows(bt[:-1].reshape(cd.maxnb, N_IOU * R), np.maximum, reverse=True)
-        np.maximum(S, bt.take(cd.bt_next, axis=0)[None], out=S)
-        # Levels first reached at each run: c(T_j) - c(T_j-1), c(T) = ceil(100 T / n) (see _SHRINK, _SHRINK32).
+        np.maximum(S, bt.take(cd.bt_next, axis=0, mode="clip")[None], out=S)
+        # Levels first reached at each run: c(T_j) - c(T_j-1), c(T) = min(100, ceil(100 T / n)) (see _SHRINK,
+        # _SHRINK32); T <= n unless an image holds more TPs of the class than objects (not ultralytics').
         if n.max() < _N_F32 and exact32:
             C = work.get("C32", shape, np.float32)
             C[...] = Ti
@@ -777,19 +803,19 @@ class _Engine:
         else:
             C = work.get("C64", shape, np.float64)
             if n.max() <= _N_EXACT:
-                np.multiply(T, 100.0 / n * (1.0 - _SHRINK), out=C)
+                np.multiply(Ti, 100.0 / n * (1.0 - _SHRINK), out=C)
             else:
-                np.multiply(T, 100.0, out=C)
+                np.multiply(Ti, 100.0, out=C)
                 np.divide(C, n, out=C)
         np.ceil(C, out=C)
-        np.minimum(C, 100.0, out=C)  # compute_ap's 100 levels (T <= n unless an image has more TPs than objects)
+        if np.any(tt > n):
+            np.minimum(C, 100.0, out=C)
         dc = work.get("dc", shape, np.float64)
         np.subtract(C[1:], C[:-1], out=dc[1:])
         np.subtract(C[0, 1:], C[_B - 1, :-1], out=dc[0, 1:])
         dc[0, cd.g_first] = C[0, cd.g_first]  # a threshold's first run starts from 0 levels
         sum_e = np.add.reduceat(np.einsum("kgr,kgr->gr", S, dc), cd.g_first, axis=0)
         e1 = S[0, cd.g_first]  # E at the first TP: the maximum precision
-        tt = Ti.reshape(-1, R).take(cd.tt[cd.t_nz], axis=0)
         g1 = np.ceil(100.0 / n).astype(np.intp)  # grid points on the first recall level [0, 1/n)
         a_first = _AP_C[g1] - _AP_CX[g1] * n
         l0 = np.where(first_tp[cd.t_nz], 1.0, e1)
@@ -811,8 +837,8 @@ class _Engine:
         nt = cd.n_tail
         W = work.get(f"Wc{ci}", (1000, R), O.dtype)
         T0 = work.get(f"T0c{ci}", (1000, R), O.dtype)
-        O.take(cd.wc[nt:], axis=0, out=W[nt:])
-        O.take(cd.t0c, axis=0, out=T0)
+        O.take(cd.wc[nt:], axis=0, out=W[nt:], mode="clip")
+        O.take(cd.t0c, axis=0, out=T0, mode="clip")
         ne = n + EPS
         g = 2.0 * live
         d = work.get("bd", (1000 - nt, R), np.float64)
@@ -864,14 +890,15 @@ class _Engine:
         R = drawn.shape[1]
         S = _PROBE
         nq = len(nxt)
-        hit = drawn.take(imgs, axis=0, out=work.get("hit", (S * nq, R), bool)).reshape(S, nq, R).view(np.uint8)
+        hit = drawn.take(imgs, axis=0, out=work.get("hit", (S * nq, R), bool), mode="clip")
+        hit = hit.reshape(S, nq, R).view(np.uint8)
         code = work.get("code", (nq, R), np.uint8)  # S - (index of the first hit), 0: no hit
         code[...] = hit[S - 1]
         for s in range(S - 2, -1, -1):
             np.maximum(code, hit[s] * np.uint8(S - s), out=code)
         ix = work.get("ix", (nq, R), np.intp)
         np.add(code, (np.arange(nq) * (S + 1))[:, None], out=ix)
-        tab.take(ix, out=out)
+        tab.take(ix, out=out, mode="clip")
         # The few columns without a hit: the following candidates, a window at a time.
         todo = np.flatnonzero(code.ravel() == 0)
         if not todo.size:

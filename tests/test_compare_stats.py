@@ -268,6 +268,20 @@ def test_operating_point_search_is_exact(monkeypatch: pytest.MonkeyPatch) -> Non
     assert_resamples_exact(ev, K[:3], threads=1)
 
 
+def test_smoothing_a_window_is_bit_for_bit_smooth() -> None:
+    """The operating point smooths only around its candidates: the same numbers as smooth on the whole curve."""
+    rng = np.random.default_rng(12)
+    for trial in range(300):
+        y = rng.random(1000) * rng.choice([1e-3, 1.0, 0.37])
+        if trial % 3 == 0:
+            y = np.round(y, 3)  # plateaus: exact ties
+        first = int(rng.integers(0, 1000))
+        last = int(rng.integers(first, min(first + 200, 999) + 1))
+        a, b = max(first - 50 - int(rng.integers(0, 5)), 0), min(last + 50 + int(rng.integers(0, 5)), 999)
+        assert np.array_equal(cs._smooth_at(y[a : b + 1], first, last, 0.1, offset=a),
+                              cs.smooth(y, 0.1)[first : last + 1])
+
+
 # --------------------------------------------------------------------------- (b) identical models
 
 
