@@ -305,8 +305,9 @@ assert all(float(n) + EPS == float(n) for n in (1, 2, 3, 1000))
 # below an integral value. Larger n (never in practice) take the division.
 _SHRINK = 1e-11
 _N_EXACT = 5e8
-# The same in float32 (half the bytes): T exact (T < 2^24), m32 = fl32((100 / n) (1 - _SHRINK32)), and
-# T * m32 lies within (100 T / n) 3.7e-7 relative below it, past no integer while 1/n > 3.7e-5.
+# The same in float32 (half the bytes): T exact (T < 2^24), m32 = fl32((100 / n) (1 - _SHRINK32)), and for
+# T <= n (100 T / n <= 100) T * m32 lies below 100 T / n by (2.5e-7 +- 1.2e-7) relative, i.e. by less than
+# 3.7e-5 < 1/n: past no integer, always below an integral value (beyond n, c is capped at 100 anyway).
 _SHRINK32 = 2.5e-7
 _N_F32 = 27000
 _F32_INT = 1 << 24
@@ -314,9 +315,9 @@ _F32_INT = 1 << 24
 _B = 16  # scan block length; a sequence j is stored "k-major", at [j % _B, j // _B]
 _SUPER = _B * _B  # the prefix sequence's segments are padded to whole superblocks of _B blocks
 _BLOCK_BYTES = 64 << 20  # scratch memory per worker thread, which sets the default block of resamples
+_PROBE = 4  # probe candidates tried for every column at once (a miss on all, ~2%: 16 more at a time)
 # Every take() into an out= array uses mode="clip" (the indices are in range by construction): the default
 # mode="raise" writes through a temporary copy, 2-4x slower here.
-_PROBE = 4  # probe candidates tried for every column at once (a miss on all, ~2%: 16 more at a time)
 
 
 def _uint(top: int) -> type:
@@ -457,8 +458,8 @@ class _Class:
         tail = q - 1 > last_tp  # cuts past the last TP: columns 0 .. n_tail - 1
         self.n_tail = int(np.count_nonzero(tail))
         # W is read at the checkpoints: every run end and the last prediction before each cut.
-        ck_head = np.unique(np.concatenate([[last_tp] if last_tp >= 0 else [], *end_pos, q[(q > 0) & ~tail] - 1]))
-        ck_head = ck_head.astype(np.intp)
+        at_last = np.array([last_tp] if last_tp >= 0 else [], dtype=np.intp)
+        ck_head = np.unique(np.concatenate([at_last, *end_pos, q[(q > 0) & ~tail] - 1])).astype(np.intp)
         ck_tail = np.unique(q[tail] - 1)
         ckpos = np.concatenate((ck_head, ck_tail)).astype(np.intp)
         self.n_ck_head, self.n_ck = len(ck_head), len(ckpos)
@@ -556,10 +557,12 @@ class _Engine:
     - Prefix sums. W (cumulative weight of all predictions) is needed only at
       checkpoints (the run ends below and the cuts of the P/R curves), T_t
       (cumulative weight of the TPs at threshold t) only at run ends and
-      cuts. One sequence holds every prediction, then the TPs of each
-      threshold; its prefix sums are exact integer sums in three levels:
-      blocks of 16 (uint8 while multiplicities are <= 15), superblocks of 16
-      blocks, and a scan over the superblocks.
+      cuts. One sequence holds the predictions (up to the class's last TP,
+      unless the operating point needs more: see below), then the TPs of
+      each threshold; its prefix sums are exact integer sums in three
+      levels: blocks of 16 (uint8 while multiplicities are <= 15; streamed,
+      the running sums stay in cache), superblocks of 16 blocks, and a scan
+      over the superblocks.
     - AP. Within a run of adjacent TPs (no other prediction between them)
       precision never decreases ((T + k)/(W + k) >= T/W), so only the last TP
       of each run can carry the envelope: the AP reads T, W and p = T/W there
@@ -636,6 +639,8 @@ class _Engine:
             np.bincount(pci[known].astype(np.int64) * n_img + pred_img[known], minlength=nc * n_img),
             np.bincount(size_key * n_img + gt_img, minlength=6 * n_img),
         )).reshape(2 * nc + 6, n_img)
+        self.counts32 = self.counts.astype(np.int32)
+        self.counts_rowsum = int(self.counts.sum(1).max()) if self.counts.size else 0
         self.max_n = max((cd.n for cd in self.cls if cd is not None), default=0)
         # Scratch bytes per resample of a block (the default block holds _BLOCK_BYTES): the largest class's
         # run-level arrays and prefix sums, every class's grid W, T and exact P, R curves (at most the whole
@@ -658,7 +663,11 @@ class _Engine:
         KT[-1] = 0
         drawn = np.greater(KT, 0, out=work.get("drawn", KT.shape, bool))
         # Per resample: ground truth and predictions drawn per class, objects per (size bucket, found).
-        drawn_counts = np.einsum("ci,ri->cr", self.counts, K).astype(np.float64)
+        if kmax * self.counts_rowsum < np.iinfo(np.int32).max:  # int32 sums cannot overflow: the faster einsum
+            drawn_counts = np.einsum("ci,ri->cr", self.counts32, K.astype(np.int32, copy=False))
+        else:
+            drawn_counts = np.einsum("ci,ri->cr", self.counts, K.astype(np.int64))
+        drawn_counts = drawn_counts.astype(np.float64)
         n_l, w_tot, sg = drawn_counts[:nc], drawn_counts[nc : 2 * nc], drawn_counts[2 * nc :].T.reshape(R, 3, 2)
         present = n_l > 0
         npres = present.sum(0)
@@ -810,12 +819,13 @@ class _Engine:
         np.ceil(C, out=C)
         if np.any(tt > n):
             np.minimum(C, 100.0, out=C)
-        dc = work.get("dc", shape, np.float64)
+        dc = work.get("dc", shape, C.dtype)
         np.subtract(C[1:], C[:-1], out=dc[1:])
         np.subtract(C[0, 1:], C[_B - 1, :-1], out=dc[0, 1:])
         dc[0, cd.g_first] = C[0, cd.g_first]  # a threshold's first run starts from 0 levels
-        sum_e = np.add.reduceat(np.einsum("kgr,kgr->gr", S, dc), cd.g_first, axis=0)
         e1 = S[0, cd.g_first]  # E at the first TP: the maximum precision
+        S *= dc
+        sum_e = np.add.reduceat(S.sum(0), cd.g_first, axis=0)
         g1 = np.ceil(100.0 / n).astype(np.intp)  # grid points on the first recall level [0, 1/n)
         a_first = _AP_C[g1] - _AP_CX[g1] * n
         l0 = np.where(first_tp[cd.t_nz], 1.0, e1)

@@ -282,6 +282,22 @@ def test_smoothing_a_window_is_bit_for_bit_smooth() -> None:
                               cs.smooth(y, 0.1)[first : last + 1])
 
 
+def test_level_count_by_multiplication_is_exact() -> None:
+    """The AP's level count ceil(100 T / n) is taken as ceil(T * m) (float32 below _N_F32 objects, float64
+    beyond): equal to the integer result for every T in [0, n]."""
+    rng = np.random.default_rng(13)
+    ns = np.unique(np.concatenate([np.arange(1, 300), rng.integers(300, cs._N_F32, 150),
+                                   np.arange(cs._N_F32 - 60, cs._N_F32)]))
+    for n in ns:
+        T = np.arange(n + 1)
+        exact = -((-100 * T) // n)
+        assert np.array_equal(np.ceil(T.astype(np.float32) * np.float32(100.0 / n * (1.0 - cs._SHRINK32))), exact)
+        assert np.array_equal(np.ceil(T * (100.0 / n * (1.0 - cs._SHRINK))), exact)
+    for n in rng.integers(cs._N_F32, 10**8, 50):
+        T = np.concatenate([rng.integers(0, n + 1, 5000), (np.arange(101) * n) // 100, (np.arange(100) * n) // 100 + 1])
+        assert np.array_equal(np.ceil(T * (100.0 / n * (1.0 - cs._SHRINK))), -((-100 * T) // n))
+
+
 # --------------------------------------------------------------------------- (b) identical models
 
 
