@@ -192,13 +192,14 @@ class WorkerPool:
         Setting ``cancel`` at any moment -- before a worker is free, or while it
         works -- stops the task: its worker is killed and replaced.
         """
-        worker = await self._acquire(cancel)
-        worker.job_id = job_id
-        try:
-            worker.conn.send({"task_id": next(self._task_ids), "kind": kind, "params": params})
-        except (OSError, ValueError):
-            await self._replace(worker)
-            raise WorkerDied("worker process was gone before the task started") from None
+        while True:
+            worker = await self._acquire(cancel)
+            worker.job_id = job_id
+            try:
+                worker.conn.send({"task_id": next(self._task_ids), "kind": kind, "params": params})
+                break
+            except (OSError, ValueError):  # it died idle just now: replace it, never charge the job
+                await self._replace(worker)
         deadline = time.monotonic() + timeout
         while True:
             msg = await self._next_message(worker, cancel, deadline)
