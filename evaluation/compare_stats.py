@@ -113,7 +113,11 @@ def _smooth_at(y: np.ndarray, first: int, last: int, f: float, n: int = 1000, of
     product of the kernel with their own window, and the edge padding repeats y_full[0] / y_full[n - 1]."""
     nf = round(n * f * 2) // 2 + 1
     half = nf // 2
-    seg = y[np.clip(np.arange(first - half, last + half + 1), 0, n - 1) - offset]
+    lo, hi = first - half, last + half + 1
+    if lo >= 0 and hi <= n:
+        seg = y[lo - offset : hi - offset]
+    else:
+        seg = y[np.clip(np.arange(lo, hi), 0, n - 1) - offset]
     return np.convolve(seg, np.ones(nf) / nf, mode="valid")
 
 
@@ -709,10 +713,13 @@ class _Engine:
         idx = np.zeros(R, dtype=np.intp)
         if a <= b:
             mean_f1 = (f1_sum / den).T  # exact on the columns a..b, which every candidate's smoothing reads
-            for r in np.flatnonzero(npres):
-                c = np.flatnonzero(cand[r])
-                sm = _smooth_at(mean_f1[r], int(c[0]), int(c[-1]), _SMOOTH_F, offset=a)
-                idx[r] = c[int(sm[c - c[0]].argmax())]
+            first = cand.argmax(1)
+            last = 999 - cand[:, ::-1].argmax(1)
+            for r in np.flatnonzero(npres).tolist():
+                lo, hi = int(first[r]), int(last[r])
+                sm = _smooth_at(mean_f1[r], lo, hi, _SMOOTH_F, offset=a)
+                sm[~cand[r, lo : hi + 1]] = -np.inf
+                idx[r] = lo + int(sm.argmax())
         p_i = np.zeros((R, nc))
         r_i = np.zeros((R, nc))
         cols = np.arange(R)
@@ -1161,10 +1168,20 @@ def paired_bootstrap(
     if not 0 < alpha < 1:
         raise ValueError("alpha must lie in (0, 1)")
     w = _score_weights(weights)
-    eng_a, eng_b = _Engine(ev_a), _Engine(ev_b)
-    # Full-set values: the engine with every image once (= ap_from_evidence to float rounding).
+    if threads is None:
+        threads = min(2, os.cpu_count() or 1)
     ones = np.ones((1, n_a), dtype=np.int32)
-    full_a, full_b = eng_a.block(ones), eng_b.block(ones)
+
+    def prepare(ev: Mapping[str, Any]) -> tuple[_Engine, dict[str, np.ndarray]]:
+        # Full-set values: the engine with every image once (= ap_from_evidence to float rounding).
+        eng = _Engine(ev)
+        return eng, eng.block(ones)
+
+    if threads > 1:  # the two evaluations' preparation side by side
+        with ThreadPoolExecutor(2) as ex:
+            (eng_a, full_a), (eng_b, full_b) = ex.map(prepare, (ev_a, ev_b))
+    else:
+        (eng_a, full_a), (eng_b, full_b) = prepare(ev_a), prepare(ev_b)
     K = _draw_multiplicities(n_a, n_resamples, seed)
     res_a, res_b = bootstrap_metrics([eng_a, eng_b], K, threads=threads)
     for res in (res_a, res_b, full_a, full_b):
