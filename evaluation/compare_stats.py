@@ -716,10 +716,10 @@ class _Engine:
             first = cand.argmax(1)
             last = 999 - cand[:, ::-1].argmax(1)
             for r in np.flatnonzero(npres).tolist():
-                lo, hi = int(first[r]), int(last[r])
-                sm = _smooth_at(mean_f1[r], lo, hi, _SMOOTH_F, offset=a)
-                sm[~cand[r, lo : hi + 1]] = -np.inf
-                idx[r] = lo + int(sm.argmax())
+                c0, c1 = int(first[r]), int(last[r])
+                sm = _smooth_at(mean_f1[r], c0, c1, _SMOOTH_F, offset=a)
+                sm[~cand[r, c0 : c1 + 1]] = -np.inf  # the first maximum over the candidates is smooth's argmax
+                idx[r] = c0 + int(sm.argmax())
         p_i = np.zeros((R, nc))
         r_i = np.zeros((R, nc))
         cols = np.arange(R)
