@@ -1,9 +1,15 @@
 """Evaluations as the daemon runs them: cache lookup, a worker task on a miss, a stored row.
 
 An evaluation is keyed by (checkpoint sha256, dataset fingerprint, imgsz,
-batch, device kind, ultralytics version): the same key is never evaluated
-twice; a repeat returns the stored result, rescored with the requested
-weights and marked ``cached: true``.
+batch, device kind, ultralytics version), with the imgsz and batch that
+actually run (``evaluation.settings``): the same key is never evaluated twice.
+
+A result is what was asked: the requested model name and path, dataset path,
+weights and options. A cache hit answers with a result of its own (a new
+row pointing at the shared evaluation and sharing its artifacts, or the row
+of an identical earlier request), marked ``cached: true``, after the same
+checks a fresh evaluation makes (class names against ``allow_class_mismatch``,
+read from the stored result and the dataset YAML, without torch).
 """
 
 from __future__ import annotations
@@ -19,9 +25,16 @@ from typing import Any
 from daemon.clock import Clock, iso, utcnow
 from daemon.queue import JobContext
 from daemon.workers import Executor
-from evaluation.datasets import file_sha256, fingerprint, load_dataset
-from evaluation.errors import JobError, NotFound
-from evaluation.scoring import composite_score, resolve_weights
+from evaluation.datasets import (
+    Dataset,
+    check_class_names,
+    file_sha256,
+    fingerprint,
+    load_dataset,
+)
+from evaluation.errors import ClassMismatchError, JobError, NotFound
+from evaluation.scoring import DEFAULT_WEIGHTS, composite_score, resolve_weights
+from evaluation.settings import effective_batch, effective_imgsz
 from store import results
 from store.database import Database
 
@@ -55,6 +68,25 @@ def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def request_key(key: str, spec: EvalSpec, applied: dict[str, float]) -> str:
+    """What was asked of evaluation ``key``: model name and path, dataset path, weights, options."""
+    raw = json.dumps([key, spec.model_name, spec.model_path, spec.model_version, spec.dataset_path,
+                      sorted(applied.items()), spec.allow_class_mismatch, spec.imgsz, spec.batch])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A spec as read from disk now: contents, the settings that will run, the cache key."""
+
+    sha256: str
+    fingerprint: str
+    imgsz: int
+    batch: int
+    key: str
+    dataset: Dataset
+
+
 def _checkpoint_sha(path: str) -> str:
     try:
         return file_sha256(path)
@@ -62,8 +94,27 @@ def _checkpoint_sha(path: str) -> str:
         raise NotFound(f"model file not found: {path} (it was removed after the job was submitted)") from None
 
 
-def _dataset_fp(path: str) -> str:
-    return fingerprint(load_dataset(path))
+def _load(path: str) -> tuple[Dataset, str]:
+    dataset = load_dataset(path)
+    return dataset, fingerprint(dataset)
+
+
+def class_check(row: Any, dataset: Dataset, allow_mismatch: bool) -> list[str]:
+    """The class-name check of a fresh evaluation, made for a stored one: its warnings, or ClassMismatchError.
+
+    The checkpoint's names come from the stored result. A result stored before
+    they were kept tells only whether they differed (by its warning).
+    """
+    stored = json.loads(row["result_json"])
+    names = stored.get("model_class_names")
+    if names is not None:
+        return check_class_names(names, dataset, allow_mismatch)
+    differed = [w for w in stored.get("warnings") or [] if "class names differ" in w]
+    if differed and not allow_mismatch:
+        raise ClassMismatchError(f"checkpoint class names differ from the dataset's ({dataset.yaml_path}) by "
+                                 f"index (found by evaluation {row['id']}); pass allow_class_mismatch to evaluate "
+                                 "anyway")
+    return differed
 
 
 class Evaluations:
@@ -76,26 +127,30 @@ class Evaluations:
         self.device = device
         self.clock = clock
 
-    async def identify(self, spec: EvalSpec) -> tuple[str, str, str]:
-        """(checkpoint sha256, dataset fingerprint, cache key) of a spec, read from disk now."""
+    async def identify(self, spec: EvalSpec) -> Identity:
+        """The contents, effective settings and cache key of a spec, read from disk now."""
         sha = await asyncio.to_thread(_checkpoint_sha, spec.model_path)
-        fp = await asyncio.to_thread(_dataset_fp, spec.dataset_path)
+        dataset, fp = await asyncio.to_thread(_load, spec.dataset_path)
+        imgsz, batch = effective_imgsz(spec.imgsz), effective_batch(spec.batch, len(dataset.images))
         info = self.executor.info
-        key = cache_key(sha, fp, spec.imgsz, spec.batch, info.get("device_kind", "unknown"),
+        key = cache_key(sha, fp, imgsz, batch, info.get("device_kind", "unknown"),
                         info.get("ultralytics_version", "unknown"))
-        return sha, fp, key
+        return Identity(sha, fp, imgsz, batch, key, dataset)
 
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
         """The result of ``spec``: from the cache, or evaluated by a worker and stored."""
         applied = resolve_weights(spec.weights)
-        _sha, _fp, key = await self.identify(spec)
-        row = await self.db.read(lambda c: results.find_cached(c, key, spec.model_name))
+        seen_at = iso(self.clock())  # when the dataset's content was read
+        ident = await self.identify(spec)
+        asked = request_key(ident.key, spec, applied)
+        row = await self.db.read(lambda c: results.find_request(c, asked) or results.find_cached(c, ident.key))
         if row is not None:
+            warnings = class_check(row, ident.dataset, spec.allow_class_mismatch)
             log.info("job %s: cache hit for %s (eval %s)", ctx.job.id, spec.model_name, row["id"])
             ctx.progress(1.0)
-            return await self._from_cache(row, spec, applied, ctx, trigger)
+            return await self._from_cache(row, spec, applied, asked, warnings, ctx, trigger, seen_at)
         ctx.check_cancelled()
-        art = self.artifacts_dir / key[:2] / key
+        art = self.artifacts_dir / ident.key[:2] / ident.key
         params = {
             "model_path": spec.model_path, "dataset_path": spec.dataset_path, "model_name": spec.model_name,
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
@@ -111,43 +166,53 @@ class Evaluations:
             "eval", params, job_id=ctx.job.id, on_progress=ctx.progress, timeout=ctx.remaining(),
             cancel=ctx.cancel_event,
         )
-        # The worker hashed what it actually loaded: key the row by that.
-        key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], spec.imgsz, spec.batch,
-                        result["device_kind"], result["ultralytics_version"])
+        # The worker hashed what it actually loaded and reports the settings that ran: key the row by those.
+        key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], result["imgsz"],
+                        result["batch"], result["device_kind"], result["ultralytics_version"])
         row = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
-            "cache_key": key, "predictions_path": params["predictions_path"],
-            "evidence_path": params["evidence_path"], "result_json": json.dumps(result),
-            "created_at": iso(self.clock()),
+            "cache_key": key, "request_key": request_key(key, spec, applied),
+            "default_score": composite_score(result, DEFAULT_WEIGHTS),
+            "predictions_path": params["predictions_path"], "evidence_path": params["evidence_path"],
+            "result_json": json.dumps(result), "created_at": iso(self.clock()),
         }
-        eval_id = await self.db.write(lambda c: results.insert(c, row))
+        eval_id = await self.db.write(lambda c: results.insert(c, row, seen_at))
         result.update(eval_id=eval_id, timestamp=row["created_at"], cached=False, model_version=spec.model_version)
         return result
 
-    async def _from_cache(self, row: Any, spec: EvalSpec, applied: dict[str, float], ctx: JobContext,
-                          trigger: str) -> dict[str, Any]:
-        """A stored result for this request: rescored with its weights, under its model's name.
+    async def _from_cache(self, row: Any, spec: EvalSpec, applied: dict[str, float], asked: str,
+                          warnings: list[str], ctx: JobContext, trigger: str, seen_at: str) -> dict[str, Any]:
+        """The stored answer to this request: its own earlier row, or a new row as asked.
 
-        The same content evaluated under another model name gets a row of its
-        own (sharing the artifacts), so that every model lands on the
-        leaderboard and in its history.
+        A new row carries the requested model name and path, dataset path,
+        weights (and the score under them) and options, with the shared
+        evaluation's metrics and artifacts (``source_eval_id``).
         """
         result = results.result_of(row)
-        result.update(weights=applied, score=composite_score(result, applied), cached=True,
-                      model_version=row["model_version"])
-        if row["model_name"] == spec.model_name:
-            return result
-        result.update(model_name=spec.model_name, model_path=spec.model_path, model_version=spec.model_version)
+        if row["request_key"] == asked:
+            await self.db.write(lambda c: results.note_content(c, row["dataset"], row["dataset_fingerprint"], seen_at))
+            return {**result, "model_version": row["model_version"], "warnings": warnings, "cached": True}
+        for key in ("eval_id", "timestamp", "imgsz_requested", "batch_requested"):
+            result.pop(key, None)
+        result.update(
+            model_name=spec.model_name, model_path=spec.model_path, model_version=spec.model_version,
+            dataset=spec.dataset_path, weights=applied, score=composite_score(result, applied), warnings=warnings,
+            **({"imgsz_requested": spec.imgsz} if spec.imgsz != row["imgsz"] else {}),
+            **({"batch_requested": spec.batch} if spec.batch != row["batch"] else {}),
+        )
         copy = {
             **dict(row), "job_id": ctx.job.id, "trigger": trigger, "model_name": spec.model_name,
-            "model_version": spec.model_version, "model_path": spec.model_path,
+            "model_version": spec.model_version, "model_path": spec.model_path, "dataset": spec.dataset_path,
             "per_class": json.loads(row["per_class"]), "per_class_metrics": json.loads(row["per_class_metrics"]),
-            "weights": applied, "score": result["score"], "created_at": iso(self.clock()),
+            "weights": applied, "score": result["score"], "request_key": asked,
+            "source_eval_id": row["source_eval_id"] or row["id"], "imgsz_requested": result.get("imgsz_requested"),
+            "batch_requested": result.get("batch_requested"), "result_json": json.dumps(result),
+            "created_at": iso(self.clock()),
         }
-        copy["result_json"] = json.dumps({k: v for k, v in result.items() if k not in ("eval_id", "timestamp", "cached")})
-        result["eval_id"] = await self.db.write(lambda c: results.insert(c, copy))
-        result["timestamp"] = copy["created_at"]
-        return result
+        if copy["default_score"] is None:  # a row stored before default scores were kept
+            copy["default_score"] = composite_score(result, DEFAULT_WEIGHTS)
+        eval_id = await self.db.write(lambda c: results.insert(c, copy, seen_at))
+        return {**result, "eval_id": eval_id, "timestamp": copy["created_at"], "cached": True}
 
     async def evidence_path(self, eval_id: int) -> str:
         """The evidence artifact of a stored evaluation; NotFound if it is gone."""

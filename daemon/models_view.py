@@ -14,7 +14,7 @@ from typing import Any
 from evaluation.datasets import file_sha256
 from evaluation.errors import NotFound, PathNotAllowed
 from evaluation.models import CURRENT, NAME_RE, check_name, list_versions
-from store import promotions, results
+from store import promotions, rankings
 from store.database import Database
 
 
@@ -102,7 +102,7 @@ def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
 
 async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
     out = await asyncio.to_thread(describe_files, root, name, shas)
-    out["evaluations"] = await db.read(lambda c: results.latest_for_model(c, name, 20))
+    out["evaluations"] = await db.read(lambda c: rankings.latest_for_model(c, name, 20))
     out["skipped"] = await db.read(lambda c: promotions.skipped(c, name))
     out["promotions"] = await db.read(lambda c: promotions.history(c, name, 50))
     return out
@@ -113,7 +113,7 @@ async def model_list(db: Database, root: Path) -> list[dict[str, Any]]:
     out = []
     for name in names:
         versions = await asyncio.to_thread(list_versions, root / name)
-        latest = await db.read(lambda c, n=name: results.latest_for_model(c, n, 1))
+        latest = await db.read(lambda c, n=name: rankings.latest_for_model(c, n, 1))
         out.append({
             "name": name,
             "versions": sorted(versions),

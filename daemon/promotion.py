@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -324,11 +323,11 @@ def validate_gates(raw: Any) -> dict[str, Any] | None:
             if not isinstance(value, bool):
                 raise InvalidRequest("gates.require_significant must be true or false")
         elif key == "min_class_support":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRequest("gates.min_class_support must be a whole number >= 0")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+                raise InvalidRequest("gates.min_class_support must be a whole number from 0 to 1e9")
         elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                    or not math.isfinite(value) or value < 0):
-            raise InvalidRequest(f"gates.{key} must be a number >= 0" + ("" if key == "min_delta" else " or null"))
+                                    or not 0 <= value <= 1):  # scores, APs and recalls lie in [0, 1]
+            raise InvalidRequest(f"gates.{key} must be a number from 0 to 1" + ("" if key == "min_delta" else " or null"))
         out[key] = value
     return out
 

@@ -38,7 +38,7 @@ from daemon.workers import Executor, WorkerPool
 from evaluation.errors import Conflict, InvalidRequest, NotFound
 from evaluation.models import expand_user
 from store import jobs as jobq
-from store import promotions, results
+from store import promotions, rankings, results
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Service:
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.job_metrics = JobMetrics()
-        self._leaderboards: dict[tuple[str | None, int], tuple[int, bytes]] = {}
+        self._leaderboards: dict[tuple[Any, ...], tuple[int, bytes]] = {}
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
@@ -183,8 +183,11 @@ class Service:
             raise NotFound(f"{what} not found: {job_id}")
         return job
 
-    async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[jobq.Job]:
-        return await self.database.read(lambda c: jobq.list_jobs(c, status=status, kind=kind, limit=limit))
+    async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> tuple[list[jobq.Job], int]:
+        """The newest ``limit`` matching jobs and how many match in all."""
+        return await self.database.read(
+            lambda c: (jobq.list_jobs(c, status=status, kind=kind, limit=limit),
+                       jobq.count_jobs(c, status=status, kind=kind)))
 
     async def cancel(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
         job = await self.job(job_id, kinds)
@@ -206,8 +209,10 @@ class Service:
             raise NotFound(f"the predictions artifact of job {job_id} is missing")
         return path
 
-    async def leaderboard_json(self, dataset: str | None, limit: int) -> bytes:
-        """The leaderboard as JSON bytes, cached until the next database write.
+    async def leaderboard_json(self, dataset: str | None, limit: int, weights: dict[str, float] | None = None,
+                               all_content: bool = False) -> bytes:
+        """The leaderboard under ``weights`` (default: the default weights) as JSON bytes, cached until
+        the next database write (see ``store.rankings``).
 
         Polling dashboards ask far more often than results change; every write
         (the only writer is this process) invalidates the cache.
@@ -217,18 +222,20 @@ class Service:
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
         generation = self.database.generation
-        cached = self._leaderboards.get((key, limit))
+        cache_key = (key, limit, json.dumps(weights, sort_keys=True), all_content)
+        cached = self._leaderboards.get(cache_key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        rows = await self.database.read(lambda c: results.leaderboard(c, key, limit))
+        rows = await self.database.read(lambda c: rankings.leaderboard(c, key, limit, weights, all_content))
         body = json.dumps(rows).encode()
         if len(self._leaderboards) >= 256:
             self._leaderboards.clear()
-        self._leaderboards[(key, limit)] = (generation, body)
+        self._leaderboards[cache_key] = (generation, body)
         return body
 
-    async def history(self, model_name: str, limit: int) -> list[dict[str, Any]]:
-        rows = await self.database.read(lambda c: results.history(c, model_name, limit))
+    async def history(self, model_name: str, limit: int,
+                      weights: dict[str, float] | None = None) -> list[dict[str, Any]]:
+        rows = await self.database.read(lambda c: rankings.history(c, model_name, limit, weights))
         if not rows:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows

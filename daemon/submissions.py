@@ -3,7 +3,9 @@
 Everything a client can get wrong is caught here, before the job row exists:
 an unknown model is a 404, a malformed one a 400, a path outside the allowed
 roots a 403, a dataset that cannot be evaluated a 400 with the reason, bad
-weights a 400. Nothing here imports torch.
+weights (including weights that leave nothing to score) a 400; for training,
+a dataset without a usable ``train`` split and an unknown base model are a
+400 too. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 from daemon.config import Config
 from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
-from evaluation.datasets import load_dataset
+from evaluation.architectures import detection_architecture
+from evaluation.datasets import check_train_split, load_dataset
 from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
 from evaluation.models import ResolvedModel, check_name, expand_user, is_under, resolve_model
-from evaluation.scoring import validate_weights
+from evaluation.scoring import resolve_weights
 from store.jobs import Job
 
 SUPPORTED_TASKS = ("detection", "detect")
@@ -38,8 +41,9 @@ class Submissions:
     def resolve_model(self, model: str) -> ResolvedModel:
         return resolve_model(model, self.config.models_root, self.config.allowed_roots)
 
-    async def check_dataset(self, raw: str) -> Path:
-        """An absolute, allowed, loadable dataset YAML (loaded off the event loop)."""
+    async def check_dataset(self, raw: str, train: bool = False) -> Path:
+        """An absolute, allowed, loadable dataset YAML (loaded off the event loop); with ``train``,
+        one whose train split exists too."""
         p = expand_user(raw, "dataset path")
         if not p.is_absolute():
             raise InvalidRequest(f"dataset must be an absolute path to a dataset YAML, got {raw!r}")
@@ -49,7 +53,9 @@ class Submissions:
                 raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
             if real.suffix not in (".yaml", ".yml"):
                 raise DatasetError(f"dataset must be a .yaml or .yml file, got {raw!r}")
-            await asyncio.to_thread(load_dataset, real)
+            dataset = await asyncio.to_thread(load_dataset, real)
+            if train:
+                await asyncio.to_thread(check_train_split, dataset)
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise DatasetError(f"dataset path cannot be used: {exc.strerror or exc}") from None
         return real
@@ -65,7 +71,7 @@ class Submissions:
     async def eval(self, *, model: str, dataset: str, imgsz: int, batch: int, weights: dict[str, Any] | None,
                    allow_class_mismatch: bool = False, auto_promote: bool = False,
                    gates: dict[str, Any] | None = None) -> Job:
-        validate_weights(weights)
+        resolve_weights(weights)
         gates = validate_gates(gates)
         resolved = self.resolve_model(model)
         ds = await self.check_dataset(dataset)
@@ -77,7 +83,7 @@ class Submissions:
 
     async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int, batch: int,
                       weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int) -> Job:
-        validate_weights(weights)
+        resolve_weights(weights)
         a = self.resolve_model(model_a)
         b = self.resolve_model(model_b)
         ds = await self.check_dataset(dataset)
@@ -102,9 +108,9 @@ class Submissions:
         if task not in SUPPORTED_TASKS:
             raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
         check_name(model)
-        validate_weights(eval_weights)
+        resolve_weights(eval_weights)
         gates = validate_gates(gates)
-        ds = await self.check_dataset(dataset)
+        ds = await self.check_dataset(dataset, train=True)
         params = {
             "model": model, "dataset_path": str(ds), "task": "detection", "epochs": epochs, "batch": batch,
             "imgsz": imgsz, "learning_rate": learning_rate, "patience": patience,
@@ -116,11 +122,17 @@ class Submissions:
 
     def resolve_base(self, model: str, base_model: str | None) -> str:
         """The checkpoint or architecture to train from: an explicit base, else the model's current
-        checkpoint, else ``yolov8n.yaml``."""
+        checkpoint, else ``yolov8n.yaml``. An unknown base is InvalidRequest."""
         if base_model:
             if ARCH_RE.match(base_model):
+                problem = detection_architecture(base_model)
+                if problem:
+                    raise InvalidRequest(f"base_model: {problem}")
                 return base_model
-            return str(self.resolve_model(base_model).path)
+            try:
+                return str(self.resolve_model(base_model).path)
+            except NotFound as exc:
+                raise InvalidRequest(f"base_model: {exc.detail}") from None
         try:
             return str(self.resolve_model(model).path)
         except NotFound:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from evaluation.errors import DatasetError
+from evaluation.errors import ClassMismatchError, DatasetError
 
 # The image suffixes ultralytics 8.4 accepts (ultralytics.data.utils.IMG_FORMATS).
 IMG_SUFFIXES = frozenset(
@@ -249,6 +249,34 @@ def load_dataset(yaml_path: str | Path) -> Dataset:
     raw = dict(data)
     raw["val"] = val
     return Dataset(yaml_path, root, names, val_roots, images, labels, raw)
+
+
+def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: bool) -> list[str]:
+    """Compare class names index by index; raise, or return a warning when mismatch is allowed."""
+    if model_names == dataset.names:
+        return []
+    message = (
+        f"checkpoint class names differ from the dataset's ({dataset.yaml_path}) by index: "
+        f"checkpoint {dict(enumerate(model_names))}, dataset {dict(enumerate(dataset.names))}"
+    )
+    if not allow_mismatch:
+        raise ClassMismatchError(message + "; pass allow_class_mismatch to evaluate anyway")
+    return [message]
+
+
+def check_train_split(dataset: Dataset) -> None:
+    """DatasetError unless the YAML has a ``train`` split whose every entry exists (a folder or list file)."""
+    train = dataset.raw.get("train")
+    if not train:
+        raise DatasetError(f"dataset file {dataset.yaml_path} has no 'train' split to train on")
+    entries = train if isinstance(train, list) else [train]
+    if not all(isinstance(e, str) and e for e in entries):
+        raise DatasetError(f"'train' in {dataset.yaml_path} must be a path or a list of paths")
+    for entry in entries:
+        p = Path(entry)
+        p = p if p.is_absolute() else dataset.root / p
+        if not p.exists():
+            raise DatasetError(f"train split missing: {p} (from 'train: {entry}' in {dataset.yaml_path})")
 
 
 def fingerprint(dataset: Dataset) -> str:

@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from evaluation.datasets import Dataset, fingerprint, load_dataset
-from evaluation.errors import CheckpointError, ClassMismatchError, DatasetError
+from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
+from evaluation.errors import CheckpointError, DatasetError
 from evaluation.evidence import write_evidence
 from evaluation.metrics import core_metrics
 from evaluation.scoring import composite_score, resolve_weights
@@ -62,19 +62,6 @@ def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
     out[:, 2] = xyxy[:, 2] - xyxy[:, 0]
     out[:, 3] = xyxy[:, 3] - xyxy[:, 1]
     return out
-
-
-def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: bool) -> list[str]:
-    """Compare class names index by index; raise, or return a warning when mismatch is allowed."""
-    if model_names == dataset.names:
-        return []
-    message = (
-        f"checkpoint class names differ from the dataset's ({dataset.yaml_path}) by index: "
-        f"checkpoint {dict(enumerate(model_names))}, dataset {dict(enumerate(dataset.names))}"
-    )
-    if not allow_mismatch:
-        raise ClassMismatchError(message + "; pass allow_class_mismatch to evaluate anyway")
-    return [message]
 
 
 def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes]) -> None:
@@ -158,7 +145,8 @@ def evaluate(
         dataset_fp = pool.submit(fingerprint, dataset)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
-    warnings = check_class_names(validator.model_class_names(model), dataset, request.allow_class_mismatch)
+    model_names = validator.model_class_names(model)
+    warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
     data_yaml = dataset.write_sanitised(work_dir)
     device = validator.resolve_device(request.device)
     out = validator.run_pass(
@@ -202,14 +190,17 @@ def evaluate(
         "images": len(records),
         "device": device,
         "device_kind": validator.device_kind(device),
-        "imgsz": request.imgsz,
-        "batch": request.batch,
+        "imgsz": out.imgsz,
+        "batch": out.batch,
+        **({"imgsz_requested": request.imgsz} if out.imgsz != request.imgsz else {}),
+        **({"batch_requested": request.batch} if out.batch != request.batch else {}),
         "ultralytics_version": validator.ultralytics_version(),
         "torch_version": validator.torch_version(),
         "weights": applied_weights,
         "checkpoint_sha256": checkpoint_sha.result(),
         "dataset_fingerprint": dataset_fp.result(),
         "class_names": dataset.names,
+        "model_class_names": model_names,
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),
         "warnings": warnings,

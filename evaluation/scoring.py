@@ -48,8 +48,9 @@ def validate_weights(weights: Any) -> dict[str, float]:
 
     ``None`` and ``{}`` mean "defaults" and return ``{}``. Raises
     ``WeightsError`` naming the offending key for an unknown key, a value that
-    is not a finite number (booleans are not numbers), a negative value, or a
-    sum over 1.
+    is not a finite number (booleans are not numbers), a negative value or one
+    over 1, or a sum over 1. ``resolve_weights`` also refuses weights that leave
+    nothing to score (all zero with no default weight left to fill).
     """
     if weights is None:
         return {}
@@ -65,10 +66,12 @@ def validate_weights(weights: Any) -> dict[str, float]:
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise WeightsError(f"weights[{key!r}] must be a number, got {value!r}")
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise WeightsError(f"weights[{key!r}] must be a finite number, got {value!r}")
         if value < 0:
             raise WeightsError(f"weights[{key!r}] must be >= 0, got {value!r}")
+        if value > 1:  # before any float conversion: an integer of any size is refused, never overflows
+            raise WeightsError(f"weights[{key!r}] is over 1: each weight, and their sum, must be at most 1")
         given[key] = float(value)
     total = sum(given.values())
     if total > 1.0 + _SUM_TOLERANCE:

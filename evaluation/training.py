@@ -13,21 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evaluation.datasets import load_dataset
-from evaluation.errors import DatasetError
+from evaluation.datasets import check_train_split, load_dataset
 
 Progress = Callable[[float], None]
-
-
-def _check_train_split(data: dict[str, Any], root: Path) -> None:
-    train = data.get("train")
-    if not train:
-        raise DatasetError("the dataset has no 'train' split to train on")
-    for entry in train if isinstance(train, list) else [train]:
-        p = Path(entry)
-        p = p if p.is_absolute() else root / p
-        if not p.exists():
-            raise DatasetError(f"train split missing: {p}")
 
 
 def train(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -37,7 +25,7 @@ def train(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from evaluation.validator import resolve_device
 
     dataset = load_dataset(params["dataset_path"])
-    _check_train_split(dataset.raw, dataset.root)
+    check_train_split(dataset)
     work = Path(params["work_dir"])
     data_yaml = dataset.write_sanitised(work)
     model = YOLO(params["base"], task="detect")

@@ -45,6 +45,8 @@ class PassOutput:
     records: list[ImageRecord]
     metrics: Any  # ultralytics.utils.metrics.DetMetrics
     device: str
+    imgsz: int  # the image size the validator ran at (ultralytics rounds the request up to its stride)
+    batch: int  # the val dataloader's batch size (never more than the number of images)
 
 
 class CollectingValidator(DetectionValidator):
@@ -120,6 +122,14 @@ def run_pass(
 ) -> PassOutput:
     """One validation pass with the same arguments a bare ``model.val()`` would get."""
     records: list[ImageRecord] = []
+    ran: dict[str, int] = {}
+
+    def settings(v: Any) -> None:
+        size = v.args.imgsz
+        ran.update(imgsz=int(max(size) if isinstance(size, (list, tuple)) else size),
+                   batch=int(v.dataloader.batch_size))
+
+    model.add_callback("on_val_end", settings)
     if progress is not None:
         model.add_callback("on_val_start", lambda v: progress(0.0))
         model.add_callback(
@@ -135,7 +145,7 @@ def run_pass(
         verbose=False,
         save_dir=str(save_dir),
     )
-    return PassOutput(records=records, metrics=metrics, device=device)
+    return PassOutput(records=records, metrics=metrics, device=device, imgsz=ran["imgsz"], batch=ran["batch"])
 
 
 def ultralytics_version() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from evaluation.errors import InvalidRequest
-from handlers.body import get_int, get_str, reject_unknown
+from handlers.body import get_int, get_str, query_params
 from handlers.context import json_response, service
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -13,15 +13,15 @@ KINDS = ("eval", "compare", "train")
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    query = dict(request.query)
-    reject_unknown(query, ("status", "kind", "limit"))
+    query = query_params(request, ("status", "kind", "limit"))
     status, kind = get_str(query, "status"), get_str(query, "kind")
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"invalid status {status!r}; one of {', '.join(STATUSES)}")
     if kind is not None and kind not in KINDS:
         raise InvalidRequest(f"invalid kind {kind!r}; one of {', '.join(KINDS)}")
-    jobs = await service(request).list_jobs(status, kind, get_int(query, "limit", default=50, lo=1, hi=1000))
-    return json_response({"jobs": [j.public() for j in jobs], "total": len(jobs)})
+    jobs, total = await service(request).list_jobs(status, kind,
+                                                   get_int(query, "limit", default=50, lo=1, hi=1000))
+    return json_response({"jobs": [j.public() for j in jobs], "total": total})
 
 
 async def get_job(request: web.Request) -> web.Response:

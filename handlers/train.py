@@ -12,26 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from evaluation.errors import InvalidRequest
-from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
+from handlers.body import get_bool, get_float, get_int, get_object, get_str, query_params, read_body, reject_unknown
 from handlers.context import json_response, service
 from handlers.jobs import STATUSES
 
 CONFIG_FIELDS = ("epochs", "batch_size", "imgsz", "learning_rate", "patience")
 TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights",
               "gates")
-
-
-def _learning_rate(data: dict[str, Any]) -> float:
-    value = data.get("learning_rate")
-    if value is None or value == "":
-        return 0.01
-    try:
-        lr = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"field 'learning_rate' must be a number, got {value!r}") from None
-    if not 0 < lr <= 1:
-        raise InvalidRequest(f"field 'learning_rate' must be in (0, 1], got {value!r}")
-    return lr
 
 
 def _merged_config(data: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +44,7 @@ async def submit_train(request: web.Request) -> web.Response:
         epochs=get_int(cfg, "epochs", default=10, lo=1, hi=1000),
         batch=get_int(cfg, "batch_size", default=16, lo=1, hi=256),
         imgsz=get_int(cfg, "imgsz", default=640, lo=320, hi=2560),
-        learning_rate=_learning_rate(cfg),
+        learning_rate=get_float(cfg, "learning_rate", default=0.01, lo=0, hi=1, lo_open=True),
         patience=get_int(cfg, "patience", default=50, lo=0, hi=500),
         base_model=get_str(data, "base_model"),
         auto_eval=get_bool(data, "auto_eval"),
@@ -74,14 +61,13 @@ async def get_train_job(request: web.Request) -> web.Response:
 
 
 async def list_train_jobs(request: web.Request) -> web.Response:
-    query = dict(request.query)
-    reject_unknown(query, ("status", "limit"))
+    query = query_params(request, ("status", "limit"))
     status = get_str(query, "status")
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"invalid status {status!r}; one of {', '.join(STATUSES)}")
-    jobs = await service(request).list_jobs(status, "train",
-                                            get_int(query, "limit", default=50, lo=1, hi=1000))
-    return json_response({"jobs": [j.public() for j in jobs], "total": len(jobs)})
+    jobs, total = await service(request).list_jobs(status, "train",
+                                                   get_int(query, "limit", default=50, lo=1, hi=1000))
+    return json_response({"jobs": [j.public() for j in jobs], "total": total})
 
 
 async def cancel_train_job(request: web.Request) -> web.Response:

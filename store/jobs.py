@@ -187,10 +187,7 @@ def recover_interrupted(conn: sqlite3.Connection, now: str) -> tuple[list[str], 
     return requeued, failed
 
 
-def list_jobs(
-    conn: sqlite3.Connection, *, status: str | None = None, kind: str | None = None, limit: int = 50
-) -> list[Job]:
-    """Newest first, optionally filtered."""
+def _filter(status: str | None, kind: str | None) -> tuple[str, list[str]]:
     clauses, args = [], []
     if status:
         clauses.append("status = ?")
@@ -198,9 +195,22 @@ def list_jobs(
     if kind:
         clauses.append("kind = ?")
         args.append(kind)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+
+def list_jobs(
+    conn: sqlite3.Connection, *, status: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[Job]:
+    """Newest first, optionally filtered."""
+    where, args = _filter(status, kind)
     rows = conn.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
     return [_job(r) for r in rows]
+
+
+def count_jobs(conn: sqlite3.Connection, *, status: str | None = None, kind: str | None = None) -> int:
+    """How many jobs match the filter of ``list_jobs``."""
+    where, args = _filter(status, kind)
+    return int(conn.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0])
 
 
 def prune_finished(conn: sqlite3.Connection, older_than: str) -> int:

@@ -1,4 +1,12 @@
-"""Typed queries on ``eval_results`` and the leaderboard kept beside it."""
+"""Typed queries on ``eval_results``, the leaderboard kept beside it and the dataset contents seen.
+
+A row is one result as asked: the requested model name and path, dataset
+path, weights and options (``request_key``), pointing at the evaluation that
+computed its metrics (``source_eval_id``; NULL when it is that evaluation).
+``score`` is the score under the request's weights; ``default_score`` the
+score under the default weights, by which ``leaderboard_best`` keeps each
+model's best row per dataset path and content.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +21,18 @@ _COLUMNS = (
     "per_class_metrics", "inference_ms", "preprocess_ms", "postprocess_ms", "small_object_recall",
     "medium_object_recall", "large_object_recall", "small_object_count", "medium_object_count",
     "large_object_count", "model_size_mb", "score", "weights", "predictions_path", "evidence_path",
-    "result_json", "created_at",
+    "result_json", "created_at", "default_score", "request_key", "source_eval_id", "imgsz_requested",
+    "batch_requested",
 )
 _JSON_COLUMNS = ("per_class", "per_class_metrics", "weights")
 
-LEADERBOARD_FIELDS = (
-    "rank", "model_name", "score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
-    "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "timestamp",
-    "eval_id", "version", "checkpoint_sha256",
-)
 
 
-def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
-    """Insert one evaluation and update the leaderboard; returns its id."""
+def insert(conn: sqlite3.Connection, row: dict[str, Any], seen_at: str | None = None) -> int:
+    """Insert one result, update the leaderboard and the dataset's content; returns its id.
+
+    ``seen_at`` is when the dataset's fingerprint was read (default: the row's ``created_at``).
+    """
     values = []
     for col in _COLUMNS:
         v = row.get(col)
@@ -37,12 +44,24 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     )
     eval_id = int(cur.lastrowid)  # type: ignore[arg-type]
     conn.execute(
-        "INSERT INTO leaderboard_best (model_name, dataset, eval_id, score) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (model_name, dataset) DO UPDATE SET eval_id = excluded.eval_id, score = excluded.score "
-        "WHERE excluded.score IS NOT NULL AND (leaderboard_best.score IS NULL OR excluded.score > leaderboard_best.score)",
-        (row["model_name"], row["dataset"], eval_id, row.get("score")),
+        "INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (model_name, dataset, fingerprint) DO UPDATE SET eval_id = excluded.eval_id, "
+        "score = excluded.score WHERE excluded.score IS NOT NULL "
+        "AND (leaderboard_best.score IS NULL OR excluded.score > leaderboard_best.score)",
+        (row["model_name"], row["dataset"], row["dataset_fingerprint"], eval_id, row.get("default_score")),
     )
+    note_content(conn, row["dataset"], row["dataset_fingerprint"], seen_at or row["created_at"])
     return eval_id
+
+
+def note_content(conn: sqlite3.Connection, dataset: str, fingerprint: str, seen_at: str) -> None:
+    """Record ``fingerprint`` as the content of ``dataset`` unless a later reading is recorded."""
+    conn.execute(
+        "INSERT INTO dataset_contents (dataset, fingerprint, seen_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (dataset) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at "
+        "WHERE excluded.seen_at >= dataset_contents.seen_at",
+        (dataset, fingerprint, seen_at),
+    )
 
 
 def result_of(row: sqlite3.Row) -> dict[str, Any]:
@@ -57,11 +76,17 @@ def get(conn: sqlite3.Connection, eval_id: int) -> sqlite3.Row | None:
     return conn.execute("SELECT * FROM eval_results WHERE id = ?", (eval_id,)).fetchone()
 
 
-def find_cached(conn: sqlite3.Connection, cache_key: str, model_name: str | None = None) -> sqlite3.Row | None:
-    """The most recent evaluation with this cache key, preferring one stored under ``model_name``."""
+def find_cached(conn: sqlite3.Connection, cache_key: str) -> sqlite3.Row | None:
+    """The most recent result with this cache key (any request's: they share the evaluation)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE cache_key = ? ORDER BY model_name = ? DESC, id DESC LIMIT 1",
-        (cache_key, model_name),
+        "SELECT * FROM eval_results WHERE cache_key = ? ORDER BY id DESC LIMIT 1", (cache_key,)
+    ).fetchone()
+
+
+def find_request(conn: sqlite3.Connection, request_key: str) -> sqlite3.Row | None:
+    """The most recent result of exactly this request (see ``daemon.evaluations.request_key``)."""
+    return conn.execute(
+        "SELECT * FROM eval_results WHERE request_key = ? ORDER BY id DESC LIMIT 1", (request_key,)
     ).fetchone()
 
 
@@ -75,68 +100,6 @@ def find_for_checkpoint(conn: sqlite3.Connection, sha256: str, fingerprint: str)
 
 def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
     return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
-
-
-_SUMMARY_COLUMNS = (
-    "id", "model_name", "score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
-    "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "created_at",
-    "model_version", "checkpoint_sha256",
-)
-
-
-def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int) -> list[dict[str, Any]]:
-    """One row per model and dataset (its best evaluation), ranked by score, rank from 1.
-
-    The top ``limit`` come straight off the ``(score DESC, eval_id)`` index (SQLite sorts NULL
-    scores last in descending order); only those rows are joined, without their large columns.
-    """
-    where = "WHERE dataset = ?" if dataset else ""
-    args: tuple[Any, ...] = (dataset, limit) if dataset else (limit,)
-    cols = ", ".join(f"r.{c}" for c in _SUMMARY_COLUMNS)
-    rows = conn.execute(
-        f"SELECT {cols} FROM (SELECT eval_id, score FROM leaderboard_best {where} "
-        "ORDER BY score DESC, eval_id LIMIT ?) b JOIN eval_results r ON r.id = b.eval_id "
-        "ORDER BY b.score DESC, b.eval_id",
-        args,
-    ).fetchall()
-    return [{"rank": i, **summary(row)} for i, row in enumerate(rows, start=1)]
-
-
-def summary(row: sqlite3.Row) -> dict[str, Any]:
-    """The leaderboard/history fields of one evaluation."""
-    return {
-        "model_name": row["model_name"],
-        "score": row["score"],
-        "mAP50": row["mAP50"],
-        "mAP50_95": row["mAP50_95"],
-        "precision": row["precision"],
-        "recall": row["recall"],
-        "f1": row["f1"],
-        "inference_ms": row["inference_ms"],
-        "small_object_recall": row["small_object_recall"],
-        "medium_object_recall": row["medium_object_recall"],
-        "large_object_recall": row["large_object_recall"],
-        "dataset": row["dataset"],
-        "timestamp": row["created_at"],
-        "eval_id": row["id"],
-        "version": row["model_version"],
-        "checkpoint_sha256": row["checkpoint_sha256"],
-    }
-
-
-def history(conn: sqlite3.Connection, model_name: str, limit: int) -> list[dict[str, Any]]:
-    """Every evaluation of a model, newest first, each with its full result."""
-    rows = conn.execute(
-        "SELECT * FROM eval_results WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
-    ).fetchall()
-    return [{**result_of(r), **summary(r), "job_id": r["job_id"], "trigger": r["trigger"]} for r in rows]
-
-
-def latest_for_model(conn: sqlite3.Connection, model_name: str, limit: int = 10) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT * FROM eval_results WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
-    ).fetchall()
-    return [summary(r) for r in rows]
 
 
 def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str) -> sqlite3.Row | None:

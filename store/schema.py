@@ -125,7 +125,61 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# One weighting per ranking, results as asked, effective settings (issue 16).
+# - default_score: the score under the default weights, the leaderboard's order
+#   (the SQL below computes it once for rows stored before; new rows get it from
+#   evaluation.scoring). It uses the default weights of DESIGN.md:
+#   mAP50_95 .35, mAP50 .20, small_object_recall .20, f1 .15, speed .10,
+#   dropping null terms and renormalising the rest.
+# - request_key: what was asked (model, path, dataset path, weights, options)
+#   on which evaluation; source_eval_id: the row that was computed (NULL: this one).
+# - imgsz_requested / batch_requested: the request's values when they differ
+#   from what ran.
+# - dataset_contents: the latest fingerprint seen for each dataset path.
+# - leaderboard_best: the best row by default_score per model, dataset path and content.
+_V_NUMBERS = """
+ALTER TABLE eval_results ADD COLUMN default_score REAL;
+ALTER TABLE eval_results ADD COLUMN request_key TEXT;
+ALTER TABLE eval_results ADD COLUMN source_eval_id INTEGER;
+ALTER TABLE eval_results ADD COLUMN imgsz_requested INTEGER;
+ALTER TABLE eval_results ADD COLUMN batch_requested INTEGER;
+UPDATE eval_results SET default_score =
+    (COALESCE(0.35 * mAP50_95, 0) + COALESCE(0.20 * mAP50, 0) + COALESCE(0.20 * small_object_recall, 0)
+     + COALESCE(0.15 * f1, 0) + COALESCE(0.10 * MIN(1.0, MAX(0.0, (500.0 - inference_ms) / 450.0)), 0))
+    / NULLIF((CASE WHEN mAP50_95 IS NULL THEN 0 ELSE 0.35 END) + (CASE WHEN mAP50 IS NULL THEN 0 ELSE 0.20 END)
+             + (CASE WHEN small_object_recall IS NULL THEN 0 ELSE 0.20 END)
+             + (CASE WHEN f1 IS NULL THEN 0 ELSE 0.15 END) + (CASE WHEN inference_ms IS NULL THEN 0 ELSE 0.10 END), 0);
+CREATE INDEX eval_results_request ON eval_results (request_key, id);
+CREATE INDEX eval_results_dataset ON eval_results (dataset, dataset_fingerprint);
+
+CREATE TABLE dataset_contents (
+    dataset     TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    seen_at     TEXT NOT NULL
+);
+INSERT INTO dataset_contents (dataset, fingerprint, seen_at)
+    SELECT dataset, dataset_fingerprint, created_at FROM eval_results
+    WHERE id IN (SELECT MAX(id) FROM eval_results GROUP BY dataset);
+
+DROP TABLE leaderboard_best;
+CREATE TABLE leaderboard_best (
+    model_name  TEXT NOT NULL,
+    dataset     TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    eval_id     INTEGER NOT NULL REFERENCES eval_results (id),
+    score       REAL,
+    PRIMARY KEY (model_name, dataset, fingerprint)
+);
+CREATE INDEX leaderboard_best_score ON leaderboard_best (score DESC, eval_id);
+CREATE INDEX leaderboard_best_dataset ON leaderboard_best (dataset, score DESC, eval_id);
+INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score)
+    SELECT model_name, dataset, dataset_fingerprint, id, default_score FROM eval_results r
+    WHERE id = (SELECT id FROM eval_results o WHERE o.model_name = r.model_name AND o.dataset = r.dataset
+                AND o.dataset_fingerprint = r.dataset_fingerprint
+                ORDER BY o.default_score IS NULL, o.default_score DESC, o.id LIMIT 1)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V_NUMBERS]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

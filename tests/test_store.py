@@ -12,7 +12,7 @@ import pytest
 
 from evaluation.errors import ServiceClosed
 from store import jobs as jobq
-from store import results
+from store import rankings, results
 from store.database import BUSY_TIMEOUT_MS, Database
 from store.schema import MIGRATIONS
 
@@ -291,6 +291,7 @@ def result_row(model: str, dataset: str, score: float | None, created_at: str) -
         "torch_version": "2", "mAP50": 0.5, "mAP50_95": 0.3, "precision": 0.6, "recall": 0.4, "f1": 0.48,
         "per_class": {"red": 0.5}, "per_class_metrics": {}, "inference_ms": 10.0, "score": score,
         "weights": {"mAP50": 1.0}, "result_json": json.dumps(result), "created_at": created_at,
+        "default_score": score,  # the leaderboard's order; tests/test_rankings.py scores real metrics
     }
 
 
@@ -304,24 +305,24 @@ def test_leaderboard_keeps_best_per_model_and_dataset_and_ranks_from_one(db: Dat
     a4 = ins("alpha", "/d/two.yaml", 0.3, "2026-01-01T00:00:06Z")  # another dataset: its own row
     assert len({a1, a2, a3, b1, g1, a4}) == 6
 
-    board = db.read_sync(lambda c: results.leaderboard(c, None, 20))
+    board = db.read_sync(lambda c: rankings.leaderboard(c, None, 20))
     assert [(r["rank"], r["model_name"], r["eval_id"]) for r in board] == [
         (1, "beta", b1), (2, "alpha", a2), (3, "alpha", a4), (4, "gamma", g1),
     ]
-    assert set(results.LEADERBOARD_FIELDS) == set(board[0])
+    assert set(rankings.LEADERBOARD_FIELDS) == set(board[0])
     assert board[1]["score"] == 0.7 and board[1]["dataset"] == "/d/one.yaml"
     assert board[1]["timestamp"] == "2026-01-01T00:00:02Z"
 
-    one = db.read_sync(lambda c: results.leaderboard(c, "/d/one.yaml", 20))
+    one = db.read_sync(lambda c: rankings.leaderboard(c, "/d/one.yaml", 20))
     assert [(r["rank"], r["model_name"]) for r in one] == [(1, "beta"), (2, "alpha"), (3, "gamma")]
-    two = db.read_sync(lambda c: results.leaderboard(c, "/d/two.yaml", 20))
+    two = db.read_sync(lambda c: rankings.leaderboard(c, "/d/two.yaml", 20))
     assert [(r["rank"], r["eval_id"]) for r in two] == [(1, a4)]
-    assert [r["rank"] for r in db.read_sync(lambda c: results.leaderboard(c, None, 2))] == [1, 2]
-    assert db.read_sync(lambda c: results.leaderboard(c, "/d/none.yaml", 20)) == []
+    assert [r["rank"] for r in db.read_sync(lambda c: rankings.leaderboard(c, None, 2))] == [1, 2]
+    assert db.read_sync(lambda c: rankings.leaderboard(c, "/d/none.yaml", 20)) == []
 
     # A later better score takes the model's row over.
     a5 = ins("alpha", "/d/one.yaml", 0.95, "2026-01-01T00:00:07Z")
-    one = db.read_sync(lambda c: results.leaderboard(c, "/d/one.yaml", 20))
+    one = db.read_sync(lambda c: rankings.leaderboard(c, "/d/one.yaml", 20))
     assert [(r["rank"], r["model_name"], r["eval_id"]) for r in one][:2] == [(1, "alpha", a5), (2, "beta", b1)]
 
 
@@ -329,29 +330,29 @@ def test_history_is_newest_first(db: Database) -> None:
     ids = [db.write_sync(lambda c, s=s, t=t: results.insert(c, result_row("alpha", "/d/one.yaml", s, t)))
            for s, t in ((0.5, "2026-01-01T00:00:01Z"), (0.7, "2026-01-01T00:00:02Z"), (0.6, "2026-01-01T00:00:03Z"))]
     db.write_sync(lambda c: results.insert(c, result_row("beta", "/d/one.yaml", 0.9, "2026-01-01T00:00:04Z")))
-    hist = db.read_sync(lambda c: results.history(c, "alpha", 50))
+    hist = db.read_sync(lambda c: rankings.history(c, "alpha", 50))
     assert [h["eval_id"] for h in hist] == ids[::-1]
-    assert [h["score"] for h in hist] == [0.6, 0.7, 0.5]
+    assert [h["score"] for h in hist] == [0.6, 0.7, 0.5]  # under the default weights, like the leaderboard
+    assert [h["request_score"] for h in hist] == [0.6, 0.7, 0.5]
     assert [h["timestamp"] for h in hist] == sorted((h["timestamp"] for h in hist), reverse=True)
     assert all(h["model_name"] == "alpha" for h in hist)
-    assert [h["eval_id"] for h in db.read_sync(lambda c: results.history(c, "alpha", 1))] == [ids[-1]]
-    assert db.read_sync(lambda c: results.history(c, "nobody", 50)) == []
+    assert [h["eval_id"] for h in db.read_sync(lambda c: rankings.history(c, "alpha", 1))] == [ids[-1]]
+    assert db.read_sync(lambda c: rankings.history(c, "nobody", 50)) == []
     # The stored result round-trips with its id and time.
     row = db.read_sync(lambda c: results.get(c, ids[0]))
     assert results.result_of(row) == {"model_name": "alpha", "score": 0.5, "mAP50": 0.5, "eval_id": ids[0],
                                       "timestamp": "2026-01-01T00:00:01Z"}
 
 
-def test_find_cached_prefers_the_row_of_the_requested_model(db: Database) -> None:
-    def row(model: str, t: str) -> dict[str, Any]:
+def test_find_cached_and_find_request(db: Database) -> None:
+    def row(model: str, t: str, asked: str) -> dict[str, Any]:
         r = result_row(model, "/d/one.yaml", 0.5, t)
-        r["cache_key"] = "same-content"
+        r["cache_key"], r["request_key"] = "same-content", asked
         return r
 
-    alpha = db.write_sync(lambda c: results.insert(c, row("alpha", "2026-01-01T00:00:01Z")))
-    beta = db.write_sync(lambda c: results.insert(c, row("beta", "2026-01-01T00:00:02Z")))
-    assert db.read_sync(lambda c: results.find_cached(c, "same-content", "alpha"))["id"] == alpha
-    assert db.read_sync(lambda c: results.find_cached(c, "same-content", "beta"))["id"] == beta
-    assert db.read_sync(lambda c: results.find_cached(c, "same-content", "gamma"))["id"] == beta  # newest
-    assert db.read_sync(lambda c: results.find_cached(c, "same-content"))["id"] == beta
-    assert db.read_sync(lambda c: results.find_cached(c, "other-content", "alpha")) is None
+    alpha = db.write_sync(lambda c: results.insert(c, row("alpha", "2026-01-01T00:00:01Z", "ask-alpha")))
+    beta = db.write_sync(lambda c: results.insert(c, row("beta", "2026-01-01T00:00:02Z", "ask-beta")))
+    assert db.read_sync(lambda c: results.find_cached(c, "same-content"))["id"] == beta  # the newest
+    assert db.read_sync(lambda c: results.find_cached(c, "other-content")) is None
+    assert db.read_sync(lambda c: results.find_request(c, "ask-alpha"))["id"] == alpha
+    assert db.read_sync(lambda c: results.find_request(c, "ask-gamma")) is None

@@ -1,0 +1,163 @@
+"""The leaderboard and a model's history, each under one weighting.
+
+Every ranked or listed row carries the score of its stored metrics under the
+ranking's weights (``weights`` in each row): the default weights unless the
+caller gives others. Under the default weights the leaderboard comes straight
+off ``leaderboard_best`` (the best row by ``default_score`` per model, dataset
+path and content); under other weights every candidate row is rescored here,
+with the same ``composite_score`` that scores a job's result.
+
+"Current content" of a dataset path is the latest fingerprint seen for it
+(``dataset_contents``); by default the leaderboard ranks only results of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from evaluation.scoring import DEFAULT_WEIGHTS, WEIGHT_KEYS, composite_score
+from store.results import result_of
+
+LEADERBOARD_FIELDS = (
+    "rank", "model_name", "score", "weights", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "dataset_fingerprint",
+    "current_content", "imgsz", "batch", "timestamp", "eval_id", "version", "checkpoint_sha256",
+)
+_SUMMARY_COLUMNS = (
+    "id", "model_name", "default_score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "dataset_fingerprint",
+    "imgsz", "batch", "created_at", "model_version", "checkpoint_sha256",
+)
+_METRIC_COLUMNS = tuple(k for k in WEIGHT_KEYS if k != "speed") + ("inference_ms",)
+_CURRENT = "(SELECT fingerprint FROM dataset_contents c WHERE c.dataset = {t}.dataset)"
+
+
+def is_default(weights: Mapping[str, float] | None) -> bool:
+    return weights is None or dict(weights) == DEFAULT_WEIGHTS
+
+
+def summary(row: sqlite3.Row, score: float | None, weights: Mapping[str, float]) -> dict[str, Any]:
+    """The leaderboard/history fields of one row, scored ``score`` under ``weights``."""
+    return {
+        "model_name": row["model_name"],
+        "score": score,
+        "weights": dict(weights),
+        **{k: row[k] for k in ("mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+                               "small_object_recall", "medium_object_recall", "large_object_recall", "dataset",
+                               "dataset_fingerprint", "imgsz", "batch")},
+        "current_content": bool(row["current_content"]),
+        "timestamp": row["created_at"],
+        "eval_id": row["id"],
+        "version": row["model_version"],
+        "checkpoint_sha256": row["checkpoint_sha256"],
+    }
+
+
+def _score(row: sqlite3.Row, weights: Mapping[str, float] | None) -> float | None:
+    if is_default(weights):
+        return row["default_score"]  # type: ignore[no-any-return]
+    return composite_score({k: row[k] for k in _METRIC_COLUMNS}, weights)  # type: ignore[arg-type]
+
+
+def _order(score: float | None, eval_id: int) -> tuple[bool, float, int]:
+    """Sort key: best score first, null scores last, older rows first among equals."""
+    return (score is None, -(score or 0.0), eval_id)
+
+
+def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int,
+                weights: Mapping[str, float] | None = None, all_content: bool = False) -> list[dict[str, Any]]:
+    """Each model's best row per dataset path (and content), ranked under ``weights``; rank from 1.
+
+    With ``all_content`` every content a path has had gets its own row, marked
+    ``current_content`` true or false; otherwise only the current content is ranked.
+    """
+    applied = dict(weights) if weights is not None else dict(DEFAULT_WEIGHTS)
+    if is_default(weights):
+        ids = _best_by_default(conn, dataset, limit, all_content)
+    else:
+        ids = _best_rescored(conn, dataset, limit, applied, all_content)
+    rows = _rows(conn, ids)
+    return [{"rank": i, **summary(row, _score(row, weights), applied)} for i, row in enumerate(rows, start=1)]
+
+
+def _best_by_default(conn: sqlite3.Connection, dataset: str | None, limit: int, all_content: bool) -> list[int]:
+    """Straight off the ``(score DESC, eval_id)`` index of ``leaderboard_best`` (NULL scores sort last)."""
+    clauses, args = [], []
+    if dataset:
+        clauses.append("b.dataset = ?")
+        args.append(dataset)
+    if not all_content:
+        clauses.append(f"b.fingerprint = {_CURRENT.format(t='b')}")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT b.eval_id FROM leaderboard_best b {where} ORDER BY b.score DESC, b.eval_id LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, weights: Mapping[str, float],
+                   all_content: bool) -> list[int]:
+    """Every candidate row rescored under ``weights``; each group's best, ranked."""
+    clauses, args = [], []
+    if dataset:
+        clauses.append("r.dataset = ?")
+        args.append(dataset)
+    if not all_content:
+        clauses.append(f"r.dataset_fingerprint = {_CURRENT.format(t='r')}")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    cols = ", ".join(f"r.{c}" for c in ("id", "model_name", "dataset", "dataset_fingerprint", *_METRIC_COLUMNS))
+    best: dict[tuple[str, str, str], tuple[tuple[bool, float, int], int]] = {}
+    for row in conn.execute(f"SELECT {cols} FROM eval_results r {where}", args):
+        score = composite_score({k: row[k] for k in _METRIC_COLUMNS}, weights)
+        key = (row["model_name"], row["dataset"], row["dataset_fingerprint"])
+        order = _order(score, row["id"])
+        if key not in best or order < best[key][0]:
+            best[key] = (order, row["id"])
+    return [eval_id for _, eval_id in sorted(best.values())[:limit]]
+
+
+def _rows(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]:
+    """The summary columns of rows ``ids``, in that order, each marked ``current_content``."""
+    if not ids:
+        return []
+    cols = ", ".join(f"r.{c}" for c in _SUMMARY_COLUMNS)
+    found = {
+        row["id"]: row for row in conn.execute(
+            f"SELECT {cols}, r.dataset_fingerprint IS {_CURRENT.format(t='r')} AS current_content "
+            f"FROM eval_results r WHERE r.id IN ({', '.join('?' * len(ids))})", ids)
+    }
+    return [found[i] for i in ids]
+
+
+def history(conn: sqlite3.Connection, model_name: str, limit: int,
+            weights: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """Every result of a model, newest first: its full stored result, scored under ``weights``.
+
+    ``score`` and ``weights`` are the ranking's (default unless given), as on the
+    leaderboard; ``request_score`` and ``request_weights`` are what the request
+    that stored the row asked for.
+    """
+    applied = dict(weights) if weights is not None else dict(DEFAULT_WEIGHTS)
+    rows = conn.execute(
+        f"SELECT r.*, r.dataset_fingerprint IS {_CURRENT.format(t='r')} AS current_content "
+        "FROM eval_results r WHERE r.model_name = ? ORDER BY r.id DESC LIMIT ?", (model_name, limit)
+    ).fetchall()
+    out = []
+    for r in rows:
+        stored = result_of(r)
+        out.append({**stored, **summary(r, _score(r, weights), applied), "request_score": stored.get("score"),
+                    "request_weights": stored.get("weights"), "job_id": r["job_id"], "trigger": r["trigger"]})
+    return out
+
+
+def latest_for_model(conn: sqlite3.Connection, model_name: str, limit: int = 10) -> list[dict[str, Any]]:
+    """A model's latest results, newest first, scored under the default weights."""
+    cols = ", ".join(f"r.{c}" for c in _SUMMARY_COLUMNS)
+    rows = conn.execute(
+        f"SELECT {cols}, r.dataset_fingerprint IS {_CURRENT.format(t='r')} AS current_content "
+        "FROM eval_results r WHERE r.model_name = ? ORDER BY r.id DESC LIMIT ?", (model_name, limit)
+    ).fetchall()
+    return [summary(r, r["default_score"], DEFAULT_WEIGHTS) for r in rows]
