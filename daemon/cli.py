@@ -21,6 +21,7 @@ from typing import Any
 
 from daemon.client import DEFAULT_URL, ApiError, Client, Unreachable
 from daemon.paths import DEFAULT_MODELS_ROOT
+from daemon.text_table import fmt, table
 from evaluation.errors import VisionEvalError
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -337,39 +338,6 @@ def wait(client: Client, job: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A table cell: '-' for null, fixed decimals for floats."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _numeric(cell: str) -> bool:
-    try:
-        float(cell.rstrip("%"))
-        return True
-    except ValueError:
-        return False
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "(none)") -> str:
-    """Aligned columns; numeric columns right-aligned."""
-    if not rows:
-        return empty
-    cells = [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    right = [all(_numeric(r[i]) or r[i] == "-" for r in cells) for i in range(len(headers))]
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if rt else c.ljust(w) for c, w, rt in zip(row, widths, right)).rstrip()
-
-    return "\n".join([line(headers), *(line(r) for r in cells)])
 
 
 def _version(v: Any) -> str:
