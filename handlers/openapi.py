@@ -85,6 +85,9 @@ SCHEMAS: dict[str, Any] = {
             "score": _NUM, "mAP50": _NUM, "mAP50_95": _NUM, "precision": _NUM, "recall": _NUM, "f1": _NUM,
             "inference_ms": _NUM, "small_object_recall": _NUM, "medium_object_recall": _NUM,
             "large_object_recall": _NUM, "dataset": {"type": "string"}, "timestamp": {"type": "string"},
+            "weights": {"type": "object", "additionalProperties": {"type": "number"},
+                        "description": "The weights that scored this row (the ranking's)."},
+            "dataset_fingerprint": {"type": "string"}, "current_content": {"type": "boolean"},
         },
     },
     "LeaderboardEntry": {
@@ -402,6 +405,10 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _query("dataset", {"type": "string", "maxLength": 4096}, "Filter by dataset path."),
                 _query("limit", {**LIMIT_1000, "default": 20}, "Max results to return."),
+                _query("weights", {"type": "string", "maxLength": 4096},
+                       "Rank by these weights (a JSON object, checked like a request's); default weights if absent."),
+                _query("content", {"type": "string", "enum": ["current", "all"], "default": "current"},
+                       "current: only results of each dataset's latest content; all: every content, marked."),
             ],
             "responses": _responses(200, "Best evaluation of each model (and dataset), ranked.",
                                     _json({"type": "array", "items": _ref("LeaderboardEntry")}), (400,)),
@@ -413,6 +420,8 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _path_param("model_name", "The model name as evaluations recorded it.", minLength=1),
                 _query("limit", {**LIMIT_1000, "default": 50}, "Max results to return."),
+                _query("weights", {"type": "string", "maxLength": 4096},
+                       "Score every row by these weights (a JSON object); default weights if absent."),
             ],
             "responses": _responses(200, "Evaluations of the model, newest first.",
                                     _json({"type": "array", "items": _ref("HistoryEntry")}), (400, 404)),
