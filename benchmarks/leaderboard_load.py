@@ -51,7 +51,7 @@ def fill(db_path: Path, n: int) -> None:
                 "medium_object_recall": score, "large_object_recall": score, "small_object_count": 1,
                 "medium_object_count": 1, "large_object_count": 1, "model_size_mb": 6.0, "score": score,
                 "weights": {}, "result_json": json.dumps({"model_name": f"model-{m}", "score": score}),
-                "created_at": "2026-11-27T00:00:00Z",
+                "created_at": "2026-11-27T00:00:00Z", "default_score": score,
             }
             results.insert(conn, row)  # type: ignore[arg-type]
 

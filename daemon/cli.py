@@ -84,10 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     lb = command("leaderboard", "models ranked by their best score")
     lb.add_argument("--dataset", help="only evaluations on this dataset YAML")
     lb.add_argument("--limit", type=int)
+    lb.add_argument("--weights", help="rank by these weights, a JSON object (default: the default weights)")
+    lb.add_argument("--all-content", action="store_true",
+                    help="also results of a dataset's earlier contents (marked), not only its current one")
 
     hist = command("history", "every evaluation of one model, newest first")
     hist.add_argument("model")
     hist.add_argument("--limit", type=int)
+    hist.add_argument("--weights", help="score every row by these weights, a JSON object")
 
     tr = command("train", "train a new version of a model")
     tr.add_argument("model", help="model name: the new checkpoint becomes <models root>/<model>/v<n>.pt")
@@ -251,12 +255,16 @@ def cmd_train(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(client: Client, args: argparse.Namespace) -> int:
     dataset = _abs(args.dataset) if args.dataset else None
-    rows = client.get("/v1/vision/eval/leaderboard", dataset=dataset, limit=args.limit)
+    _json_arg(args.weights, "--weights")
+    rows = client.get("/v1/vision/eval/leaderboard", dataset=dataset, limit=args.limit, weights=args.weights,
+                      content="all" if args.all_content else None)
     return output(args, rows, render_leaderboard)
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
-    return output(args, client.get(f"/v1/vision/eval/leaderboard/{args.model}", limit=args.limit), render_history)
+    _json_arg(args.weights, "--weights")
+    rows = client.get(f"/v1/vision/eval/leaderboard/{args.model}", limit=args.limit, weights=args.weights)
+    return output(args, rows, render_history)
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
@@ -349,7 +357,8 @@ def render_leaderboard(rows: list[dict[str, Any]]) -> str:
         ["RANK", "MODEL", "VERSION", "SCORE", "mAP50", "mAP50_95", "P", "R", "F1", "SMALL_R", "INF_MS", "DATASET",
          "EVALUATED"],
         [[r["rank"], r["model_name"], _version(r.get("version")), r["score"], r["mAP50"], r["mAP50_95"],
-          r["precision"], r["recall"], r["f1"], r["small_object_recall"], fmt(r["inference_ms"], 1), r["dataset"],
+          r["precision"], r["recall"], r["f1"], r["small_object_recall"], fmt(r["inference_ms"], 1),
+          r["dataset"] + (" (earlier content)" if r.get("current_content") is False else ""),
           r["timestamp"]] for r in rows],
         empty="no evaluations yet",
     )

@@ -169,15 +169,15 @@ class Evaluations:
         # The worker hashed what it actually loaded and reports the settings that ran: key the row by those.
         key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], result["imgsz"],
                         result["batch"], result["device_kind"], result["ultralytics_version"])
-        row = {
+        fresh = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "request_key": request_key(key, spec, applied),
             "default_score": composite_score(result, DEFAULT_WEIGHTS),
             "predictions_path": params["predictions_path"], "evidence_path": params["evidence_path"],
             "result_json": json.dumps(result), "created_at": iso(self.clock()),
         }
-        eval_id = await self.db.write(lambda c: results.insert(c, row, seen_at))
-        result.update(eval_id=eval_id, timestamp=row["created_at"], cached=False, model_version=spec.model_version)
+        eval_id = await self.db.write(lambda c: results.insert(c, fresh, seen_at))
+        result.update(eval_id=eval_id, timestamp=fresh["created_at"], cached=False, model_version=spec.model_version)
         return result
 
     async def _from_cache(self, row: Any, spec: EvalSpec, applied: dict[str, float], asked: str,

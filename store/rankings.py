@@ -61,11 +61,6 @@ def _score(row: sqlite3.Row, weights: Mapping[str, float] | None) -> float | Non
     return composite_score({k: row[k] for k in _METRIC_COLUMNS}, weights)  # type: ignore[arg-type]
 
 
-def _order(score: float | None, eval_id: int) -> tuple[bool, float, int]:
-    """Sort key: best score first, null scores last, older rows first among equals."""
-    return (score is None, -(score or 0.0), eval_id)
-
-
 def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int,
                 weights: Mapping[str, float] | None = None, all_content: bool = False) -> list[dict[str, Any]]:
     """Each model's best row per dataset path (and content), ranked under ``weights``; rank from 1.
@@ -98,9 +93,33 @@ def _best_by_default(conn: sqlite3.Connection, dataset: str | None, limit: int, 
     return [r[0] for r in rows]
 
 
+_SPEED_SQL = "MIN(1.0, MAX(0.0, (500.0 - r.inference_ms) / 450.0))"
+
+
+def score_sql(weights: Mapping[str, float]) -> tuple[str, list[float]]:
+    """``composite_score`` under ``weights`` as an SQL expression over ``eval_results r``, and its arguments.
+
+    The same terms in the same order, so the same floating-point operations:
+    sum(w_k * m_k) over non-null terms divided by the sum of their weights,
+    NULL when none is left (a test checks it equals ``composite_score``).
+    """
+    num, den = [], []
+    terms = [(k, w) for k, w in weights.items() if w > 0]
+    for key, _w in terms:
+        if key not in WEIGHT_KEYS:  # names become SQL: only the known metric columns
+            raise ValueError(f"unknown weight key {key!r}")
+        metric = _SPEED_SQL if key == "speed" else f"r.{key}"
+        num.append(f"COALESCE(? * {metric}, 0.0)")
+        den.append(f"(CASE WHEN {metric} IS NULL THEN 0.0 ELSE ? END)")
+    if not terms:
+        return "NULL", []
+    args = [w for _, w in terms]
+    return f"(({' + '.join(num)}) / NULLIF({' + '.join(den)}, 0.0))", args + args
+
+
 def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, weights: Mapping[str, float],
                    all_content: bool) -> list[int]:
-    """Every candidate row rescored under ``weights``; each group's best, ranked."""
+    """Every candidate row rescored under ``weights`` in SQL; each group's best (ties: the older row), ranked."""
     clauses, args = [], []
     if dataset:
         clauses.append("r.dataset = ?")
@@ -108,15 +127,14 @@ def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, we
     if not all_content:
         clauses.append(f"r.dataset_fingerprint = {_CURRENT.format(t='r')}")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    cols = ", ".join(f"r.{c}" for c in ("id", "model_name", "dataset", "dataset_fingerprint", *_METRIC_COLUMNS))
-    best: dict[tuple[str, str, str], tuple[tuple[bool, float, int], int]] = {}
-    for row in conn.execute(f"SELECT {cols} FROM eval_results r {where}", args):
-        score = composite_score({k: row[k] for k in _METRIC_COLUMNS}, weights)
-        key = (row["model_name"], row["dataset"], row["dataset_fingerprint"])
-        order = _order(score, row["id"])
-        if key not in best or order < best[key][0]:
-            best[key] = (order, row["id"])
-    return [eval_id for _, eval_id in sorted(best.values())[:limit]]
+    score, score_args = score_sql(weights)
+    rows = conn.execute(
+        "SELECT id FROM (SELECT id, s, ROW_NUMBER() OVER (PARTITION BY model_name, dataset, dataset_fingerprint "
+        "ORDER BY s IS NULL, s DESC, id) AS n FROM (SELECT r.id, r.model_name, r.dataset, r.dataset_fingerprint, "
+        f"{score} AS s FROM eval_results r {where})) WHERE n = 1 ORDER BY s IS NULL, s DESC, id LIMIT ?",
+        (*score_args, *args, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _rows(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]:

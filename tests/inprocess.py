@@ -16,7 +16,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, EvalConfig, PathsConfig, ServerConfig, WatchConfig, WorkersConfig
+from daemon.config import (
+    Config,
+    EvalConfig,
+    PathsConfig,
+    ServerConfig,
+    WatchConfig,
+    WorkersConfig,
+)
 from daemon.service import Service
 
 
@@ -52,7 +59,8 @@ class InlineExecutor:
 class NoWorkers:
     """An executor that never gets ready: jobs are accepted and stay queued."""
 
-    info: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
 
     async def start(self) -> None:
         await asyncio.Event().wait()

@@ -88,9 +88,10 @@ async def test_an_extreme_custom_weighting_never_ranks_the_default_leaderboard(d
     weak_speed = await completed(daemon, model="weak", weights=SPEED_ONLY)
     strong = await completed(daemon, model="strong")
     weak_default = await completed(daemon, model="weak")  # a cache hit: a row of its own
-    # The precondition of the old bug: weak's first score (speed only) beats strong's default score.
+    # On an idle machine weak's speed-only score (about 1) beats strong's default score, which ranked weak
+    # first before; timings vary with load, so the checks below do not depend on it: every leaderboard row
+    # must carry its default-weights score, whatever its first request asked.
     assert weak_speed["score"] == pytest.approx(expected_score(weak_speed, SPEED_ONLY))
-    assert weak_speed["score"] > strong["score"]
     assert weak_default["cached"] is True and weak_default["eval_id"] != weak_speed["eval_id"]
     assert weak_default["score"] == pytest.approx(expected_score(weak_speed, DEFAULT))
 
@@ -204,7 +205,7 @@ def test_effective_imgsz_is_ultralytics_check_imgsz(ultralytics_env: Path) -> No
 
 async def test_the_leaderboard_ranks_current_dataset_content_by_default(daemon: Any) -> None:
     old = await completed(daemon, model="strong")
-    label = sorted((daemon.data.parent / "labels" / "val").glob("*.txt"))[0]
+    label = min((daemon.data.parent / "labels" / "val").glob("*.txt"))
     label.write_text(label.read_text() + "0 0.5 0.5 0.2 0.2\n")  # the dataset's content changes
     new = await completed(daemon, model="weak")
     assert new["dataset_fingerprint"] != old["dataset_fingerprint"]

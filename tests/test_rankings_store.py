@@ -80,7 +80,7 @@ def test_migration_scores_old_rows_by_default_weights_and_rebuilds_the_leaderboa
             assert got["default_score"] == recompute(m, DEFAULT), model  # exactly: the same operations in order
         board = db.read_sync(lambda c: rankings.leaderboard(c, None, 20))
         best_strong = max(recompute(old[1][1], DEFAULT), recompute(old[2][1], DEFAULT))
-        assert [r["model_name"] for r in board][0] == "strong" and board[0]["score"] == best_strong
+        assert board[0]["model_name"] == "strong" and board[0]["score"] == best_strong
         assert [r["score"] for r in board] == sorted((r["score"] for r in board), reverse=True)
         assert all(r["current_content"] for r in board)
     finally:
@@ -121,5 +121,33 @@ def test_content_seen_later_wins_and_earlier_readings_do_not_override(tmp_path: 
         assert [(r["model_name"], r["dataset_fingerprint"]) for r in current] == [("b", "new")]
         everything = db.read_sync(lambda c: rankings.leaderboard(c, "/d.yaml", 20, all_content=True))
         assert [(r["model_name"], r["current_content"]) for r in everything] == [("a", False), ("c", False), ("b", True)]
+    finally:
+        db.close()
+
+
+def test_the_sql_score_is_composite_score_exactly(tmp_path: Path) -> None:
+    """Ranking under custom weights happens in SQL; it must be the very number composite_score gives."""
+    import random
+
+    from evaluation.scoring import WEIGHT_KEYS, composite_score, resolve_weights
+
+    rng = random.Random(7)
+    db = Database(tmp_path / "eval.db")
+    try:
+        stored = []
+        for i in range(60):
+            m = {k: (None if rng.random() < 0.2 else rng.random()) for k in COLUMNS if k != "inference_ms"}
+            m["inference_ms"] = None if rng.random() < 0.2 else rng.uniform(0, 700)
+            r = row(f"m{i}", "/d.yaml", "fp", m, f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z")
+            db.write_sync(lambda c, r=r: results.insert(c, r))
+            stored.append(m)
+        for _ in range(20):
+            keys = rng.sample(WEIGHT_KEYS, rng.randint(1, 4))
+            weights = resolve_weights({k: rng.choice([0.0, rng.uniform(0, 1 / len(keys))]) for k in keys}
+                                      if rng.random() < 0.9 else {k: 0.0 for k in keys})
+            expr, args = rankings.score_sql(weights)
+            got = db.read_sync(lambda c, e=expr, a=args: [x[0] for x in c.execute(
+                f"SELECT {e} FROM eval_results r ORDER BY r.id", a)])
+            assert got == [composite_score(m, weights) for m in stored], weights
     finally:
         db.close()
