@@ -103,9 +103,10 @@ def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
 
 
 def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str) -> sqlite3.Row | None:
-    """The best-scored evaluation on a dataset among other checkpoints (the spec's literal baseline)."""
+    """The best evaluation on a dataset among other checkpoints (the spec's literal baseline): the top of
+    its leaderboard, i.e. by the default-weights score, whatever weights each row's request used."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE dataset = ? AND checkpoint_sha256 != ? AND score IS NOT NULL "
-        "ORDER BY score DESC, id ASC LIMIT 1",
+        "SELECT * FROM eval_results WHERE dataset = ? AND checkpoint_sha256 != ? AND default_score IS NOT NULL "
+        "ORDER BY default_score DESC, id ASC LIMIT 1",
         (dataset, exclude_sha256),
     ).fetchone()
