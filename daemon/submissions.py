@@ -4,8 +4,9 @@ Everything a client can get wrong is caught here, before the job row exists:
 an unknown model is a 404, a malformed one a 400, a path outside the allowed
 roots a 403, a dataset that cannot be evaluated a 400 with the reason, bad
 weights (including weights that leave nothing to score) a 400; for training,
-a dataset without a usable ``train`` split and an unknown base model are a
-400 too. Nothing here imports torch.
+a dataset without a usable ``train`` split and a base architecture that is
+not a bundled detection one are a 400 too (a base model that does not exist
+is a 404, like ``model``). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -20,8 +21,20 @@ from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.architectures import detection_architecture
 from evaluation.datasets import check_train_split, load_dataset
-from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
-from evaluation.models import ResolvedModel, check_name, expand_user, is_under, resolve_model
+from evaluation.errors import (
+    DatasetError,
+    InvalidRequest,
+    NotFound,
+    PathNotAllowed,
+    UnsupportedTask,
+)
+from evaluation.models import (
+    ResolvedModel,
+    check_name,
+    expand_user,
+    is_under,
+    resolve_model,
+)
 from evaluation.scoring import resolve_weights
 from store.jobs import Job
 
@@ -122,17 +135,15 @@ class Submissions:
 
     def resolve_base(self, model: str, base_model: str | None) -> str:
         """The checkpoint or architecture to train from: an explicit base, else the model's current
-        checkpoint, else ``yolov8n.yaml``. An unknown base is InvalidRequest."""
+        checkpoint, else ``yolov8n.yaml``. An architecture that is not a bundled detection one is
+        InvalidRequest; a model that does not exist is NotFound."""
         if base_model:
             if ARCH_RE.match(base_model):
                 problem = detection_architecture(base_model)
                 if problem:
                     raise InvalidRequest(f"base_model: {problem}")
                 return base_model
-            try:
-                return str(self.resolve_model(base_model).path)
-            except NotFound as exc:
-                raise InvalidRequest(f"base_model: {exc.detail}") from None
+            return str(self.resolve_model(base_model).path)  # a missing model: NotFound, as for `model`
         try:
             return str(self.resolve_model(model).path)
         except NotFound:

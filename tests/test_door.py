@@ -135,14 +135,16 @@ async def test_train_yaml_without_a_train_split_is_400(door: Any) -> None:
     assert status == 202
 
 
-@pytest.mark.parametrize("base", ["yolo99z.yaml", "yolov8n-seg.yaml", "yolov8-world.yaml", "no-such-model",
-                                  "<root>/missing/v1.pt"])
-async def test_unknown_base_model_is_400(door: Any, base: str) -> None:
+@pytest.mark.parametrize("base,expected", [
+    ("yolo99z.yaml", 400), ("yolov8n-seg.yaml", 400), ("yolov8-world.yaml", 400),
+    ("no-such-model", 404), ("<root>/missing/v1.pt", 404),  # a missing model, as for `model`
+])
+async def test_unknown_base_model_is_refused_at_submit(door: Any, base: str, expected: int) -> None:
     base = base.replace("<root>", str(door.root))
     status, body = await post_json(door, "/v1/vision/train", json.dumps(
         {"model": "strong", "dataset": str(door.data), "base_model": base}))
-    assert status == 400, body
-    assert "base_model" in body["detail"]
+    assert status == expected, body
+    assert "base_model" in body["detail"] or "not found" in body["detail"]
 
 
 @pytest.mark.parametrize("base", ["yolov8n.yaml", "yolo11s.yaml", "strong"])
