@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon.config import Config, load_config
+from daemon.version import version
 from evaluation.errors import ConfigError
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vision-evald", description="Evaluate and promote YOLO checkpoints.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
     parser.add_argument("--validate-config", type=Path, metavar="FILE", help="check FILE and exit")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

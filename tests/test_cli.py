@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.cli import render_compare
+from vision_eval.cli import render_compare
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, free_port, make_dataset, place_model
 
 TOKEN = "cli-test-token"

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.client import DEFAULT_URL, ApiError, Client, Unreachable
+from vision_eval.client import DEFAULT_URL, ApiError, Client, Unreachable
 from daemon.paths import DEFAULT_MODELS_ROOT
+from daemon.version import version
 from evaluation.errors import VisionEvalError
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -46,6 +47,7 @@ def _global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vision-eval", description=(__doc__ or "").replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     _global_options(parser, in_subcommand=False)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, in_subcommand=True)
@@ -156,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "eval" and args.local:
-            from daemon.local_eval import run_local_eval
+            from vision_eval.local_eval import run_local_eval
 
             for key, value in LOCAL_DEFAULTS.items():
                 if getattr(args, key) is None:
@@ -315,7 +317,7 @@ def submitted(client: Client, args: argparse.Namespace, job: dict[str, Any],
 
 def wait(client: Client, job: dict[str, Any]) -> dict[str, Any]:
     """Poll the job with a one-line progress bar on stderr (redrawn only when something changed)."""
-    from daemon.local_eval import ProgressBar
+    from vision_eval.local_eval import ProgressBar
 
     bar = ProgressBar(f"{job['kind']} {job['job_id']}")
     shown: list[Any] = [None]
