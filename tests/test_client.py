@@ -19,6 +19,7 @@ from store import jobs as jobq
 from store import results
 from tests.daemon_fixtures import free_port, place_model
 from tests.inprocess import ThreadExecutor, running_service, url
+from tests.test_metrics import default_score, parse_prometheus, value_of
 from vision_eval import cli
 from vision_eval.aclient import AsyncClient
 from vision_eval.api import ApiError, Unreachable
@@ -154,6 +155,13 @@ async def test_async_client_evaluates_compares_and_promotes(tmp_path: Path, ultr
         second = await client.promote("det", 2, reason="second")
         assert (first["decision"], first["version"], second["version"]) == ("promoted", 1, 2)
         assert (await client.model("det"))["current"]["version"] == 2
+        # /metrics: current.pt now holds the bytes evaluated above (det resolved to its newest, v2).
+        assert result["checkpoint_sha256"] == (await client.model("det"))["current"]["sha256"]
+        async with aiohttp.ClientSession() as http, http.get(f"{url(svc)}/metrics") as r:
+            samples = parse_prometheus(await r.text())
+        assert value_of(samples, "vision_evald_promoted_version", model="det") == 2
+        assert value_of(samples, "vision_evald_promoted_map50_95", model="det") == pytest.approx(result["mAP50_95"])
+        assert value_of(samples, "vision_evald_promoted_score", model="det") == pytest.approx(default_score(result))
         back = await client.rollback("det", reason="undo")
         assert back["decision"] == "rollback"
         detail = await client.model("det")
