@@ -92,7 +92,7 @@ class RayExecutor:
         """What /healthz shows: the first actor's versions and device, and every actor's node, GPUs and jobs."""
         infos = list(self._actors.values())
         first = infos[0] if infos else {}
-        keys = ("ultralytics_version", "torch_version", "device", "device_kind")
+        keys = ("pid", "ultralytics_version", "torch_version", "device", "device_kind")
         return {**{k: first[k] for k in keys if k in first},
                 "actors": [{"node": i["node"], "pid": i["pid"], "gpu_ids": i["gpu_ids"],
                             "jobs": self.jobs_per_actor.get(i["node"] + f"/{i['pid']}", 0)} for i in infos]}
