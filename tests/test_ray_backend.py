@@ -110,3 +110,48 @@ def test_a_node_seeing_other_checkpoint_bytes_refuses_and_names_itself(tmp_path:
     os.remove(ckpt)
     problem = verify_inputs(params)
     assert problem is not None and "cannot read" in problem
+
+
+def test_files_made_on_a_node_land_where_a_local_worker_would_write_them(tmp_path: Path) -> None:
+    """Staging and landing (no Ray needed): a train task's checkpoint in node-local scratch, an export
+    beside a staged input, and an evaluation's named outputs all come back to the daemon's paths."""
+    from daemon.ray_actor import _Staging
+    from daemon.ray_backend import _land_files
+
+    daemon_work = tmp_path / "state" / "train" / "job1"
+    staging = _Staging("train", {"work_dir": str(daemon_work), "epochs": 1}, {})
+    trained = Path(staging.params["work_dir"]) / "train" / "weights" / "best.pt"
+    trained.parent.mkdir(parents=True)
+    trained.write_bytes(b"weights")
+    msg = {"type": "result", "result": {"checkpoint": str(trained), "epochs": 1}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    landed = _land_files({"work_dir": str(daemon_work)}, msg)
+    assert landed["checkpoint"] == str(daemon_work / "train" / "weights" / "best.pt")
+    assert Path(landed["checkpoint"]).read_bytes() == b"weights"
+
+    ckpt = tmp_path / "models" / "det" / "v2.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"pt")
+    staging = _Staging("export", {"checkpoint": str(ckpt), "imgsz": 320}, {"checkpoint": ckpt.read_bytes()})
+    assert staging.params["checkpoint"] != str(ckpt) and Path(staging.params["checkpoint"]).read_bytes() == b"pt"
+    onnx = Path(staging.params["checkpoint"]).with_suffix(".onnx")
+    onnx.write_bytes(b"onnx")
+    msg = {"type": "result", "result": {"onnx": str(onnx)}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    assert _land_files({"checkpoint": str(ckpt)}, msg)["onnx"] == str(ckpt.with_suffix(".onnx"))
+    assert ckpt.with_suffix(".onnx").read_bytes() == b"onnx"
+
+    art = tmp_path / "state" / "artifacts" / "k"
+    params = {"predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
+              "work_dir": str(art / "work"), "model_path": str(ckpt)}
+    staging = _Staging("eval", params, {})
+    assert staging.params["model_path"] == str(ckpt)  # inputs on the shared file system are read in place
+    Path(staging.params["predictions_path"]).write_text("[]")
+    Path(staging.params["evidence_path"]).write_bytes(b"npz")
+    msg = {"type": "result", "result": {"mAP50": 1.0}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    _land_files(params, msg)
+    assert (art / "predictions.json").read_text() == "[]" and (art / "evidence.npz").read_bytes() == b"npz"
