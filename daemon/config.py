@@ -56,6 +56,10 @@ class WorkersConfig:
     count: int = 1
     device: str = "auto"
     torch_threads: int = 0  # 0: torch's default
+    backend: str = "local"  # or "ray": one actor per worker on a Ray cluster
+    ray_address: str = ""  # empty: start a local Ray head; "auto" or host:port: join that cluster
+    gpus_per_worker: float = -1.0  # < 0: 1 where the cluster has GPUs, else 0
+    ray_local_gpus: int = -1  # GPUs a local head declares; < 0: what Ray detects
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,8 @@ def _validate(cfg: Config) -> None:
         )
     if cfg.workers.count < 1:
         raise ConfigError("[workers] count must be at least 1")
+    if cfg.workers.backend not in ("local", "ray"):
+        raise ConfigError(f"[workers] backend must be \"local\" or \"ray\", got {cfg.workers.backend!r}")
     if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1:
         raise ConfigError("[jobs] max_queued and max_attempts must be at least 1")
     if cfg.promotion.baseline not in ("current", "dataset_best"):

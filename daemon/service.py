@@ -44,6 +44,17 @@ from store.database import Database
 log = logging.getLogger(__name__)
 
 
+def build_executor(config: Config) -> Executor:
+    """The configured backend: local worker processes, or actors on a Ray cluster (imports ray only then)."""
+    w = config.workers
+    if w.backend == "ray":
+        from daemon.ray_backend import RayExecutor
+
+        return RayExecutor(w.count, w.device, w.torch_threads, address=w.ray_address,
+                           gpus_per_worker=w.gpus_per_worker, local_gpus=w.ray_local_gpus)
+    return WorkerPool(w.count, str(config.state_dir), w.device, w.torch_threads)
+
+
 class Service:
     """The running daemon (see module contract). Handlers reach everything through it."""
 
@@ -51,9 +62,7 @@ class Service:
         self.config = config
         self.clock = clock
         self.db: Database | None = None
-        self.executor: Executor = executor or WorkerPool(
-            config.workers.count, str(config.state_dir), config.workers.device, config.workers.torch_threads
-        )
+        self.executor: Executor = executor or build_executor(config)
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
@@ -269,6 +278,6 @@ class Service:
         if self.workers_ready.is_set() and not self.executor.healthy():
             workers = "restarting"
         watcher = "off" if self.watcher is None else ("ok" if self.watcher.healthy() else "down")
-        ok = db_ok and not self._closed and watcher != "down"
+        ok = db_ok and not self._closed and watcher != "down" and self.executor.available()
         return {"ok": ok, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
                 "worker_info": self.executor.info}
