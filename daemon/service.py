@@ -265,6 +265,7 @@ class Service:
             running=len(self.queue.running_ids()) if self.queue else 0,
             worker_restarts=getattr(self.executor, "restarts", 0),
             watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
+            worker_info=self.executor.info,
         )
         return self.telemetry.render(snapshot)
 
