@@ -155,6 +155,8 @@ class Evaluations:
             "model_path": spec.model_path, "dataset_path": spec.dataset_path, "model_name": spec.model_name,
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
             "allow_class_mismatch": spec.allow_class_mismatch, "work_dir": str(art / "work"),
+            # what a remote worker must find (daemon.ray_actor)
+            "checkpoint_sha256": ident.sha256, "dataset_fingerprint": ident.fingerprint,
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
         }
         try:

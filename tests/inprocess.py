@@ -1,42 +1,44 @@
-"""An in-process daemon for HTTP tests: the real ``Service`` (SQLite in tmp_path, queue, HTTP
-app), with worker tasks run in this process.
+"""An in-process daemon for tests: the real ``Service`` (SQLite, queue, promotion, HTTP on a free port)
+with an executor that runs the real worker tasks (``daemon.worker_main.TASKS``) in a thread of the
+test process instead of spawned worker processes.
 
-``InlineExecutor`` runs the very task functions a warm worker runs
-(``daemon.worker_main.TASKS``: real ultralytics, real files) in a thread of
-this process instead of a spawned child; only the process boundary is
-skipped. ``NoWorkers`` never becomes ready, so submitted jobs stay queued:
-for tests of what the door accepts or refuses.
+``ThreadExecutor`` stands in for ``WorkerPool`` only because spawning warm torch processes per test
+is slow; what runs is the same code. It cannot interrupt a running task (a thread cannot be
+killed), so a cancel of a *running* job is not exercised through it; a queued job cancels normally.
+``start()`` waits for ``release`` to be set: until then the queue dispatches nothing, so a test can
+inspect and cancel queued jobs deterministically.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from daemon.config import (
-    Config,
-    EvalConfig,
-    PathsConfig,
-    ServerConfig,
-    WatchConfig,
-    WorkersConfig,
-)
+from daemon.config import Config, parse_config
 from daemon.service import Service
+from evaluation.errors import InternalError, VisionEvalError
 
 
-class InlineExecutor:
-    """The worker's task functions, run in a thread of this process (see module contract)."""
+class ThreadExecutor:
+    """The ``Executor`` protocol over ``daemon.worker_main.TASKS`` run in a thread (see module contract)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str = "cpu", *, released: bool = True) -> None:
+        self.device = device
         self.info: dict[str, Any] = {}
+        self.release = asyncio.Event()
+        if released:
+            self.release.set()
 
     async def start(self) -> None:
+        # _info imports torch: only tests that run tasks get here.
         from daemon.worker_main import _info
 
-        self.info = await asyncio.to_thread(_info, "cpu")
+        await self.release.wait()
+        self.info = await asyncio.to_thread(_info, self.device)
 
     async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
                   timeout: float, cancel: asyncio.Event) -> dict[str, Any]:
@@ -45,9 +47,14 @@ class InlineExecutor:
         loop = asyncio.get_running_loop()
 
         def progress(value: float) -> None:
-            loop.call_soon_threadsafe(on_progress, value)
+            loop.call_soon_threadsafe(on_progress, float(value))
 
-        return await asyncio.to_thread(TASKS[kind], params, progress)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(TASKS[kind], params, progress), timeout)
+        except VisionEvalError:
+            raise
+        except Exception as exc:  # as WorkerPool reports a task's unexpected error
+            raise InternalError(f"{type(exc).__name__}: {exc}") from exc
 
     def healthy(self) -> bool:
         return True
@@ -56,56 +63,44 @@ class InlineExecutor:
         return None
 
 
-class NoWorkers:
-    """An executor that never gets ready: jobs are accepted and stay queued."""
-
-    def __init__(self) -> None:
-        self.info: dict[str, Any] = {}
-
-    async def start(self) -> None:
-        await asyncio.Event().wait()
-
-    async def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("NoWorkers runs nothing")
-
-    def healthy(self) -> bool:
-        return False
-
-    async def close(self) -> None:
-        return None
-
-
-def config_for(root: Path, **eval_settings: int) -> Config:
-    return Config(
-        server=ServerConfig(host="127.0.0.1", port=0),
-        paths=PathsConfig(models_root=str(root / "models"), state_dir=str(root / "state"),
-                          db_path=str(root / "eval.db"), allowed_roots=(str(root),)),
-        workers=WorkersConfig(count=1, device="cpu"),
-        eval=EvalConfig(**eval_settings),
-        watch=WatchConfig(enabled=False),
-    )
+def service_config(root: Path, **sections: dict[str, Any]) -> Config:
+    """A Config on files under ``root``: port 0 (the OS picks a free one; only tests may ask for it, the
+    config file refuses it), no watcher, one CPU worker; ``sections`` override."""
+    raw: dict[str, dict[str, Any]] = {
+        "paths": {"models_root": str(root / "models"), "state_dir": str(root / "state"),
+                  "db_path": str(root / "eval.db")},
+        "workers": {"count": 1, "device": "cpu"},
+        "watch": {"enabled": False},
+    }
+    for name, table in sections.items():
+        raw.setdefault(name, {}).update(table)
+    config = parse_config(raw, environ={})
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, port=0))
 
 
 @asynccontextmanager
-async def running(root: Path, executor: Any, **eval_settings: int) -> AsyncIterator[Service]:
-    """A started service on ``root`` (workers awaited unless ``executor`` is ``NoWorkers``)."""
-    svc = Service(config_for(root, **eval_settings), executor=executor)
-    await svc.start()
+async def running_service(root: Path, executor: Any = None, **sections: dict[str, Any]) -> AsyncIterator[Service]:
+    """A started ``Service`` on ``service_config(root, **sections)``; closed on exit. ``url(svc)`` is its address.
+    Without ``executor``: a ``ThreadExecutor`` never released (jobs stay queued, nothing imports torch)."""
+    svc = Service(service_config(root, **sections), executor=executor or ThreadExecutor(released=False))
     try:
-        if not isinstance(executor, NoWorkers):
-            await asyncio.wait_for(svc.workers_ready.wait(), 300)
+        await svc.start()
         yield svc
     finally:
         await svc.close()
 
 
+def url(svc: Service) -> str:
+    """The base URL of a started service."""
+    return f"http://127.0.0.1:{svc.bound_port}"
+
+
 async def wait_job(client: Any, job_id: str, timeout: float = 600.0) -> dict[str, Any]:
-    """Poll ``GET /v1/vision/jobs/{id}`` until the job is finished; return it."""
+    """Poll ``GET /v1/vision/jobs/{id}`` through an aiohttp test ``client`` until the job has finished."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        resp = await client.get(f"/v1/vision/jobs/{job_id}")
-        job = await resp.json()
+        job = await (await client.get(f"/v1/vision/jobs/{job_id}")).json()
         if job["status"] in ("completed", "failed", "cancelled"):
             return job  # type: ignore[no-any-return]
         await asyncio.sleep(0.1)

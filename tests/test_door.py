@@ -1,7 +1,8 @@
 """Refused at the door: everything knowable at submit time is a 400 there, never a 500 or a failed job.
 
 In-process: the real Service and HTTP app on a SQLite file in tmp_path, with
-``NoWorkers`` so that accepted jobs stay queued (nothing here runs a model).
+an executor never released, so that accepted jobs stay queued (nothing here
+runs a model).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import yaml
 
 from handlers.app import make_app
 from tests.daemon_fixtures import STRONG_PT, make_dataset, place_model
-from tests.inprocess import NoWorkers, running
+from tests.inprocess import running_service
 
 ZERO_WEIGHTS = {"mAP50_95": 0, "mAP50": 0, "small_object_recall": 0, "f1": 0, "speed": 0}
 HUGE = "9" * 400
@@ -25,7 +26,8 @@ HUGE = "9" * 400
 async def door(tmp_path: Path, aiohttp_client: Any):
     data = make_dataset(tmp_path / "data", n_val=4, seed=0)
     place_model(tmp_path / "models", "strong", STRONG_PT)
-    async with running(tmp_path, NoWorkers(), imgsz=320, batch=8) as svc:
+    async with running_service(tmp_path, paths={"allowed_roots": [str(tmp_path)]},
+                               eval={"imgsz": 320, "batch": 8}) as svc:
         client = await aiohttp_client(make_app(svc))
         client.data = data  # type: ignore[attr-defined]
         client.root = tmp_path  # type: ignore[attr-defined]

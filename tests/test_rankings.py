@@ -3,7 +3,7 @@ asked (cache hits under the requested model, dataset path and options, after the
 effective imgsz/batch, current dataset content.
 
 In-process: the real Service and HTTP app on SQLite in tmp_path; evaluations are real ultralytics
-runs of the committed checkpoints on tiny synthetic data, executed by ``InlineExecutor`` (the
+runs of the committed checkpoints on tiny synthetic data, executed by ``ThreadExecutor`` (the
 worker's own task functions, in a thread of this process). Scores are checked against a
 straightforward recomputation of DESIGN.md's formula, written out here, not against our own code.
 """
@@ -21,7 +21,7 @@ import yaml
 
 from handlers.app import make_app
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset, place_model
-from tests.inprocess import InlineExecutor, running, wait_job
+from tests.inprocess import ThreadExecutor, running_service, wait_job
 
 DEFAULT = {"mAP50_95": 0.35, "mAP50": 0.20, "small_object_recall": 0.20, "f1": 0.15, "speed": 0.10}
 SPEED_ONLY = {"speed": 1.0}
@@ -49,7 +49,9 @@ async def daemon(tmp_path: Path, aiohttp_client: Any, ultralytics_env: Path):
     place_model(tmp_path / "models", "strong", STRONG_PT)
     place_model(tmp_path / "models", "weak", WEAK_PT)
     place_model(tmp_path / "models", "twin", STRONG_PT)  # the same bytes under another name
-    async with running(tmp_path, InlineExecutor(), imgsz=320, batch=8) as svc:
+    async with running_service(tmp_path, ThreadExecutor(), paths={"allowed_roots": [str(tmp_path)]},
+                               eval={"imgsz": 320, "batch": 8}) as svc:
+        await asyncio.wait_for(svc.workers_ready.wait(), 300)
         client = await aiohttp_client(make_app(svc))
         client.data, client.root = data, tmp_path  # type: ignore[attr-defined]
         yield client

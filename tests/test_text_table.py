@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from daemon.cli import render_leaderboard
-from daemon.text_table import ELLIPSIS, clip, display_width, table
+from vision_eval.cli import render_leaderboard
+from vision_eval.text_table import ELLIPSIS, clip, display_width, table
 
 
 def cells(text: str) -> int:
