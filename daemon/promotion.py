@@ -1,10 +1,11 @@
 """Promotion of ``<name>/current.pt``: decisions, the atomic swap, the ledger, rollback.
 
 Rules (DESIGN.md): the candidate must beat the incumbent -- the evaluation of
-what ``current.pt`` holds now, on the same dataset content, rescored with the
+what ``current.pt`` holds now with the candidate's effective settings (same
+dataset content, image size, batch and device kind), rescored with the
 candidate's weights (evaluated first when it has none) -- by more than
 ``promotion.min_delta``; with ``baseline = "dataset_best"`` it must beat the
-best score on that dataset's leaderboard instead (the spec's literal rule).
+best score among evaluations with the same settings instead.
 The first version of a model (no ``current.pt``) is promoted. Every decision,
 promoted or refused, and every rollback is a ``promotions`` row with both
 checkpoints' sha256, both scores and the reason.
@@ -141,23 +142,28 @@ class Promoter:
 
     async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
                         ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
-        """The result the candidate must beat, and how to name it in reasons (None: nothing to beat)."""
+        """The result the candidate must beat, and how to name it in reasons (None: nothing to beat).
+
+        Like with like: only evaluations with the candidate's effective settings (as stored in its
+        result: dataset content, image size, batch, device kind) are baselines; the incumbent is
+        evaluated first with those settings when it has no such evaluation.
+        """
+        settings = results.like_settings(result)
         if self.config.baseline == "dataset_best":
-            row = await self.db.read(lambda c: results.best_score_on_dataset(c, spec.dataset_path,
-                                                                           result["checkpoint_sha256"]))
+            row = await self.db.read(lambda c: results.best_score_like(c, settings, result["checkpoint_sha256"]))
             if row is None:
-                return None, "the dataset's leaderboard (empty)"
+                return None, "the dataset's leaderboard (empty at these settings)"
             return results.result_of(row), f"the dataset's best ({row['model_name']}, eval {row['id']})"
-        fp = result["dataset_fingerprint"]
-        row = await self.db.read(lambda c: results.find_for_checkpoint(c, previous_sha, fp))
+        row = await self.db.read(lambda c: results.find_like(c, previous_sha, settings))
         if row is not None:
-            return results.result_of(row), "the incumbent current.pt"
+            return results.result_of(row), f"the incumbent current.pt (eval {row['id']})"
         log.info("job %s: evaluating the incumbent current.pt of %s first", ctx.job.id, spec.model_name)
         incumbent_spec = EvalSpec(
             model_path=str(current), model_name=spec.model_name, model_version=None,
-            dataset_path=spec.dataset_path, imgsz=spec.imgsz, batch=spec.batch, weights=spec.weights,
+            dataset_path=spec.dataset_path, imgsz=settings[1], batch=settings[2], weights=spec.weights,
         )
-        return await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger), "the incumbent current.pt"
+        incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
+        return incumbent, f"the incumbent current.pt (eval {incumbent['eval_id']})"
 
     async def _gates(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
                      gates: dict[str, Any], ctx: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
