@@ -15,6 +15,7 @@ from typing import Any
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
+from evaluation.compare_stats import gain_basis
 from evaluation.comparison import compare_results
 from evaluation.errors import InvalidRequest
 from evaluation.scoring import resolve_weights
@@ -75,7 +76,8 @@ class JobRunner:
             )
             stats = out["statistics"]
             stats["difference"] = "b - a"
-            stats["speed"] = ("inference_ms is measured once per evaluation, not resampled: intervals cover "
-                              "accuracy metrics only, and accuracy_score is the score without its speed term")
-            out["winner_significant"] = bool((stats["metrics"].get("accuracy_score") or {}).get("significant"))
+            stats["speed"] = ("inference_ms is resampled by batches (warm-up batch left out) in the same bootstrap "
+                              "as the images; score combines both, accuracy_score is the score without speed")
+            stats["gain_basis"] = gain_basis(stats)
+            out["winner_significant"] = bool((stats["metrics"].get(stats["gain_basis"]) or {}).get("significant"))
         return out

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
+from evaluation.speed import draw_batches, evidence_timings, resampled_inference_ms
 
 # ultralytics.utils.metrics constants, reproduced exactly.
 EPS = 1e-16  # ap_per_class(eps=1e-16): recall = tpc / (n_l + eps), F1 = 2PR / (P + R + eps)
@@ -1054,7 +1055,8 @@ def bootstrap_metrics(
 
 
 def _score_rows(m: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """composite_score without speed, row by row (NaN metric = null term, dropped and renormalised)."""
+    """composite_score row by row over the metrics in ``m`` (speed only when given; NaN metric = null term,
+    dropped and renormalised)."""
     num = np.zeros_like(m["mAP50"])
     den = np.zeros_like(m["mAP50"])
     for k, w in weights.items():
@@ -1087,6 +1089,48 @@ def _interval(a: float | None, b: float | None, da: np.ndarray, db: np.ndarray, 
         "a": a, "b": b, "diff": b - a, "ci_low": float(lo), "ci_high": float(hi), "p_value": p,
         "significant": bool(lo > 0 or hi < 0), "n_valid": int(d.size),
     }
+
+
+def _speed_rows(timings: tuple[np.ndarray, np.ndarray], draws: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
+    """(full-set inference_ms, inference_ms of every resample of batches)."""
+    ms, images = timings
+    return float(ms.sum() / images.sum()), resampled_inference_ms(ms, images, draws, alpha)
+
+
+def _speed_and_score(
+    ev_a: Mapping[str, Any], ev_b: Mapping[str, Any], part_a: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    part_b: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], weights: Mapping[str, float], n_resamples: int,
+    seed: int, alpha: float,
+) -> dict[str, dict[str, Any]]:
+    """``inference_ms`` and the full composite ``score`` with intervals, when both evidences hold timings.
+
+    Speed is resampled by batches (``evaluation.speed``: the warm-up batch left out), in the same
+    bootstrap as the images: resample r pairs image draw r (accuracy) with batch draw r (speed), and its
+    score combines both. Batches are paired (the same draw for a and b) when both evaluations ran the same
+    batch sizes, else each side draws its own. {} without timings on both sides (fewer than two batches
+    after the warm-up, or evidence written before they were kept): the gain is then judged on accuracy.
+    """
+    t_a, t_b = evidence_timings(ev_a), evidence_timings(ev_b)
+    if t_a is None or t_b is None:
+        return {}
+    draws_a = draw_batches(len(t_a[0]), n_resamples, seed)
+    paired = np.array_equal(t_a[1], t_b[1])
+    draws_b = draws_a if paired else draw_batches(len(t_b[0]), n_resamples, seed + 1)
+    out: dict[str, dict[str, Any]] = {}
+    full_ms_a, rows_ms_a = _speed_rows(t_a, draws_a, alpha)
+    full_ms_b, rows_ms_b = _speed_rows(t_b, draws_b, alpha)
+    out["inference_ms"] = _interval(full_ms_a, full_ms_b, rows_ms_a, rows_ms_b, alpha)
+    scores = []
+    for (full, res), full_ms, rows_ms in ((part_a, full_ms_a, rows_ms_a), (part_b, full_ms_b, rows_ms_b)):
+        full_score = _score_rows({**full, "speed": _speed_score_rows(np.array([full_ms]))}, weights)
+        scores.append((_value(full_score[0]), _score_rows({**res, "speed": _speed_score_rows(rows_ms)}, weights)))
+    out["score"] = _interval(scores[0][0], scores[1][0], scores[0][1], scores[1][1], alpha)
+    return out
+
+
+def _speed_score_rows(inference_ms: np.ndarray) -> np.ndarray:
+    """scoring.speed_score, element-wise (the same arithmetic)."""
+    return np.minimum(1.0, np.maximum(0.0, (500.0 - inference_ms) / 450.0))
 
 
 def _class_name(c: int, names: Sequence[str] | Mapping[int, str] | None) -> str:
@@ -1188,6 +1232,7 @@ def paired_bootstrap(
         res["accuracy_score"] = _score_rows(res, w)
     metrics = {m: _interval(_value(full_a[m][0]), _value(full_b[m][0]), res_a[m], res_b[m], alpha)
                for m in BOOTSTRAP_METRICS}
+    metrics.update(_speed_and_score(ev_a, ev_b, (full_a, res_a), (full_b, res_b), w, n_resamples, seed, alpha))
     per_class: dict[str, dict[str, Any]] = {}
     cls_a = {int(c): i for i, c in enumerate(eng_a.classes)}
     cls_b = {int(c): i for i, c in enumerate(eng_b.classes)}
@@ -1235,14 +1280,23 @@ def _regressed(s: Mapping[str, Any], threshold: float) -> bool:
     return d is not None and hi is not None and d < -threshold and hi < 0
 
 
+def gain_basis(comparison: Mapping[str, Any]) -> str:
+    """The metric whose interval judges the score gain: ``score`` (accuracy and speed, resampled together)
+    when the comparison has it, else ``accuracy_score`` (evidence without timings)."""
+    s = comparison.get("metrics", {}).get("score")
+    return "score" if s and s.get("ci_low") is not None else "accuracy_score"
+
+
 def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The gates a comparison (``paired_bootstrap``: b is the candidate) fails; [] = passes.
 
     gates (missing keys take GATE_DEFAULTS):
 
-    - ``require_significant`` (bool) with ``min_delta`` (float): the
-      accuracy-score gain must be established: its interval's lower bound must
-      be above min_delta. Without require_significant, min_delta is unused.
+    - ``require_significant`` (bool) with ``min_delta`` (float): the score
+      gain must be established: the lower bound of its interval (``score``,
+      accuracy and speed together, or ``accuracy_score`` when the evidence
+      holds no timings: ``gain_basis``) must be above min_delta. Without
+      require_significant, min_delta is unused here.
     - ``max_class_regression`` (float or None) with ``min_class_support``
       (int): no class with at least that many ground-truth objects may lose
       AP50 significantly by more than the threshold. A class fails when its
@@ -1268,17 +1322,18 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
     metrics = comparison.get("metrics", {})
 
     if g["require_significant"]:
-        s = metrics.get("accuracy_score") or {}
+        subject = gain_basis(comparison)
+        s = metrics.get(subject) or {}
         min_delta = float(g["min_delta"] or 0.0)
         lo = s.get("ci_low")
         if lo is None:
             failures.append(_failure(
-                "require_significant", "accuracy_score", s, min_delta,
-                "no accuracy score to compare (a model has no scorable metric): the gain cannot be established"))
+                "require_significant", subject, s, min_delta,
+                "no score to compare (a model has no scorable metric): the gain cannot be established"))
         elif not lo > min_delta:
             failures.append(_failure(
-                "require_significant", "accuracy_score", s, min_delta,
-                f"accuracy-score gain {s['diff']:+.4f} is not established above {min_delta:+.4f}: its "
+                "require_significant", subject, s, min_delta,
+                f"{subject.replace('_', ' ')} gain {s['diff']:+.4f} is not established above {min_delta:+.4f}: its "
                 f"{1 - comparison.get('alpha', 0.05):.0%} interval [{lo:+.4f}, {s['ci_high']:+.4f}] "
                 f"reaches {min_delta:+.4f}"))
 

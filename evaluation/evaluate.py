@@ -24,6 +24,7 @@ from evaluation.evidence import write_evidence
 from evaluation.metrics import core_metrics
 from evaluation.scoring import composite_score, resolve_weights
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
+from evaluation.speed import speed_summary
 
 
 @dataclass
@@ -186,12 +187,12 @@ def evaluate(
     if predictions_path is not None:
         write_predictions(predictions_path, rel_names, boxes)
     if evidence_path is not None:
-        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf)
+        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf, out.timings)
     speed = out.metrics.speed
     result: dict[str, Any] = {
         "model_name": request.model_name,
         **core,
-        "inference_ms": float(speed.get("inference", 0.0)),
+        **speed_summary([t.ms for t in out.timings], [t.images for t in out.timings]),
         "preprocess_ms": float(speed.get("preprocess", 0.0)),
         "postprocess_ms": float(speed.get("postprocess", 0.0)),
         **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
