@@ -75,7 +75,7 @@ class WatchConfig:
 class PromotionConfig:
     baseline: str = "current"  # or "dataset_best"
     min_delta: float = 0.0
-    require_significant: bool = False
+    require_significant: bool = True  # false: the spec's literal rule (a higher score is enough)
     max_class_regression: float = -1.0  # < 0: gate off
     min_class_support: int = 10
     max_size_recall_regression: float = -1.0  # < 0: gate off

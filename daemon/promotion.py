@@ -27,12 +27,14 @@ from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import PromotionConfig
+from daemon.decision import Gain, gates_active, identical_reason, judge
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256
 from evaluation.errors import Conflict, InvalidRequest, NotFound, PathNotAllowed
+from evaluation.evidence import load_evidence, same_predictions
 from evaluation.models import CURRENT, check_name, list_versions
 from evaluation.scoring import composite_score, resolve_weights
 from store import promotions, results
@@ -112,7 +114,7 @@ class Promoter:
             "eval_id": result.get("eval_id"), "dataset": spec.dataset_path, "version": spec.model_version,
             "new_sha256": result["checkpoint_sha256"], "new_score": new_score, "weights": weights,
             "previous_sha256": None, "previous_score": None, "baseline": self.config.baseline, "gates": [],
-            "gate_settings": gates,
+            "gate_settings": gates, "gain": None,
         }
         previous_sha = await asyncio.to_thread(_sha_or_none, current)
         decision["previous_sha256"] = previous_sha
@@ -125,20 +127,16 @@ class Promoter:
         incumbent, baseline_desc = await self._baseline(spec, result, current, previous_sha, ctx)
         baseline_score = None if incumbent is None else composite_score(incumbent, weights)
         decision["previous_score"] = baseline_score
-        margin = float(gates["min_delta"])
-        if baseline_score is not None and not new_score > baseline_score + margin:
-            return {**decision, "decision": "refused", "reason": (
-                f"score {new_score:.4f} does not beat {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}")}
-        reason = (f"score {new_score:.4f} beats {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
-                  if baseline_score is not None else f"{baseline_desc} has no score")
-        if incumbent is not None and gates_active(gates):
-            failures, summary = await self._gates(incumbent, result, weights, gates, ctx)
-            decision.update(gates=failures, significance=summary)
-            if failures:
-                return {**decision, "decision": "refused", "reason": "refused by promotion gates: " + "; ".join(
-                    f"{f['gate']} ({f['subject']}): {f['reason']}" for f in failures)}
-            reason += "; gates passed"
-        return {**decision, "decision": "promoted", "reason": reason}
+        if incumbent is None or baseline_score is None:
+            return {**decision, "decision": "promoted", "reason": f"{baseline_desc} has no score"}
+        stats, summary = await self._statistics(incumbent, result, weights, ctx)
+        gain = Gain.of(new_score, baseline_score, stats)
+        decision.update(gain=gain.public(), significance=summary)
+        if await self._same_predictions(incumbent, result):
+            return {**decision, "decision": "refused", "reason": identical_reason(gain, baseline_desc)}
+        failures = self._gate_failures(stats, gates) if gates_active(gates) else []
+        verdict, reason = judge(gain, new_score, baseline_score, baseline_desc, gates, failures)
+        return {**decision, "decision": verdict, "reason": reason, "gates": failures}
 
     async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
                         ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
@@ -165,16 +163,20 @@ class Promoter:
         incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
         return incumbent, f"the incumbent current.pt (eval {incumbent['eval_id']})"
 
-    async def _gates(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
-                     gates: dict[str, Any], ctx: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Paired bootstrap of candidate (b) against incumbent (a), then the gates; (failures, summary)."""
-        from evaluation.compare_stats import evaluate_gates
-
+    async def _same_predictions(self, incumbent: dict[str, Any], candidate: dict[str, Any]) -> bool:
+        """Whether both evaluations hold the same predictions on every image (their evidence, timings aside)."""
         if incumbent.get("dataset_fingerprint") != candidate.get("dataset_fingerprint"):
-            failure = {"gate": "comparable", "subject": "dataset", "value": None, "ci_low": None, "ci_high": None,
-                       "threshold": None, "reason": "the baseline was evaluated on other dataset content, so the "
-                                                    "gates cannot pair their images"}
-            return [failure], {}
+            return False
+        paths = [await self.evaluations.evidence_path(r["eval_id"]) for r in (incumbent, candidate)]
+        return await asyncio.to_thread(lambda: same_predictions(*(load_evidence(Path(p)) for p in paths)))
+
+    async def _statistics(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
+                          ctx: JobContext) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Paired bootstrap of candidate (b) against incumbent (a); (None, {}) when they cannot be paired
+        (other dataset content) or ``bootstrap_resamples`` is 0."""
+        if incumbent.get("dataset_fingerprint") != candidate.get("dataset_fingerprint") \
+                or self.config.bootstrap_resamples < 1:
+            return None, {}
         stats = await self.executor.run(
             "compare",
             {"evidence_a": await self.evaluations.evidence_path(incumbent["eval_id"]),
@@ -183,9 +185,22 @@ class Promoter:
              "n_resamples": self.config.bootstrap_resamples, "seed": self.config.bootstrap_seed},
             job_id=ctx.job.id, on_progress=lambda _: None, timeout=ctx.remaining(), cancel=ctx.cancel_event,
         )
-        summary = {"accuracy_score": stats["metrics"].get("accuracy_score"), "n_resamples": stats["n_resamples"],
+        metrics = stats["metrics"]
+        summary = {"accuracy_score": metrics.get("accuracy_score"), "score": metrics.get("score"),
+                   "inference_ms": metrics.get("inference_ms"), "n_resamples": stats["n_resamples"],
                    "seed": stats["seed"], "eval_id_a": incumbent["eval_id"], "eval_id_b": candidate["eval_id"]}
-        return evaluate_gates(stats, gates), summary
+        return stats, summary
+
+    @staticmethod
+    def _gate_failures(stats: dict[str, Any] | None, gates: dict[str, Any]) -> list[dict[str, Any]]:
+        """The gates ``stats`` fails; without statistics every active gate fails as not comparable."""
+        from evaluation.compare_stats import evaluate_gates
+
+        if stats is None:
+            return [{"gate": "comparable", "subject": "dataset", "value": None, "ci_low": None, "ci_high": None,
+                     "threshold": None, "reason": "no paired bootstrap: the baseline was evaluated on other dataset "
+                                                  "content, or [promotion] bootstrap_resamples is 0"}]
+        return evaluate_gates(stats, gates)
 
     # -- manual promotion and rollback ---------------------------------------------------------
     async def promote_version(self, name: str, version: int, actor: str, reason: str | None) -> dict[str, Any]:
@@ -263,7 +278,7 @@ class Promoter:
             "previous_score": decision.get("previous_score"), "new_score": decision.get("new_score"),
             "details": {"job_id": job_id, "gates": decision.get("gates", []), "weights": decision.get("weights"),
                         "baseline": decision.get("baseline"), "gate_settings": decision.get("gate_settings"),
-                        "significance": decision.get("significance")},
+                        "significance": decision.get("significance"), "gain": decision.get("gain")},
         }
         return await self.db.write(lambda c: promotions.insert(c, row))
 
@@ -309,11 +324,6 @@ class Promoter:
 
 GATE_KEYS = ("require_significant", "min_delta", "max_class_regression", "min_class_support",
              "max_size_recall_regression")
-
-
-def gates_active(gates: dict[str, Any]) -> bool:
-    return bool(gates["require_significant"]) or gates["max_class_regression"] is not None \
-        or gates["max_size_recall_regression"] is not None
 
 
 def validate_gates(raw: Any) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ def speed_summary(batch_ms: Any, batch_images: Any) -> dict[str, Any]:
         return {"inference_ms": None, "inference_ms_iqr": None, "inference_batches": 0}
     q25, q75 = np.percentile(ms / images, [25, 75])
     return {"inference_ms": float(ms.sum() / images.sum()), "inference_ms_iqr": float(q75 - q25),
-            "inference_batches": int(len(ms))}
+            "inference_batches": len(ms)}
 
 
 def evidence_timings(evidence: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -13,13 +13,13 @@ import tempfile
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from evaluation import compare_stats as cs  # noqa: E402
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score  # noqa: E402
-from evaluation.speed import speed_summary  # noqa: E402
-from tests.test_compare_stats import pair  # noqa: E402
+from evaluation import compare_stats as cs
+from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
+from evaluation.speed import speed_summary
+from tests.test_compare_stats import pair
 
 
 def with_timings(ev: dict, batch_ms: np.ndarray, batch_images: np.ndarray) -> dict:
