@@ -8,7 +8,7 @@ module to judge and word them. The rules (README, "Promotion"):
   than ``min_delta``;
 - with ``require_significant`` (the default) the lower bound of the score
   gain's 95% interval must exceed ``min_delta`` too ("beyond noise"), and
-  the other gates apply (``evaluation.compare_stats.evaluate_gates``);
+  the other gates apply (``evaluation.stats.gates.evaluate_gates``);
 - predictions identical to the incumbent's on every image are refused
   before any of that, whatever the timings say (only speed could differ).
 """
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from evaluation.stats.gates import gain_basis, gates_active
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,6 @@ class Gain:
     def of(cls, new_score: float, baseline_score: float, stats: dict[str, Any] | None) -> Gain:
         if not stats:
             return cls(value=new_score - baseline_score)
-        from evaluation.compare_stats import gain_basis
-
         basis = gain_basis(stats)
         s = stats.get("metrics", {}).get(basis) or {}
         return cls(value=new_score - baseline_score, ci_low=s.get("ci_low"), ci_high=s.get("ci_high"),
@@ -80,9 +80,3 @@ def judge(gain: Gain, new_score: float, baseline_score: float, baseline_desc: st
         return "promoted", f"{gain.words()}: beyond noise; {compared.format('beats')}; gates passed"
     return "promoted", f"{gain.words()}: {compared.format('beats')}" + (
         "; gates passed" if gates_active(gates) else "")
-
-
-def gates_active(gates: dict[str, Any]) -> bool:
-    """Whether any gate is on (then the paired bootstrap decides too, not just the point rule)."""
-    return bool(gates["require_significant"]) or gates["max_class_regression"] is not None \
-        or gates["max_size_recall_regression"] is not None

@@ -21,22 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import PromotionConfig
-from daemon.decision import Gain, gates_active, identical_reason, judge
+from daemon.decision import Gain, identical_reason, judge
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256
-from evaluation.errors import Conflict, InvalidRequest, NotFound, PathNotAllowed
+from evaluation.errors import Conflict, NotFound, PathNotAllowed
 from evaluation.evidence import load_evidence, same_predictions
 from evaluation.models import CURRENT, check_name, list_versions
 from evaluation.scoring import composite_score, resolve_weights
+from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
 
@@ -94,14 +94,7 @@ class Promoter:
 
     def gate_settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The promotion gates in force: the config's, overridden per request (validated at submit)."""
-        c = self.config
-        gates = {
-            "require_significant": c.require_significant,
-            "min_delta": c.min_delta,
-            "max_class_regression": c.max_class_regression if c.max_class_regression >= 0 else None,
-            "min_class_support": c.min_class_support,
-            "max_size_recall_regression": c.max_size_recall_regression if c.max_size_recall_regression >= 0 else None,
-        }
+        gates = from_config(self.config)
         gates.update(overrides or {})
         return gates
 
@@ -194,8 +187,6 @@ class Promoter:
     @staticmethod
     def _gate_failures(stats: dict[str, Any] | None, gates: dict[str, Any]) -> list[dict[str, Any]]:
         """The gates ``stats`` fails; without statistics every active gate fails as not comparable."""
-        from evaluation.compare_stats import evaluate_gates
-
         if stats is None:
             return [{"gate": "comparable", "subject": "dataset", "value": None, "ci_low": None, "ci_high": None,
                      "threshold": None, "reason": "no paired bootstrap: the baseline was evaluated on other dataset "
@@ -320,33 +311,6 @@ class Promoter:
 
     async def history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.db.read(lambda c: promotions.history(c, name, limit))
-
-
-GATE_KEYS = ("require_significant", "min_delta", "max_class_regression", "min_class_support",
-             "max_size_recall_regression")
-
-
-def validate_gates(raw: Any) -> dict[str, Any] | None:
-    """A request's gate overrides, checked; InvalidRequest naming the bad key or value."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("gates must be an object, e.g. {\"require_significant\": true}")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in GATE_KEYS:
-            raise InvalidRequest(f"unknown gate {key!r}; allowed: {', '.join(GATE_KEYS)}")
-        if key == "require_significant":
-            if not isinstance(value, bool):
-                raise InvalidRequest("gates.require_significant must be true or false")
-        elif key == "min_class_support":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRequest("gates.min_class_support must be a whole number >= 0")
-        elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                    or not math.isfinite(value) or value < 0):
-            raise InvalidRequest(f"gates.{key} must be a number >= 0" + ("" if key == "min_delta" else " or null"))
-        out[key] = value
-    return out
 
 
 def _promotion_stack(ledger_oldest_first: list[dict[str, Any]]) -> list[str]:

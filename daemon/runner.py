@@ -15,10 +15,10 @@ from typing import Any
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
-from evaluation.compare_stats import gain_basis
 from evaluation.comparison import compare_results
 from evaluation.errors import InvalidRequest
 from evaluation.scoring import resolve_weights
+from evaluation.stats.gates import gain_basis
 
 
 class JobRunner:

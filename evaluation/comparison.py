@@ -52,13 +52,13 @@ def compare_results(result_a: dict[str, Any], result_b: dict[str, Any], name_a: 
 
 
 def compare_evidence(params: dict[str, Any]) -> dict[str, Any]:
-    """Worker task: paired bootstrap statistics from two evidence files (see compare_stats)."""
-    from evaluation import compare_stats
+    """Worker task: paired bootstrap statistics from two evidence files (see evaluation.stats.bootstrap)."""
     from evaluation.evidence import load_evidence
+    from evaluation.stats.bootstrap import statistics
 
     ev_a = load_evidence(params["evidence_a"])
     ev_b = load_evidence(params["evidence_b"])
-    return compare_stats.statistics(
+    return statistics(
         ev_a, ev_b, names=params["names"], weights=params.get("weights"),
         n_resamples=int(params.get("n_resamples", 1000)), seed=int(params.get("seed", 0)),
     )

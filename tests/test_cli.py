@@ -117,7 +117,7 @@ def test_compare_renders_bootstrap_statistics_and_their_absence() -> None:
     out = render_compare(plain)
     assert "A = det" in out and "winner: det by 0.2000" in out
     assert "CI" not in out and "no bootstrap statistics" in out
-    # The statistics' own differences are b - a (compare_stats); the table shows them as A - B.
+    # The statistics' own differences are b - a (evaluation.stats); the table shows them as A - B.
     stats = {
         "n_images": 24, "n_resamples": 100, "seed": 0, "alpha": 0.05,
         "metrics": {"mAP50": {"a": 0.8, "b": 0.5, "diff": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.0,

@@ -16,9 +16,9 @@ os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 import numpy as np
 import pytest
 
-from evaluation import compare_stats as cs
 from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
 from evaluation.speed import speed_summary
+from evaluation.stats import bootstrap, gates, reference
 from tests.test_compare_stats import pair
 
 
@@ -29,8 +29,8 @@ def with_timings(ev: dict, batch_ms: np.ndarray, batch_images: np.ndarray) -> di
 def test_too_few_batches_give_no_speed_interval() -> None:
     ev, _ = pair(2, n_img=12)
     two = with_timings(ev, [90.0, 40.0], [8, 4])  # one batch left after the warm-up: no spread
-    out = cs.paired_bootstrap(two, two, n_resamples=50, seed=0)
-    assert "score" not in out["metrics"] and cs.gain_basis(out) == "accuracy_score"
+    out = bootstrap.paired_bootstrap(two, two, n_resamples=50, seed=0)
+    assert "score" not in out["metrics"] and gates.gain_basis(out) == "accuracy_score"
 
 
 def test_speed_summary_leaves_out_the_warm_up_batch() -> None:
@@ -52,9 +52,9 @@ def test_the_speed_interval_resamples_batches_and_the_score_combines_both_parts(
     ms_a, ms_b = rng.lognormal(np.log(800), 0.2, 12), rng.lognormal(np.log(600), 0.2, 12)
     images = np.full(12, 8)
     ev_a, ev_b = with_timings(a, ms_a, images), with_timings(b, ms_b, images)
-    out = cs.paired_bootstrap(ev_a, ev_b, n_resamples=400, seed=3)
-    plain = cs.paired_bootstrap(a, b, n_resamples=400, seed=3)
-    for name in cs.BOOTSTRAP_METRICS:  # the accuracy part is untouched by the timings
+    out = bootstrap.paired_bootstrap(ev_a, ev_b, n_resamples=400, seed=3)
+    plain = bootstrap.paired_bootstrap(a, b, n_resamples=400, seed=3)
+    for name in bootstrap.BOOTSTRAP_METRICS:  # the accuracy part is untouched by the timings
         assert out["metrics"][name] == plain["metrics"][name], name
     assert "score" not in plain["metrics"] and "inference_ms" not in plain["metrics"]
 
@@ -73,12 +73,12 @@ def test_the_speed_interval_resamples_batches_and_the_score_combines_both_parts(
 
     score = out["metrics"]["score"]
     for side, ev, ms in (("a", a, full_a), ("b", b, full_b)):
-        expected = composite_score({**cs.ap_from_evidence(ev), "inference_ms": ms}, DEFAULT_WEIGHTS)
+        expected = composite_score({**reference.ap_from_evidence(ev), "inference_ms": ms}, DEFAULT_WEIGHTS)
         assert score[side] == pytest.approx(expected, abs=1e-9), side
     # Both parts vary in the same resamples: the score's interval is wider than the accuracy part's alone.
     acc = out["metrics"]["accuracy_score"]
     assert score["ci_high"] - score["ci_low"] != pytest.approx(acc["ci_high"] - acc["ci_low"], abs=1e-6)
-    assert cs.gain_basis(out) == "score" and cs.gain_basis(plain) == "accuracy_score"
+    assert gates.gain_basis(out) == "score" and gates.gain_basis(plain) == "accuracy_score"
 
 
 def test_a_speed_only_gain_within_the_timing_spread_is_not_significant() -> None:
@@ -87,12 +87,12 @@ def test_a_speed_only_gain_within_the_timing_spread_is_not_significant() -> None
     ms_a = rng.lognormal(np.log(1200), 0.25, 20)  # ~150 ms per image: inside the speed term's linear range
     ms_b = rng.permutation(ms_a) * 0.98  # 2% faster on average, far inside a 25% batch-to-batch spread
     images = np.full(20, 8)
-    out = cs.paired_bootstrap(with_timings(ev, ms_a, images), with_timings(ev, ms_b, images),
+    out = bootstrap.paired_bootstrap(with_timings(ev, ms_a, images), with_timings(ev, ms_b, images),
                               n_resamples=500, seed=0)
     score = out["metrics"]["score"]
     assert score["diff"] > 0  # the point estimate says "better" ...
     assert score["ci_low"] <= 0 < score["ci_high"]  # ... the interval says "noise"
-    failures = cs.evaluate_gates(out, {"require_significant": True, "min_delta": 0.0})
+    failures = gates.evaluate_gates(out, {"require_significant": True, "min_delta": 0.0})
     assert [(f["gate"], f["subject"]) for f in failures] == [("require_significant", "score")]
     assert failures[0]["ci_low"] == score["ci_low"]
 
@@ -106,7 +106,7 @@ def test_the_combined_interval_covers_zero_for_identical_models() -> None:
         rng = np.random.default_rng(100 + seed)
         images = np.full(25, 8)
         ms_a, ms_b = (rng.lognormal(np.log(1200), 0.25, 25) for _ in range(2))
-        out = cs.paired_bootstrap(with_timings(ev, ms_a, images), with_timings(ev, ms_b, images),
+        out = bootstrap.paired_bootstrap(with_timings(ev, ms_a, images), with_timings(ev, ms_b, images),
                                   n_resamples=300, seed=seed, threads=1)
         s = out["metrics"]["score"]
         assert out["metrics"]["accuracy_score"]["diff"] == 0.0
