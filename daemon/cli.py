@@ -487,7 +487,10 @@ def render_eval(r: dict[str, Any]) -> str:
         found, total = r.get(f"{size}_object_found"), r.get(f"{size}_object_count")
         count = f"{found}/{total} found" if total is not None else ""
         rows.append([f"{size}_object_recall", r.get(f"{size}_object_recall"), count])
-    rows += [[m, fmt(r.get(m), 1), ""] for m in ("inference_ms", "preprocess_ms", "postprocess_ms")]
+    spread = (f"IQR {fmt(r.get('inference_ms_iqr'), 1)} over {r['inference_batches']} batches (warm-up left out)"
+              if r.get("inference_batches") else "")
+    rows += [["inference_ms", fmt(r.get("inference_ms"), 1), spread]]
+    rows += [[m, fmt(r.get(m), 1), ""] for m in ("preprocess_ms", "postprocess_ms")]
     rows.append(["model_size_mb", fmt(r.get("model_size_mb"), 1), ""])
     parts = [*head, "", table(["METRIC", "VALUE", ""], [row + [""] * (3 - len(row)) for row in rows])]
     per_class = r.get("per_class_metrics") or {k: {"ap50": v} for k, v in (r.get("per_class") or {}).items()}
