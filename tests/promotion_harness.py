@@ -1,18 +1,18 @@
 """In-process promotion decisions: a real database, real evaluations, the daemon's own ``Promoter``.
 
-``InProcessExecutor`` runs the worker tasks (``daemon.worker_main.TASKS``: the
-same ultralytics evaluation and numpy bootstrap code a worker process runs)
-in a thread of this process instead of a spawned child: the only stand-in is
-the process boundary, which these tests do not exercise (tests/test_faults.py
-and tests/test_isolation.py do). Everything else is real: SQLite in
-``tmp_path``, artifacts on disk, the atomic swap of ``current.pt``.
+``tests.inprocess.ThreadExecutor`` runs the worker tasks
+(``daemon.worker_main.TASKS``: the same ultralytics evaluation and numpy
+bootstrap code a worker process runs) in a thread of this process instead of
+a spawned child: the only stand-in is the process boundary, which these
+tests do not exercise (tests/test_faults.py and tests/test_isolation.py do).
+Everything else is real: SQLite in ``tmp_path``, artifacts on disk, the
+atomic swap of ``current.pt``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +23,7 @@ from daemon.queue import JobContext
 from store import jobs as jobq
 from store.database import Database
 from tests.conftest import EVAL_BATCH, EVAL_DEVICE, EVAL_IMGSZ
-
-
-class InProcessExecutor:
-    """The ``Executor`` protocol over ``daemon.worker_main.TASKS``, run in a thread (see module doc)."""
-
-    def __init__(self) -> None:
-        from evaluation.validator import ultralytics_version
-
-        self.info: dict[str, Any] = {"device_kind": EVAL_DEVICE, "ultralytics_version": ultralytics_version()}
-        self.calls: list[str] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
-                  timeout: float, cancel: asyncio.Event) -> dict[str, Any]:
-        from daemon.worker_main import TASKS
-
-        self.calls.append(kind)
-        return await asyncio.to_thread(TASKS[kind], params, lambda _v: None)
-
-    def healthy(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
+from tests.inprocess import ThreadExecutor
 
 
 def _job(job_id: str) -> jobq.Job:
@@ -65,7 +40,8 @@ class Harness:
         self.models_root = root / "models"
         (self.models_root / name).mkdir(parents=True, exist_ok=True)
         self.db = Database(root / "eval.db")
-        self.executor = InProcessExecutor()
+        self.executor = ThreadExecutor(EVAL_DEVICE)
+        asyncio.run(self.executor.start())  # its info: device kind and ultralytics version
         self.evaluations = Evaluations(self.db, self.executor, root / "artifacts", EVAL_DEVICE)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, self.models_root, root / "promoted",
                                  config or PromotionConfig(bootstrap_resamples=300))
