@@ -77,7 +77,8 @@ class Service:
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.db_path)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
