@@ -4,7 +4,8 @@ Real processes: a first daemon runs (its own port); a second one, on another
 port, sharing only the database or only the models root, exits with status 2
 and a line naming the first one's pid, before touching the database (the
 first daemon's queued job is left alone). After a kill -9 of the first, the
-lock files stay behind but no longer block: a new daemon starts.
+lock files stay behind but no longer block: a new daemon starts, and its
+clean stop (SIGTERM) leaves no ``eval.db-wal`` behind.
 """
 
 from __future__ import annotations
@@ -80,7 +81,12 @@ def test_a_second_daemon_on_the_same_home_exits_2_naming_the_first(tmp_path: Pat
 
         first.kill9()  # the lock files stay, the locks go with the process
         assert all(p.exists() for p in lock_paths(first.db_path, first.models_root))
+        assert first.db_path.with_name("eval.db-wal").exists()  # what a kill -9 leaves
         first.start(wait_workers=False)
         first.assert_alive()
+        first.stop()  # SIGTERM: a clean stop checkpoints and closes the database
+        assert first.proc is not None and first.proc.returncode == 0, first.log_tail()
+        assert first.db_path.is_file() and not first.db_path.with_name("eval.db-wal").exists()
+        assert "vision-evald stopped" in first.log()
     finally:
         first.stop()

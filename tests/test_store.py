@@ -55,6 +55,22 @@ def test_write_then_read_round_trip(db: Database, tmp_path: Path) -> None:
     assert asyncio.run(via_async()) == job
 
 
+def test_close_folds_the_wal_into_the_file_and_leaves_no_wal(tmp_path: Path) -> None:
+    path = tmp_path / "eval.db"
+    db = Database(path)
+    for i in range(20):
+        add_job(db, f"j{i}")
+    assert db.read_sync(lambda c: jobq.get(c, "j3")) is not None  # a reader connection is open too
+    assert (tmp_path / "eval.db-wal").stat().st_size > 0  # the writes so far live in the WAL
+    db.close()
+    assert not (tmp_path / "eval.db-wal").exists() and not (tmp_path / "eval.db-shm").exists()
+    conn = sqlite3.connect(path)  # every write is in the main file
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 20
+    finally:
+        conn.close()
+
+
 def test_write_rolls_back_when_fn_raises(db: Database) -> None:
     def boom(conn: sqlite3.Connection) -> None:
         jobq.insert(conn, job_id="lost", kind="eval", trigger="api", params={}, created_at=NOW, max_attempts=2)
