@@ -182,16 +182,16 @@ def recover_interrupted(
             conn.execute(
                 "UPDATE jobs SET status = 'queued', progress = 0, started_at = NULL, attempts = MAX(attempts - 1, 0), "
                 "interruptions = ?, error = ? WHERE id = ?",
-                (count, f"requeued: the daemon stopped while this job was running (interruption {count} of "
-                        f"at most {max_interruptions}; no attempt charged)", r["id"]),
+                (count, (f"requeued: the daemon stopped while this job was running (interruption {count} of "
+                         f"at most {max_interruptions}; no attempt charged)"), r["id"]),
             )
             requeued.append(r["id"])
         else:
             conn.execute(
                 "UPDATE jobs SET status = 'failed', completed_at = ?, interruptions = ?, error = ? WHERE id = ?",
-                (now, count, f"the daemon stopped while this job was running {count} times, more than "
-                             f"[jobs] max_interruptions = {max_interruptions}; not retried again (a job that "
-                             "keeps taking the daemon down with it: see the daemon log)", r["id"]),
+                (now, count, (f"the daemon stopped while this job was running {count} times, more than "
+                              f"[jobs] max_interruptions = {max_interruptions}; not retried again (a job that "
+                              "keeps taking the daemon down with it: see the daemon log)"), r["id"]),
             )
             failed.append(r["id"])
     return requeued, failed

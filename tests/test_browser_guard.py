@@ -49,9 +49,8 @@ FOREIGN = ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Host": "evil
 class HoldingExecutor:
     """Stand-in executor: a task waits until cancelled (no torch worker needed to hold a job running)."""
 
-    info: dict[str, Any] = {"pid": None}
-
     def __init__(self) -> None:
+        self.info: dict[str, Any] = {"pid": None}
         self.calls: list[str] = []
 
     async def start(self) -> None:
@@ -122,6 +121,7 @@ def _routes(svc: Service) -> list[tuple[str, str]]:
     for route in app.router.routes():
         if route.method == "HEAD":
             continue
+        assert route.resource is not None
         path = re.sub(r"{name}|{model_name}", "det", route.resource.canonical)
         out.append((route.method, re.sub(r"{job_id}", "JOBID", path)))
     assert len(out) >= 15, out
@@ -194,11 +194,11 @@ async def test_foreign_origins_and_hosts_are_refused_on_every_route_with_no_effe
 
 
 async def test_a_refusal_is_logged_with_its_request_id(env: Env, caplog: pytest.LogCaptureFixture) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{env.base}/v1/vision/models/det/rollback",
-                                headers={"Origin": "http://evil.example", "X-Request-Id": "abc-123"}) as r:
-            assert r.status == 403
-            assert r.headers["X-Request-Id"] == "abc-123"
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{env.base}/v1/vision/models/det/rollback",
+            headers={"Origin": "http://evil.example", "X-Request-Id": "abc-123"}) as r:
+        assert r.status == 403
+        assert r.headers["X-Request-Id"] == "abc-123"
     assert any("abc-123" in rec.getMessage() and "evil.example" in rec.getMessage() for rec in caplog.records)
 
 
