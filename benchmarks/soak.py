@@ -5,7 +5,9 @@ new model folder each time, with a pipeline.json naming one of a few small
 synthetic datasets), API evaluations are submitted (a few active at a time;
 batch sizes vary so the cache rarely answers) and polled, and the daemon is
 ``kill -9``'d at exponentially distributed moments and restarted at once on
-the same files. Then the kills stop and every job is given time to finish.
+the same files. Then, for ``--calm-minutes``, the load goes on without kills
+(the window in which the last incarnation's memory and descriptors are
+watched), and finally every job is given time to finish.
 
 Reports: jobs lost (a 202'd job missing from the database or not finished,
 or a dropped checkpoint with no job: must be 0), jobs failed (with their
@@ -14,7 +16,7 @@ descriptors of the daemon (HTTP) process -- growth within each incarnation,
 measured from WARM_UP_S after its start, and the final incarnation, which
 also runs the drain -- and the database size.
 
-    .venv/bin/python benchmarks/soak.py [--minutes 10] [--kill-mean-s 45] [--seed 0]
+    .venv/bin/python benchmarks/soak.py [--minutes 10] [--calm-minutes 3] [--kill-mean-s 45] [--seed 0]
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Soak:
         self.dropped: list[str] = []
         self.kills = 0
         self.samples: list[list[tuple[float, int, int]]] = []  # per incarnation: (time, rss bytes, fds)
+        self.calm_from = 0  # the incarnation that runs the calm phase and the drain
 
     # -- the daemon ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -104,10 +107,16 @@ class Soak:
             self.api_jobs.append(r.json()["job_id"])
 
     def run(self) -> None:
-        deadline = time.monotonic() + self.args.minutes * 60
-        next_kill = time.monotonic() + self.rng.expovariate(1 / self.args.kill_mean_s)
-        next_drop = time.monotonic()
+        """``--minutes`` of load with random kills, then ``--calm-minutes`` of load without (the growth window)."""
         self.start()
+        self.load(self.args.minutes * 60, kills=True)
+        self.calm_from = len(self.samples) - 1
+        self.load(self.args.calm_minutes * 60, kills=False)
+
+    def load(self, seconds: float, *, kills: bool) -> None:
+        deadline = time.monotonic() + seconds
+        next_kill = time.monotonic() + self.rng.expovariate(1 / self.args.kill_mean_s) if kills else float("inf")
+        next_drop = time.monotonic()
         while time.monotonic() < deadline:
             try:
                 if time.monotonic() >= next_drop:
@@ -151,6 +160,7 @@ class Soak:
         warm = [[x for x in s if x[0] >= s[0][0] + WARM_UP_S] for s in self.samples]
         growth = [(s[-1][1] - s[0][1], s[-1][2] - s[0][2]) for s in warm if len(s) >= 2]
         last = warm[-1] or self.samples[-1]
+        assert len(self.samples) - 1 == self.calm_from, "the calm phase and the drain run in one incarnation"
         db_bytes = sum(p.stat().st_size for p in d.db_path.parent.glob(d.db_path.name + "*") if p.is_file())
         return {
             "minutes": self.args.minutes, "kills": self.kills, "incarnations": len(self.samples),
@@ -163,7 +173,7 @@ class Soak:
             "interruptions_total": sum(j["interruptions"] for j in jobs.values()),
             "jobs_with_more_than_one_attempt": sum(1 for j in jobs.values() if j["attempts"] > 1),
             "drain_s": round(drain_s, 1),
-            "final_incarnation_minutes_measured": round((last[-1][0] - last[0][0]) / 60, 1),
+            "calm_minutes_measured": round((last[-1][0] - last[0][0]) / 60, 1),
             "daemon_rss_mib_final_incarnation_warm_then_end": [round(last[0][1] / 2**20, 1),
                                                                round(last[-1][1] / 2**20, 1)],
             "daemon_fds_final_incarnation_warm_then_end": [last[0][2], last[-1][2]],
@@ -177,6 +187,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--kill-mean-s", type=float, default=45.0, help="mean seconds between kill -9s")
+    parser.add_argument("--calm-minutes", type=float, default=3.0, help="load without kills afterwards")
     parser.add_argument("--drain-minutes", type=float, default=15.0)
     parser.add_argument("--images", type=int, default=8, help="validation images per synthetic dataset")
     parser.add_argument("--seed", type=int, default=0)
