@@ -13,6 +13,7 @@ from handlers import evals, health, jobs, leaderboard, models, openapi, train
 from handlers.browser_guard import BrowserGuard
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
+from handlers.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from daemon.service import Service
@@ -27,7 +28,8 @@ def make_app(svc: "Service") -> web.Application:
         client_max_size=cfg.max_body_bytes,
         # The browser guard runs before auth and before any handler reads a body: a refused
         # cross-site or rebound request has no effect at all.
-        middlewares=[request_id_middleware, error_middleware, guard.middleware(), auth_middleware(cfg.auth_token)],
+        middlewares=[telemetry_middleware, request_id_middleware, error_middleware, guard.middleware(),
+                     auth_middleware(cfg.auth_token)],
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes
