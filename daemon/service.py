@@ -24,6 +24,7 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.home_lock import HomeLock
 from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
@@ -75,6 +76,7 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
+        self.home_lock = HomeLock(config.db_path, config.models_root)
         self.bound_port: int | None = None
         self._closed = False
 
@@ -85,8 +87,10 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
         self.db = Database(cfg.db_path)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
@@ -176,6 +180,7 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+        self.home_lock.release()
         log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
