@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from evaluation.analysis_store import write_artifacts
+from evaluation.curves import from_metric
 from evaluation.datasets import Dataset, fingerprint, load_dataset
 from evaluation.errors import CheckpointError, ClassMismatchError, DatasetError
 from evaluation.evidence import write_evidence
@@ -187,6 +189,10 @@ def evaluate(
         write_predictions(predictions_path, rel_names, boxes)
     if evidence_path is not None:
         write_evidence(evidence_path, rel_names, records, boxes, sizes, conf)
+    error_counts = None
+    if predictions_path is not None:  # errors.json and curves.json beside the predictions
+        error_counts = write_artifacts(predictions_path.parent, boxes, rel_names, dataset.names,
+                                       from_metric(out.metrics.box), core)
     speed = out.metrics.speed
     result: dict[str, Any] = {
         "model_name": request.model_name,
@@ -213,6 +219,7 @@ def evaluate(
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),
         "warnings": warnings,
+        "error_counts": error_counts,
     }
     result["score"] = composite_score(result, applied_weights)
     return result
