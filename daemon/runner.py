@@ -15,16 +15,18 @@ from typing import Any
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
-from evaluation.comparison import compare_results
-from evaluation.errors import InvalidRequest
+from evaluation.comparison import compare_errors, compare_results
+from evaluation.errors import InvalidRequest, VisionEvalError
 from evaluation.scoring import resolve_weights
 
 
 class JobRunner:
     """Dispatches a job to its kind's steps."""
 
-    def __init__(self, evaluations: Evaluations, executor: Executor, promoter: Any = None, trainer: Any = None):
+    def __init__(self, evaluations: Evaluations, executor: Executor, promoter: Any = None, trainer: Any = None,
+                 analyses: Any = None):
         self.evaluations = evaluations
+        self.analyses = analyses
         self.executor = executor
         self.promoter = promoter
         self.trainer = trainer
@@ -57,6 +59,7 @@ class JobRunner:
         out = compare_results(a, b, params["model_a"], params["model_b"])
         out["eval_id_a"], out["eval_id_b"] = a.get("eval_id"), b.get("eval_id")
         out["dataset"] = params["a"]["dataset_path"]
+        out["errors"] = compare_errors(await self._error_counts(a), await self._error_counts(b))
         resamples = int(params.get("bootstrap_resamples", 0))
         if resamples > 0:
             ctx.check_cancelled()
@@ -79,3 +82,14 @@ class JobRunner:
                               "accuracy metrics only, and accuracy_score is the score without its speed term")
             out["winner_significant"] = bool((stats["metrics"].get("accuracy_score") or {}).get("significant"))
         return out
+
+    async def _error_counts(self, result: dict[str, Any]) -> dict[str, int] | None:
+        """An evaluation's overall error counts: from its result, else its (possibly recomputed) artifact."""
+        if result.get("error_counts"):
+            return dict(result["error_counts"])
+        if self.analyses is None or result.get("eval_id") is None:
+            return None
+        try:
+            return dict((await self.analyses.artifact(int(result["eval_id"]), "errors"))["overall"])
+        except VisionEvalError:
+            return None

@@ -62,3 +62,30 @@ def compare_evidence(params: dict[str, Any]) -> dict[str, Any]:
         ev_a, ev_b, names=params["names"], weights=params.get("weights"),
         n_resamples=int(params.get("n_resamples", 1000)), seed=int(params.get("seed", 0)),
     )
+
+
+ERROR_KEYS: tuple[str, ...] = (
+    "tp", "fp", "missed", "duplicate", "classification", "localization", "both", "background",
+)
+_ERROR_LABELS = {
+    "tp": "true positives", "fp": "false positives", "missed": "missed objects",
+    "duplicate": "duplicate false positives", "classification": "classification errors",
+    "localization": "localization errors", "both": "classification+localization errors",
+    "background": "background false positives",
+}
+
+
+def compare_errors(counts_a: dict[str, int] | None, counts_b: dict[str, int] | None) -> dict[str, Any]:
+    """Both error breakdowns (DESIGN.md "Error analysis", each at its own operating point) side by side.
+
+    ``rows``: per count ``{a, b, diff = b - a}``; ``changes``: readable lines
+    such as ``"localization errors 412 -> 170"`` for every count that differs.
+    Either side may be unavailable (an evaluation whose analysis is missing).
+    """
+    if counts_a is None or counts_b is None:
+        return {"available": False, "a": counts_a, "b": counts_b,
+                "detail": "the error analysis of one of the evaluations is unavailable"}
+    rows = {k: {"a": counts_a.get(k), "b": counts_b.get(k),
+                "diff": counts_b[k] - counts_a[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
+    changes = [f"{_ERROR_LABELS[k]} {r['a']} -> {r['b']}" for k, r in rows.items() if r["diff"]]
+    return {"available": True, "a": counts_a, "b": counts_b, "rows": rows, "changes": changes}
