@@ -20,7 +20,9 @@ function svgEl(tag, attrs, ...children) {
 
 function fmt(v, digits = 3) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  return typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : String(v);
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) < 0.01 ? v.toPrecision(2) : v.toFixed(digits);
 }
 
 function scale(d0, d1, r0, r1) {
