@@ -152,6 +152,31 @@ def test_images_are_served_only_by_a_listed_name(env: Env) -> None:
         conn.close()
 
 
+def test_dashboard_files_are_open_and_nothing_else_is(env: Env) -> None:
+    """The static files need no token (they hold no data); every API route still does, also by dot tricks."""
+    url = env.daemon.url
+    page = httpx.get(f"{url}/", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for name in ("app.js", "charts.js", "pages.js", "style.css"):
+        assert httpx.get(f"{url}/dashboard/{name}", timeout=10).status_code == 200, name
+    assert httpx.get(f"{url}/dashboard/session", timeout=10).json() == {"auth_required": True}
+    assert httpx.get(f"{url}/dashboard/index.py", timeout=10).status_code == 404
+    eval_id = _eval_id(env, "v1")
+    conn = http.client.HTTPConnection("127.0.0.1", env.daemon.port, timeout=30)
+    try:
+        for path in ("/dashboard/../v1/vision/jobs", "/dashboard/%2e%2e/v1/vision/jobs",
+                     "/dashboard/..%2Fv1%2Fvision%2Fjobs", f"/dashboard/../v1/vision/evaluations/{eval_id}/errors",
+                     "/dashboard/%2e%2e/%2e%2e/etc/passwd", "/dashboard/../../etc/passwd",
+                     f"/v1/vision/evaluations/{eval_id}/errors", f"/v1/vision/evaluations/{eval_id}/images/0000.png"):
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status in (401, 404), (path, r.status)
+            assert b'"jobs"' not in body and b"root:" not in body and b"overall" not in body, path
+    finally:
+        conn.close()
+
+
 def test_leaderboard_and_history_as_csv(env: Env) -> None:
     r = env.http.get("/v1/vision/eval/leaderboard", params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
