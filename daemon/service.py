@@ -25,8 +25,8 @@ from daemon.analysis import Analyses
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
-from daemon.metrics import JobMetrics, render
 from daemon.ingest import Ingest
+from daemon.metrics import JobMetrics, render
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue

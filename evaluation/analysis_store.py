@@ -57,7 +57,7 @@ def _boxes_from_predictions(rows: list[dict[str, Any]], image_names: list[str]) 
         by_image[row["file_name"]].append(row)
     unknown = set(by_image) - set(image_names)
     if unknown:
-        raise Conflict(f"the predictions name images the evaluation did not list, e.g. {sorted(unknown)[0]}")
+        raise Conflict(f"the predictions name images the evaluation did not list, e.g. {min(unknown)}")
     return by_image
 
 
@@ -68,8 +68,10 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
     ``dataset_fingerprint`` (the evaluation's; the dataset must still have
     it), ``class_names``, ``operating`` (conf_threshold, precision, recall, f1).
     """
-    from ultralytics.data.utils import exif_size  # the size ultralytics read the image at
     from PIL import Image
+    from ultralytics.data.utils import (
+        exif_size,  # the size ultralytics read the image at
+    )
 
     from evaluation.datasets import fingerprint, load_dataset
     from evaluation.evaluate import gt_boxes

@@ -35,7 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.size_recall import BUCKETS, COCO_MAX_DETS, ImageBoxes, bb_iou, bucket_index, coco_match_pairs
+from evaluation.size_recall import (
+    BUCKETS,
+    COCO_MAX_DETS,
+    ImageBoxes,
+    bb_iou,
+    bucket_index,
+    coco_match_pairs,
+)
 
 FP_TYPES: tuple[str, ...] = ("duplicate", "classification", "localization", "both", "background")
 COUNT_KEYS: tuple[str, ...] = ("gt", "tp", "fp", "missed", *FP_TYPES)

@@ -79,7 +79,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_error(exc.status, detail, headers)
-    except Exception:  # noqa: BLE001 - the last line of defence
+    except Exception:
         log.exception("request %s %s failed (request id %s)", request.method, request.path, request.get("request_id"))
         return json_error(500, f"internal error (request id {request.get('request_id')}); see the daemon log")
 

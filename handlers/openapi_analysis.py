@@ -12,7 +12,14 @@ _OBJECT = {"type": "object", "additionalProperties": True}
 
 def paths() -> dict[str, Any]:
     """The documented operations, keyed by path."""
-    from handlers.openapi import ERROR_TEXT, JOB_ID, _json, _path_param, _query, _responses
+    from handlers.openapi import (
+        ERROR_TEXT,
+        JOB_ID,
+        _json,
+        _path_param,
+        _query,
+        _responses,
+    )
 
     eval_id = _path_param("eval_id", "A stored evaluation's id (eval_id in results, leaderboard and history).",
                           pattern="^[0-9]{1,18}$")

@@ -20,6 +20,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     v1 = place_model(daemon.models_root, "det", WEAK_PT, "v1.pt")
     v2 = place_model(daemon.models_root, "det", STRONG_PT, "v2.pt")
     # A real image outside the dataset (one of its images plus a marker): the images route must never serve it.
-    first = sorted((Path(dataset).parent / "images" / "val").iterdir())[0]
+    first = min((Path(dataset).parent / "images" / "val").iterdir())
     (root / "outside.png").write_bytes(first.read_bytes() + b"outside-the-dataset")
     try:
         daemon.start()
@@ -188,6 +190,13 @@ def test_leaderboard_and_history_as_csv(env: Env) -> None:
     hist = list(csv.DictReader(io.StringIO(h.text)))
     assert [int(x["eval_id"]) for x in hist] == [x["eval_id"] for x in env.http.get("/v1/vision/eval/leaderboard/det").json()]
     assert env.http.get("/v1/vision/eval/leaderboard", params={"format": "xml"}).status_code == 400
+    # The CLI's --csv prints the same columns and rows.
+    cli = Path(sys.executable).parent / "vision-eval"
+    environ = {**os.environ, "VISION_EVAL_URL": env.daemon.url, "VISION_EVAL_TOKEN": TOKEN}
+    for args, expected in ((["leaderboard", "--csv"], r.text), (["history", "det", "--csv"], h.text)):
+        out = subprocess.run([str(cli), *args], check=False, capture_output=True, text=True, timeout=60, env=environ)
+        assert out.returncode == 0, out.stderr
+        assert list(csv.reader(io.StringIO(out.stdout))) == list(csv.reader(io.StringIO(expected)))
 
 
 def test_compare_shows_both_error_breakdowns_and_their_changes(env: Env) -> None:
