@@ -55,6 +55,7 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         request, work,
         predictions_path=Path(params["predictions_path"]),
         evidence_path=Path(params["evidence_path"]),
+        analysis_dir=Path(params["predictions_path"]).parent,  # errors.json, curves.json beside the predictions
         progress=progress,
     )
 

@@ -33,13 +33,17 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_artifacts(directory: Path, boxes: list[ImageBoxes], image_names: list[str], names: list[str],
-                    arrays: CurveArrays, operating: dict[str, Any]) -> dict[str, int]:
-    """Write both artifacts into ``directory``; returns the overall error counts (for the result)."""
-    errors = analyse(boxes, image_names, names, operating.get("conf_threshold"))
-    _write_json(directory / ERRORS_FILE, errors)
-    _write_json(directory / CURVES_FILE, build_curves(arrays, names, operating))
-    return dict(errors["overall"])
+def build_artifacts(boxes: list[ImageBoxes], image_names: list[str], names: list[str], arrays: CurveArrays,
+                    operating: dict[str, Any]) -> dict[str, Any]:
+    """Both artifacts of one evaluation, by kind (``errors``, ``curves``)."""
+    return {"errors": analyse(boxes, image_names, names, operating.get("conf_threshold")),
+            "curves": build_curves(arrays, names, operating)}
+
+
+def write_artifacts(directory: Path, artifacts: dict[str, Any]) -> None:
+    """Write the artifacts into ``directory`` (atomically, file by file)."""
+    for kind, value in artifacts.items():
+        _write_json(directory / ARTIFACTS[kind], value)
 
 
 def read_artifact(directory: Path, kind: str) -> Any:
@@ -98,7 +102,7 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
             np.array([r["score"] for r in rows], dtype=np.float64),
             np.array([r["category_id"] for r in rows], dtype=np.int64), gt_xywh, gt_cls,
         ))
-    directory = Path(params["predictions_path"]).parent
-    counts = write_artifacts(directory, boxes, names, list(params["class_names"]), from_evidence(evidence),
-                             params["operating"])
-    return {"error_counts": counts}
+    artifacts = build_artifacts(boxes, names, list(params["class_names"]), from_evidence(evidence),
+                                params["operating"])
+    write_artifacts(Path(params["predictions_path"]).parent, artifacts)
+    return {"error_counts": artifacts["errors"]["overall"]}
