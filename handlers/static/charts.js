@@ -43,17 +43,18 @@ function legend(names) {
   return div;
 }
 
-function axes(svg, x, y, xd, yd, box, xLabel, yLabel, ticks = 5) {
+function axes(svg, x, y, xd, yd, box, xLabel, yLabel, xTicks, ticks = 5) {
   const [l, t, r, b] = box;
   for (let i = 0; i <= ticks; i++) {
     const yv = yd[0] + ((yd[1] - yd[0]) * i) / ticks;
-    const xv = xd[0] + ((xd[1] - xd[0]) * i) / ticks;
-    svg.append(
-      svgEl("line", { x1: l, x2: r, y1: y(yv), y2: y(yv), class: "grid-line" }),
-      svgEl("text", { x: l - 4, y: y(yv) + 4, "text-anchor": "end" }, fmt(yv, 2)),
-      svgEl("text", { x: x(xv), y: b + 14, "text-anchor": "middle" }, fmt(xv, 2)),
-    );
+    svg.append(svgEl("line", { x1: l, x2: r, y1: y(yv), y2: y(yv), class: "grid-line" }),
+               svgEl("text", { x: l - 4, y: y(yv) + 4, "text-anchor": "end" }, fmt(yv, 2)));
   }
+  const xs = xTicks || [...Array(ticks + 1).keys()].map((i) => {
+    const xv = xd[0] + ((xd[1] - xd[0]) * i) / ticks;
+    return [xv, fmt(xv, 2)];
+  });
+  for (const [xv, label] of xs) svg.append(svgEl("text", { x: x(xv), y: b + 14, "text-anchor": "middle" }, label));
   svg.append(
     svgEl("line", { x1: l, x2: r, y1: b, y2: b, class: "axis" }),
     svgEl("line", { x1: l, x2: l, y1: t, y2: b, class: "axis" }),
@@ -65,7 +66,7 @@ function axes(svg, x, y, xd, yd, box, xLabel, yLabel, ticks = 5) {
 
 /* series: [{name, points: [[x, y], ...]}]; marker: {x, y, label} drawn on top. */
 function lineChart({ title, series, xLabel, yLabel, xDomain = [0, 1], yDomain = [0, 1], marker, width = 420,
-                     height = 280, markers = [] }) {
+                     height = 280, markers = [], xTicks = null }) {
   const fig = document.createElement("figure");
   fig.className = "panel";
   const svg = svgEl("svg", { class: "chart", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -73,7 +74,7 @@ function lineChart({ title, series, xLabel, yLabel, xDomain = [0, 1], yDomain = 
   const box = [50, 14, width - 14, height - 40];
   const x = scale(xDomain[0], xDomain[1], box[0], box[2]);
   const y = scale(yDomain[0], yDomain[1], box[3], box[1]);
-  axes(svg, x, y, xDomain, yDomain, box, xLabel, yLabel);
+  axes(svg, x, y, xDomain, yDomain, box, xLabel, yLabel, xTicks);
   series.forEach((s, i) => {
     if (!s.points.length) return;
     const d = s.points.map(([px, py], j) => `${j ? "L" : "M"}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join("");

@@ -105,6 +105,7 @@ async function model(name) {
     xDomain: [0, Math.max(1, history.length - 1)], yDomain: [Math.min(0, ...ys), Math.max(1, ...ys)],
     series: [{ name: "score", points: pts("score"), dots: true }, { name: "mAP50-95", points: pts("mAP50_95"), dots: true }],
     markers: history.map((r, i) => promotedEvals.has(r.eval_id) ? { x: i, label: `promoted v${r.version}` } : null).filter(Boolean),
+    xTicks: history.length <= 12 ? history.map((r, i) => [i, r.version ? `v${r.version}` : `#${r.eval_id}`]) : null,
     width: 620,
   });
   const cur = detail.current;
