@@ -30,6 +30,7 @@ The artifact (``analyse``'s return value):
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +39,10 @@ import numpy as np
 from evaluation.size_recall import (
     BUCKETS,
     COCO_MAX_DETS,
+    LARGE_MIN,
+    SMALL_MAX,
     ImageBoxes,
     bb_iou,
-    bucket_index,
     coco_match_pairs,
 )
 
@@ -54,52 +56,84 @@ MATCH_IOU = 0.5
 OVERLAP_IOU = 0.1
 EXAMPLES_PER_TYPE = 20
 _ALL_AREAS = (0.0, float("inf"))
+_KEY = {k: i for i, k in enumerate(COUNT_KEYS)}
+_FP_LETTERS = np.array([TYPE_LETTERS[t] for t in FP_TYPES])
+_CLASSIFICATION, _BACKGROUND = FP_TYPES.index("classification"), FP_TYPES.index("background")
+
+
+def _buckets(xywh: np.ndarray) -> np.ndarray:
+    """0 small, 1 medium, 2 large by box area (``size_recall.bucket_index``, vectorised)."""
+    area = xywh[:, 2] * xywh[:, 3]
+    return np.where(area < SMALL_MAX, 0, np.where(area <= LARGE_MIN, 1, 2))
+
+
+def fp_types(ious: np.ndarray, same_class: np.ndarray) -> np.ndarray:
+    """The type (index into ``FP_TYPES``) of each prediction (row), were it unmatched: the first that applies.
+
+    ``ious`` and ``same_class`` are (D x G): IoU with, and class equality to, each ground truth of the image.
+    """
+    best_same = np.where(same_class, ious, 0.0).max(1, initial=0.0)
+    best_other = np.where(same_class, 0.0, ious).max(1, initial=0.0)
+    return np.select([best_same >= MATCH_IOU, best_other >= MATCH_IOU, best_same >= OVERLAP_IOU,
+                      best_other >= OVERLAP_IOU], [0, 1, 2, 3], _BACKGROUND)
+
+
+class _TopK:
+    """The ``k`` largest items by key, ties kept in arrival order; the item is built only if it enters."""
+
+    def __init__(self, k: int = EXAMPLES_PER_TYPE) -> None:
+        self.k, self.seq, self.heap = k, 0, []  # type: list[tuple[float, int, dict[str, Any]]]
+
+    def full_above(self, key: float) -> bool:
+        return len(self.heap) >= self.k and key <= self.heap[0][0]
+
+    def push(self, key: float, build: Any) -> None:
+        self.seq += 1
+        if self.full_above(key):
+            return
+        item = (key, -self.seq, build())
+        if len(self.heap) < self.k:
+            heapq.heappush(self.heap, item)
+        else:
+            heapq.heapreplace(self.heap, item)
+
+    def items(self) -> list[dict[str, Any]]:
+        return [item for _, _, item in sorted(self.heap, key=lambda t: (-t[0], -t[1]))]
 
 
 @dataclass
 class _Tally:
-    """Counters and example candidates filled image by image."""
+    """Counts (per count key x class, and x size bucket), the matrix and the example candidates."""
 
     names: list[str]
-    overall: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
-    per_class: dict[str, dict[str, int]] = field(default_factory=dict)
-    per_size: dict[str, dict[str, int]] = field(default_factory=lambda: {b: dict.fromkeys(COUNT_KEYS, 0) for b in BUCKETS})
-    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
-    candidates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    by_class: np.ndarray = field(init=False)
+    by_size: np.ndarray = field(init=False)
+    matrix: np.ndarray = field(init=False)
+    top: dict[str, _TopK] = field(init=False)
     letters: list[str] = field(default_factory=list)
     missed_boxes: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.per_class = {n: dict.fromkeys(COUNT_KEYS, 0) for n in self.names}
-        n = len(self.names) + 1
-        self.matrix = np.zeros((n, n), dtype=np.int64)
-        self.candidates = {t: [] for t in (*FP_TYPES, "missed")}
+        n = len(self.names)
+        self.by_class = np.zeros((len(COUNT_KEYS), n), dtype=np.int64)
+        self.by_size = np.zeros((len(COUNT_KEYS), len(BUCKETS)), dtype=np.int64)
+        self.matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
+        self.top = {t: _TopK() for t in (*FP_TYPES, "missed")}
 
-    def count(self, key: str, cls: int, bucket: int) -> None:
-        self.overall[key] += 1
-        self.per_class[self.names[cls]][key] += 1
-        self.per_size[BUCKETS[bucket]][key] += 1
+    def count(self, key: str | np.ndarray, cls: np.ndarray, bucket: np.ndarray) -> None:
+        k = np.full(len(cls), _KEY[key]) if isinstance(key, str) else key
+        np.add.at(self.by_class, (k, cls), 1)
+        np.add.at(self.by_size, (k, bucket), 1)
+
+    def counts(self) -> tuple[dict[str, int], dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        overall = {k: int(self.by_class[i].sum()) for i, k in enumerate(COUNT_KEYS)}
+        per_class = {n: {k: int(self.by_class[i, c]) for i, k in enumerate(COUNT_KEYS)} for c, n in enumerate(self.names)}
+        per_size = {b: {k: int(self.by_size[i, j]) for i, k in enumerate(COUNT_KEYS)} for j, b in enumerate(BUCKETS)}
+        return overall, per_class, per_size
 
 
 def _box(xywh: np.ndarray) -> list[float]:
     return [round(float(v), 2) for v in xywh]
-
-
-def classify_false_positive(ious: np.ndarray, same_class: np.ndarray) -> str:
-    """The type of one unmatched prediction from its IoU with every ground truth of its image."""
-    same = ious[same_class]
-    other = ious[~same_class]
-    best_same = float(same.max()) if len(same) else 0.0
-    best_other = float(other.max()) if len(other) else 0.0
-    if best_same >= MATCH_IOU:
-        return "duplicate"
-    if best_other >= MATCH_IOU:
-        return "classification"
-    if best_same >= OVERLAP_IOU:
-        return "localization"
-    if best_other >= OVERLAP_IOU:
-        return "both"
-    return "background"
 
 
 def _match_image(im: ImageBoxes, keep: np.ndarray, max_dets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,51 +146,64 @@ def _match_image(im: ImageBoxes, keep: np.ndarray, max_dets: int) -> tuple[np.nd
         areas = im.gt_xywh[g_idx, 2] * im.gt_xywh[g_idx, 3]
         by = coco_match_pairs(im.det_xywh[d_idx], im.det_score[d_idx], im.gt_xywh[g_idx], areas, _ALL_AREAS,
                               MATCH_IOU, max_dets)
-        for gi, di in zip(g_idx, by):
-            if di >= 0:
-                gt_det[gi] = d_idx[di]
-                det_gt[d_idx[di]] = gi
+        hit = by >= 0
+        gt_det[g_idx[hit]] = d_idx[by[hit]]
+        det_gt[d_idx[by[hit]]] = g_idx[hit]
     return det_gt, gt_det
 
 
 def _analyse_image(tally: _Tally, index: int, name: str, im: ImageBoxes, conf: float, max_dets: int) -> None:
+    nc = len(tally.names)
     keep = im.det_score >= conf
     det_gt, gt_det = _match_image(im, keep, max_dets)
     ious = bb_iou(im.det_xywh, im.gt_xywh)
-    gt_bucket = [bucket_index(float(w * h)) for w, h in im.gt_xywh[:, 2:4]]
-    bg = len(tally.names)
-    fp_type: dict[int, str] = {}
-    for d in range(len(im.det_score)):
-        if not keep[d]:
-            tally.letters.append(BELOW_THRESHOLD)
-            continue
-        cls = int(im.det_cls[d])
-        if det_gt[d] >= 0:
-            tally.letters.append(TYPE_LETTERS["tp"])
-            tally.count("tp", cls, gt_bucket[det_gt[d]])
-            continue
-        same = im.gt_cls == cls
-        kind = classify_false_positive(ious[d], same)
-        fp_type[d] = kind
-        tally.letters.append(TYPE_LETTERS[kind])
-        bucket = bucket_index(float(im.det_xywh[d, 2] * im.det_xywh[d, 3]))
-        tally.count("fp", cls, bucket)
-        tally.count(kind, cls, bucket)
-        if kind == "background":
-            tally.matrix[cls, bg] += 1
-        tally.candidates[kind].append(_fp_example(name, im, d, kind, ious[d], same, tally.names))
-    for g in range(len(im.gt_cls)):
-        j = int(im.gt_cls[g])
-        tally.count("gt", j, gt_bucket[g])
-        if gt_det[g] >= 0:
-            tally.matrix[j, j] += 1
-            continue
-        tally.count("missed", j, gt_bucket[g])
-        tally.missed_boxes.append([index, g])
-        confused = [d for d, t in fp_type.items() if t == "classification" and ious[d, g] >= MATCH_IOU]
-        row = int(im.det_cls[max(confused, key=lambda d: (im.det_score[d], -d))]) if confused else bg
-        tally.matrix[row, j] += 1
-        tally.candidates["missed"].append(_miss_example(name, im, g, keep, ious[:, g], tally.names))
+    same = im.det_cls[:, None] == im.gt_cls[None, :]
+    det_cls, gt_cls = im.det_cls.astype(np.int64), im.gt_cls.astype(np.int64)
+    gt_bucket = _buckets(im.gt_xywh)
+    tp = keep & (det_gt >= 0)
+    fp = keep & (det_gt < 0)
+    kind = fp_types(ious, same)
+    letters = np.full(len(keep), BELOW_THRESHOLD)
+    letters[tp] = TYPE_LETTERS["tp"]
+    letters[fp] = _FP_LETTERS[kind[fp]]
+    tally.letters.append("".join(letters.tolist()))
+    tally.count("tp", det_cls[tp], gt_bucket[det_gt[tp]])
+    fp_bucket = _buckets(im.det_xywh[fp])
+    tally.count("fp", det_cls[fp], fp_bucket)
+    tally.count(kind[fp] + _KEY[FP_TYPES[0]], det_cls[fp], fp_bucket)
+    background = fp & (kind == _BACKGROUND)
+    np.add.at(tally.matrix, (det_cls[background], nc), 1)
+    found = gt_det >= 0
+    tally.count("gt", gt_cls, gt_bucket)
+    tally.count("missed", gt_cls[~found], gt_bucket[~found])
+    np.add.at(tally.matrix, (gt_cls[found], gt_cls[found]), 1)
+    # An unfound box is confused with the highest-scoring classification FP overlapping it at IoU >= 0.5.
+    confusing = (fp & (kind == _CLASSIFICATION))[:, None] & (ious >= MATCH_IOU)
+    rows = np.full(len(gt_cls), nc)
+    if len(keep):
+        has = confusing.any(0)
+        rows[has] = det_cls[np.where(confusing, im.det_score[:, None], -np.inf).argmax(0)[has]]
+    np.add.at(tally.matrix, (rows[~found], gt_cls[~found]), 1)
+    _collect_examples(tally, index, name, im, keep, fp, kind, ious, same, found)
+
+
+def _collect_examples(tally: _Tally, index: int, name: str, im: ImageBoxes, keep: np.ndarray, fp: np.ndarray,
+                      kind: np.ndarray, ious: np.ndarray, same: np.ndarray, found: np.ndarray) -> None:
+    for t, type_name in enumerate(FP_TYPES):
+        idx = np.flatnonzero(fp & (kind == t))
+        for d in idx[np.argsort(-im.det_score[idx], kind="stable")]:
+            if tally.top[type_name].full_above(float(im.det_score[d])):
+                break
+            tally.top[type_name].push(float(im.det_score[d]), lambda d=d, tn=type_name: _fp_example(
+                name, im, int(d), tn, ious[d], same[d], tally.names))
+    missed = np.flatnonzero(~found)
+    tally.missed_boxes.extend([index, int(g)] for g in missed)
+    areas = im.gt_xywh[:, 2] * im.gt_xywh[:, 3]
+    for g in missed[np.argsort(-areas[missed], kind="stable")]:
+        if tally.top["missed"].full_above(float(areas[g])):
+            break
+        tally.top["missed"].push(float(areas[g]), lambda g=g: _miss_example(
+            name, im, int(g), keep, ious[:, g], tally.names))
 
 
 def _fp_example(name: str, im: ImageBoxes, d: int, kind: str, ious: np.ndarray, same: np.ndarray,
@@ -187,12 +234,6 @@ def _miss_example(name: str, im: ImageBoxes, g: int, keep: np.ndarray, ious: np.
     return example
 
 
-def _top_examples(candidates: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    out = {t: sorted(candidates[t], key=lambda e: -e["score"])[:EXAMPLES_PER_TYPE] for t in FP_TYPES}
-    out["missed"] = sorted(candidates["missed"], key=lambda e: -e["area"])[:EXAMPLES_PER_TYPE]
-    return out
-
-
 def analyse(images: list[ImageBoxes], image_names: list[str], names: list[str], conf_threshold: float | None,
             max_dets: int = COCO_MAX_DETS) -> dict[str, Any]:
     """The error-analysis artifact of one evaluation (see module contract).
@@ -205,19 +246,20 @@ def analyse(images: list[ImageBoxes], image_names: list[str], names: list[str], 
     tally = _Tally(list(names))
     for index, (name, im) in enumerate(zip(image_names, images)):
         _analyse_image(tally, index, name, im, conf, max_dets)
+    overall, per_class, per_size = tally.counts()
     return {
         "conf_threshold": conf_threshold,
         "iou_threshold": MATCH_IOU,
         "max_dets": max_dets,
         "classes": list(names),
-        "overall": tally.overall,
-        "per_class": tally.per_class,
-        "per_size": tally.per_size,
+        "overall": overall,
+        "per_class": per_class,
+        "per_size": per_size,
         "confusion_matrix": {
             "labels": [*names, "background"], "rows": "predicted", "columns": "true",
             "matrix": tally.matrix.tolist(),
         },
-        "examples": _top_examples(tally.candidates),
+        "examples": {t: top.items() for t, top in tally.top.items()},
         "prediction_types": "".join(tally.letters),
         "missed_boxes": tally.missed_boxes,
         "images": list(image_names),
