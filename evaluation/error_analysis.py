@@ -82,7 +82,8 @@ class _TopK:
     """The ``k`` largest items by key, ties kept in arrival order; the item is built only if it enters."""
 
     def __init__(self, k: int = EXAMPLES_PER_TYPE) -> None:
-        self.k, self.seq, self.heap = k, 0, []  # type: list[tuple[float, int, dict[str, Any]]]
+        self.k, self.seq = k, 0
+        self.heap: list[tuple[float, int, dict[str, Any]]] = []
 
     def full_above(self, key: float) -> bool:
         return len(self.heap) >= self.k and key <= self.heap[0][0]
