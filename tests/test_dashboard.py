@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.cli import render_compare
+from vision_eval.cli import render_compare
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
 
 pytestmark = pytest.mark.ultralytics
