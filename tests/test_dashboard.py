@@ -327,3 +327,12 @@ def test_a_failure_example_image_loads_in_the_gallery(env: Env, browser: Any, sh
     boxes = _marks(browser, ".example svg rect.mark")
     assert boxes >= len(loaded)
     assert _console_errors(browser) == []
+
+
+def test_the_http_process_stays_free_of_torch_and_plotting(env: Env) -> None:
+    """After evaluations, analyses (one recomputed on demand), images and every page: the daemon process
+    has neither torch nor matplotlib mapped; its worker does have torch (the check can see it)."""
+    maps = Path(f"/proc/{env.daemon.pid}/maps").read_text()
+    assert "libtorch" not in maps and "matplotlib" not in maps
+    worker = httpx.get(f"{env.daemon.url}/healthz", timeout=10).json()["worker_info"]["pid"]
+    assert "libtorch" in Path(f"/proc/{worker}/maps").read_text()

@@ -84,9 +84,9 @@ function q(name) {
 const ROUTES = [
   [/^\/?(leaderboard)?$/, () => Pages.leaderboard()],
   [/^\/models$/, () => Pages.models()],
-  [/^\/model\/([^/]+)$/, (m) => Pages.model(decodeURIComponent(m[1]))],
-  [/^\/eval\/(\d+)$/, (m) => Pages.evaluation(Number(m[1]))],
-  [/^\/compare\/([^/]+)$/, (m) => Pages.comparison(decodeURIComponent(m[1]))],
+  [/^\/models?\/([^/]+)$/, (m) => Pages.model(decodeURIComponent(m[1]))],
+  [/^\/(?:eval|evaluations?)\/(\d+)$/, (m) => Pages.evaluation(Number(m[1]))],
+  [/^\/compar(?:e|ison)s?\/([^/]+)$/, (m) => Pages.comparison(decodeURIComponent(m[1]))],
   [/^\/jobs$/, () => Pages.jobs()],
 ];
 
