@@ -60,7 +60,7 @@ class Analyses:
         out.update(job_id=row["job_id"], trigger=row["trigger"], model_version=row["model_version"])
         return out
 
-    async def artifact(self, eval_id: int, kind: str, *, full: bool = False) -> dict[str, Any]:
+    async def artifact(self, eval_id: int, kind: str, *, full: bool = True) -> dict[str, Any]:
         """``curves`` or ``errors`` of an evaluation (``errors`` without its per-box lists unless ``full``)."""
         directory = await self._artifacts_dir(eval_id)
         if not (directory / ARTIFACTS[kind]).is_file():

@@ -4,8 +4,8 @@
 - ``GET /v1/vision/evaluations/{eval_id}`` (the stored result) and the same
   three sub-routes by evaluation id, for evaluations whose jobs were pruned.
 
-``errors`` leaves out the per-box lists (``prediction_types``,
-``missed_boxes``) unless ``?boxes=true``. An image is served only by a name
+``errors`` holds the per-box lists (``prediction_types``, one letter per
+row of the predictions artifact, and ``missed_boxes``) unless ``?boxes=false``. An image is served only by a name
 the evaluation lists (see ``daemon.analysis``).
 """
 
@@ -35,7 +35,7 @@ async def curves(request: web.Request) -> web.Response:
 async def errors(request: web.Request) -> web.Response:
     query = dict(request.query)
     reject_unknown(query, ("boxes",))
-    full = get_bool(query, "boxes")
+    full = get_bool(query, "boxes", default=True)
     return json_response(await service(request).analyses.artifact(await _eval_id(request), "errors", full=full))
 
 

@@ -25,8 +25,8 @@ def paths() -> dict[str, Any]:
                           pattern="^[0-9]{1,18}$")
     image = _path_param("image", "An image name the evaluation lists (its errors' ``images``), relative to the "
                                  "val folder. Nothing else is served.", minLength=1)
-    boxes = _query("boxes", {"type": "boolean", "default": False},
-                   "Include the per-box lists (prediction_types, missed_boxes).")
+    boxes = _query("boxes", {"type": "boolean", "default": True},
+                   "Include the per-box lists (prediction_types, missed_boxes); false leaves them out.")
     curves = {"summary": "Curves of an evaluation: PR per class and all, P/R/F1 against confidence "
                          "(at most 101 points each), with the operating point.",
               "responses": _responses(200, "The curves.", _json(_OBJECT), (404, 409))}

@@ -29,8 +29,9 @@ from typing import Any
 import httpx
 import pytest
 
-from vision_eval.cli import render_compare
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.test_error_analysis import read_ground_truth, recompute
+from vision_eval.cli import render_compare
 
 pytestmark = pytest.mark.ultralytics
 TOKEN = "dashboard-test-token"
@@ -92,9 +93,9 @@ def test_curves_and_errors_by_job_and_by_evaluation_id(env: Env) -> None:
         by_id = env.http.get(f"/v1/vision/evaluations/{eval_id}/{kind}")
         assert by_job.status_code == by_id.status_code == 200, (by_job.text, by_id.text)
         assert by_job.json() == by_id.json()
-    errors = env.http.get(f"/v1/vision/evaluations/{eval_id}/errors").json()
+    errors = env.http.get(f"/v1/vision/evaluations/{eval_id}/errors", params={"boxes": "false"}).json()
     assert "prediction_types" not in errors
-    full = env.http.get(f"/v1/vision/evaluations/{eval_id}/errors", params={"boxes": "true"}).json()
+    full = env.http.get(f"/v1/vision/evaluations/{eval_id}/errors").json()
     assert len(full["prediction_types"]) == len(env.http.get(f"/v1/vision/eval/{job_id}/predictions").json())
     assert errors["overall"] == env.jobs["v1"]["result"]["error_counts"]
     assert sum(errors["overall"][t] for t in ("duplicate", "classification", "localization", "both",
@@ -106,6 +107,20 @@ def test_curves_and_errors_by_job_and_by_evaluation_id(env: Env) -> None:
     compare_id = env.jobs["compare"]["job_id"]
     assert env.http.get(f"/v1/vision/eval/{compare_id}/errors").status_code == 404
     assert httpx.get(f"{env.daemon.url}/v1/vision/evaluations/{eval_id}/errors").status_code == 401
+
+
+@pytest.mark.parametrize("which", ["v1", "v2"])
+def test_served_errors_equal_an_independent_recomputation(env: Env, which: str) -> None:
+    """What the daemon serves, box for box, against tests/test_error_analysis.py's recomputation from the
+    served predictions artifact and the label files."""
+    job = env.jobs[which]
+    errors = env.http.get(f"/v1/vision/eval/{job['job_id']}/errors").json()
+    predictions = env.http.get(f"/v1/vision/eval/{job['job_id']}/predictions").json()
+    names, gts = read_ground_truth(Path(env.dataset))
+    expected = recompute(predictions, gts, len(names), job["result"]["conf_threshold"])
+    assert errors["prediction_types"] == expected["types"]
+    assert errors["confusion_matrix"]["matrix"] == expected["matrix"]
+    assert {k: errors["overall"][k] for k in expected["counts"]} == expected["counts"]
 
 
 def test_artifacts_of_an_older_evaluation_are_computed_on_demand_identically(env: Env) -> None:

@@ -201,7 +201,7 @@ async function evaluation(id) {
     page.append(section("Curves", h("p", { class: "error" }, `Curves unavailable: ${e.message}`)));
   }
   try {
-    const err = await api(`/v1/vision/evaluations/${id}/errors`);
+    const err = await api(`/v1/vision/evaluations/${id}/errors?boxes=false`);
     const o = err.overall;
     page.append(section(`Errors at the operating point (conf ≥ ${fmt(err.conf_threshold, 3)})`, h("div", { class: "grid" },
       Charts.barChart({ title: "Error breakdown", names: ["count"], max: Math.max(1, ...FP_TYPES.map((t) => o[t]), o.missed),
