@@ -59,7 +59,7 @@ class JobRunner:
         out = compare_results(a, b, params["model_a"], params["model_b"])
         out["eval_id_a"], out["eval_id_b"] = a.get("eval_id"), b.get("eval_id")
         out["dataset"] = params["a"]["dataset_path"]
-        out["errors"] = compare_errors(await self._error_counts(a), await self._error_counts(b))
+        out["errors"] = compare_errors(await self._error_breakdown(a), await self._error_breakdown(b))
         resamples = int(params.get("bootstrap_resamples", 0))
         if resamples > 0:
             ctx.check_cancelled()
@@ -83,13 +83,13 @@ class JobRunner:
             out["winner_significant"] = bool((stats["metrics"].get("accuracy_score") or {}).get("significant"))
         return out
 
-    async def _error_counts(self, result: dict[str, Any]) -> dict[str, int] | None:
-        """An evaluation's overall error counts: from its result, else its (possibly recomputed) artifact."""
-        if result.get("error_counts"):
-            return dict(result["error_counts"])
-        if self.analyses is None or result.get("eval_id") is None:
-            return None
-        try:
-            return dict((await self.analyses.artifact(int(result["eval_id"]), "errors"))["overall"])
-        except VisionEvalError:
-            return None
+    async def _error_breakdown(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        """An evaluation's error counts (overall, per class, per size): its artifact (recomputed by a worker
+        for an older evaluation), else the overall counts of its result, else None."""
+        if self.analyses is not None and result.get("eval_id") is not None:
+            try:
+                errors = await self.analyses.artifact(int(result["eval_id"]), "errors", full=False)
+                return {k: errors[k] for k in ("overall", "per_class", "per_size")}
+            except VisionEvalError:
+                pass
+        return {"overall": dict(result["error_counts"])} if result.get("error_counts") else None

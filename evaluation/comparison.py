@@ -75,17 +75,30 @@ _ERROR_LABELS = {
 }
 
 
-def compare_errors(counts_a: dict[str, int] | None, counts_b: dict[str, int] | None) -> dict[str, Any]:
+def _rows(counts_a: dict[str, int], counts_b: dict[str, int]) -> dict[str, dict[str, Any]]:
+    return {k: {"a": counts_a.get(k), "b": counts_b.get(k),
+                "diff": counts_b[k] - counts_a[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
+
+
+def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | None) -> dict[str, Any]:
     """Both error breakdowns (DESIGN.md "Error analysis", each at its own operating point) side by side.
 
-    ``rows``: per count ``{a, b, diff = b - a}``; ``changes``: readable lines
-    such as ``"localization errors 412 -> 170"`` for every count that differs.
-    Either side may be unavailable (an evaluation whose analysis is missing).
+    ``errors_a``/``errors_b``: an evaluation's ``overall`` counts, with its
+    ``per_class`` and ``per_size`` counts where known (its errors artifact), or
+    None when its analysis is unavailable. Returns ``a``/``b`` (the overall
+    counts), ``rows`` (per count ``{a, b, diff = b - a}``), the same rows
+    ``per_class`` and ``per_size`` where both sides have them, and ``changes``:
+    readable lines such as ``"localization errors 412 -> 170"`` for every
+    overall count that differs.
     """
-    if counts_a is None or counts_b is None:
-        return {"available": False, "a": counts_a, "b": counts_b,
+    if errors_a is None or errors_b is None:
+        return {"available": False, "a": (errors_a or {}).get("overall"), "b": (errors_b or {}).get("overall"),
                 "detail": "the error analysis of one of the evaluations is unavailable"}
-    rows = {k: {"a": counts_a.get(k), "b": counts_b.get(k),
-                "diff": counts_b[k] - counts_a[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
-    changes = [f"{_ERROR_LABELS[k]} {r['a']} -> {r['b']}" for k, r in rows.items() if r["diff"]]
-    return {"available": True, "a": counts_a, "b": counts_b, "rows": rows, "changes": changes}
+    rows = _rows(errors_a["overall"], errors_b["overall"])
+    out: dict[str, Any] = {"available": True, "a": errors_a["overall"], "b": errors_b["overall"], "rows": rows,
+                           "changes": [f"{_ERROR_LABELS[k]} {r['a']} -> {r['b']}" for k, r in rows.items() if r["diff"]]}
+    for part in ("per_class", "per_size"):
+        pa, pb = errors_a.get(part), errors_b.get(part)
+        if pa and pb:
+            out[part] = {key: _rows(pa[key], pb[key]) for key in pa if key in pb}
+    return out

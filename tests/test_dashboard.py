@@ -224,6 +224,13 @@ def test_compare_shows_both_error_breakdowns_and_their_changes(env: Env) -> None
     changed = [k for k in errors["rows"] if a[k] != b[k]]
     assert len(errors["changes"]) == len(changed) > 0
     assert f"localization errors {a['localization']} -> {b['localization']}" in errors["changes"] or a["localization"] == b["localization"]
+    per_class_a = env.http.get(f"/v1/vision/evaluations/{_eval_id(env, 'v1')}/errors").json()["per_class"]
+    per_class_b = env.http.get(f"/v1/vision/evaluations/{_eval_id(env, 'v2')}/errors").json()["per_class"]
+    for name, rows in errors["per_class"].items():
+        for key, row in rows.items():
+            assert row == {"a": per_class_a[name][key], "b": per_class_b[name][key],
+                           "diff": per_class_b[name][key] - per_class_a[name][key]}
+    assert set(errors["per_size"]) == {"small", "medium", "large"}
     text = render_compare(result)
     assert "CHANGE (B-A)" in text and errors["changes"][0] in text
 

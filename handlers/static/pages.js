@@ -261,9 +261,14 @@ async function comparison(jobId) {
   }
   const errs = r.errors;
   if (errs && errs.available) {
-    page.append(section("Errors, side by side", h("table", {}, h("thead", {}, h("tr", {}, ["count", "A", "B", "B − A"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, Object.entries(errs.rows).map(([k, v]) => h("tr", {}, h("td", {}, k), num(v.a), num(v.b), num(v.diff))))),
-      h("ul", {}, (errs.changes.length ? errs.changes : ["no change"]).map((c) => h("li", {}, c)))));
+    const sideBySide = (groups) => h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, ""), ERROR_KEYS.filter((k) => k !== "gt")
+      .map((k) => h("th", { class: "num" }, `${k} A → B`)))), h("tbody", {}, Object.entries(groups).map(([label, rows]) =>
+      h("tr", {}, h("td", {}, label), ERROR_KEYS.filter((k) => k !== "gt").map((k) => h("td", { class: "num" },
+        `${fmt(rows[k].a)} → ${fmt(rows[k].b)}${rows[k].diff ? ` (${rows[k].diff > 0 ? "+" : ""}${rows[k].diff})` : ""}`))))));
+    page.append(section("Errors, side by side (each at its own operating point)",
+      h("ul", {}, (errs.changes.length ? errs.changes : ["no change"]).map((c) => h("li", {}, c))),
+      sideBySide({ all: errs.rows, ...(errs.per_class || {}) }),
+      errs.per_size ? sideBySide(errs.per_size) : null));
   } else if (errs) {
     page.append(section("Errors, side by side", h("p", { class: "muted" }, errs.detail || "unavailable")));
   }
