@@ -80,24 +80,30 @@ class Analyses:
     async def _compute(self, eval_id: int, directory: Path) -> None:
         """Write the artifacts of an older evaluation in a worker, once (concurrent requests wait)."""
         lock = self._locks.setdefault(eval_id, asyncio.Lock())
-        async with lock:
-            if all((directory / f).is_file() for f in ARTIFACTS.values()):
-                return
-            row = await self.row(eval_id)
-            evidence = row["evidence_path"]
-            if not (Path(row["predictions_path"]).is_file() and evidence and Path(evidence).is_file()):
-                raise NotFound(f"the predictions or evidence of evaluation {eval_id} are missing; its error "
-                               "analysis is unavailable (evaluate again)")
-            result = results.result_of(row)
-            params = {
-                "predictions_path": row["predictions_path"], "evidence_path": evidence,
-                "dataset_path": row["dataset"], "dataset_fingerprint": row["dataset_fingerprint"],
-                "class_names": result.get("class_names") or sorted(result.get("per_class") or {}),
-                "operating": {k: result.get(k) for k in ("conf_threshold", "precision", "recall", "f1")},
-            }
-            await self.executor.run("analyse", params, job_id=f"analyse-{eval_id}", on_progress=lambda v: None,
-                                    timeout=ON_DEMAND_TIMEOUT_S, cancel=asyncio.Event())
-        self._locks.pop(eval_id, None)
+        try:
+            async with lock:
+                if all((directory / f).is_file() for f in ARTIFACTS.values()):
+                    return
+                await self._run_worker(eval_id)
+        finally:
+            self._locks.pop(eval_id, None)
+
+    async def _run_worker(self, eval_id: int) -> None:
+        row = await self.row(eval_id)
+        evidence = row["evidence_path"]
+        result = results.result_of(row)
+        if not (Path(row["predictions_path"]).is_file() and evidence and Path(evidence).is_file()
+                and result.get("class_names")):
+            raise NotFound(f"the predictions, evidence or class names of evaluation {eval_id} are missing; its "
+                           "error analysis is unavailable (evaluate again)")
+        params = {
+            "predictions_path": row["predictions_path"], "evidence_path": evidence,
+            "dataset_path": row["dataset"], "dataset_fingerprint": row["dataset_fingerprint"],
+            "class_names": result["class_names"],
+            "operating": {k: result.get(k) for k in ("conf_threshold", "precision", "recall", "f1")},
+        }
+        await self.executor.run("analyse", params, job_id=f"analyse-{eval_id}", on_progress=lambda v: None,
+                                timeout=ON_DEMAND_TIMEOUT_S, cancel=asyncio.Event())
 
     async def image(self, eval_id: int, name: str) -> tuple[Path, str]:
         """(file, content type) of an image the evaluation lists by ``name``; NotFound for anything else."""
