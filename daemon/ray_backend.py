@@ -95,7 +95,7 @@ class RayExecutor:
         keys = ("pid", "ultralytics_version", "torch_version", "device", "device_kind")
         return {**{k: first[k] for k in keys if k in first},
                 "actors": [{"node": i["node"], "pid": i["pid"], "gpu_ids": i["gpu_ids"],
-                            "jobs": self.jobs_per_actor.get(i["node"] + f"/{i['pid']}", 0)} for i in infos]}
+                            "jobs": self.jobs_per_actor.get(f"{i['node']}/{i['pid']}", 0)} for i in infos]}
 
     async def _replace(self, actor: Any) -> None:
         import ray

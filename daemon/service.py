@@ -25,6 +25,7 @@ from daemon.analysis import Analyses
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.home_lock import HomeLock
 from daemon.ingest import Ingest
 from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.models_view import ShaCache, model_detail, model_list
@@ -77,6 +78,7 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
+        self.home_lock = HomeLock(config.db_path, config.models_root)
         self.bound_port: int | None = None
         self._closed = False
 
@@ -87,8 +89,10 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
         self.db = Database(cfg.db_path)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
@@ -179,6 +183,7 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+        self.home_lock.release()
         log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
@@ -273,6 +278,7 @@ class Service:
             running=len(self.queue.running_ids()) if self.queue else 0,
             worker_restarts=getattr(self.executor, "restarts", 0),
             watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
+            worker_info=self.executor.info,
         )
         return self.telemetry.render(snapshot)
 

@@ -125,7 +125,12 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Times the daemon died under a running job: counted instead of an attempt ([jobs] max_interruptions).
+_JOB_INTERRUPTIONS = """
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

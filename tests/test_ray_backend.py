@@ -92,6 +92,16 @@ def test_actor_killed_mid_job_is_replaced_and_the_job_retried(ray_daemon: Daemon
     assert _actor(ray_daemon)["pid"] != before
 
 
+def test_metrics_show_jobs_per_actor_with_node_and_gpu(ray_daemon: Daemon) -> None:
+    import httpx
+
+    actor = _actor(ray_daemon)
+    text = httpx.get(f"{ray_daemon.url}/metrics", timeout=10).text
+    line = next(x for x in text.splitlines() if x.startswith("vision_evald_actor_jobs_total{"))
+    assert f'pid="{actor["pid"]}"' in line and 'gpu_ids="0"' in line and 'backend="ray"' in line
+    assert float(line.rsplit(" ", 1)[1]) == actor["jobs"]
+
+
 def test_a_node_seeing_other_checkpoint_bytes_refuses_and_names_itself(tmp_path: Path) -> None:
     """The check each actor makes before an evaluation (run here without Ray: it is plain file reading)."""
     from daemon.ray_actor import verify_inputs
