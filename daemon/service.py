@@ -21,9 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from daemon import sdnotify
+from daemon.analysis import Analyses
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.home_lock import HomeLock
 from daemon.ingest import Ingest
 from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.models_view import ShaCache, model_detail, model_list
@@ -66,6 +68,7 @@ class Service:
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
+        self._analyses: Analyses | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
         self.scheduler: Any = None
@@ -75,6 +78,7 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
+        self.home_lock = HomeLock(config.db_path, config.models_root)
         self.bound_port: int | None = None
         self._closed = False
 
@@ -85,18 +89,21 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
         self.db = Database(cfg.db_path)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
                                        self.clock)
+        self._analyses = Analyses(self.db, self.executor)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, cfg.models_root, cfg.state_dir / "promoted",
                                  cfg.promotion, self.clock)
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
-        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer)
+        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, self._analyses)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
@@ -176,6 +183,7 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+        self.home_lock.release()
         log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
@@ -183,6 +191,11 @@ class Service:
     def database(self) -> Database:
         assert self.db is not None
         return self.db
+
+    @property
+    def analyses(self) -> Analyses:
+        assert self._analyses is not None
+        return self._analyses
 
     async def job(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
         """A job by id; NotFound when there is none of one of ``kinds``."""

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config
-from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.architectures import detection_architecture
 from evaluation.datasets import check_train_split, load_dataset
@@ -36,6 +35,7 @@ from evaluation.models import (
     resolve_model,
 )
 from evaluation.scoring import resolve_weights
+from evaluation.stats.gates import validate_gates
 from store.jobs import Job
 
 SUPPORTED_TASKS = ("detection", "detect")

@@ -3,11 +3,13 @@
 Both rank or score by the default weights, or by ``?weights=`` (a JSON
 object, validated and completed like a request's ``weights``); each row
 carries the ``weights`` that scored it. The leaderboard ranks each dataset's
-current content unless ``?content=all``.
+current content unless ``?content=all``. ``?format=csv`` gives the same rows
+as CSV.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -16,8 +18,21 @@ from evaluation.errors import InvalidRequest
 from evaluation.scoring import resolve_weights
 from handlers.body import get_int, get_str, parse_json, query_params
 from handlers.context import json_response, service
+from store.export import CSV_FIELDS, to_csv
 
 CONTENT = ("current", "all")
+
+
+def _wants_csv(query: dict[str, str]) -> bool:
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidRequest(f"invalid format {fmt!r}; one of json, csv")
+    return fmt == "csv"
+
+
+def _csv_response(rows: list[dict[str, Any]], kind: str, filename: str) -> web.Response:
+    return web.Response(text=to_csv(rows, CSV_FIELDS[kind]), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
 
 
 def _weights(query: dict[str, str]) -> dict[str, float] | None:
@@ -32,7 +47,8 @@ def _weights(query: dict[str, str]) -> dict[str, float] | None:
 
 
 async def leaderboard(request: web.Request) -> web.Response:
-    query = query_params(request, ("dataset", "limit", "weights", "content"))
+    query = query_params(request, ("dataset", "limit", "weights", "content", "format"))
+    csv = _wants_csv(query)
     content = get_str(query, "content", default="current")
     if content not in CONTENT:
         raise InvalidRequest(f"invalid content {content!r}; one of {', '.join(CONTENT)}")
@@ -40,15 +56,18 @@ async def leaderboard(request: web.Request) -> web.Response:
         get_str(query, "dataset"), get_int(query, "limit", default=20, lo=1, hi=1000), _weights(query),
         all_content=content == "all",
     )
+    if csv:
+        return _csv_response(json.loads(body), "leaderboard", "leaderboard")
     return web.Response(body=body, content_type="application/json")
 
 
 async def history(request: web.Request) -> web.Response:
-    query = query_params(request, ("limit", "weights"))
+    query = query_params(request, ("limit", "weights", "format"))
+    csv = _wants_csv(query)
     rows = await service(request).history(
         request.match_info["model_name"], get_int(query, "limit", default=50, lo=1, hi=1000), _weights(query)
     )
-    return json_response(rows)
+    return _csv_response(rows, "history", "history") if csv else json_response(rows)
 
 
 def routes() -> list[web.RouteDef]:

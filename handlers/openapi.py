@@ -8,7 +8,8 @@ form encodings (``application/x-www-form-urlencoded``, ``multipart/form-data``;
 object-valued fields such as ``weights`` are then sent as JSON text).
 
 ``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz`` is open.
+like everything else when one is configured: only ``/healthz`` and the
+dashboard's static files are open.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers import openapi_analysis
 from handlers.context import json_response
 
 JSON = "application/json"
@@ -302,7 +304,8 @@ ERROR_TEXT = {
     400: "The request is malformed (at the HTTP level too: an over-long URL or header, a body that does "
          "not parse) or a value is out of range; the detail says which.",
     401: "A bearer token is configured and the request lacks it or has a wrong one.",
-    403: "A path lies outside the configured allowed roots.",
+    403: "A path lies outside the configured allowed roots, or the request is cross-site (a foreign Origin, "
+         "Sec-Fetch-Site: cross-site on a state change) or names a Host that is not this daemon's.",
     404: "No such model, job, version, evaluation or endpoint.",
     409: "The request conflicts with the current state.",
     413: "The request body is larger than [server] max_body_bytes.",
@@ -321,7 +324,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(ok: int, ok_desc: str, ok_content: dict[str, Any], errors: tuple[int, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {str(ok): {"description": ok_desc, "content": ok_content}}
-    for status in sorted({400, 401, 503, *errors}):
+    for status in sorted({400, 401, 403, 503, *errors}):
         out[str(status)] = {"description": ERROR_TEXT[status], "content": _json(_ref("Error"))}
     return out
 
@@ -513,6 +516,8 @@ PATHS: dict[str, Any] = {
     },
 }
 
+PATHS.update(openapi_analysis.paths())
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -520,8 +525,8 @@ DOCUMENT: dict[str, Any] = {
         "version": "0.1.0",
         "description": "Evaluate, compare and promote YOLO detection checkpoints. Every job is asynchronous "
                        "and polled by id. Errors are JSON {\"detail\": string} with the status listed per "
-                       "operation. When [server] auth_token is set, every route but /healthz needs "
-                       "'Authorization: Bearer <token>'.",
+                       "operation. When [server] auth_token is set, every route but /healthz and the "
+                       "dashboard's static files (/, /dashboard/*) needs 'Authorization: Bearer <token>'.",
     },
     "servers": [{"url": "/"}],
     "components": {

@@ -98,15 +98,41 @@ def find_for_checkpoint(conn: sqlite3.Connection, sha256: str, fingerprint: str)
     ).fetchone()
 
 
+def latest_of_checkpoint(conn: sqlite3.Connection, sha256: str, model_name: str) -> sqlite3.Row | None:
+    """The most recent evaluation of a checkpoint's content, preferring one stored under ``model_name``."""
+    return conn.execute(
+        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? ORDER BY model_name = ? DESC, id DESC LIMIT 1",
+        (sha256, model_name),
+    ).fetchone()
+
+
 def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
     return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
 
 
-def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str) -> sqlite3.Row | None:
-    """The best evaluation on a dataset among other checkpoints (the spec's literal baseline): the top of
-    its leaderboard, i.e. by the default-weights score, whatever weights each row's request used."""
+_LIKE = "dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ?"
+
+
+def like_settings(result: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two evaluations comparable (like with like): the dataset content fingerprint, the
+    effective image size and batch, and the device kind, read from a stored result."""
+    return (result["dataset_fingerprint"], int(result["imgsz"]), int(result["batch"]), result.get("device_kind"))
+
+
+def find_like(conn: sqlite3.Connection, sha256: str, settings: tuple[Any, ...]) -> sqlite3.Row | None:
+    """The most recent evaluation of a checkpoint's content measured with ``settings`` (``like_settings``)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE dataset = ? AND checkpoint_sha256 != ? AND default_score IS NOT NULL "
+        f"SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND {_LIKE} ORDER BY id DESC LIMIT 1",
+        (sha256, *settings),
+    ).fetchone()
+
+
+def best_score_like(conn: sqlite3.Connection, settings: tuple[Any, ...], exclude_sha256: str) -> sqlite3.Row | None:
+    """The best evaluation among other checkpoints measured with ``settings`` (``like_settings``): the
+    ``dataset_best`` baseline, on the same dataset content and settings only. Best by the default-weights
+    score (the leaderboard's order), whatever weights each row's request used."""
+    return conn.execute(
+        f"SELECT * FROM eval_results WHERE {_LIKE} AND checkpoint_sha256 != ? AND default_score IS NOT NULL "
         "ORDER BY default_score DESC, id ASC LIMIT 1",
-        (dataset, exclude_sha256),
+        (*settings, exclude_sha256),
     ).fetchone()

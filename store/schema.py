@@ -125,6 +125,12 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
+# Times the daemon died under a running job: counted instead of an attempt ([jobs] max_interruptions).
+_JOB_INTERRUPTIONS = """
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"""
+
+
 # One weighting per ranking, results as asked, effective settings (issue 16).
 # - default_score: the score under the default weights, the leaderboard's order
 #   (the SQL below computes it once for rows stored before; new rows get it from
@@ -179,7 +185,7 @@ INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score)
                 ORDER BY o.default_score IS NULL, o.default_score DESC, o.id LIMIT 1)
 """
 
-MIGRATIONS: list[str] = [_V1, _V_NUMBERS]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _V_NUMBERS]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -89,6 +89,7 @@ def copy_yaml(source: Path, target: Path, **changes: Any) -> Path:
 async def test_an_extreme_custom_weighting_never_ranks_the_default_leaderboard(daemon: Any) -> None:
     weak_speed = await completed(daemon, model="weak", weights=SPEED_ONLY)
     strong = await completed(daemon, model="strong")
+    assert strong["score"] == pytest.approx(expected_score(strong, DEFAULT))
     weak_default = await completed(daemon, model="weak")  # a cache hit: a row of its own
     # On an idle machine weak's speed-only score (about 1) beats strong's default score, which ranked weak
     # first before; timings vary with load, so the checks below do not depend on it: every leaderboard row

@@ -159,8 +159,8 @@ def test_ties_go_to_the_older_row_under_any_weighting(tmp_path: Path) -> None:
     try:
         same = metrics(0.5)
         names = ["b", "a", "b", "a", "b", "c", "a"]
-        ids = [db.write_sync(lambda c, r=row(m, "/d.yaml", "fp", same, f"2026-01-01T00:00:{i:02d}Z"): results.insert(c, r))
-               for i, m in enumerate(names)]
+        rows = [row(m, "/d.yaml", "fp", same, f"2026-01-01T00:00:{i:02d}Z") for i, m in enumerate(names)]
+        ids = [db.write_sync(lambda c, r=r: results.insert(c, r)) for r in rows]
         oldest = {m: min(i for i, n in zip(ids, names) if n == m) for m in "abc"}
         speed = {**{k: 0.0 for k in DEFAULT}, "speed": 1.0, "mAP50": 0.0}
         for weights in (None, speed, {**DEFAULT, "f1": 0.1, "speed": 0.15}):
