@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon.config import Config, load_config
-from evaluation.errors import ConfigError
+from evaluation.errors import ConfigError, DatabaseRefused
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(serve(config))
+    except DatabaseRefused as exc:
+        print(f"vision-evald: cannot use the database {exc.detail}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"vision-evald: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -72,11 +72,12 @@ class Service:
     # -- start ---------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        # First: a database file that is not ours stops the start before anything is written or logged.
+        self.db = Database(cfg.db_path)
         log.info("vision-evald starting: python %s, sqlite %s, models root %s, database %s",
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(cfg.db_path)
         requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
@@ -167,7 +168,7 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
-        log.info("vision-evald stopped")
+            log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
     @property

@@ -75,6 +75,11 @@ class ConfigError(VisionEvalError):
     """The daemon's configuration file or environment overrides are invalid (start-up only)."""
 
 
+class DatabaseRefused(VisionEvalError):
+    """The database file is neither vision-evald's nor LlamaFarm's, is from a newer vision-evald, or a
+    LlamaFarm file could not be adopted (start-up only: the daemon exits with status 2, file untouched)."""
+
+
 class JobError(VisionEvalError):
     """Why a job failed outside the user's input: reported in the job's ``error``, never raised to HTTP."""
 

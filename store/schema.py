@@ -137,14 +137,19 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version in range(current, latest):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={version + 1}")
+            apply(conn, version)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
     return latest
+
+
+def apply(conn: sqlite3.Connection, version: int) -> None:
+    """Run migration ``version`` (0-based) and record it, inside the caller's transaction."""
+    for statement in _statements(MIGRATIONS[version]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={version + 1}")
 
 
 def _statements(script: str) -> list[str]:
