@@ -234,7 +234,7 @@ class Service:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows
 
-    async def list_models(self) -> list[dict[str, Any]]:
+    async def list_models(self) -> dict[str, Any]:
         return await model_list(self.database, self.config.models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Protocol over a ``multiprocessing`` pipe (pickled dicts):
 
 - child -> parent, once: ``{"type": "ready", "info": {...}}``;
 - parent -> child: ``{"task_id", "kind", "params"}``, or ``None`` to exit;
-- child -> parent, per task: any number of ``{"type": "progress", "value"}``,
+- child -> parent, per task: any number of ``{"type": "progress", "value"}``
+  (a train task adds ``"detail"``, its epoch report, after each epoch),
   then exactly one ``{"type": "result", "result"}`` or
   ``{"type": "error", "error_type", "detail"}``.
 
@@ -59,7 +60,7 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     )
 
 
-def _task_train(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def _task_train(params: dict[str, Any], progress: Any) -> dict[str, Any]:
     from evaluation.training import train
 
     return train(params, progress)
@@ -129,8 +130,11 @@ def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> N
 def _run_task(conn: Any, msg: dict[str, Any]) -> None:
     task_id = msg["task_id"]
 
-    def progress(value: float) -> None:
-        conn.send({"type": "progress", "task_id": task_id, "value": float(value)})
+    def progress(value: float, detail: dict[str, Any] | None = None) -> None:
+        msg = {"type": "progress", "task_id": task_id, "value": float(value)}
+        if detail is not None:
+            msg["detail"] = detail
+        conn.send(msg)
 
     try:
         result = TASKS[msg["kind"]](msg["params"], progress)

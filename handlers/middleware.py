@@ -36,6 +36,10 @@ STATUS: tuple[tuple[type[errors.VisionEvalError], int], ...] = (
 )
 
 
+# The health probes (ours, and LlamaFarm's server's): open even when a bearer token is set.
+OPEN_PATHS = frozenset({"/healthz", "/health"})
+
+
 def json_error(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"detail": detail}, status=status, headers=headers)
 
@@ -85,12 +89,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Require ``Authorization: Bearer <token>`` on everything but ``/healthz``, when a token is set."""
+    """Require ``Authorization: Bearer <token>`` on everything but the health probes, when a token is set."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path != "/healthz":
+        if token and request.path not in OPEN_PATHS:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return json_error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})

@@ -116,12 +116,24 @@ SCHEMAS: dict[str, Any] = {
     },
     "ModelSummary": {
         "type": "object",
-        "required": ["name", "versions", "has_current", "latest_evaluation"],
+        "description": "One model, in the shape of LlamaFarm's runtime (name, versions, has_current, size_mb) "
+                       "plus its version numbers and latest evaluation.",
+        "required": ["name", "versions", "has_current", "size_mb", "version_numbers", "latest_evaluation"],
         "properties": {
             "name": {"type": "string"},
-            "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "versions": {"type": "integer", "minimum": 0, "description": "How many v<n>.pt files it has."},
             "has_current": {"type": "boolean"},
+            "size_mb": {"type": "number", "minimum": 0, "description": "All files in its folder, MiB."},
+            "version_numbers": {"type": "array", "items": {"type": "integer", "minimum": 1}},
             "latest_evaluation": {"allOf": [{"$ref": "#/components/schemas/EvalSummary"}], "nullable": True},
+        },
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models", "total"],
+        "properties": {
+            "models": {"type": "array", "items": {"$ref": "#/components/schemas/ModelSummary"}},
+            "total": {"type": "integer", "minimum": 0},
         },
     },
     "ModelDetail": {
@@ -368,6 +380,18 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/health": {
+        "get": {
+            "summary": "The same as /healthz, where LlamaFarm's server probes its runtime.",
+            "description": "Open even when a bearer token is configured.",
+            "security": [],
+            "responses": {
+                "200": {"description": "Healthy.", "content": _json(_ref("Health"))},
+                "400": {"description": ERROR_TEXT[400], "content": _json(_ref("Error"))},
+                "503": {"description": "Unhealthy: the body says which part is down.", "content": _json(_ref("Health"))},
+            },
+        },
+    },
     "/metrics": {
         "get": {
             "summary": "Prometheus text exposition: jobs by kind and state, queue depth, job durations, "
@@ -472,7 +496,7 @@ PATHS: dict[str, Any] = {
     "/v1/vision/models": {
         "get": {
             "summary": "Models under the models root, with their versions and latest evaluation.",
-            "responses": _responses(200, "The models.", _json({"type": "array", "items": _ref("ModelSummary")}), ()),
+            "responses": _responses(200, "The models.", _json(_ref("ModelList")), ()),
         },
     },
     "/v1/vision/models/{name}": {

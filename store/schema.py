@@ -125,7 +125,12 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# A running job's progress detail (JSON): a train job's latest epoch report.
+_JOBS_PROGRESS_DETAIL = """
+ALTER TABLE jobs ADD COLUMN progress_detail TEXT;
+"""
+
+MIGRATIONS: list[str] = [_V1, _JOBS_PROGRESS_DETAIL]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
