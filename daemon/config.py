@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from evaluation.errors import ConfigError, InvalidRequest
 from evaluation.models import check_name
@@ -30,6 +31,7 @@ class ServerConfig:
     auth_token: str = ""  # empty: no authentication (loopback only)
     max_body_bytes: int = 64 * 1024
     allow_non_loopback: bool = False  # binding elsewhere also requires auth_token
+    upstream_url: str = ""  # LlamaFarm's runtime: /v1/ requests we do not route go there; empty: off
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,11 @@ def _validate(cfg: Config) -> None:
             f"[server] host {s.host!r} is not a loopback address: set allow_non_loopback = true "
             "and an auth_token to serve beyond this machine"
         )
+    if s.upstream_url:
+        url = urlsplit(s.upstream_url)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ConfigError(f"[server] upstream_url must be an http(s)://host:port URL (LlamaFarm's runtime, "
+                              f"e.g. http://127.0.0.1:11541), got {s.upstream_url!r}")
     if cfg.workers.count < 1:
         raise ConfigError("[workers] count must be at least 1")
     if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1:

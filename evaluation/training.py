@@ -66,10 +66,11 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
     data_yaml = dataset.write_sanitised(work)
     model = YOLO(params["base"], task="detect")
     epochs = int(params["epochs"])
-    state = {"batches": 0}
+    state = {"batches": 0, "open": False}
 
     def on_epoch_start(trainer: Any) -> None:
         state["batches"] = 0
+        state["open"] = True
 
     def on_batch_end(trainer: Any) -> None:
         state["batches"] += 1
@@ -77,6 +78,9 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
         progress(min(1.0, (trainer.epoch + state["batches"] / per_epoch) / max(1, trainer.epochs)))
 
     def on_fit_epoch_end(trainer: Any) -> None:
+        if not state["open"]:  # ultralytics' final validation of best.pt calls this again, as "epoch + 1"
+            return
+        state["open"] = False
         progress(min(1.0, (trainer.epoch + 1) / max(1, trainer.epochs)), epoch_report(trainer))
 
     model.add_callback("on_train_epoch_start", on_epoch_start)
