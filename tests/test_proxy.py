@@ -20,7 +20,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.config import Config, ServerConfig
+from daemon.config import Config, ServerConfig, parse_config
+from evaluation.errors import ConfigError
 from handlers.app import make_app
 
 TOKEN = "s3cret-token"
@@ -191,3 +192,10 @@ async def test_without_upstream_url_unrouted_paths_stay_404() -> None:
         assert r.status == 404 and json.loads(await r.text())["detail"].startswith("no such endpoint")
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1:11541", "ftp://host:1", "http://", "http://h:1/?q=1"])
+def test_upstream_url_must_be_an_http_url(bad: str) -> None:
+    with pytest.raises(ConfigError, match="upstream_url"):
+        parse_config({"server": {"upstream_url": bad}}, environ={})
+    assert parse_config({"server": {"upstream_url": "http://127.0.0.1:11541"}}, environ={}).server.upstream_url
