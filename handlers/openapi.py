@@ -33,6 +33,13 @@ WEIGHT_KEYS = ("mAP50_95", "mAP50", "precision", "recall", "f1", "small_object_r
 JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
 JOB_KINDS = ["eval", "compare", "train"]
 
+_MODEL_NAME_FIELD = {
+    "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+    "description": "The name to record a checkpoint path under (history, leaderboard); without it a path "
+                   "is named by its run (``<run>/weights/best.pt``), its folder (``v<n>.pt``, "
+                   "``current.pt``) or its stem. A model name is its own name.",
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -225,6 +232,7 @@ SCHEMAS: dict[str, Any] = {
             "allow_class_mismatch": {"type": "boolean", "default": False},
             "auto_promote": {"type": "boolean", "default": False},
             "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
+            "name": _MODEL_NAME_FIELD,
         },
     },
     "CompareRequest": {
@@ -240,6 +248,8 @@ SCHEMAS: dict[str, Any] = {
             "weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
             "bootstrap_resamples": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 1000},
             "bootstrap_seed": {"type": "integer", "minimum": 0, "maximum": 4294967295, "default": 0},
+            "name_a": _MODEL_NAME_FIELD,
+            "name_b": _MODEL_NAME_FIELD,
         },
     },
     "TrainConfig": {
