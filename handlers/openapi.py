@@ -19,15 +19,16 @@ from typing import Any
 from aiohttp import web
 
 from handlers.context import json_response
+from handlers.openapi_results import INT as _INT
+from handlers.openapi_results import NUM as _NUM
+from handlers.openapi_results import RESULT_SCHEMAS
+from handlers.openapi_results import STR as _STR
 
 JSON = "application/json"
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
 # -- schemas -----------------------------------------------------------------------------------
-_NUM = {"type": "number", "nullable": True}
-_INT = {"type": "integer", "nullable": True}
-_STR = {"type": "string", "nullable": True}
 WEIGHT_KEYS = ("mAP50_95", "mAP50", "precision", "recall", "f1", "small_object_recall",
                "medium_object_recall", "large_object_recall", "speed")
 JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
@@ -41,6 +42,7 @@ _MODEL_NAME_FIELD = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    **RESULT_SCHEMAS,
     "Error": {
         "type": "object",
         "description": "Every error answer: what is wrong and, where possible, how to fix it.",
@@ -70,8 +72,20 @@ SCHEMAS: dict[str, Any] = {
             "request": {"type": "object", "additionalProperties": True,
                         "description": "What the job is about: model(s), dataset, imgsz, batch, ..."},
             "trigger": {"type": "string", "enum": ["api", "watcher", "train", "compare"]},
-            "result": {"type": "object", "nullable": True, "additionalProperties": True},
+            "result": {"nullable": True, "description": "Null until the job completes.",
+                       "anyOf": [{"$ref": "#/components/schemas/EvalResult"},
+                                 {"$ref": "#/components/schemas/CompareResult"},
+                                 {"$ref": "#/components/schemas/TrainResult"}]},
             "error": _STR,
+            # Train jobs only (LlamaFarm's runtime and designer read these), updated every epoch:
+            "current_epoch": {"type": "integer", "minimum": 0, "description": "Train jobs: epochs finished."},
+            "epoch": {"type": "integer", "minimum": 0, "description": "Train jobs: the same as current_epoch."},
+            "total_epochs": {"type": "integer", "minimum": 1, "description": "Train jobs: epochs asked for."},
+            "loss": {**_NUM, "description": "Train jobs: the latest epoch's mean total training loss "
+                                            "(the sum of its components); null before the first epoch."},
+            "metrics": {"type": "object", "additionalProperties": _NUM,
+                        "description": "Train jobs: the latest epoch's loss components (train/...) and "
+                                       "validation metrics (metrics/..., val/...), under ultralytics' names."},
         },
     },
     "JobList": {
@@ -93,12 +107,6 @@ SCHEMAS: dict[str, Any] = {
             "inference_ms": _NUM, "small_object_recall": _NUM, "medium_object_recall": _NUM,
             "large_object_recall": _NUM, "dataset": {"type": "string"}, "timestamp": {"type": "string"},
         },
-    },
-    "LeaderboardEntry": {
-        "allOf": [
-            {"$ref": "#/components/schemas/EvalSummary"},
-            {"type": "object", "required": ["rank"], "properties": {"rank": {"type": "integer", "minimum": 1}}},
-        ],
     },
     "HistoryEntry": {
         "description": "One evaluation of a model, with its full result, newest first.",

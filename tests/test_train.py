@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.daemon_fixtures import Daemon
+from tests.openapi_check import check
 from tests.fixtures.synth import make_dataset
 from tests.watch_fixtures import WatchEnv, sha256_file, watch_config
 
@@ -61,6 +62,9 @@ def check_trained(env: WatchEnv, name: str, job: dict[str, Any]) -> dict[str, An
     assert job["status"] == "completed", (job, env.daemon.log_tail(80))
     assert job["kind"] == "train" and job["error"] is None
     assert job["progress"] == 1.0
+    check(job, "Job")
+    check(job["result"], "TrainResult")
+    check(job["result"]["evaluation"], "EvalResult")
     # After the run, the epoch fields LlamaFarm's UI reads stay: the last epoch's numbers.
     assert (job["current_epoch"], job["epoch"], job["total_epochs"]) == (1, 1, 1)
     check_epoch_numbers(job)
