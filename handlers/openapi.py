@@ -551,8 +551,10 @@ DOCUMENT: dict[str, Any] = {
         "version": "0.1.0",
         "description": "Evaluate, compare and promote YOLO detection checkpoints. Every job is asynchronous "
                        "and polled by id. Errors are JSON {\"detail\": string} with the status listed per "
-                       "operation. When [server] auth_token is set, every route but /healthz needs "
-                       "'Authorization: Bearer <token>'.",
+                       "operation. When [server] auth_token is set, every route but /healthz and /health needs "
+                       "'Authorization: Bearer <token>'. With [server] upstream_url set, every other /v1/ "
+                       "request (a path or method not listed here) is forwarded to LlamaFarm's runtime "
+                       "there, its answer streamed back; 502 when it cannot be reached.",
     },
     "servers": [{"url": "/"}],
     "components": {

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from handlers.middleware import json_error
@@ -39,9 +39,9 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "prox
                          "trailer", "trailers", "transfer-encoding", "upgrade", "host"})
 
 
-def _end_to_end(headers: CIMultiDict[str] | object, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+def _end_to_end(headers: MultiMapping[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
     """``headers`` less the hop-by-hop ones (and those the ``Connection`` header names) and ``drop``."""
-    items = list(headers.items())  # type: ignore[attr-defined]
+    items = list(headers.items())
     named = {t.strip().lower() for k, v in items if k.lower() == "connection" for t in v.split(",")}
     out: CIMultiDict[str] = CIMultiDict()
     for key, value in items:
