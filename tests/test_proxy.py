@@ -199,3 +199,47 @@ def test_upstream_url_must_be_an_http_url(bad: str) -> None:
     with pytest.raises(ConfigError, match="upstream_url"):
         parse_config({"server": {"upstream_url": bad}}, environ={})
     assert parse_config({"server": {"upstream_url": "http://127.0.0.1:11541"}}, environ={}).server.upstream_url
+
+
+def test_real_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
+    """The config key, the daemon process and the app together: a stand-in runtime (stdlib server in a
+    thread) gets the unknown /v1/vision/detect request, and its answer comes back unchanged."""
+    import http.server
+    import threading
+
+    import httpx
+
+    from tests.daemon_fixtures import Daemon
+
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append((self.command, self.path, body))
+            answer = b'{"detections": [{"class": "car", "confidence": 0.9}]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Runtime", "stand-in")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    runtime = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=runtime.serve_forever, daemon=True).start()
+    daemon = Daemon(tmp_path, config={"server": {"upstream_url": f"http://127.0.0.1:{runtime.server_port}"}})
+    try:
+        daemon.start(wait_workers=False)
+        r = httpx.post(f"{daemon.url}/v1/vision/detect?model=yolo", content=b'{"image": "x"}', timeout=30)
+        assert r.status_code == 200 and r.headers["X-Runtime"] == "stand-in"
+        assert r.content == b'{"detections": [{"class": "car", "confidence": 0.9}]}'
+        assert seen == [("POST", "/v1/vision/detect?model=yolo", b'{"image": "x"}')]
+        assert httpx.get(f"{daemon.url}/health", timeout=30).json()["database"] == "ok"  # ours, not forwarded
+        assert len(seen) == 1
+    finally:
+        daemon.stop()
+        runtime.shutdown()
+    assert "Traceback" not in daemon.log(), daemon.log_tail()
