@@ -214,7 +214,7 @@ def test_real_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
     seen: list[tuple[str, str, bytes]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen.append((self.command, self.path, body))
             answer = b'{"detections": [{"class": "car", "confidence": 0.9}]}'
