@@ -655,5 +655,11 @@ def test_answers_conform_to_the_openapi_result_schemas(env: Env, example: dict[s
         check(entry, "LeaderboardEntry")
     for entry in env.client.get("/v1/vision/eval/leaderboard/my-detector").json():
         check(entry, "HistoryEntry")
-    check(env.client.get("/v1/vision/models").json(), "ModelList")
+    listing = env.client.get("/v1/vision/models").json()
+    check(listing, "ModelList")  # LlamaFarm's runtime shape: {"models": [...], "total"}
+    assert listing["total"] == len(listing["models"])
+    det = {m["name"]: m for m in listing["models"]}["my-detector"]
+    folder = env.daemon.models_root / "my-detector"
+    assert det["has_current"] is True and det["versions"] == len(det["version_numbers"]) == 0
+    assert det["size_mb"] == round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 2)
     check(env.client.get("/health").json(), "Health")
