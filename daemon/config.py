@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from daemon.paths import daemon_state_dir
 from evaluation.errors import ConfigError, InvalidRequest
 from evaluation.models import check_name
 
@@ -38,7 +39,7 @@ class ServerConfig:
 class PathsConfig:
     models_root: str = "~/.llamafarm/models/vision"
     db_path: str = ""  # empty: <models_root>/eval.db
-    state_dir: str = "~/.local/state/vision-evald"
+    state_dir: str = ""  # empty: $XDG_STATE_HOME/vision-evald, default ~/.local/state/vision-evald
     allowed_roots: tuple[str, ...] = ("/",)
 
 
@@ -57,6 +58,10 @@ class WorkersConfig:
     count: int = 1
     device: str = "auto"
     torch_threads: int = 0  # 0: torch's default
+    backend: str = "local"  # or "ray": one actor per worker on a Ray cluster
+    ray_address: str = ""  # empty: start a local Ray head; "auto" or host:port: join that cluster
+    gpus_per_worker: float = -1.0  # < 0: 1 where the cluster has GPUs, else 0
+    ray_local_gpus: int = -1  # GPUs a local head declares; < 0: what Ray detects
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class Config:
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.paths.state_dir).expanduser()
+        return Path(self.paths.state_dir).expanduser() if self.paths.state_dir else daemon_state_dir()
 
     @property
     def allowed_roots(self) -> list[Path]:
@@ -208,6 +213,8 @@ def _validate(cfg: Config) -> None:
                               f"e.g. http://127.0.0.1:11541), got {s.upstream_url!r}")
     if cfg.workers.count < 1:
         raise ConfigError("[workers] count must be at least 1")
+    if cfg.workers.backend not in ("local", "ray"):
+        raise ConfigError(f"[workers] backend must be \"local\" or \"ray\", got {cfg.workers.backend!r}")
     if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1:
         raise ConfigError("[jobs] max_queued and max_attempts must be at least 1")
     if cfg.promotion.baseline not in ("current", "dataset_best"):
@@ -252,6 +259,8 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Con
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable (permissions, a folder, not UTF-8)
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     return parse_config(raw, environ)

@@ -8,7 +8,7 @@ form encodings (``application/x-www-form-urlencoded``, ``multipart/form-data``;
 object-valued fields such as ``weights`` are then sent as JSON text).
 
 ``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz`` is open.
+like everything else when one is configured: only ``/healthz`` and ``/health`` are open.
 """
 
 from __future__ import annotations
@@ -412,8 +412,10 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus text exposition: jobs by kind and state, queue depth, job durations, "
-                       "promotions by decision, worker restarts, watcher events.",
+            "summary": "Prometheus text exposition: jobs by kind and status, queue depth, job durations, "
+                       "promotions by decision, the promoted checkpoint's score and mAP50-95 per model, "
+                       "HTTP requests by route and status, worker restarts, watcher events, build info, "
+                       "process and GC metrics.",
             "responses": _responses(200, "Prometheus text format 0.0.4.",
                                     {"text/plain": {"schema": {"type": "string"}}}, ()),
         },

@@ -227,8 +227,10 @@ def test_daemon_refuses_a_foreign_file_with_one_line_and_exit_2(tmp_path: Path) 
     proc = subprocess.run([*vision_evald_command(), "--config", str(config)], check=False, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(path) in lines[0] and "not a SQLite database" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "cannot use the database" in line]
+    assert len(errors) == 1 and str(path) in errors[0] and "not a SQLite database" in errors[0], proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == errors[0]  # the last word, after at most the config line
     assert path.read_text() == "someone else's notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "eval.db"]
 

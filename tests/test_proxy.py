@@ -86,7 +86,8 @@ async def runtime():
 
 async def front(upstream_url: str, token: str = "", **session: Any) -> TestClient:
     config = Config(server=ServerConfig(upstream_url=upstream_url, auth_token=token))
-    client = TestClient(TestServer(make_app(SimpleNamespace(config=config))), **session)  # type: ignore[arg-type]
+    svc = SimpleNamespace(config=config, observe_request=lambda *args: None)  # telemetry's sink
+    client = TestClient(TestServer(make_app(svc)), **session)  # type: ignore[arg-type]
     await client.start_server()
     return client
 
