@@ -35,8 +35,9 @@ UPSTREAM_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("upstream_sessi
 UPSTREAM_URL = web.AppKey("upstream_url", str)
 OWN_TOKEN = web.AppKey("own_token", bool)
 CONNECT_TIMEOUT_S = 10.0
+# Hop-by-hop headers, and Host; Expect too: this server has already answered "100 Continue" itself.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                         "trailer", "trailers", "transfer-encoding", "upgrade", "host"})
+                         "trailer", "trailers", "transfer-encoding", "upgrade", "host", "expect"})
 
 
 def _end_to_end(headers: MultiMapping[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:

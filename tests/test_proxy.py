@@ -117,6 +117,27 @@ async def test_unrouted_request_reaches_the_runtime_and_its_answer_comes_back_un
         await client.close()
 
 
+async def test_a_large_upload_with_expect_100_continue_passes_whole(runtime: Runtime) -> None:
+    """curl sends ``Expect: 100-continue`` with any body over 1 KiB (an image upload): we answer the
+    100 ourselves and stream the body on, chunked when the client chunked it."""
+    client = await front(runtime.url)
+    try:
+        image = bytes(range(256)) * 400  # 100 KiB, more than max_body_bytes would allow for our routes
+        r = await client.post("/v1/vision/detect", data=image, expect100=True,
+                              headers={"Content-Type": "application/octet-stream"})
+        assert r.status == 201 and runtime.seen[-1]["body"] == image
+
+        async def chunks():
+            for i in range(0, len(image), 8192):
+                yield image[i:i + 8192]
+
+        r = await client.post("/v1/vision/detect", data=chunks())
+        assert r.status == 201 and runtime.seen[-1]["body"] == image
+        assert "expect" not in {k.lower() for k in runtime.seen[-2]["headers"]}
+    finally:
+        await client.close()
+
+
 async def test_methods_we_do_not_serve_on_our_paths_are_forwarded_and_our_routes_are_not(runtime: Runtime) -> None:
     client = await front(runtime.url)
     try:
