@@ -24,6 +24,7 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.home_lock import HomeLock
 from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
@@ -39,6 +40,7 @@ from evaluation.errors import Conflict, InvalidRequest, NotFound
 from evaluation.models import expand_user
 from store import jobs as jobq
 from store import promotions, results
+from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
+        self.home_lock = HomeLock(config.db_path, config.models_root)
         self.bound_port: int | None = None
         self._closed = False
 
@@ -82,12 +85,15 @@ class Service:
     async def start(self) -> None:
         cfg = self.config
         # First: a database file that is not ours stops the start before anything is written or logged.
-        self.db = Database(cfg.db_path)
+        refuse_unusable(cfg.db_path)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
+        self.db = Database(cfg.db_path)  # adopts a LlamaFarm eval.db, under the lock
         log.info("vision-evald starting: python %s, sqlite %s, models root %s, database %s",
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
@@ -178,6 +184,7 @@ class Service:
         if self.db is not None:
             self.db.close()
             log.info("vision-evald stopped")
+        self.home_lock.release()
 
     # -- what handlers ask ---------------------------------------------------------------------
     @property

@@ -75,6 +75,10 @@ class ConfigError(VisionEvalError):
     """The daemon's configuration file or environment overrides are invalid (start-up only)."""
 
 
+class HomeInUse(VisionEvalError):
+    """Another daemon holds this database or models root (start-up only: exit status 2)."""
+
+
 class DatabaseRefused(VisionEvalError):
     """The database file is neither vision-evald's nor LlamaFarm's, is from a newer vision-evald, or a
     LlamaFarm file could not be adopted (start-up only: the daemon exits with status 2, file untouched)."""

@@ -75,12 +75,18 @@ class Found:
 
 def prepare(path: Path, now: datetime | None = None) -> Path | None:
     """Make ``path`` usable as our database (see module contract); the backup's path when adopted."""
-    found = inspect(path)
-    if found.kind in ("new", "ours"):
+    if refuse_unusable(path).kind != "llamafarm":
         return None
-    if found.kind != "llamafarm":
-        raise DatabaseRefused(f"{path}: {found.description}")
     return adopt(path, now or datetime.now(UTC))
+
+
+def refuse_unusable(path: Path) -> Found:
+    """What ``path`` holds; ``DatabaseRefused`` for a foreign or newer file. Writes nothing (the daemon
+    calls it before it takes its home lock, whose files would be writes too)."""
+    found = inspect(path)
+    if found.kind in ("foreign", "newer"):
+        raise DatabaseRefused(f"{path}: {found.description}")
+    return found
 
 
 # -- inspection --------------------------------------------------------------------------------

@@ -125,12 +125,17 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
+# Times the daemon died under a running job: counted instead of an attempt ([jobs] max_interruptions).
+_JOB_INTERRUPTIONS = """
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"""
+
 # A running job's progress detail (JSON): a train job's latest epoch report.
 _JOBS_PROGRESS_DETAIL = """
 ALTER TABLE jobs ADD COLUMN progress_detail TEXT;
 """
 
-MIGRATIONS: list[str] = [_V1, _JOBS_PROGRESS_DETAIL]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _JOBS_PROGRESS_DETAIL]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
