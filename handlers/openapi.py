@@ -8,7 +8,8 @@ form encodings (``application/x-www-form-urlencoded``, ``multipart/form-data``;
 object-valued fields such as ``weights`` are then sent as JSON text).
 
 ``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz`` and ``/health`` are open.
+like everything else when one is configured: only ``/healthz``, ``/health`` and the
+dashboard's static files are open.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers import openapi_analysis
 from handlers.context import json_response
 from handlers.openapi_results import INT as _INT
 from handlers.openapi_results import NUM as _NUM
@@ -547,6 +549,8 @@ PATHS: dict[str, Any] = {
     },
 }
 
+PATHS.update(openapi_analysis.paths())
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -554,10 +558,11 @@ DOCUMENT: dict[str, Any] = {
         "version": "0.1.0",
         "description": "Evaluate, compare and promote YOLO detection checkpoints. Every job is asynchronous "
                        "and polled by id. Errors are JSON {\"detail\": string} with the status listed per "
-                       "operation. When [server] auth_token is set, every route but /healthz and /health needs "
-                       "'Authorization: Bearer <token>'. With [server] upstream_url set, every other /v1/ "
-                       "request (a path or method not listed here) is forwarded to LlamaFarm's runtime "
-                       "there, its answer streamed back; 502 when it cannot be reached.",
+                       "operation. When [server] auth_token is set, every route but /healthz, /health and the "
+                       "dashboard's static files (/, /dashboard/*) needs 'Authorization: Bearer <token>'. "
+                       "With [server] upstream_url set, every other /v1/ request (a path or method not listed "
+                       "here) is forwarded to LlamaFarm's runtime there, its answer streamed back; 502 when it "
+                       "cannot be reached.",
     },
     "servers": [{"url": "/"}],
     "components": {

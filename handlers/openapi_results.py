@@ -65,6 +65,8 @@ RESULT_SCHEMAS: dict[str, Any] = {
                                                  "recall": NUM, "support": INT}}},
             "inference_ms": {**NUM, "description": "ms per image; null when the validator reported none "
                                                     "(its score term is then dropped, never scored as 0 ms)."},
+            "inference_ms_iqr": {**NUM, "description": "Interquartile range of the kept batches' per-image ms."},
+            "inference_batches": {**INT, "description": "How many batches inference_ms is measured over."},
             "preprocess_ms": NUM, "postprocess_ms": NUM,
             **{f"{b}_object_recall": {**NUM, "description": f"Recall of {b} ground-truth boxes; null "
                                                              "when there are none."} for b in SIZES},
