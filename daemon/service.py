@@ -11,6 +11,7 @@ stops in reverse and is idempotent: running jobs go back to the queue.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import platform
@@ -29,6 +30,7 @@ from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue
+from daemon.retry import Outcomes
 from daemon.runner import JobRunner
 from daemon.scheduler import build_scheduler
 from daemon.submissions import Submissions
@@ -59,6 +61,8 @@ class Service:
         self.evaluations: Evaluations | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
+        # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
+        self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.job_metrics = JobMetrics()
@@ -95,12 +99,17 @@ class Service:
             clock=self.clock, metrics=self.job_metrics,
         )
         self.submissions = Submissions(cfg, self.queue)
+        outcomes = Outcomes(self.db, self.clock)
+        self.queue.listeners.append(outcomes.job_ended)
+        await outcomes.reconcile()
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
         if cfg.watch.enabled:
-            ingest = Ingest(cfg, self.db, self.queue, self.clock)
+            self.watch_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="watch-io")
+            ingest = Ingest(cfg, self.db, self.queue, self.clock, pool=self.watch_pool)
             self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
-                                   on_incomplete=ingest.incomplete)
+                                   on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool)
+            outcomes.recheck = self.watcher.forget
             self.watcher.start()
             self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
         self.scheduler = build_scheduler(
@@ -157,6 +166,8 @@ class Service:
             self.scheduler.shutdown(wait=False)
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.watch_pool is not None:
+            self.watch_pool.shutdown(wait=False, cancel_futures=True)
         if self._runner is not None:
             await self._runner.cleanup()
         if self.queue is not None:
@@ -237,7 +248,9 @@ class Service:
         return await model_list(self.database, self.config.models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        return await model_detail(self.database, self.config.models_root, name, self.shas)
+        out = await model_detail(self.database, self.config.models_root, name, self.shas)
+        out["waiting"] = self.watcher.waiting(name) if self.watcher is not None else []
+        return out
 
     async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
         assert self.promoter is not None

@@ -334,8 +334,9 @@ class Watcher:
                     if state is not None:
                         out.append((path, state))
                 elif _VERSION_LIKE.match(f.name):
-                    ignored[path] = (entry.name, f"{f.name} is not a version name the watcher accepts: use "
-                                                 "v<n>.pt with n from 1, without leading zeros (e.g. v1.pt)")
+                    why = (f"{f.name} is not a version name the watcher accepts: use v<n>.pt with n from 1, "
+                           "without leading zeros (e.g. v1.pt)")
+                    ignored[path] = (entry.name, why)
         return out, ignored
 
 

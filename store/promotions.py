@@ -70,3 +70,8 @@ def skipped(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
         (model_name,),
     ).fetchall()
     return [dict(r) for r in rows]
+
+
+def skip_of(conn: sqlite3.Connection, path: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT sha256, reason, created_at FROM skipped_checkpoints WHERE path = ?", (path,)).fetchone()
+    return dict(row) if row else None

@@ -125,7 +125,25 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# The watcher's state of each checkpoint content it queued (issue 15): evaluated, waiting to retry an
+# outside failure (when), or failed for a fault of its own (waits until its bytes change).
+_CHECKPOINT_STATES = """
+CREATE TABLE checkpoint_states (
+    model_name    TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('queued', 'evaluated', 'retry', 'failed', 'cancelled')),
+    last_error    TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,                -- failed attempts so far
+    next_retry_at TEXT,                                      -- ISO time; state 'retry' only
+    job_id        TEXT,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (model_name, sha256)
+);
+CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
+"""
+
+MIGRATIONS: list[str] = [_V1, _CHECKPOINT_STATES]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
