@@ -203,3 +203,17 @@ async def test_repeated_outside_failures_back_off_and_own_faults_wait_for_new_by
     await rig.wait(lambda: len(rig.jobs()) == 4 and rig.jobs()[3]["status"] == "completed", "the new bytes")
     states = {s["sha256"][:8]: s["state"] for s in rig.state("det")}
     assert sorted(states.values()) == ["evaluated", "failed"], states
+
+
+def test_the_cli_shows_each_checkpoints_state_and_what_waits() -> None:
+    from daemon.cli import render_model
+
+    m = {"name": "det", "path": "/m/det", "current": None, "versions": [], "evaluations": [], "promotions": [],
+         "checkpoints": [{"path": "/m/det/v1.pt", "sha256": "ab" * 32, "state": "retry", "attempts": 2,
+                          "next_retry_at": "2026-03-01T12:06:00Z", "last_error": "dataset /d.yaml is missing"}],
+         "waiting": [{"path": "/m/det/v2.pt", "waiting_s": 12.5, "reason": "being written"}]}
+    out = render_model(m).splitlines()
+    row = next(line for line in out if line.startswith("/m/det/v1.pt"))
+    assert row.split()[:5] == ["/m/det/v1.pt", "abababababab", "retry", "2", "2026-03-01T12:06:00Z"]
+    assert row.endswith("dataset /d.yaml is missing")
+    assert any(line.startswith("/m/det/v2.pt") and line.endswith("being written") for line in out)
