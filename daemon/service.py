@@ -91,6 +91,7 @@ class Service:
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
+        await trainer.prune_work_folders()
         runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
@@ -100,7 +101,7 @@ class Service:
         )
         self.submissions = Submissions(cfg, self.queue)
         outcomes = Outcomes(self.db, self.clock)
-        self.queue.listeners.append(outcomes.job_ended)
+        self.queue.listeners += [outcomes.job_ended, trainer.job_ended]
         await outcomes.reconcile()
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
