@@ -266,7 +266,9 @@ def test_other_files_and_an_outside_symlink_create_no_job(env: WatchEnv, tmp_pat
     env.wait_rescans(2)
     assert env.jobs("noise") == []
     assert env.evals("noise") == []
-    assert [s["path"] for s in env.skipped("noise")] == [str(link)]
+    # v0.pt and V7.pt look like versions but are not ones: skipped entries with the reason (issue 15).
+    assert [s["path"] for s in env.skipped("noise")] == [str(model_dir / n) for n in ("V7.pt", "v0.pt", "v9.pt")]
+    assert all("not a version name" in s["reason"] for s in env.skipped("noise")[:2])
     assert env.daemon.query("SELECT * FROM promotions WHERE model_name = 'noise'") == []
     assert (model_dir / "current.pt").read_bytes() == WEAK_PT.read_bytes()  # nobody touched it
 
