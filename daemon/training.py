@@ -129,8 +129,9 @@ class Trainer:
     async def _published_before(self, name: str, job_id: str) -> tuple[int, Path, str] | None:
         """The version this job published before it was interrupted, if it is still there."""
         for claim in await self.db.read(lambda c: claims.claims_of_job(c, job_id)):
-            model_dir = self.models_root / name
-            for n, path in (await asyncio.to_thread(list_versions, model_dir)).items():
+            versions = await asyncio.to_thread(list_versions, self.models_root / name)
+            recorded = [(n, p) for n, p in versions.items() if str(p) == claim["path"]]  # where it was published
+            for n, path in recorded + [(n, p) for n, p in versions.items() if (n, p) not in recorded]:
                 if path.is_file() and await asyncio.to_thread(file_sha256, path) == claim["sha256"]:
                     return n, path, claim["sha256"]
         return None
