@@ -84,8 +84,8 @@ class Outcomes:
     async def _settle(self, job_id: str, outcome: str, error: BaseException | None, detail: str | None) -> None:
         claims = await self.db.read(lambda c: states.claims_of_job(c, job_id))
         for claim in claims:
-            row = await self.db.read(lambda c, cl=claim: states.get(c, cl["model_name"], cl["sha256"]))
-            row = row or {**claim, "attempts": 0, "job_id": job_id}
+            name, sha = claim["model_name"], claim["sha256"]
+            row = await self.db.read(lambda c: states.get(c, name, sha)) or {**claim, "attempts": 0, "job_id": job_id}
             await self._write(row, outcome, error, detail)
 
     async def _write(self, row: dict[str, Any], outcome: str, error: BaseException | None,

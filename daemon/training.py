@@ -179,7 +179,8 @@ class Trainer:
             n = max(versions, default=0) + 1
             dest = model_dir / f"v{n}.pt"
             if await asyncio.to_thread(publish_new, best, dest, sha):
-                await self.db.write(lambda c, d=str(dest): claims.set_claim_path(c, ctx.job.id, sha, d))
+                published = str(dest)
+                await self.db.write(lambda c: claims.set_claim_path(c, ctx.job.id, sha, published))
                 log.info("job %s: published %s", ctx.job.id, dest)
                 return n, dest, sha
         raise InternalError(f"could not allocate a new version under {model_dir}")

@@ -127,7 +127,7 @@ class Watcher:
         self._done: dict[Path, FileState] = {}
         self._waiting: dict[Path, tuple[float, str]] = {}  # since (monotonic), why: paths not handled yet
         self._ignored: dict[Path, str] = {}  # reported once each (again only if the reason changes)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._checking: set[Path] = set()  # settled paths being checked now: a scan leaves them alone
         self._rescan: asyncio.TimerHandle | None = None
 
@@ -222,8 +222,8 @@ class Watcher:
                 for p, (since, why) in sorted(self._waiting.items())
                 if p.parent.name == name and now - since > limit]
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Future[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
