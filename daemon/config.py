@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.paths import daemon_state_dir
 from evaluation.errors import ConfigError, InvalidRequest
 from evaluation.models import check_name
 
@@ -36,7 +37,7 @@ class ServerConfig:
 class PathsConfig:
     models_root: str = "~/.llamafarm/models/vision"
     db_path: str = ""  # empty: <models_root>/eval.db
-    state_dir: str = "~/.local/state/vision-evald"
+    state_dir: str = ""  # empty: $XDG_STATE_HOME/vision-evald, default ~/.local/state/vision-evald
     allowed_roots: tuple[str, ...] = ("/",)
 
 
@@ -116,7 +117,7 @@ class Config:
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.paths.state_dir).expanduser()
+        return Path(self.paths.state_dir).expanduser() if self.paths.state_dir else daemon_state_dir()
 
     @property
     def allowed_roots(self) -> list[Path]:
@@ -245,6 +246,8 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Con
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable (permissions, a folder, not UTF-8)
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     return parse_config(raw, environ)

@@ -25,7 +25,7 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
-from daemon.metrics import JobMetrics, render
+from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
@@ -65,7 +65,7 @@ class Service:
         self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
-        self.job_metrics = JobMetrics()
+        self.telemetry = Telemetry()
         self._leaderboards: dict[tuple[str | None, int], tuple[int, bytes]] = {}
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
@@ -97,7 +97,7 @@ class Service:
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
                       "train": cfg.jobs.train_timeout_s},
-            clock=self.clock, metrics=self.job_metrics,
+            clock=self.clock, metrics=self.telemetry.jobs,
         )
         self.submissions = Submissions(cfg, self.queue)
         outcomes = Outcomes(self.db, self.clock)
@@ -261,16 +261,21 @@ class Service:
         assert self.promoter is not None
         return await self.promoter.rollback(name, "api", reason)
 
-    async def metrics_text(self) -> str:
+    async def metrics_exposition(self) -> bytes:
+        """The Prometheus text exposition of ``GET /metrics`` (daemon/metrics.py)."""
         db = self.database
-        by_state = await db.read(jobq.counts)
-        decisions = await db.read(promotions.counts)
-        return render(
-            jobs_by_state=by_state, queue_depth=sum(n for (_, st), n in by_state.items() if st == "queued"),
-            running=len(self.queue.running_ids()) if self.queue else 0, promotions_by_decision=decisions,
-            job_metrics=self.job_metrics, worker_restarts=getattr(self.executor, "restarts", 0),
+        snapshot = Snapshot(
+            jobs_by_status=await db.read(jobq.counts), promotions_by_decision=await db.read(promotions.counts),
+            promoted=promoted_from(await db.read(promotions.current_evaluations)),
+            running=len(self.queue.running_ids()) if self.queue else 0,
+            worker_restarts=getattr(self.executor, "restarts", 0),
             watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
         )
+        return self.telemetry.render(snapshot)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request (``route``: the matched path template)."""
+        self.telemetry.http.observe(route, method, status, seconds)
 
     def health(self) -> dict[str, Any]:
         db_ok = self.db is not None and not self.db.closed and self.db.writer_alive()

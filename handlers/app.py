@@ -12,6 +12,7 @@ from aiohttp.web_protocol import RequestHandler
 from handlers import evals, health, jobs, leaderboard, models, openapi, train
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
+from handlers.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from daemon.service import Service
@@ -23,7 +24,7 @@ def make_app(svc: "Service") -> web.Application:
     cfg = svc.config.server
     app = web.Application(
         client_max_size=cfg.max_body_bytes,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(cfg.auth_token)],
+        middlewares=[telemetry_middleware, request_id_middleware, error_middleware, auth_middleware(cfg.auth_token)],
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes

@@ -385,8 +385,10 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus text exposition: jobs by kind and state, queue depth, job durations, "
-                       "promotions by decision, worker restarts, watcher events.",
+            "summary": "Prometheus text exposition: jobs by kind and status, queue depth, job durations, "
+                       "promotions by decision, the promoted checkpoint's score and mAP50-95 per model, "
+                       "HTTP requests by route and status, worker restarts, watcher events, build info, "
+                       "process and GC metrics.",
             "responses": _responses(200, "Prometheus text format 0.0.4.",
                                     {"text/plain": {"schema": {"type": "string"}}}, ()),
         },
