@@ -162,8 +162,12 @@ class Ingest:
                          "archive); it is evaluated once it is rewritten")
         return True
 
-    async def ignored(self, path: Path, name: str, reason: str) -> None:
-        """An entry the watcher ignores (see ``daemon.watcher``): recorded as skipped (the watcher logs it)."""
+    async def ignored(self, path: Path, name: str, reason: str | None) -> None:
+        """An entry the watcher ignores (see ``daemon.watcher``): recorded as skipped (the watcher logs it);
+        reason None: it is gone, and so is its record."""
+        if reason is None:
+            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+            return
         now = iso(self.clock())
         await self.db.write(lambda c: promotions.record_skip(c, str(path), name, None, reason, now))
 

@@ -18,7 +18,8 @@ file state (a later rewrite is handled normally).
 A path that has waited longer than ``WAIT_VISIBLE_PERIODS`` settle periods
 is listed, with why, by ``waiting(name)``. Entries the watcher ignores (a
 model folder that is a link, a folder name it does not accept, a ``v01.pt``
-style name) are reported once each through ``on_ignored(path, model, reason)``.
+style name) are reported once each through ``on_ignored(path, model, reason)``,
+and once more with reason None when they are gone.
 
 The observer thread only hands paths to the event loop; it never does I/O.
 File reads (listing, zip checks) run on ``pool``, the watcher's own threads.
@@ -50,7 +51,7 @@ from evaluation.models import NAME_RE, version_of
 log = logging.getLogger(__name__)
 FileState = tuple[int, int, int]  # size, mtime_ns, inode
 OnStable = Callable[[Path, FileState], Awaitable[bool]]
-OnIgnored = Callable[[Path, str, str], Awaitable[None]]
+OnIgnored = Callable[[Path, str, str | None], Awaitable[None]]  # path, model, reason (None: not any more)
 T = TypeVar("T")
 # Events of a read: never a reason to look at a file again.
 READ_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
@@ -126,7 +127,7 @@ class Watcher:
         self._pending: dict[Path, FileState | None] = {}
         self._done: dict[Path, FileState] = {}
         self._waiting: dict[Path, tuple[float, str]] = {}  # since (monotonic), why: paths not handled yet
-        self._ignored: dict[Path, str] = {}  # reported once each (again only if the reason changes)
+        self._ignored: dict[Path, tuple[str, str]] = {}  # (model, reason) reported once each
         self._tasks: set[asyncio.Future[Any]] = set()
         self._checking: set[Path] = set()  # settled paths being checked now: a scan leaves them alone
         self._rescan: asyncio.TimerHandle | None = None
@@ -295,13 +296,15 @@ class Watcher:
 
     async def _report_ignored(self, ignored: dict[Path, tuple[str, str]]) -> None:
         """Report each newly ignored entry once (log and ``on_ignored``); forget those gone."""
+        changes: list[tuple[Path, str, str | None]] = []
         for path in [p for p in self._ignored if p not in ignored]:
-            del self._ignored[path]
-        for path, (name, reason) in ignored.items():
-            if self._ignored.get(path) == reason:
-                continue
-            self._ignored[path] = reason
-            log.warning("watcher: ignoring %s: %s", path, reason)
+            changes.append((path, self._ignored.pop(path)[0], None))  # gone (renamed, removed): cleared
+        for path, entry in ignored.items():
+            if self._ignored.get(path) != entry:
+                self._ignored[path] = entry
+                log.warning("watcher: ignoring %s: %s", path, entry[1])
+                changes.append((path, *entry))
+        for path, name, reason in changes:
             if self.on_ignored is not None:
                 try:
                     await self.on_ignored(path, name, reason)

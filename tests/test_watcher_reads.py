@@ -114,9 +114,9 @@ async def test_ignored_entries_are_reported_once_each_with_the_reason(tmp_path: 
     copy_file(STRONG_PT, root / "det" / "best.pt")  # an ordinary other file: not reported
     (root / ".hidden").mkdir()  # hidden: not a model folder, not reported
     (root / "eval.db").write_bytes(b"")  # a plain file under the root: not reported
-    reports: list[tuple[Path, str, str]] = []
+    reports: list[tuple[Path, str, str | None]] = []
 
-    async def on_ignored(path: Path, name: str, reason: str) -> None:
+    async def on_ignored(path: Path, name: str, reason: str | None) -> None:
         reports.append((path, name, reason))
 
     async def on_stable(path: Path, state: tuple[int, int, int]) -> bool:
@@ -135,3 +135,6 @@ async def test_ignored_entries_are_reported_once_each_with_the_reason(tmp_path: 
     (root / "det" / "v01.pt").write_bytes(b"again")
     assert await watcher.scan() == 0
     assert len(reports) == 4  # same entry, same reason: still once
+    (root / "det" / "v01.pt").rename(root / "det" / "v1.txt")  # renamed away: its report is withdrawn
+    assert await watcher.scan() == 0
+    assert reports[4:] == [(root / "det" / "v01.pt", "det", None)]
