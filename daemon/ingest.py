@@ -10,8 +10,8 @@ skipped with the reason and looked at again at the next scan.
 
 A claimed checkpoint is looked at again only when its state says so: an
 outside failure whose retry is due (``daemon.retry``), or a version whose
-train job ended without completing (its claim is released and the watcher
-evaluates it). Hashing and dataset checks run on the watcher's own thread
+train job ended without completing before any promotion decision read it
+(its claim is released and the watcher evaluates it). Hashing and dataset checks run on the watcher's own thread
 pool, so a running job's hashing never queues behind a rescan.
 """
 
@@ -136,14 +136,15 @@ class Ingest:
         """For a claimed checkpoint: True (handled), False (ask again later); None when it is to be
         queued now (an outside failure whose retry is due, a version its train job left behind), its
         claim released."""
-        claim, st = await self.db.read(lambda c: (states.claim(c, name, sha), states.get(c, name, sha)))
+        claim, st, decided = await self.db.read(lambda c: (states.claim(c, name, sha), states.get(c, name, sha),
+                                                            promotions.decided_on(c, name, sha)))
         if claim is None:
             return None
         if st is not None and st["state"] == "retry":
             if st["next_retry_at"] and st["next_retry_at"] > iso(self.clock()):
                 return False
             log.info("watcher: retrying %s after an outside failure (%s)", path, st["last_error"])
-        elif claim["kind"] == "train" and claim["status"] in ("failed", "cancelled"):
+        elif claim["kind"] == "train" and claim["status"] in ("failed", "cancelled") and not decided:
             log.info("watcher: train job %s ended %s after publishing %s; evaluating it", claim["job_id"],
                      claim["status"], path)
         else:

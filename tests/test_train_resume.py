@@ -157,6 +157,9 @@ async def test_a_job_cancelled_after_a_decision_read_its_version_keeps_it(rig: R
     await rig.wait(lambda: rig.job(job_id)["status"] == "cancelled", "the cancel")
     assert sha256_file(v1) == sha
     assert [(c["sha256"], c["job_id"]) for c in rig.claims()] == [(sha, job_id)]
+    # Decided already: the watcher leaves it alone (no second evaluation, no second decision).
+    assert await Ingest(rig.config, rig.db, rig.queue)(v1, file_state(v1)) is True
+    assert [(c["sha256"], c["job_id"]) for c in rig.claims()] == [(sha, job_id)]
 
 
 async def test_an_interrupted_job_reuses_the_version_it_published(rig: Rig) -> None:
