@@ -12,8 +12,8 @@ restarted after an interruption reuses the version it already published (or
 the training it already did) instead of training again. A job cancelled
 after publishing removes its version when no decision has read it yet (else
 the version stays, decided); a job that ends failed after publishing leaves
-its claim to the watcher, which releases it and evaluates the version
-(``daemon.ingest``). The work folder of every job that has ended (completed,
+its claim to the watcher, which releases it and evaluates the version unless
+a decision has read it (``daemon.ingest``). The work folder of every job that has ended (completed,
 failed or cancelled) is removed, and leftovers are pruned at start-up.
 """
 
