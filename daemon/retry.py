@@ -15,6 +15,7 @@ train job ended without completing.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -84,9 +85,9 @@ class Outcomes:
     async def _settle(self, job_id: str, outcome: str, error: BaseException | None, detail: str | None) -> None:
         claims = await self.db.read(lambda c: states.claims_of_job(c, job_id))
         for claim in claims:
-            name, sha = claim["model_name"], claim["sha256"]
-            row = await self.db.read(lambda c: states.get(c, name, sha)) or {**claim, "attempts": 0, "job_id": job_id}
-            await self._write(row, outcome, error, detail)
+            stored = await self.db.read(functools.partial(states.get, model_name=claim["model_name"],
+                                                          sha256=claim["sha256"]))
+            await self._write(stored or {**claim, "attempts": 0, "job_id": job_id}, outcome, error, detail)
 
     async def _write(self, row: dict[str, Any], outcome: str, error: BaseException | None,
                      detail: str | None) -> None:

@@ -20,6 +20,7 @@ failed or cancelled) is removed, and leftovers are pruned at start-up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -179,8 +180,8 @@ class Trainer:
             n = max(versions, default=0) + 1
             dest = model_dir / f"v{n}.pt"
             if await asyncio.to_thread(publish_new, best, dest, sha):
-                published = str(dest)
-                await self.db.write(lambda c: claims.set_claim_path(c, ctx.job.id, sha, published))
+                await self.db.write(functools.partial(claims.set_claim_path, job_id=ctx.job.id, sha256=sha,
+                                                      path=str(dest)))
                 log.info("job %s: published %s", ctx.job.id, dest)
                 return n, dest, sha
         raise InternalError(f"could not allocate a new version under {model_dir}")
