@@ -18,7 +18,7 @@ from daemon.config import Config, load_config
 from daemon.logs import FORMATS, configure_logging
 from daemon.paths import config_candidates, discover_config
 from daemon.version import version
-from evaluation.errors import ConfigError
+from evaluation.errors import ConfigError, HomeInUse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -76,14 +76,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config = load_config(config_path(args.config))
     except ConfigError as exc:
-        print(f"vision-evald: configuration error: {exc.detail}", file=sys.stderr)
+        fatal(args.log_format, f"configuration error: {exc.detail}")
         return 2
     try:
         asyncio.run(serve(config))
+    except HomeInUse as exc:
+        fatal(args.log_format, f"cannot start: {exc.detail}")
+        return 2
     except OSError as exc:
-        print(f"vision-evald: cannot start: {exc}", file=sys.stderr)
+        fatal(args.log_format, f"cannot start: {exc}")
         return 1
     return 0
+
+
+def fatal(log_format: str, message: str) -> None:
+    """The message of an exit on error: a log record with --log-format json (stderr stays JSON lines),
+    else a plain line."""
+    if log_format == "json":
+        logging.getLogger(__name__).critical(message)
+    else:
+        print(f"vision-evald: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

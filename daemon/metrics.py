@@ -90,6 +90,7 @@ class Snapshot:
     worker_restarts: int = 0
     watcher_events: int = 0
     workers_ready: bool = False
+    worker_info: dict[str, Any] = field(default_factory=dict)  # the executor's info (backend, Ray actors)
 
 
 def promoted_from(rows: list[dict[str, Any]]) -> tuple[Promoted, ...]:
@@ -133,6 +134,17 @@ class _SnapshotCollector(Collector):
                                   "Checkpoint file events and scan hits seen by the watcher.", value=s.watcher_events)
         yield GaugeMetricFamily("vision_evald_workers_ready", "Whether the warm workers are up.",
                                 value=int(s.workers_ready))
+        yield _actor_jobs(s.worker_info)
+
+
+def _actor_jobs(info: dict[str, Any]) -> Metric:
+    """Jobs run per Ray actor, labelled with its node, pid and GPU ids (empty with local workers)."""
+    family = CounterMetricFamily("vision_evald_actor_jobs", "Tasks run by each worker actor (Ray backend), by node.",
+                                 labels=["backend", "node", "pid", "gpu_ids"])
+    for actor in info.get("actors", []):
+        family.add_metric([str(info.get("backend", "")), actor["node"], str(actor["pid"]),
+                           ",".join(actor["gpu_ids"])], actor["jobs"])
+    return family
 
 
 def _promoted_families(promoted: tuple[Promoted, ...]) -> Iterator[Metric]:

@@ -25,6 +25,7 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.home_lock import HomeLock
 from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
@@ -46,6 +47,17 @@ from store.database import Database
 log = logging.getLogger(__name__)
 
 
+def build_executor(config: Config) -> Executor:
+    """The configured backend: local worker processes, or actors on a Ray cluster (imports ray only then)."""
+    w = config.workers
+    if w.backend == "ray":
+        from daemon.ray_backend import RayExecutor
+
+        return RayExecutor(w.count, w.device, w.torch_threads, address=w.ray_address,
+                           gpus_per_worker=w.gpus_per_worker, local_gpus=w.ray_local_gpus)
+    return WorkerPool(w.count, str(config.state_dir), w.device, w.torch_threads)
+
+
 class Service:
     """The running daemon (see module contract). Handlers reach everything through it."""
 
@@ -53,9 +65,7 @@ class Service:
         self.config = config
         self.clock = clock
         self.db: Database | None = None
-        self.executor: Executor = executor or WorkerPool(
-            config.workers.count, str(config.state_dir), config.workers.device, config.workers.torch_threads
-        )
+        self.executor: Executor = executor or build_executor(config)
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
@@ -70,6 +80,7 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
+        self.home_lock = HomeLock(config.db_path, config.models_root)
         self.bound_port: int | None = None
         self._closed = False
 
@@ -80,8 +91,10 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
         self.db = Database(cfg.db_path)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
@@ -179,6 +192,7 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+        self.home_lock.release()
         log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
@@ -270,6 +284,7 @@ class Service:
             running=len(self.queue.running_ids()) if self.queue else 0,
             worker_restarts=getattr(self.executor, "restarts", 0),
             watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
+            worker_info=self.executor.info,
         )
         return self.telemetry.render(snapshot)
 
@@ -283,6 +298,6 @@ class Service:
         if self.workers_ready.is_set() and not self.executor.healthy():
             workers = "restarting"
         watcher = "off" if self.watcher is None else ("ok" if self.watcher.healthy() else "down")
-        ok = db_ok and not self._closed and watcher != "down"
+        ok = db_ok and not self._closed and watcher != "down" and self.executor.available()
         return {"ok": ok, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
                 "worker_info": self.executor.info}

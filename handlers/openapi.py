@@ -314,7 +314,8 @@ ERROR_TEXT = {
     400: "The request is malformed (at the HTTP level too: an over-long URL or header, a body that does "
          "not parse) or a value is out of range; the detail says which.",
     401: "A bearer token is configured and the request lacks it or has a wrong one.",
-    403: "A path lies outside the configured allowed roots.",
+    403: "A path lies outside the configured allowed roots, or the request is cross-site (a foreign Origin, "
+         "Sec-Fetch-Site: cross-site on a state change) or names a Host that is not this daemon's.",
     404: "No such model, job, version, evaluation or endpoint.",
     409: "The request conflicts with the current state.",
     413: "The request body is larger than [server] max_body_bytes.",
@@ -333,7 +334,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(ok: int, ok_desc: str, ok_content: dict[str, Any], errors: tuple[int, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {str(ok): {"description": ok_desc, "content": ok_content}}
-    for status in sorted({400, 401, 503, *errors}):
+    for status in sorted({400, 401, 403, 503, *errors}):
         out[str(status)] = {"description": ERROR_TEXT[status], "content": _json(_ref("Error"))}
     return out
 

@@ -125,6 +125,11 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
+# Times the daemon died under a running job: counted instead of an attempt ([jobs] max_interruptions).
+_JOB_INTERRUPTIONS = """
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"""
+
 # The watcher's state of each checkpoint content it queued (issue 15): evaluated, waiting to retry an
 # outside failure (when), or failed for a fault of its own (waits until its bytes change).
 _CHECKPOINT_STATES = """
@@ -143,7 +148,7 @@ CREATE TABLE checkpoint_states (
 CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
 """
 
-MIGRATIONS: list[str] = [_V1, _CHECKPOINT_STATES]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

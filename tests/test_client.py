@@ -9,6 +9,8 @@ import asyncio
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,22 @@ def test_progress_is_one_redrawn_bar_on_a_terminal() -> None:
 
 
 # --------------------------------------------------------------------------- no daemon, no torch
+
+
+def _loaded_packages(code: str) -> set[str]:
+    """The top-level packages of this project that ``code`` leaves imported, in a fresh interpreter."""
+    probe = code + "\nimport sys\nprint(sorted({m.split('.')[0] for m in sys.modules} & " \
+                   "{'daemon', 'handlers', 'store', 'evaluation', 'vision_eval'}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.replace("'", '"')))
+
+
+def test_the_client_library_stands_alone_and_the_daemon_never_imports_it() -> None:
+    assert _loaded_packages("import vision_eval.client, vision_eval.aclient") == {"vision_eval"}
+    daemon_side = _loaded_packages("import daemon.main, daemon.service, handlers.app\n"
+                                   "from daemon.config import Config\nfrom daemon.service import Service\n"
+                                   "from handlers.app import make_app\nmake_app(Service(Config()))")
+    assert "vision_eval" not in daemon_side and {"daemon", "handlers"} <= daemon_side
 
 
 async def test_unreachable_and_http_errors_map_to_the_two_exceptions(tmp_path: Path) -> None:

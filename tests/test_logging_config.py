@@ -122,7 +122,7 @@ def test_the_daemon_logs_which_config_it_read(monkeypatch: pytest.MonkeyPatch, t
 
 def test_vision_evald_reads_the_discovered_file_and_logs_json(tmp_path: Path) -> None:
     """The installed command with $XDG_CONFIG_HOME: it reads that file (here one with a bad key, so it
-    stops with exit 2 before serving) and its log line is JSON."""
+    stops with exit 2 before serving), and with --log-format json even its exit message is a JSON line."""
     config = tmp_path / "xdg" / "vision-evald" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text("[server]\nport = 11603\nno_such_key = 1\n")
@@ -132,10 +132,10 @@ def test_vision_evald_reads_the_discovered_file_and_logs_json(tmp_path: Path) ->
     proc = subprocess.run([str(script), "--log-format", "json"], capture_output=True, text=True, env=env,
                           timeout=60)
     assert proc.returncode == 2, proc
-    lines = proc.stderr.splitlines()
-    entry = json.loads(lines[0])
-    assert entry["message"] == f"config file: {config} (found without --config)", entry
-    assert "no_such_key" in lines[-1]
+    first, *_, last = (json.loads(line) for line in proc.stderr.splitlines())  # every line is JSON
+    assert first["message"] == f"config file: {config} (found without --config)", first
+    assert last["level"] == "CRITICAL" and "configuration error" in last["message"]
+    assert "no_such_key" in last["message"]
 
 
 # --------------------------------------------------------------------------- state folder
