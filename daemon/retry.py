@@ -87,7 +87,7 @@ class Outcomes:
         for claim in claims:
             stored = await self.db.read(functools.partial(states.get, model_name=claim["model_name"],
                                                           sha256=claim["sha256"]))
-            await self._write(stored or {**claim, "attempts": 0, "job_id": job_id}, outcome, error, detail)
+            await self._write({**claim, "attempts": 0, **(stored or {}), "job_id": job_id}, outcome, error, detail)
 
     async def _write(self, row: dict[str, Any], outcome: str, error: BaseException | None,
                      detail: str | None) -> None:

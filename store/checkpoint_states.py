@@ -38,11 +38,13 @@ def put(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, *, st
 
 
 def set_queued(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, job_id: str, now: str) -> None:
-    """A job was queued for this checkpoint; its last error and attempt count stay visible."""
+    """A job was queued for this checkpoint; its last error and attempt count stay visible. Written after
+    the job row: when the job has already ended (its outcome is recorded under its id), nothing changes."""
     conn.execute(
         "INSERT INTO checkpoint_states (model_name, sha256, path, state, job_id, updated_at) "
         "VALUES (?, ?, ?, 'queued', ?, ?) ON CONFLICT (model_name, sha256) DO UPDATE SET path = excluded.path, "
-        "state = 'queued', next_retry_at = NULL, job_id = excluded.job_id, updated_at = excluded.updated_at",
+        "state = 'queued', next_retry_at = NULL, job_id = excluded.job_id, updated_at = excluded.updated_at "
+        "WHERE checkpoint_states.job_id IS NOT excluded.job_id",
         (model_name, sha256, path, job_id, now),
     )
 

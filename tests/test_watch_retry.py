@@ -146,6 +146,7 @@ async def test_a_dataset_that_appears_after_the_failure_is_evaluated_without_a_r
     (rig.root / "data").rename(offline)
     rig.queue.start()
     await rig.wait(lambda: rig.jobs()[0]["status"] == "failed", "the job to fail")
+    await rig.wait(lambda: rig.state("det")[0]["state"] == "retry", "its state")  # written once the job ended
     (st,) = rig.state("det")
     assert (st["state"], st["attempts"], st["path"]) == ("retry", 1, str(target)), st
     assert st["next_retry_at"] == "2026-03-01T12:01:00Z"
@@ -169,6 +170,7 @@ async def test_a_dataset_that_appears_after_the_failure_is_evaluated_without_a_r
     rig.watcher.start()
     await rig.watcher.scan()  # the periodic rescan, nobody resubmits anything
     await rig.wait(lambda: len(rig.jobs()) == 2 and rig.jobs()[1]["status"] == "completed", "the retry to complete")
+    await rig.wait(lambda: rig.state("det")[0]["state"] == "evaluated", "its state")
     (st,) = rig.state("det")
     assert (st["state"], st["last_error"], st["next_retry_at"]) == ("evaluated", None, None), st
     assert st["attempts"] == 1
@@ -185,7 +187,7 @@ async def test_repeated_outside_failures_back_off_and_own_faults_wait_for_new_by
     await rig.wait(lambda: rig.state("det")[0]["state"] == "retry", "the first failure")
     rig.clock.now += RETRY_BACKOFF[0]
     assert await rig.ingest(target, file_state(target)) is True
-    await rig.wait(lambda: rig.state("det")[0]["attempts"] == 2, "the second failure")
+    await rig.wait(lambda: rig.state("det")[0]["attempts"] == 2, "the second failure")  # written with 'retry'
     (st,) = rig.state("det")
     assert st["state"] == "retry" and "locked" in st["last_error"], st
     assert st["next_retry_at"] == "2026-03-01T12:06:00Z"  # 1 minute, then 5 minutes later
@@ -201,6 +203,8 @@ async def test_repeated_outside_failures_back_off_and_own_faults_wait_for_new_by
     copy_file(WEAK_PT, target)
     assert await rig.ingest(target, file_state(target)) is True
     await rig.wait(lambda: len(rig.jobs()) == 4 and rig.jobs()[3]["status"] == "completed", "the new bytes")
+    await rig.wait(lambda: len(rig.state("det")) == 2 and "queued" not in {s["state"] for s in rig.state("det")},
+                   "the new bytes' state")
     states = {s["sha256"][:8]: s["state"] for s in rig.state("det")}
     assert sorted(states.values()) == ["evaluated", "failed"], states
 
