@@ -189,8 +189,9 @@ async def test_a_job_failed_after_publishing_hands_its_version_to_the_watcher(ri
     job_id = await rig.submit(auto_eval=True)
     await rig.wait(lambda: rig.job(job_id)["status"] == "failed", "the failure")
     v1 = rig.models / "det" / "v1.pt"
+    await rig.wait(lambda: rig.rechecked, "the job-end listeners")  # they run once the failure is written
     assert rig.rechecked == [v1]  # the watcher is asked to look at it again
-    assert not (rig.work / job_id).exists()
+    await rig.wait(lambda: not (rig.work / job_id).exists(), "the work folder to be removed")
     ingest = Ingest(rig.config, rig.db, rig.queue)
     assert await ingest(v1, file_state(v1)) is True
     (claim,) = rig.claims()
