@@ -22,12 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from daemon import sdnotify
+from daemon.analysis import Analyses
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
 from daemon.home_lock import HomeLock
-from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
+from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue
@@ -69,6 +70,7 @@ class Service:
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
+        self._analyses: Analyses | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
         # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
@@ -99,13 +101,14 @@ class Service:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
                                        self.clock)
+        self._analyses = Analyses(self.db, self.executor)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, cfg.models_root, cfg.state_dir / "promoted",
                                  cfg.promotion, self.clock)
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
         await trainer.prune_work_folders()
-        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer)
+        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, self._analyses)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
@@ -200,6 +203,11 @@ class Service:
     def database(self) -> Database:
         assert self.db is not None
         return self.db
+
+    @property
+    def analyses(self) -> Analyses:
+        assert self._analyses is not None
+        return self._analyses
 
     async def job(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
         """A job by id; NotFound when there is none of one of ``kinds``."""

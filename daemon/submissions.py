@@ -14,12 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config
-from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
-from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
-from evaluation.models import ResolvedModel, check_name, expand_user, is_under, resolve_model
+from evaluation.errors import (
+    DatasetError,
+    InvalidRequest,
+    NotFound,
+    PathNotAllowed,
+    UnsupportedTask,
+)
+from evaluation.models import (
+    ResolvedModel,
+    check_name,
+    expand_user,
+    is_under,
+    resolve_model,
+)
 from evaluation.scoring import validate_weights
+from evaluation.stats.gates import validate_gates
 from store.jobs import Job
 
 SUPPORTED_TASKS = ("detection", "detect")

@@ -8,7 +8,8 @@ form encodings (``application/x-www-form-urlencoded``, ``multipart/form-data``;
 object-valued fields such as ``weights`` are then sent as JSON text).
 
 ``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz`` is open.
+like everything else when one is configured: only ``/healthz`` and the
+dashboard's static files are open.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers import openapi_analysis
 from handlers.context import json_response
 
 JSON = "application/json"
@@ -520,6 +522,8 @@ PATHS: dict[str, Any] = {
     },
 }
 
+PATHS.update(openapi_analysis.paths())
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -527,8 +531,8 @@ DOCUMENT: dict[str, Any] = {
         "version": "0.1.0",
         "description": "Evaluate, compare and promote YOLO detection checkpoints. Every job is asynchronous "
                        "and polled by id. Errors are JSON {\"detail\": string} with the status listed per "
-                       "operation. When [server] auth_token is set, every route but /healthz needs "
-                       "'Authorization: Bearer <token>'.",
+                       "operation. When [server] auth_token is set, every route but /healthz and the "
+                       "dashboard's static files (/, /dashboard/*) needs 'Authorization: Bearer <token>'.",
     },
     "servers": [{"url": "/"}],
     "components": {

@@ -22,6 +22,7 @@ from typing import Any
 from daemon.paths import DEFAULT_MODELS_ROOT
 from daemon.version import version
 from evaluation.errors import VisionEvalError
+from store.export import CSV_FIELDS, to_csv
 from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
 from vision_eval.client import Client
 from vision_eval.progress import ProgressBar
@@ -87,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     lb = command("leaderboard", "models ranked by their best score")
     lb.add_argument("--dataset", help="only evaluations on this dataset YAML")
     lb.add_argument("--limit", type=int)
+    lb.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     hist = command("history", "every evaluation of one model, newest first")
     hist.add_argument("model")
     hist.add_argument("--limit", type=int)
+    hist.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     tr = command("train", "train a new version of a model")
     tr.add_argument("model", help="model name: the new checkpoint becomes <models root>/<model>/v<n>.pt")
@@ -250,11 +253,18 @@ def cmd_train(client: Client, args: argparse.Namespace) -> int:
 def cmd_leaderboard(client: Client, args: argparse.Namespace) -> int:
     dataset = _abs(args.dataset) if args.dataset else None
     rows = client.leaderboard(dataset=dataset, limit=args.limit)
-    return output(args, rows, render_leaderboard)
+    return output(args, rows, _csv_or(args, "leaderboard", render_leaderboard))
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
-    return output(args, client.history(args.model, limit=args.limit), render_history)
+    return output(args, client.history(args.model, limit=args.limit), _csv_or(args, "history", render_history))
+
+
+def _csv_or(args: argparse.Namespace, kind: str, render: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``render``, or the CSV of the same rows (the HTTP route's columns) with --csv."""
+    if not args.csv:
+        return render
+    return lambda rows: to_csv(rows, CSV_FIELDS[kind]).rstrip("\r\n")
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
@@ -492,7 +502,10 @@ def render_eval(r: dict[str, Any]) -> str:
         found, total = r.get(f"{size}_object_found"), r.get(f"{size}_object_count")
         count = f"{found}/{total} found" if total is not None else ""
         rows.append([f"{size}_object_recall", r.get(f"{size}_object_recall"), count])
-    rows += [[m, fmt(r.get(m), 1), ""] for m in ("inference_ms", "preprocess_ms", "postprocess_ms")]
+    spread = (f"IQR {fmt(r.get('inference_ms_iqr'), 1)} over {r['inference_batches']} batches (warm-up left out)"
+              if r.get("inference_batches") else "")
+    rows += [["inference_ms", fmt(r.get("inference_ms"), 1), spread]]
+    rows += [[m, fmt(r.get(m), 1), ""] for m in ("preprocess_ms", "postprocess_ms")]
     rows.append(["model_size_mb", fmt(r.get("model_size_mb"), 1), ""])
     parts = [*head, "", table(["METRIC", "VALUE", ""], [row + [""] * (3 - len(row)) for row in rows])]
     per_class = r.get("per_class_metrics") or {k: {"ap50": v} for k, v in (r.get("per_class") or {}).items()}
@@ -579,11 +592,25 @@ def render_compare(r: dict[str, Any]) -> str:
     parts += ["", table(headers, rows), "",
               f"winner: {winner if winner else 'undecided (a score is missing)'}"
               + (f" by {r['score_diff']:.4f} score" if r.get("score_diff") and winner != "tie" else "")]
+    parts += _render_errors(r.get("errors"))
     if stats is None:
         parts.append("(no bootstrap statistics: compare with --resamples N > 0 for intervals and flips)")
     else:
         parts += _render_statistics(stats, level)
     return "\n".join(parts)
+
+
+def _render_errors(errors: Any) -> list[str]:
+    """Both error breakdowns side by side, and what changed (``localization errors 412 -> 170``)."""
+    if not isinstance(errors, dict):
+        return []
+    if not errors.get("available"):
+        return ["", f"error breakdown: {errors.get('detail', 'unavailable')}"]
+    rows = [[k, r["a"], r["b"], f"{r['diff']:+d}" if isinstance(r["diff"], int) else "-"]
+            for k, r in errors["rows"].items()]
+    return ["", "errors at each model's operating point (DESIGN.md error types):",
+            table(["COUNT", "A", "B", "CHANGE (B-A)"], rows),
+            "changed: " + ("; ".join(errors["changes"]) or "nothing")]
 
 
 def _render_statistics(stats: dict[str, Any], level: str) -> list[str]:
