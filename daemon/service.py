@@ -11,6 +11,7 @@ stops in reverse and is idempotent: running jobs go back to the queue.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import platform
@@ -31,6 +32,7 @@ from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue
+from daemon.retry import Outcomes
 from daemon.runner import JobRunner
 from daemon.scheduler import build_scheduler
 from daemon.submissions import Submissions
@@ -72,6 +74,8 @@ class Service:
         self._analyses: Analyses | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
+        # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
+        self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.telemetry = Telemetry()
@@ -106,6 +110,7 @@ class Service:
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
+        await trainer.prune_work_folders()
         runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, self._analyses)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
@@ -114,12 +119,17 @@ class Service:
             clock=self.clock, metrics=self.telemetry.jobs,
         )
         self.submissions = Submissions(cfg, self.queue)
+        outcomes = Outcomes(self.db, self.clock)
+        self.queue.listeners += [outcomes.job_ended, trainer.job_ended]
+        await outcomes.reconcile()
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
         if cfg.watch.enabled:
-            ingest = Ingest(cfg, self.db, self.queue, self.clock)
+            self.watch_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="watch-io")
+            ingest = Ingest(cfg, self.db, self.queue, self.clock, pool=self.watch_pool)
             self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
-                                   on_incomplete=ingest.incomplete)
+                                   on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool)
+            outcomes.recheck = self.watcher.forget
             self.watcher.start()
             self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
         self.scheduler = build_scheduler(
@@ -176,6 +186,8 @@ class Service:
             self.scheduler.shutdown(wait=False)
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.watch_pool is not None:
+            self.watch_pool.shutdown(wait=False, cancel_futures=True)
         if self._runner is not None:
             await self._runner.cleanup()
         if self.queue is not None:
@@ -262,7 +274,9 @@ class Service:
         return await model_list(self.database, self.config.models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        return await model_detail(self.database, self.config.models_root, name, self.shas)
+        out = await model_detail(self.database, self.config.models_root, name, self.shas)
+        out["waiting"] = self.watcher.waiting(name) if self.watcher is not None else []
+        return out
 
     async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
         assert self.promoter is not None

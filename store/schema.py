@@ -130,12 +130,30 @@ _JOB_INTERRUPTIONS = """
 ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
 """
 
+# The watcher's state of each checkpoint content it queued (issue 15): evaluated, waiting to retry an
+# outside failure (when), or failed for a fault of its own (waits until its bytes change).
+_CHECKPOINT_STATES = """
+CREATE TABLE checkpoint_states (
+    model_name    TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('queued', 'evaluated', 'retry', 'failed', 'cancelled')),
+    last_error    TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,                -- failed attempts so far
+    next_retry_at TEXT,                                      -- ISO time; state 'retry' only
+    job_id        TEXT,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (model_name, sha256)
+);
+CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
+"""
+
 # A running job's progress detail (JSON): a train job's latest epoch report.
 _JOBS_PROGRESS_DETAIL = """
 ALTER TABLE jobs ADD COLUMN progress_detail TEXT;
 """
 
-MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _JOBS_PROGRESS_DETAIL]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

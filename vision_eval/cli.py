@@ -470,6 +470,14 @@ def render_model(m: dict[str, Any]) -> str:
     if m.get("skipped"):
         parts += ["", "skipped checkpoints:", table(["PATH", "SINCE", "REASON"],
                                                     [[s["path"], s["created_at"], s["reason"]] for s in m["skipped"]])]
+    if m.get("checkpoints"):
+        parts += ["", "checkpoints the watcher queued:",
+                  table(["PATH", "SHA256", "STATE", "FAILURES", "NEXT_RETRY", "LAST_ERROR"],
+                        [[c["path"], _sha(c.get("sha256")), c["state"], c.get("attempts"),
+                          c.get("next_retry_at") or "-", c.get("last_error") or "-"] for c in m["checkpoints"]])]
+    if m.get("waiting"):
+        parts += ["", "waiting to settle:", table(["PATH", "WAITING_S", "WHY"],
+                                                  [[w["path"], w["waiting_s"], w["reason"]] for w in m["waiting"]])]
     return "\n".join(parts)
 
 
