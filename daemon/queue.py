@@ -9,6 +9,9 @@ Contract:
 - ``close`` stops dispatching and puts running jobs back in the queue
   without using up an attempt: shutdown is not the job's fault.
 - One log line per state transition.
+- ``listeners`` are awaited once a job has ended for good (completed, failed
+  or cancelled; not when it is requeued), after its final state is written,
+  with the exception it failed with (None otherwise).
 """
 
 from __future__ import annotations
@@ -37,13 +40,15 @@ STATE_WRITE_PATIENCE_S = 120.0  # how long a job's final state write is retried 
 
 @dataclass
 class JobContext:
-    """What a running job's code sees: its row, a progress sink, its deadline, its cancel flag."""
+    """What a running job's code sees: its row, a progress sink, its deadline, its cancel flag,
+    and a sink for the job's progress detail (a train job's latest epoch report)."""
 
     job: jobq.Job
     deadline: float  # time.monotonic() value
     report: Callable[[float], None]
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)  # shared by phases
     progress_span: tuple[float, float] = (0.0, 1.0)
+    report_detail: Callable[[dict[str, Any]], None] = lambda detail: None
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -63,6 +68,8 @@ class JobContext:
 
 
 Runner = Callable[[JobContext], Awaitable[dict[str, Any]]]
+# (job, outcome "completed" | "failed" | "cancelled", the exception it failed with)
+Listener = Callable[[jobq.Job, str, BaseException | None], Awaitable[None]]
 
 
 @dataclass
@@ -72,6 +79,7 @@ class _Running:
     last_write: float = 0.0
     pending: float | None = None
     writer: asyncio.Task[None] | None = field(default=None)
+    detail_writes: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class JobQueue:
@@ -93,6 +101,7 @@ class JobQueue:
         self._running: dict[str, _Running] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed = False
+        self.listeners: list[Listener] = []
 
     def now(self) -> str:
         return iso(self.clock())
@@ -143,7 +152,15 @@ class JobQueue:
             log.info("job %s cancel requested while running", job_id)
         elif job.status == "cancelled":
             log.info("job %s cancelled", job_id)
+            await self._notify(job, "cancelled", None)
         return job
+
+    async def _notify(self, job: jobq.Job, outcome: str, error: BaseException | None) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(job, outcome, error)
+            except Exception:  # noqa: BLE001 - a listener must not break the queue
+                log.exception("job %s: a listener of its end failed", job.id)
 
     # -- dispatching ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -173,7 +190,8 @@ class JobQueue:
     def _launch(self, job: jobq.Job) -> None:
         log.info("job %s %s running (attempt %d of %d)", job.id, job.kind, job.attempts, job.max_attempts)
         deadline = time.monotonic() + self.timeouts.get(job.kind, 3600.0)
-        ctx = JobContext(job=job, deadline=deadline, report=lambda p, i=job.id: self._progress(i, p))
+        ctx = JobContext(job=job, deadline=deadline, report=lambda p, i=job.id: self._progress(i, p),
+                         report_detail=lambda d, i=job.id: self._detail(i, d))
         task = asyncio.create_task(self._execute(ctx), name=f"job-{job.id}")
         self._running[job.id] = _Running(ctx, task)
 
@@ -184,6 +202,20 @@ class JobQueue:
         running.pending = value
         if running.writer is None or running.writer.done():
             running.writer = asyncio.create_task(self._flush_progress(job_id, running))
+
+    def _detail(self, job_id: str, detail: dict[str, Any]) -> None:
+        """Store a job's progress detail now (rare: once per epoch); writes are FIFO, so the last
+        one lands before the job's final state."""
+        running = self._running.get(job_id)
+        if running is not None:
+            pending = [t for t in running.detail_writes if not t.done()]
+            running.detail_writes = [*pending, asyncio.create_task(self._write_detail(job_id, detail))]
+
+    async def _write_detail(self, job_id: str, detail: dict[str, Any]) -> None:
+        try:
+            await self.db.write(lambda c: jobq.set_progress_detail(c, job_id, detail))
+        except StoreBusy:
+            pass  # advisory, like progress; the next epoch writes it
 
     async def _flush_progress(self, job_id: str, running: _Running) -> None:
         wait = running.last_write + PROGRESS_WRITE_INTERVAL_S - time.monotonic()
@@ -217,6 +249,7 @@ class JobQueue:
         job = ctx.job
         started = time.monotonic()
         outcome = "failed"
+        error: BaseException | None = None
         try:
             result = await self.run_job(ctx)
         except asyncio.CancelledError:
@@ -229,12 +262,14 @@ class JobQueue:
             outcome = "cancelled"
             log.info("job %s cancelled", job.id)
         except WorkerDied as exc:
-            outcome = await self._worker_died(job, exc)
+            outcome, error = await self._worker_died(job, exc), exc
         except VisionEvalError as exc:
-            await self._write_state(lambda c: jobq.fail(c, job.id, exc.detail, self.now()))
-            log.info("job %s failed: %s", job.id, exc.detail)
+            error, reason = exc, exc.detail
+            await self._write_state(lambda c: jobq.fail(c, job.id, reason, self.now()))
+            log.info("job %s failed: %s", job.id, reason)
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, never the daemon
             log.exception("job %s crashed", job.id)
+            error = exc
             detail = f"internal error: {type(exc).__name__}: {exc}"
             await self._write_state(lambda c: jobq.fail(c, job.id, detail, self.now()))
         else:
@@ -245,6 +280,8 @@ class JobQueue:
             self._running.pop(job.id, None)
             self._wake.set()
         self.metrics.observe(job.kind, outcome, time.monotonic() - started)
+        if outcome != "retried":
+            await self._notify(job, outcome, error)
 
     async def _worker_died(self, job: jobq.Job, exc: WorkerDied) -> str:
         """Retry while attempts remain, else fail; returns the outcome."""

@@ -11,6 +11,7 @@ stops in reverse and is idempotent: running jobs go back to the queue.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import platform
@@ -31,6 +32,7 @@ from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue
+from daemon.retry import Outcomes
 from daemon.runner import JobRunner
 from daemon.scheduler import build_scheduler
 from daemon.submissions import Submissions
@@ -41,6 +43,7 @@ from evaluation.errors import Conflict, InvalidRequest, NotFound
 from evaluation.models import expand_user
 from store import jobs as jobq
 from store import promotions, rankings, results
+from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ class Service:
         self._analyses: Analyses | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
+        # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
+        self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.telemetry = Telemetry()
@@ -85,12 +90,14 @@ class Service:
     # -- start ---------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        # First: a database file that is not ours stops the start before anything is written or logged.
+        refuse_unusable(cfg.db_path)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
+        self.db = Database(cfg.db_path)  # adopts a LlamaFarm eval.db, under the lock
         log.info("vision-evald starting: python %s, sqlite %s, models root %s, database %s",
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
-        self.db = Database(cfg.db_path)
         requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
             c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
@@ -103,6 +110,7 @@ class Service:
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
+        await trainer.prune_work_folders()
         runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, self._analyses)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
@@ -111,12 +119,17 @@ class Service:
             clock=self.clock, metrics=self.telemetry.jobs,
         )
         self.submissions = Submissions(cfg, self.queue)
+        outcomes = Outcomes(self.db, self.clock)
+        self.queue.listeners += [outcomes.job_ended, trainer.job_ended]
+        await outcomes.reconcile()
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
         if cfg.watch.enabled:
-            ingest = Ingest(cfg, self.db, self.queue, self.clock)
+            self.watch_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="watch-io")
+            ingest = Ingest(cfg, self.db, self.queue, self.clock, pool=self.watch_pool)
             self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
-                                   on_incomplete=ingest.incomplete)
+                                   on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool)
+            outcomes.recheck = self.watcher.forget
             self.watcher.start()
             self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
         self.scheduler = build_scheduler(
@@ -173,6 +186,8 @@ class Service:
             self.scheduler.shutdown(wait=False)
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.watch_pool is not None:
+            self.watch_pool.shutdown(wait=False, cancel_futures=True)
         if self._runner is not None:
             await self._runner.cleanup()
         if self.queue is not None:
@@ -183,8 +198,8 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+            log.info("vision-evald stopped")
         self.home_lock.release()
-        log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
     @property
@@ -262,11 +277,13 @@ class Service:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows
 
-    async def list_models(self) -> list[dict[str, Any]]:
+    async def list_models(self) -> dict[str, Any]:
         return await model_list(self.database, self.config.models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        return await model_detail(self.database, self.config.models_root, name, self.shas)
+        out = await model_detail(self.database, self.config.models_root, name, self.shas)
+        out["waiting"] = self.watcher.waiting(name) if self.watcher is not None else []
+        return out
 
     async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
         assert self.promoter is not None

@@ -12,6 +12,7 @@ is a 404, like ``model``). Nothing here imports torch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from evaluation.models import (
     check_name,
     expand_user,
     is_under,
+    looks_like_path,
     resolve_model,
 )
 from evaluation.scoring import resolve_weights
@@ -51,8 +53,16 @@ class Submissions:
         self.config = config
         self.queue = queue
 
-    def resolve_model(self, model: str) -> ResolvedModel:
-        return resolve_model(model, self.config.models_root, self.config.allowed_roots)
+    def resolve_model(self, model: str, name: str | None = None) -> ResolvedModel:
+        """The checkpoint of ``model``; ``name`` (validated like a model name) names a checkpoint path."""
+        resolved = resolve_model(model, self.config.models_root, self.config.allowed_roots)
+        if name is None:
+            return resolved
+        check_name(name)
+        if not looks_like_path(model.strip()) and name != resolved.name:
+            raise InvalidRequest(f"name {name!r} can only name a checkpoint path; the model {model!r} is "
+                                 "already a model name")
+        return dataclasses.replace(resolved, name=name)
 
     async def check_dataset(self, raw: str, train: bool = False) -> Path:
         """An absolute, allowed, loadable dataset YAML (loaded off the event loop); with ``train``,
@@ -83,10 +93,10 @@ class Submissions:
 
     async def eval(self, *, model: str, dataset: str, imgsz: int, batch: int, weights: dict[str, Any] | None,
                    allow_class_mismatch: bool = False, auto_promote: bool = False,
-                   gates: dict[str, Any] | None = None) -> Job:
+                   gates: dict[str, Any] | None = None, name: str | None = None) -> Job:
         resolve_weights(weights)
         gates = validate_gates(gates)
-        resolved = self.resolve_model(model)
+        resolved = self.resolve_model(model, name)
         ds = await self.check_dataset(dataset)
         params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch)
         params["model"] = model
@@ -95,10 +105,11 @@ class Submissions:
         return await self._submit("eval", params)
 
     async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int, batch: int,
-                      weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int) -> Job:
+                      weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int,
+                      name_a: str | None = None, name_b: str | None = None) -> Job:
         resolve_weights(weights)
-        a = self.resolve_model(model_a)
-        b = self.resolve_model(model_b)
+        a = self.resolve_model(model_a, name_a)
+        b = self.resolve_model(model_b, name_b)
         ds = await self.check_dataset(dataset)
         params = {
             "model_a": model_a, "model_b": model_b, "dataset_path": str(ds),

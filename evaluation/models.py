@@ -4,11 +4,14 @@ A model string is either a *name* (a folder under the models root) or a
 *path* to a ``.pt`` file. A name resolves to ``<root>/<name>/current.pt``,
 else to the highest ``v<n>.pt`` by number (v10 beats v9). A path must be
 absolute, end in ``.pt`` and lie under an allowed root once symlinks are
-resolved.
+resolved. A path is named as the user wrote it (``name_for_path``): an
+ultralytics run's ``<run>/weights/best.pt`` or ``last.pt`` by its run,
+``v<n>.pt`` and ``current.pt`` by their folder, anything else by its stem.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,6 +98,19 @@ def expand_user(raw: str, what: str) -> Path:
         raise InvalidRequest(f"{what} names a home directory that does not exist: {raw!r}") from None
 
 
+RUN_WEIGHTS = ("best.pt", "last.pt")
+
+
+def name_for_path(path: Path) -> str:
+    """The model name of a checkpoint path (see the module contract); ``path`` as given, not resolved."""
+    path = Path(os.path.normpath(path))
+    if path.name in RUN_WEIGHTS and path.parent.name == "weights" and path.parent.parent.name:
+        return path.parent.parent.name
+    if (version_of(path) is not None or path.name == CURRENT) and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
 def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path]) -> ResolvedModel:
     """Resolve a client's model string (see the module contract).
 
@@ -106,8 +122,7 @@ def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path]) 
     model = model.strip()
     if looks_like_path(model):
         path = resolve_path(model, allowed_roots)
-        name = path.parent.name if version_of(path) is not None or path.name == CURRENT else path.stem
-        return ResolvedModel(path, name, version_of(path))
+        return ResolvedModel(path, name_for_path(expand_user(model, "model path")), version_of(path))
     name = check_name(model)
     root = models_root.resolve()
     model_dir = root / name

@@ -7,9 +7,10 @@ from aiohttp import web
 from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
 from handlers.context import json_response, service
 
-EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates")
+EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
+               "name")
 COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
-                  "bootstrap_resamples", "bootstrap_seed")
+                  "bootstrap_resamples", "bootstrap_seed", "name_a", "name_b")
 
 
 async def submit_eval(request: web.Request) -> web.Response:
@@ -25,6 +26,7 @@ async def submit_eval(request: web.Request) -> web.Response:
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
         gates=get_object(data, "gates"),
+        name=get_str(data, "name", max_len=128),
     )
     return json_response(job.public(), status=202)
 
@@ -56,6 +58,8 @@ async def submit_compare(request: web.Request) -> web.Response:
                                     default=svc.config.promotion.bootstrap_resamples, lo=0, hi=100_000),
         bootstrap_seed=get_int(data, "bootstrap_seed", default=svc.config.promotion.bootstrap_seed,
                                lo=0, hi=2**32 - 1),
+        name_a=get_str(data, "name_a", max_len=128),
+        name_b=get_str(data, "name_b", max_len=128),
     )
     return json_response(job.public(), status=202)
 

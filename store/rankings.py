@@ -48,7 +48,7 @@ def summary(row: sqlite3.Row, score: float | None, weights: Mapping[str, float])
                                "small_object_recall", "medium_object_recall", "large_object_recall", "dataset",
                                "dataset_fingerprint", "imgsz", "batch")},
         "current_content": bool(row["current_content"]),
-        "timestamp": row["created_at"],
+        "timestamp": row["created_at"] or None,  # '' : an imported row without one
         "eval_id": row["id"],
         "version": row["model_version"],
         "checkpoint_sha256": row["checkpoint_sha256"],

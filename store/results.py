@@ -68,7 +68,7 @@ def result_of(row: sqlite3.Row) -> dict[str, Any]:
     """The stored result mapping of a row, with its ``eval_id`` and ``timestamp``."""
     result = json.loads(row["result_json"])
     result["eval_id"] = row["id"]
-    result["timestamp"] = row["created_at"]
+    result["timestamp"] = row["created_at"] or None  # '' : an imported row without one
     return result
 
 

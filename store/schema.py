@@ -130,6 +130,29 @@ _JOB_INTERRUPTIONS = """
 ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
 """
 
+# The watcher's state of each checkpoint content it queued (issue 15): evaluated, waiting to retry an
+# outside failure (when), or failed for a fault of its own (waits until its bytes change).
+_CHECKPOINT_STATES = """
+CREATE TABLE checkpoint_states (
+    model_name    TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('queued', 'evaluated', 'retry', 'failed', 'cancelled')),
+    last_error    TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,                -- failed attempts so far
+    next_retry_at TEXT,                                      -- ISO time; state 'retry' only
+    job_id        TEXT,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (model_name, sha256)
+);
+CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
+"""
+
+# A running job's progress detail (JSON): a train job's latest epoch report.
+_JOBS_PROGRESS_DETAIL = """
+ALTER TABLE jobs ADD COLUMN progress_detail TEXT;
+"""
+
 
 # One weighting per ranking, results as asked, effective settings (issue 16).
 # - default_score: the score under the default weights, the leaderboard's order
@@ -185,7 +208,7 @@ INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score)
                 ORDER BY o.default_score IS NULL, o.default_score DESC, o.id LIMIT 1)
 """
 
-MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _V_NUMBERS]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _V_NUMBERS]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -197,14 +220,19 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version in range(current, latest):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={version + 1}")
+            apply(conn, version)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
     return latest
+
+
+def apply(conn: sqlite3.Connection, version: int) -> None:
+    """Run migration ``version`` (0-based) and record it, inside the caller's transaction."""
+    for statement in _statements(MIGRATIONS[version]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={version + 1}")
 
 
 def _statements(script: str) -> list[str]:

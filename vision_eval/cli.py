@@ -407,13 +407,14 @@ def render_cancelled(job: dict[str, Any]) -> str:
     return f"job {job['job_id']}: {job['status']}"
 
 
-def render_models(models: list[dict[str, Any]]) -> str:
+def render_models(listing: dict[str, Any]) -> str:
     rows = []
-    for m in models:
+    for m in listing["models"]:
         latest = m.get("latest_evaluation") or {}
-        rows.append([m["name"], ",".join(f"v{v}" for v in m["versions"]) or "-", "yes" if m["has_current"] else "no",
+        rows.append([m["name"], ",".join(f"v{v}" for v in m["version_numbers"]) or "-",
+                     "yes" if m["has_current"] else "no", m.get("size_mb"),
                      latest.get("score"), latest.get("timestamp"), latest.get("dataset")])
-    return table(["MODEL", "VERSIONS", "CURRENT", "LAST_SCORE", "LAST_EVALUATED", "DATASET"], rows,
+    return table(["MODEL", "VERSIONS", "CURRENT", "SIZE_MB", "LAST_SCORE", "LAST_EVALUATED", "DATASET"], rows,
                  empty="no models in the models folder")
 
 
@@ -446,6 +447,14 @@ def render_model(m: dict[str, Any]) -> str:
     if m.get("skipped"):
         parts += ["", "skipped checkpoints:", table(["PATH", "SINCE", "REASON"],
                                                     [[s["path"], s["created_at"], s["reason"]] for s in m["skipped"]])]
+    if m.get("checkpoints"):
+        parts += ["", "checkpoints the watcher queued:",
+                  table(["PATH", "SHA256", "STATE", "FAILURES", "NEXT_RETRY", "LAST_ERROR"],
+                        [[c["path"], _sha(c.get("sha256")), c["state"], c.get("attempts"),
+                          c.get("next_retry_at") or "-", c.get("last_error") or "-"] for c in m["checkpoints"]])]
+    if m.get("waiting"):
+        parts += ["", "waiting to settle:", table(["PATH", "WAITING_S", "WHY"],
+                                                  [[w["path"], w["waiting_s"], w["reason"]] for w in m["waiting"]])]
     return "\n".join(parts)
 
 
