@@ -1,8 +1,8 @@
 """Evaluations as the daemon runs them: cache lookup, a worker task on a miss, a stored row.
 
 An evaluation is keyed by (checkpoint sha256, dataset fingerprint, imgsz,
-batch, device kind, ultralytics version): the same key is never evaluated
-twice; a repeat returns the stored result, rescored with the requested
+batch, device kind, ultralytics version, and for an ONNX export its format and
+onnxruntime version): the same key is never evaluated twice; a repeat returns the stored result, rescored with the requested
 weights and marked ``cached: true``.
 """
 
@@ -21,6 +21,7 @@ from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256, fingerprint, load_dataset
 from evaluation.errors import JobError, NotFound
+from evaluation.export_meta import model_format
 from evaluation.scoring import composite_score, resolve_weights
 from store import results
 from store.database import Database
@@ -50,9 +51,14 @@ class EvalSpec:
         )
 
 
-def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str) -> str:
-    raw = json.dumps([sha256, dataset_fp, imgsz, batch, device_kind, ul_version])
-    return hashlib.sha256(raw.encode()).hexdigest()
+def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str,
+              fmt: str = "pt", runtime_version: str | None = None) -> str:
+    """The key of an evaluation. A ``.pt`` key has the parts it had before formats existed (stored
+    rows stay cache hits); any other format adds itself and its runtime's version."""
+    parts: list[Any] = [sha256, dataset_fp, imgsz, batch, device_kind, ul_version]
+    if fmt != "pt":
+        parts += [fmt, runtime_version]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 def _checkpoint_sha(path: str) -> str:
@@ -81,8 +87,12 @@ class Evaluations:
         sha = await asyncio.to_thread(_checkpoint_sha, spec.model_path)
         fp = await asyncio.to_thread(_dataset_fp, spec.dataset_path)
         info = self.executor.info
-        key = cache_key(sha, fp, spec.imgsz, spec.batch, info.get("device_kind", "unknown"),
-                        info.get("ultralytics_version", "unknown"))
+        fmt = model_format(spec.model_path)
+        device_kind = info.get("device_kind", "unknown")
+        if fmt == "onnx" and not info.get("onnx_cuda"):
+            device_kind = "cpu"  # without onnxruntime's CUDA provider an export runs on the CPU
+        key = cache_key(sha, fp, spec.imgsz, spec.batch, device_kind, info.get("ultralytics_version", "unknown"),
+                        fmt, info.get("onnxruntime_version") if fmt == "onnx" else None)
         return sha, fp, key
 
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
@@ -112,8 +122,10 @@ class Evaluations:
             cancel=ctx.cancel_event,
         )
         # The worker hashed what it actually loaded: key the row by that.
-        key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], spec.imgsz, spec.batch,
-                        result["device_kind"], result["ultralytics_version"])
+        fmt = result.get("format", "pt")
+        key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], result["imgsz"],
+                        result["batch"], result["device_kind"], result["ultralytics_version"], fmt,
+                        result.get("runtime_version") if fmt != "pt" else None)
         row = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "predictions_path": params["predictions_path"],

@@ -18,6 +18,7 @@ from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
 from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
+from evaluation.export_meta import export_shape, model_format, read_export
 from evaluation.models import ResolvedModel, check_name, expand_user, is_under, resolve_model
 from evaluation.scoring import validate_weights
 from store.jobs import Job
@@ -35,8 +36,16 @@ class Submissions:
         self.config = config
         self.queue = queue
 
-    def resolve_model(self, model: str) -> ResolvedModel:
-        return resolve_model(model, self.config.models_root, self.config.allowed_roots)
+    def resolve_model(self, model: str, fmt: str | None = None) -> ResolvedModel:
+        return resolve_model(model, self.config.models_root, self.config.allowed_roots, fmt)
+
+    async def shape(self, model: ResolvedModel, imgsz: int | None, batch: int) -> tuple[int, int]:
+        """The (imgsz, batch) a model is evaluated at: the request's (imgsz None: ``[eval] imgsz``), or
+        for a static ONNX export its own (another imgsz asked for is an InvalidRequest saying why)."""
+        if model_format(model.path) != "onnx":
+            return (self.config.eval.imgsz if imgsz is None else imgsz), batch
+        export = await asyncio.to_thread(read_export, model.path)
+        return export_shape(export, imgsz, batch, self.config.eval.imgsz)
 
     async def check_dataset(self, raw: str) -> Path:
         """An absolute, allowed, loadable dataset YAML (loaded off the event loop)."""
@@ -62,29 +71,34 @@ class Submissions:
             "allow_class_mismatch": allow_class_mismatch,
         }
 
-    async def eval(self, *, model: str, dataset: str, imgsz: int, batch: int, weights: dict[str, Any] | None,
-                   allow_class_mismatch: bool = False, auto_promote: bool = False,
-                   gates: dict[str, Any] | None = None) -> Job:
+    async def eval(self, *, model: str, dataset: str, imgsz: int | None, batch: int,
+                   weights: dict[str, Any] | None, allow_class_mismatch: bool = False, auto_promote: bool = False,
+                   gates: dict[str, Any] | None = None, fmt: str | None = None) -> Job:
         validate_weights(weights)
         gates = validate_gates(gates)
-        resolved = self.resolve_model(model)
+        resolved = self.resolve_model(model, fmt)
+        if auto_promote and model_format(resolved.path) != "pt":
+            raise InvalidRequest("auto_promote needs a .pt checkpoint: an ONNX export is never made current.pt")
         ds = await self.check_dataset(dataset)
+        imgsz, batch = await self.shape(resolved, imgsz, batch)
         params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch)
         params["model"] = model
         params["auto_promote"] = auto_promote
         params["gates"] = gates
         return await self._submit("eval", params)
 
-    async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int, batch: int,
+    async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int | None, batch: int,
                       weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int) -> Job:
         validate_weights(weights)
         a = self.resolve_model(model_a)
         b = self.resolve_model(model_b)
         ds = await self.check_dataset(dataset)
+        imgsz_a, batch_a = await self.shape(a, imgsz, batch)
+        imgsz_b, batch_b = await self.shape(b, imgsz, batch)
         params = {
             "model_a": model_a, "model_b": model_b, "dataset_path": str(ds),
-            "a": self.eval_params(a, ds, imgsz, batch, weights or None, False),
-            "b": self.eval_params(b, ds, imgsz, batch, weights or None, False),
+            "a": self.eval_params(a, ds, imgsz_a, batch_a, weights or None, False),
+            "b": self.eval_params(b, ds, imgsz_b, batch_b, weights or None, False),
             "weights": weights or None,
             "bootstrap_resamples": bootstrap_resamples, "bootstrap_seed": bootstrap_seed,
         }

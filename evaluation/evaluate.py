@@ -21,6 +21,7 @@ import numpy as np
 from evaluation.datasets import Dataset, fingerprint, load_dataset
 from evaluation.errors import CheckpointError, ClassMismatchError, DatasetError
 from evaluation.evidence import write_evidence
+from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
 from evaluation.metrics import core_metrics
 from evaluation.scoring import composite_score, resolve_weights
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
@@ -33,7 +34,7 @@ class EvalRequest:
     model_path: Path
     dataset_path: Path
     model_name: str
-    imgsz: int = 640
+    imgsz: int | None = 640  # None: not asked for (a static ONNX export then takes its own)
     batch: int = 16
     device: str = "auto"
     weights: dict[str, Any] | None = None
@@ -149,6 +150,10 @@ def evaluate(
     from evaluation import validator  # heavy: torch and ultralytics
 
     applied_weights = resolve_weights(request.weights)
+    fmt = model_format(request.model_path)
+    export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
+    imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
+        export_shape(export, request.imgsz, request.batch, 640)
     dataset = load_dataset(request.dataset_path)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
@@ -158,11 +163,14 @@ def evaluate(
         dataset_fp = pool.submit(fingerprint, dataset)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
-    warnings = check_class_names(validator.model_class_names(model), dataset, request.allow_class_mismatch)
+    names = export.names if export is not None and export.names else validator.model_class_names(model)
+    warnings = check_class_names(names, dataset, request.allow_class_mismatch)
     data_yaml = dataset.write_sanitised(work_dir)
     device = validator.resolve_device(request.device)
+    if export is not None:
+        device = validator.onnx_device(device)
     out = validator.run_pass(
-        model, data_yaml, imgsz=request.imgsz, batch=request.batch, device=device,
+        model, data_yaml, imgsz=imgsz, batch=batch, device=device,
         save_dir=work_dir / "val", progress=progress,
     )
     by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
@@ -202,8 +210,11 @@ def evaluate(
         "images": len(records),
         "device": device,
         "device_kind": validator.device_kind(device),
-        "imgsz": request.imgsz,
-        "batch": request.batch,
+        "imgsz": imgsz,
+        "batch": batch,
+        "format": fmt,
+        **validator.runtime_info(fmt, device),
+        "export": None if export is None else export.as_dict(),
         "ultralytics_version": validator.ultralytics_version(),
         "torch_version": validator.torch_version(),
         "weights": applied_weights,

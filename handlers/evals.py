@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
 from handlers.context import json_response, service
 
-EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates")
+EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
+               "format")
 COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
                   "bootstrap_resamples", "bootstrap_seed")
+
+
+def get_imgsz(data: dict[str, Any]) -> int | None:
+    """The request's imgsz, or None when it names none (the daemon's default, or a static export's own)."""
+    if data.get("imgsz") in (None, ""):
+        return None
+    return get_int(data, "imgsz", default=0, lo=320, hi=2560)
 
 
 async def submit_eval(request: web.Request) -> web.Response:
@@ -19,12 +29,13 @@ async def submit_eval(request: web.Request) -> web.Response:
     job = await svc.submissions.eval(
         model=get_str(data, "model", required=True),  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
-        imgsz=get_int(data, "imgsz", default=svc.config.eval.imgsz, lo=320, hi=2560),
+        imgsz=get_imgsz(data),
         batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
         weights=get_object(data, "weights"),
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
         gates=get_object(data, "gates"),
+        fmt=get_str(data, "format", max_len=16),
     )
     return json_response(job.public(), status=202)
 
@@ -49,7 +60,7 @@ async def submit_compare(request: web.Request) -> web.Response:
         model_a=model_a,  # type: ignore[arg-type]
         model_b=model_b,  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
-        imgsz=get_int(data, "imgsz", default=svc.config.eval.imgsz, lo=320, hi=2560),
+        imgsz=get_imgsz(data),
         batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
         weights=get_object(data, "weights"),
         bootstrap_resamples=get_int(data, "bootstrap_resamples",
