@@ -25,7 +25,7 @@ LEADERBOARD_FIELDS = (
 
 
 def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
-    """Insert one evaluation and update the leaderboard; returns its id."""
+    """Insert one evaluation and update the leaderboard (``.pt`` evaluations only); returns its id."""
     values = []
     for col in _COLUMNS:
         v = row.get(col)
@@ -36,6 +36,8 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
         f"INSERT INTO eval_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
     )
     eval_id = int(cur.lastrowid)  # type: ignore[arg-type]
+    if row.get("format", "pt") != "pt":
+        return eval_id  # the leaderboard ranks checkpoints; an export's evaluations are in history
     conn.execute(
         "INSERT INTO leaderboard_best (model_name, dataset, eval_id, score) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (model_name, dataset) DO UPDATE SET eval_id = excluded.eval_id, score = excluded.score "

@@ -1,0 +1,101 @@
+"""The export-parity gate of a promotion: a candidate ``v<n>.pt`` whose ``v<n>.onnx`` does not score
+what it scores is refused.
+
+``Promoter.consider`` calls ``ExportParity.apply`` on a decision that would
+promote. With ``[promotion] export_parity = "auto"`` (the default) the export
+beside the candidate is checked when there is one; ``"required"`` also refuses
+a candidate without one; ``"off"`` never checks. The check evaluates the
+export on the candidate's dataset, imgsz and batch (through the cache like
+any evaluation), runs the paired statistics of the two evaluations' evidence
+in a worker and applies ``evaluation.export_parity.parity_verdict``. A static
+export pads every image to its square, so it cannot be compared like with
+like with the ``.pt`` (rectangular batches): it is skipped under "auto" and
+refused under "required". The parity record (numbers and verdict) goes into
+the decision, hence into the job result and the ledger's details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from daemon.config import PromotionConfig
+from daemon.evaluations import EvalSpec, Evaluations
+from daemon.queue import JobContext
+from daemon.workers import Executor
+from evaluation.errors import CheckpointError
+from evaluation.export_meta import read_export
+from evaluation.export_parity import parity_verdict
+from evaluation.models import export_beside
+
+log = logging.getLogger(__name__)
+MODES = ("auto", "required", "off")
+
+
+class ExportParity:
+    """Checks a candidate's ONNX export against it (see module contract)."""
+
+    def __init__(self, evaluations: Evaluations, executor: Executor, config: PromotionConfig) -> None:
+        self.evaluations = evaluations
+        self.executor = executor
+        self.config = config
+
+    async def apply(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
+                    decision: dict[str, Any]) -> dict[str, Any]:
+        """``decision`` with its ``export_parity`` record; a promotion becomes a refusal on a failed check."""
+        if decision["decision"] != "promoted":
+            return decision
+        parity = await self.check(spec, result, ctx)
+        if parity is None:
+            return decision
+        decision["export_parity"] = parity
+        if parity["verdict"] == "fail":
+            decision.update(decision="refused",
+                            reason="refused by the export-parity gate: " + "; ".join(parity["failures"]))
+        elif parity["verdict"] == "pass":
+            decision["reason"] += f"; export parity passed (Δ mAP50-95 {parity['delta_mAP50_95']:+.4f})"
+        return decision
+
+    async def check(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext) -> dict[str, Any] | None:
+        """The parity record of a candidate: ``verdict`` pass, fail or skipped; None when the gate is off."""
+        mode = self.config.export_parity
+        if mode == "off":
+            return None
+        onnx = export_beside(Path(spec.model_path))
+        base: dict[str, Any] = {"mode": mode, "export": str(onnx)}
+        if not await asyncio.to_thread(onnx.is_file):
+            return self._not_checked(base, f"no ONNX export {onnx.name} beside {Path(spec.model_path).name}")
+        try:
+            info = await asyncio.to_thread(read_export, onnx)
+        except CheckpointError as exc:
+            return {**base, "verdict": "fail", "failures": [exc.detail]}
+        base["export_metadata"] = info.as_dict()
+        if not info.dynamic:
+            return self._not_checked(base, (
+                f"{onnx.name} is a static export (fixed {info.imgsz[0]}x{info.imgsz[1]} input, padded to it), so it "
+                "cannot be compared like with like with the .pt's rectangular batches; export with dynamic=True"))
+        log.info("job %s: checking export parity of %s", ctx.job.id, onnx)
+        export_eval = await self.evaluations.run(dataclasses.replace(spec, model_path=str(onnx)), ctx,
+                                                 ctx.job.trigger)
+        stats = await self.executor.run(
+            "compare",
+            {"evidence_a": await self.evaluations.evidence_path(result["eval_id"]),
+             "evidence_b": await self.evaluations.evidence_path(export_eval["eval_id"]),
+             "names": result.get("class_names"), "weights": None,
+             "n_resamples": max(1, self.config.bootstrap_resamples), "seed": self.config.bootstrap_seed},
+            job_id=ctx.job.id, on_progress=lambda _: None, timeout=ctx.remaining(), cancel=ctx.cancel_event,
+        )
+        verdict = parity_verdict(stats, max_delta=self.config.max_export_delta,
+                                 max_class_delta=self.config.max_export_class_delta,
+                                 min_class_support=self.config.min_class_support)
+        return {**base, **verdict, "eval_id_pt": result["eval_id"], "eval_id_onnx": export_eval["eval_id"],
+                "onnx_sha256": export_eval["checkpoint_sha256"]}
+
+    def _not_checked(self, base: dict[str, Any], why: str) -> dict[str, Any]:
+        """No comparable export: a failure when parity is required, else skipped with the reason."""
+        if self.config.export_parity == "required":
+            return {**base, "verdict": "fail", "failures": [f"export parity is required but {why}"]}
+        return {**base, "verdict": "skipped", "failures": [], "reason": why}
