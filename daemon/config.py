@@ -84,6 +84,7 @@ class PromotionConfig:
     export_parity: str = "auto"  # "auto" (check an export beside the candidate), "required" or "off"
     max_export_delta: float = 0.005
     max_export_class_delta: float = 0.02
+    export_wait_s: float = 30.0  # a candidate younger than this waits for its export to appear
 
 
 @dataclass(frozen=True)

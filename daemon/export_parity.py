@@ -12,6 +12,12 @@ export pads every image to its square, so it cannot be compared like with
 like with the ``.pt`` (rectangular batches): it is skipped under "auto" and
 refused under "required". The parity record (numbers and verdict) goes into
 the decision, hence into the job result and the ledger's details.
+
+An export may land after its ``.pt`` (the watcher picks up a settled
+``v<n>.pt`` while the exporter is still writing ``v<n>.onnx``): while the
+candidate is younger than ``[promotion] export_wait_s`` the check waits for
+the export to appear, and any export is read only once its size, mtime and
+inode have stopped changing.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +74,7 @@ class ExportParity:
             return None
         onnx = export_beside(Path(spec.model_path))
         base: dict[str, Any] = {"mode": mode, "export": str(onnx)}
-        if not await asyncio.to_thread(onnx.is_file):
+        if not await wait_for_export(Path(spec.model_path), onnx, self.config.export_wait_s):
             return self._not_checked(base, f"no ONNX export {onnx.name} beside {Path(spec.model_path).name}")
         try:
             info = await asyncio.to_thread(read_export, onnx)
@@ -99,3 +107,30 @@ class ExportParity:
         if self.config.export_parity == "required":
             return {**base, "verdict": "fail", "failures": [f"export parity is required but {why}"]}
         return {**base, "verdict": "skipped", "failures": [], "reason": why}
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+async def wait_for_export(checkpoint: Path, export: Path, wait_s: float, poll_s: float = 1.0) -> bool:
+    """True once ``export`` exists and is unchanged over one poll; False when it does not exist and
+    ``checkpoint`` is older than ``wait_s`` seconds (no export is coming)."""
+    previous = None
+    while True:
+        ident = await asyncio.to_thread(_identity, export)
+        if ident is not None and ident == previous:
+            return True
+        if ident is None:
+            try:
+                age = time.time() - (await asyncio.to_thread(os.stat, checkpoint)).st_mtime
+            except OSError:
+                return False
+            if age >= wait_s:
+                return False
+        previous = ident
+        await asyncio.sleep(poll_s)

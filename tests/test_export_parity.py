@@ -48,6 +48,30 @@ def test_parity_verdict_thresholds() -> None:
     assert gone["verdict"] == "fail"
 
 
+def test_a_fresh_checkpoint_waits_for_an_export_that_lands_after_it(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    from daemon.export_parity import wait_for_export
+
+    pt, onnx = tmp_path / "v1.pt", tmp_path / "v1.onnx"
+    pt.write_bytes(b"checkpoint")
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(wait_for_export(pt, onnx, wait_s=600.0, poll_s=0.05))
+        for _ in range(5):  # several polls without an export: still waiting, the checkpoint is fresh
+            await asyncio.sleep(0.05)
+        assert not task.done()
+        onnx.write_bytes(b"the export")  # lands after its checkpoint
+        return await asyncio.wait_for(task, 60)
+
+    assert asyncio.run(scenario()) is True
+    old = tmp_path / "v2.pt"
+    old.write_bytes(b"checkpoint")
+    os.utime(old, (1, 1))  # an old checkpoint: no export is coming
+    assert asyncio.run(wait_for_export(old, tmp_path / "v2.onnx", wait_s=600.0, poll_s=0.05)) is False
+
+
 def _export_as(source: Path, target: Path, *, dynamic: bool = True) -> Path:
     """Export ``source`` (dynamic ONNX at 320) and place the export at ``target``."""
     from evaluation.training import export_onnx
@@ -78,7 +102,8 @@ def _promote(daemon: Daemon, model: Path, dataset: Path) -> dict[str, Any]:
 def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data", n_val=24, seed=31)
     daemon = Daemon(tmp_path / "daemon", config={"eval": {"imgsz": API_IMGSZ},
-                                                 "promotion": {"bootstrap_resamples": 50}})
+                                                 "promotion": {"bootstrap_resamples": 50,
+                                                               "export_wait_s": 0.0}})
     models = daemon.models_root / "par"
     v1 = place_model(daemon.models_root, "par", WEAK_PT, "v1.pt")
     v2 = place_model(daemon.models_root, "par", STRONG_PT, "v2.pt")
