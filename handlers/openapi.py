@@ -204,7 +204,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": 4096,
                       "description": "A model name (``<models root>/<name>/current.pt``, else its latest "
-                                     "``v<n>.pt``) or an absolute path to a .pt file under the allowed roots."},
+                                     "``v<n>.pt``; with format onnx its latest ``v<n>.onnx``) or an absolute "
+                                     "path to a .pt or .onnx file under the allowed roots."},
             "dataset": {"type": "string", "minLength": 1, "maxLength": 4096,
                         "description": "Absolute path to a dataset YAML under the allowed roots."},
             "imgsz": {"type": "integer", "minimum": 320, "maximum": 2560, "default": 640},
@@ -213,6 +214,9 @@ SCHEMAS: dict[str, Any] = {
             "allow_class_mismatch": {"type": "boolean", "default": False},
             "auto_promote": {"type": "boolean", "default": False},
             "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
+            "format": {"type": "string", "enum": ["pt", "onnx"],
+                       "description": "What a model name resolves to; a path's suffix decides by itself. "
+                                      "A static ONNX export is evaluated only at its own imgsz (omit imgsz)."},
         },
     },
     "CompareRequest": {
