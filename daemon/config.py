@@ -61,6 +61,7 @@ class WorkersConfig:
 class EvalConfig:
     imgsz: int = 640
     batch: int = 16
+    split: str = "val"  # the dataset split evaluated by default: val, test or train
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[jobs] max_queued and max_attempts must be at least 1")
     if cfg.promotion.baseline not in ("current", "dataset_best"):
         raise ConfigError("[promotion] baseline must be \"current\" or \"dataset_best\"")
+    if cfg.eval.split not in ("val", "test", "train"):
+        raise ConfigError("[eval] split must be \"val\", \"test\" or \"train\"")
     if cfg.promotion.export_parity not in ("auto", "required", "off"):
         raise ConfigError("[promotion] export_parity must be \"auto\", \"required\" or \"off\"")
     if cfg.promotion.max_export_delta < 0 or cfg.promotion.max_export_class_delta < 0:

@@ -41,6 +41,7 @@ class EvalSpec:
     batch: int
     weights: dict[str, Any] | None = None
     allow_class_mismatch: bool = False
+    split: str = "val"
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> EvalSpec:
@@ -48,16 +49,20 @@ class EvalSpec:
             model_path=p["model_path"], model_name=p["model_name"], model_version=p.get("model_version"),
             dataset_path=p["dataset_path"], imgsz=int(p["imgsz"]), batch=int(p["batch"]),
             weights=p.get("weights"), allow_class_mismatch=bool(p.get("allow_class_mismatch", False)),
+            split=p.get("split", "val"),
         )
 
 
 def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str,
-              fmt: str = "pt", runtime_version: str | None = None) -> str:
-    """The key of an evaluation. A ``.pt`` key has the parts it had before formats existed (stored
-    rows stay cache hits); any other format adds itself and its runtime's version."""
+              fmt: str = "pt", runtime_version: str | None = None, split: str = "val") -> str:
+    """The key of an evaluation. A ``.pt`` key on the val split has the parts it had before formats and
+    splits existed (stored rows stay cache hits); any other format adds itself and its runtime's
+    version, any other split its name."""
     parts: list[Any] = [sha256, dataset_fp, imgsz, batch, device_kind, ul_version]
     if fmt != "pt":
         parts += [fmt, runtime_version]
+    if split != "val":
+        parts += [f"split={split}"]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -68,8 +73,8 @@ def _checkpoint_sha(path: str) -> str:
         raise NotFound(f"model file not found: {path} (it was removed after the job was submitted)") from None
 
 
-def _dataset_fp(path: str) -> str:
-    return fingerprint(load_dataset(path))
+def _dataset_fp(path: str, split: str) -> str:
+    return fingerprint(load_dataset(path, split))
 
 
 class Evaluations:
@@ -85,14 +90,14 @@ class Evaluations:
     async def identify(self, spec: EvalSpec) -> tuple[str, str, str]:
         """(checkpoint sha256, dataset fingerprint, cache key) of a spec, read from disk now."""
         sha = await asyncio.to_thread(_checkpoint_sha, spec.model_path)
-        fp = await asyncio.to_thread(_dataset_fp, spec.dataset_path)
+        fp = await asyncio.to_thread(_dataset_fp, spec.dataset_path, spec.split)
         info = self.executor.info
         fmt = model_format(spec.model_path)
         device_kind = info.get("device_kind", "unknown")
         if fmt == "onnx" and not info.get("onnx_cuda"):
             device_kind = "cpu"  # without onnxruntime's CUDA provider an export runs on the CPU
         key = cache_key(sha, fp, spec.imgsz, spec.batch, device_kind, info.get("ultralytics_version", "unknown"),
-                        fmt, info.get("onnxruntime_version") if fmt == "onnx" else None)
+                        fmt, info.get("onnxruntime_version") if fmt == "onnx" else None, spec.split)
         return sha, fp, key
 
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
@@ -109,7 +114,7 @@ class Evaluations:
         params = {
             "model_path": spec.model_path, "dataset_path": spec.dataset_path, "model_name": spec.model_name,
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
-            "allow_class_mismatch": spec.allow_class_mismatch, "work_dir": str(art / "work"),
+            "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "work_dir": str(art / "work"),
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
         }
         try:
@@ -125,7 +130,7 @@ class Evaluations:
         fmt = result.get("format", "pt")
         key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], result["imgsz"],
                         result["batch"], result["device_kind"], result["ultralytics_version"], fmt,
-                        result.get("runtime_version") if fmt != "pt" else None)
+                        result.get("runtime_version") if fmt != "pt" else None, result.get("split", "val"))
         row = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "predictions_path": params["predictions_path"],

@@ -20,7 +20,7 @@ from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.queue import JobQueue
 from daemon.watcher import FileState
-from evaluation.datasets import file_sha256, load_dataset
+from evaluation.datasets import SPLITS, file_sha256, load_dataset
 from evaluation.errors import QueueFull, VisionEvalError
 from evaluation.models import is_under, version_of
 from store import jobs as jobq
@@ -35,16 +35,21 @@ class Skip(Exception):
     """This checkpoint cannot be evaluated as things stand; the message says why."""
 
 
-def dataset_for(config: Config, model_dir: Path) -> Path:
-    """The dataset YAML a model is evaluated on (see module contract); Skip if there is none."""
+def dataset_for(config: Config, model_dir: Path) -> tuple[Path, str]:
+    """The dataset YAML a model is evaluated on and its split (pipeline.json's ``split``, else
+    ``[eval] split``) (see module contract); Skip if there is none or it lacks the split."""
     pipeline = model_dir / PIPELINE_FILE
     raw: str = ""
+    split = config.eval.split
     if pipeline.is_file():
         try:
             data = json.loads(pipeline.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise Skip(f"{pipeline} is not valid JSON: {exc}") from exc
         raw = data.get("dataset") or "" if isinstance(data, dict) else ""
+        split = (data.get("split") or split) if isinstance(data, dict) else split
+        if split not in SPLITS:
+            raise Skip(f"{pipeline} names split {split!r}; use one of {', '.join(SPLITS)}")
     if not raw and model_dir.name in config.models:
         raw = config.models[model_dir.name].dataset
     if not raw:
@@ -59,10 +64,10 @@ def dataset_for(config: Config, model_dir: Path) -> Path:
     if not is_under(p, config.allowed_roots):
         raise Skip(f"dataset {p} is outside the allowed directories")
     try:
-        load_dataset(p)
+        load_dataset(p, split)
     except VisionEvalError as exc:
         raise Skip(f"dataset {p} cannot be evaluated: {exc.detail}") from exc
-    return p
+    return p, split
 
 
 class Ingest:
@@ -90,14 +95,14 @@ class Ingest:
             log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
             return True
         try:
-            dataset = await asyncio.to_thread(dataset_for, self.config, path.parent)
+            dataset, split = await asyncio.to_thread(dataset_for, self.config, path.parent)
         except Skip as exc:
             await self._skip(path, name, sha, str(exc))
             return False  # asked again at the next scan: a dataset may be configured by then
         params = {
             "model": str(path), "model_path": str(real), "model_name": name, "model_version": version_of(path),
             "dataset_path": str(dataset), "imgsz": self.config.eval.imgsz, "batch": self.config.eval.batch,
-            "weights": None, "allow_class_mismatch": False, "auto_promote": True,
+            "weights": None, "allow_class_mismatch": False, "auto_promote": True, "split": split,
         }
         try:
             job = await self.queue.submit("eval", params, trigger="watcher", claim=(name, sha, str(path)),

@@ -146,8 +146,8 @@ class Promoter:
                         ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
         """The result the candidate must beat, and how to name it in reasons (None: nothing to beat)."""
         if self.config.baseline == "dataset_best":
-            row = await self.db.read(lambda c: results.best_score_on_dataset(c, spec.dataset_path,
-                                                                           result["checkpoint_sha256"]))
+            row = await self.db.read(lambda c: results.best_score_on_dataset(
+                c, spec.dataset_path, result["checkpoint_sha256"], spec.split))
             if row is None:
                 return None, "the dataset's leaderboard (empty)"
             return results.result_of(row), f"the dataset's best ({row['model_name']}, eval {row['id']})"
@@ -159,6 +159,7 @@ class Promoter:
         incumbent_spec = EvalSpec(
             model_path=str(current), model_name=spec.model_name, model_version=None,
             dataset_path=spec.dataset_path, imgsz=spec.imgsz, batch=spec.batch, weights=spec.weights,
+            split=spec.split,
         )
         return await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger), "the incumbent current.pt"
 

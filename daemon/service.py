@@ -62,7 +62,7 @@ class Service:
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.job_metrics = JobMetrics()
-        self._leaderboards: dict[tuple[str | None, int], tuple[int, bytes]] = {}
+        self._leaderboards: dict[tuple[str | None, int, str], tuple[int, bytes]] = {}
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
@@ -206,7 +206,7 @@ class Service:
             raise NotFound(f"the predictions artifact of job {job_id} is missing")
         return path
 
-    async def leaderboard_json(self, dataset: str | None, limit: int) -> bytes:
+    async def leaderboard_json(self, dataset: str | None, limit: int, split: str = "val") -> bytes:
         """The leaderboard as JSON bytes, cached until the next database write.
 
         Polling dashboards ask far more often than results change; every write
@@ -217,18 +217,18 @@ class Service:
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
         generation = self.database.generation
-        cached = self._leaderboards.get((key, limit))
+        cached = self._leaderboards.get((key, limit, split))
         if cached is not None and cached[0] == generation:
             return cached[1]
-        rows = await self.database.read(lambda c: results.leaderboard(c, key, limit))
+        rows = await self.database.read(lambda c: results.leaderboard(c, key, limit, split))
         body = json.dumps(rows).encode()
         if len(self._leaderboards) >= 256:
             self._leaderboards.clear()
-        self._leaderboards[(key, limit)] = (generation, body)
+        self._leaderboards[(key, limit, split)] = (generation, body)
         return body
 
-    async def history(self, model_name: str, limit: int) -> list[dict[str, Any]]:
-        rows = await self.database.read(lambda c: results.history(c, model_name, limit))
+    async def history(self, model_name: str, limit: int, split: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.database.read(lambda c: results.history(c, model_name, limit, split))
         if not rows:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows

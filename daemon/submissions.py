@@ -47,8 +47,9 @@ class Submissions:
         export = await asyncio.to_thread(read_export, model.path)
         return export_shape(export, imgsz, batch, self.config.eval.imgsz)
 
-    async def check_dataset(self, raw: str) -> Path:
-        """An absolute, allowed, loadable dataset YAML (loaded off the event loop)."""
+    async def check_dataset(self, raw: str, split: str = "val") -> Path:
+        """An absolute, allowed dataset YAML whose ``split`` loads (off the event loop); a YAML without that
+        split is a DatasetError naming it."""
         p = expand_user(raw, "dataset path")
         if not p.is_absolute():
             raise InvalidRequest(f"dataset must be an absolute path to a dataset YAML, got {raw!r}")
@@ -58,47 +59,48 @@ class Submissions:
                 raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
             if real.suffix not in (".yaml", ".yml"):
                 raise DatasetError(f"dataset must be a .yaml or .yml file, got {raw!r}")
-            await asyncio.to_thread(load_dataset, real)
+            await asyncio.to_thread(load_dataset, real, split)
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise DatasetError(f"dataset path cannot be used: {exc.strerror or exc}") from None
         return real
 
     def eval_params(self, model: ResolvedModel, dataset: Path, imgsz: int, batch: int,
-                    weights: dict[str, Any] | None, allow_class_mismatch: bool) -> dict[str, Any]:
+                    weights: dict[str, Any] | None, allow_class_mismatch: bool, split: str = "val") -> dict[str, Any]:
         return {
             "model_path": str(model.path), "model_name": model.name, "model_version": model.version,
             "dataset_path": str(dataset), "imgsz": imgsz, "batch": batch, "weights": weights,
-            "allow_class_mismatch": allow_class_mismatch,
+            "allow_class_mismatch": allow_class_mismatch, "split": split,
         }
 
     async def eval(self, *, model: str, dataset: str, imgsz: int | None, batch: int,
                    weights: dict[str, Any] | None, allow_class_mismatch: bool = False, auto_promote: bool = False,
-                   gates: dict[str, Any] | None = None, fmt: str | None = None) -> Job:
+                   gates: dict[str, Any] | None = None, fmt: str | None = None, split: str = "val") -> Job:
         validate_weights(weights)
         gates = validate_gates(gates)
         resolved = self.resolve_model(model, fmt)
         if auto_promote and model_format(resolved.path) != "pt":
             raise InvalidRequest("auto_promote needs a .pt checkpoint: an ONNX export is never made current.pt")
-        ds = await self.check_dataset(dataset)
+        ds = await self.check_dataset(dataset, split)
         imgsz, batch = await self.shape(resolved, imgsz, batch)
-        params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch)
+        params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch, split)
         params["model"] = model
         params["auto_promote"] = auto_promote
         params["gates"] = gates
         return await self._submit("eval", params)
 
     async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int | None, batch: int,
-                      weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int) -> Job:
+                      weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int,
+                      split: str = "val") -> Job:
         validate_weights(weights)
         a = self.resolve_model(model_a)
         b = self.resolve_model(model_b)
-        ds = await self.check_dataset(dataset)
+        ds = await self.check_dataset(dataset, split)
         imgsz_a, batch_a = await self.shape(a, imgsz, batch)
         imgsz_b, batch_b = await self.shape(b, imgsz, batch)
         params = {
             "model_a": model_a, "model_b": model_b, "dataset_path": str(ds),
-            "a": self.eval_params(a, ds, imgsz_a, batch_a, weights or None, False),
-            "b": self.eval_params(b, ds, imgsz_b, batch_b, weights or None, False),
+            "a": self.eval_params(a, ds, imgsz_a, batch_a, weights or None, False, split),
+            "b": self.eval_params(b, ds, imgsz_b, batch_b, weights or None, False, split), "split": split,
             "weights": weights or None,
             "bootstrap_resamples": bootstrap_resamples, "bootstrap_seed": bootstrap_seed,
         }
@@ -112,15 +114,15 @@ class Submissions:
     async def train(self, *, model: str, dataset: str, task: str, epochs: int, batch: int, imgsz: int,
                     learning_rate: float, patience: int, base_model: str | None, auto_eval: bool,
                     auto_promote: bool, eval_weights: dict[str, Any] | None,
-                    gates: dict[str, Any] | None = None) -> Job:
+                    gates: dict[str, Any] | None = None, split: str = "val") -> Job:
         if task not in SUPPORTED_TASKS:
             raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
         check_name(model)
         validate_weights(eval_weights)
         gates = validate_gates(gates)
-        ds = await self.check_dataset(dataset)
+        ds = await self.check_dataset(dataset, split if auto_eval or auto_promote else "val")
         params = {
-            "model": model, "dataset_path": str(ds), "task": "detection", "epochs": epochs, "batch": batch,
+            "model": model, "dataset_path": str(ds), "task": "detection", "split": split, "epochs": epochs, "batch": batch,
             "imgsz": imgsz, "learning_rate": learning_rate, "patience": patience,
             "base": self.resolve_base(model, base_model), "device": self.config.workers.device,
             "auto_eval": auto_eval or auto_promote, "auto_promote": auto_promote,

@@ -48,6 +48,7 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         device=params["device"],
         weights=params.get("weights"),
         allow_class_mismatch=bool(params.get("allow_class_mismatch", False)),
+        split=params.get("split", "val"),
     )
     work = Path(params["work_dir"])
     work.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ class EvalRequest:
     device: str = "auto"
     weights: dict[str, Any] | None = None
     allow_class_mismatch: bool = False
+    split: str = "val"  # the dataset split evaluated: val, test or train
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,7 +155,7 @@ def evaluate(
     export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
     imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
         export_shape(export, request.imgsz, request.batch, 640)
-    dataset = load_dataset(request.dataset_path)
+    dataset = load_dataset(request.dataset_path, request.split)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
@@ -223,6 +224,7 @@ def evaluate(
         "class_names": dataset.names,
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),
+        "split": dataset.split,
         "warnings": warnings,
     }
     result["score"] = composite_score(result, applied_weights)

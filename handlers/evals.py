@@ -6,13 +6,25 @@ from typing import Any
 
 from aiohttp import web
 
+from evaluation.datasets import SPLITS
+from evaluation.errors import InvalidRequest
 from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
 from handlers.context import json_response, service
 
 EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
-               "format")
+               "format", "split")
 COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
-                  "bootstrap_resamples", "bootstrap_seed")
+                  "bootstrap_resamples", "bootstrap_seed", "split")
+
+
+def get_split(data: dict[str, Any], default: str | None) -> str | None:
+    """The request's dataset split (val, test or train), else ``default``."""
+    value = get_str(data, "split", max_len=16)
+    if value is None:
+        return default
+    if value not in SPLITS:
+        raise InvalidRequest(f"field 'split' must be one of {', '.join(SPLITS)}, got {value!r}")
+    return value
 
 
 def get_imgsz(data: dict[str, Any]) -> int | None:
@@ -36,6 +48,7 @@ async def submit_eval(request: web.Request) -> web.Response:
         auto_promote=get_bool(data, "auto_promote"),
         gates=get_object(data, "gates"),
         fmt=get_str(data, "format", max_len=16),
+        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
     return json_response(job.public(), status=202)
 
@@ -67,6 +80,7 @@ async def submit_compare(request: web.Request) -> web.Response:
                                     default=svc.config.promotion.bootstrap_resamples, lo=0, hi=100_000),
         bootstrap_seed=get_int(data, "bootstrap_seed", default=svc.config.promotion.bootstrap_seed,
                                lo=0, hi=2**32 - 1),
+        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
     return json_response(job.public(), status=202)
 

@@ -13,20 +13,21 @@ _COLUMNS = (
     "per_class_metrics", "inference_ms", "preprocess_ms", "postprocess_ms", "small_object_recall",
     "medium_object_recall", "large_object_recall", "small_object_count", "medium_object_count",
     "large_object_count", "model_size_mb", "score", "weights", "predictions_path", "evidence_path",
-    "result_json", "created_at",
+    "result_json", "created_at", "split", "format",
 )
 _JSON_COLUMNS = ("per_class", "per_class_metrics", "weights")
 
 LEADERBOARD_FIELDS = (
     "rank", "model_name", "score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
     "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "timestamp",
-    "eval_id", "version", "checkpoint_sha256",
+    "eval_id", "version", "checkpoint_sha256", "split",
 )
 
 
 def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     """Insert one evaluation and update the leaderboard (``.pt`` evaluations only); returns its id."""
     values = []
+    row = {"split": "val", "format": "pt", **{k: v for k, v in row.items() if v is not None}}
     for col in _COLUMNS:
         v = row.get(col)
         if col in _JSON_COLUMNS:
@@ -36,8 +37,8 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
         f"INSERT INTO eval_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
     )
     eval_id = int(cur.lastrowid)  # type: ignore[arg-type]
-    if row.get("format", "pt") != "pt":
-        return eval_id  # the leaderboard ranks checkpoints; an export's evaluations are in history
+    if row["format"] != "pt" or row["split"] != "val":
+        return eval_id  # kept for val checkpoints only; the other splits' leaderboards are queried
     conn.execute(
         "INSERT INTO leaderboard_best (model_name, dataset, eval_id, score) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (model_name, dataset) DO UPDATE SET eval_id = excluded.eval_id, score = excluded.score "
@@ -82,16 +83,18 @@ def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
 _SUMMARY_COLUMNS = (
     "id", "model_name", "score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
     "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "created_at",
-    "model_version", "checkpoint_sha256",
+    "model_version", "checkpoint_sha256", "split",
 )
 
 
-def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int) -> list[dict[str, Any]]:
-    """One row per model and dataset (its best evaluation), ranked by score, rank from 1.
+def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int, split: str = "val") -> list[dict[str, Any]]:
+    """One row per model and dataset (its best ``.pt`` evaluation on ``split``), ranked by score, rank from 1.
 
-    The top ``limit`` come straight off the ``(score DESC, eval_id)`` index (SQLite sorts NULL
+    For val, the top ``limit`` come straight off the ``(score DESC, eval_id)`` index (SQLite sorts NULL
     scores last in descending order); only those rows are joined, without their large columns.
     """
+    if split != "val":
+        return _split_leaderboard(conn, dataset, limit, split)
     where = "WHERE dataset = ?" if dataset else ""
     args: tuple[Any, ...] = (dataset, limit) if dataset else (limit,)
     cols = ", ".join(f"r.{c}" for c in _SUMMARY_COLUMNS)
@@ -99,6 +102,21 @@ def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int) -> li
         f"SELECT {cols} FROM (SELECT eval_id, score FROM leaderboard_best {where} "
         "ORDER BY score DESC, eval_id LIMIT ?) b JOIN eval_results r ON r.id = b.eval_id "
         "ORDER BY b.score DESC, b.eval_id",
+        args,
+    ).fetchall()
+    return [{"rank": i, **summary(row)} for i, row in enumerate(rows, start=1)]
+
+
+def _split_leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int, split: str) -> list[dict[str, Any]]:
+    """The leaderboard of a split other than val: the best row per (model, dataset), queried."""
+    cols = ", ".join(f"r.{c}" for c in _SUMMARY_COLUMNS)
+    where = "AND r.dataset = ?" if dataset else ""
+    args: tuple[Any, ...] = (split, dataset, limit) if dataset else (split, limit)
+    rows = conn.execute(
+        f"SELECT {cols} FROM eval_results r WHERE r.split = ? AND r.format = 'pt' {where} AND r.id = ("
+        "SELECT b.id FROM eval_results b WHERE b.model_name = r.model_name AND b.dataset = r.dataset "
+        "AND b.split = r.split AND b.format = 'pt' ORDER BY b.score IS NULL, b.score DESC, b.id LIMIT 1) "
+        "ORDER BY r.score IS NULL, r.score DESC, r.id LIMIT ?",
         args,
     ).fetchall()
     return [{"rank": i, **summary(row)} for i, row in enumerate(rows, start=1)]
@@ -123,13 +141,15 @@ def summary(row: sqlite3.Row) -> dict[str, Any]:
         "eval_id": row["id"],
         "version": row["model_version"],
         "checkpoint_sha256": row["checkpoint_sha256"],
+        "split": row["split"],
     }
 
 
-def history(conn: sqlite3.Connection, model_name: str, limit: int) -> list[dict[str, Any]]:
-    """Every evaluation of a model, newest first, each with its full result."""
+def history(conn: sqlite3.Connection, model_name: str, limit: int, split: str | None = None) -> list[dict[str, Any]]:
+    """Every evaluation of a model (on ``split``, or every split), newest first, each with its full result."""
+    where, args = ("AND split = ?", (model_name, split, limit)) if split else ("", (model_name, limit))
     rows = conn.execute(
-        "SELECT * FROM eval_results WHERE model_name = ? ORDER BY id DESC LIMIT ?", (model_name, limit)
+        f"SELECT * FROM eval_results WHERE model_name = ? {where} ORDER BY id DESC LIMIT ?", args
     ).fetchall()
     return [{**result_of(r), **summary(r), "job_id": r["job_id"], "trigger": r["trigger"]} for r in rows]
 
@@ -141,10 +161,12 @@ def latest_for_model(conn: sqlite3.Connection, model_name: str, limit: int = 10)
     return [summary(r) for r in rows]
 
 
-def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str) -> sqlite3.Row | None:
-    """The best-scored evaluation on a dataset among other checkpoints (the spec's literal baseline)."""
+def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str,
+                          split: str = "val") -> sqlite3.Row | None:
+    """The best-scored ``.pt`` evaluation on a dataset's split among other checkpoints (the spec's
+    literal baseline)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE dataset = ? AND checkpoint_sha256 != ? AND score IS NOT NULL "
-        "ORDER BY score DESC, id ASC LIMIT 1",
-        (dataset, exclude_sha256),
+        "SELECT * FROM eval_results WHERE dataset = ? AND split = ? AND format = 'pt' AND checkpoint_sha256 != ? "
+        "AND score IS NOT NULL ORDER BY score DESC, id ASC LIMIT 1",
+        (dataset, split, exclude_sha256),
     ).fetchone()

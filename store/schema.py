@@ -125,7 +125,14 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Evaluations of other splits than val, and of ONNX exports (issue 12): each row says which.
+_SPLIT_AND_FORMAT = """
+ALTER TABLE eval_results ADD COLUMN split TEXT NOT NULL DEFAULT 'val';
+ALTER TABLE eval_results ADD COLUMN format TEXT NOT NULL DEFAULT 'pt';
+CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
+"""
+
+MIGRATIONS: list[str] = [_V1, _SPLIT_AND_FORMAT]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
