@@ -17,9 +17,21 @@ from daemon.config import Config
 from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
-from evaluation.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed, UnsupportedTask
+from evaluation.errors import (
+    DatasetError,
+    InvalidRequest,
+    NotFound,
+    PathNotAllowed,
+    UnsupportedTask,
+)
 from evaluation.export_meta import export_shape, model_format, read_export
-from evaluation.models import ResolvedModel, check_name, expand_user, is_under, resolve_model
+from evaluation.models import (
+    ResolvedModel,
+    check_name,
+    expand_user,
+    is_under,
+    resolve_model,
+)
 from evaluation.scoring import validate_weights
 from store.jobs import Job
 

@@ -88,7 +88,7 @@ TASKS: dict[str, Callable[[dict[str, Any], Progress], dict[str, Any]]] = {
 
 
 def _info(device: str) -> dict[str, Any]:
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]
     import torch
     import ultralytics
 

@@ -110,7 +110,7 @@ def load_model(path: Path) -> YOLO:
 
 def onnx_device(device: str) -> str:
     """The device an ONNX export runs on: CUDA only when onnxruntime has its CUDA provider, else the CPU."""
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]
 
     if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         return device
@@ -121,7 +121,7 @@ def runtime_info(fmt: str, device: str) -> dict[str, Any]:
     """What ran the model: ``runtime``, ``runtime_version`` and, for ONNX, the execution ``provider``."""
     if fmt != "onnx":
         return {"runtime": "torch", "runtime_version": torch_version(), "provider": None}
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]
 
     provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
     return {"runtime": "onnxruntime", "runtime_version": str(onnxruntime.__version__), "provider": provider}

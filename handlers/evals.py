@@ -8,7 +8,14 @@ from aiohttp import web
 
 from evaluation.datasets import SPLITS
 from evaluation.errors import InvalidRequest
-from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
+from handlers.body import (
+    get_bool,
+    get_int,
+    get_object,
+    get_str,
+    read_body,
+    reject_unknown,
+)
 from handlers.context import json_response, service
 
 EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",

@@ -12,7 +12,14 @@ from typing import Any
 from aiohttp import web
 
 from evaluation.errors import InvalidRequest
-from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
+from handlers.body import (
+    get_bool,
+    get_int,
+    get_object,
+    get_str,
+    read_body,
+    reject_unknown,
+)
 from handlers.context import json_response, service
 from handlers.evals import get_split
 from handlers.jobs import STATUSES

@@ -21,7 +21,14 @@ import httpx
 import pytest
 
 from evaluation.export_parity import parity_verdict
-from tests.daemon_fixtures import API_IMGSZ, STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.daemon_fixtures import (
+    API_IMGSZ,
+    STRONG_PT,
+    WEAK_PT,
+    Daemon,
+    make_dataset,
+    place_model,
+)
 
 LIMITS = {"max_delta": 0.005, "max_class_delta": 0.02, "min_class_support": 10}
 
