@@ -33,6 +33,10 @@ WEIGHT_KEYS = ("mAP50_95", "mAP50", "precision", "recall", "f1", "small_object_r
 JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
 JOB_KINDS = ["eval", "compare", "train"]
 
+SPLIT_SCHEMA = {"type": "string", "enum": ["val", "test", "train"],
+                "description": "The dataset split evaluated (default: [eval] split, val unless configured); "
+                               "a dataset YAML without it is a 400."}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -217,6 +221,7 @@ SCHEMAS: dict[str, Any] = {
             "format": {"type": "string", "enum": ["pt", "onnx"],
                        "description": "What a model name resolves to; a path's suffix decides by itself. "
                                       "A static ONNX export is evaluated only at its own imgsz (omit imgsz)."},
+            "split": SPLIT_SCHEMA,
         },
     },
     "CompareRequest": {
@@ -232,6 +237,7 @@ SCHEMAS: dict[str, Any] = {
             "weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
             "bootstrap_resamples": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 1000},
             "bootstrap_seed": {"type": "integer", "minimum": 0, "maximum": 4294967295, "default": 0},
+            "split": SPLIT_SCHEMA,
         },
     },
     "TrainConfig": {
@@ -264,6 +270,7 @@ SCHEMAS: dict[str, Any] = {
             "auto_promote": {"type": "boolean", "default": False},
             "eval_weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
             "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
+            "split": SPLIT_SCHEMA,
             "epochs": {"type": "integer", "minimum": 1, "maximum": 1000},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 256},
             "imgsz": {"type": "integer", "minimum": 320, "maximum": 2560},
@@ -406,6 +413,8 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _query("dataset", {"type": "string", "maxLength": 4096}, "Filter by dataset path."),
                 _query("limit", {**LIMIT_1000, "default": 20}, "Max results to return."),
+                _query("split", {"type": "string", "enum": ["val", "test", "train"], "default": "val"},
+                       "The split whose evaluations are ranked."),
             ],
             "responses": _responses(200, "Best evaluation of each model (and dataset), ranked.",
                                     _json({"type": "array", "items": _ref("LeaderboardEntry")}), (400,)),
@@ -417,6 +426,8 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _path_param("model_name", "The model name as evaluations recorded it.", minLength=1),
                 _query("limit", {**LIMIT_1000, "default": 50}, "Max results to return."),
+                _query("split", {"type": "string", "enum": ["val", "test", "train"]},
+                       "Only evaluations of this split (default: every split)."),
             ],
             "responses": _responses(200, "Evaluations of the model, newest first.",
                                     _json({"type": "array", "items": _ref("HistoryEntry")}), (400, 404)),
