@@ -14,10 +14,11 @@ refused under "required". The parity record (numbers and verdict) goes into
 the decision, hence into the job result and the ledger's details.
 
 An export may land after its ``.pt`` (the watcher picks up a settled
-``v<n>.pt`` while the exporter is still writing ``v<n>.onnx``): while the
-candidate is younger than ``[promotion] export_wait_s`` the check waits for
-the export to appear, and any export is read only once its size, mtime and
-inode have stopped changing.
+``v<n>.pt`` while the exporter is still writing ``v<n>.onnx``): when the
+model's folder already holds exports of other versions (so one is expected)
+and the candidate is younger than ``[promotion] export_wait_s``, the check
+waits for the export to appear; any export is read only once its size, mtime
+and inode have stopped changing.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from daemon.workers import Executor
 from evaluation.errors import CheckpointError
 from evaluation.export_meta import read_export
 from evaluation.export_parity import parity_verdict
-from evaluation.models import export_beside
+from evaluation.models import EXPORT_VERSION_RE, export_beside, list_versions
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "required", "off")
@@ -74,7 +75,8 @@ class ExportParity:
             return None
         onnx = export_beside(Path(spec.model_path))
         base: dict[str, Any] = {"mode": mode, "export": str(onnx)}
-        if not await wait_for_export(Path(spec.model_path), onnx, self.config.export_wait_s):
+        expected = await asyncio.to_thread(_exports_expected, onnx)
+        if not await wait_for_export(Path(spec.model_path), onnx, self.config.export_wait_s if expected else 0.0):
             return self._not_checked(base, f"no ONNX export {onnx.name} beside {Path(spec.model_path).name}")
         try:
             info = await asyncio.to_thread(read_export, onnx)
@@ -107,6 +109,11 @@ class ExportParity:
         if self.config.export_parity == "required":
             return {**base, "verdict": "fail", "failures": [f"export parity is required but {why}"]}
         return {**base, "verdict": "skipped", "failures": [], "reason": why}
+
+
+def _exports_expected(export: Path) -> bool:
+    """Whether the model folder holds an export of another version: its exporter writes them."""
+    return any(p != export for p in list_versions(export.parent, EXPORT_VERSION_RE).values())
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

@@ -77,6 +77,11 @@ def test_a_fresh_checkpoint_waits_for_an_export_that_lands_after_it(tmp_path: Pa
     old.write_bytes(b"checkpoint")
     os.utime(old, (1, 1))  # an old checkpoint: no export is coming
     assert asyncio.run(wait_for_export(old, tmp_path / "v2.onnx", wait_s=600.0, poll_s=0.05)) is False
+    # An export is expected only where the exporter has written exports of other versions.
+    from daemon.export_parity import _exports_expected
+
+    assert _exports_expected(tmp_path / "v2.onnx") is True  # v1.onnx is there
+    assert _exports_expected(tmp_path / "v1.onnx") is False  # only itself
 
 
 def _export_as(source: Path, target: Path, *, dynamic: bool = True) -> Path:
