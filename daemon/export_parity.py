@@ -53,11 +53,12 @@ class ExportParity:
         self.config = config
 
     async def apply(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
-                    decision: dict[str, Any]) -> dict[str, Any]:
-        """``decision`` with its ``export_parity`` record; a promotion becomes a refusal on a failed check."""
+                    decision: dict[str, Any], trigger: str) -> dict[str, Any]:
+        """``decision`` with its ``export_parity`` record; a promotion becomes a refusal on a failed check.
+        The export's evaluation is recorded with ``trigger`` (that of the candidate's)."""
         if decision["decision"] != "promoted":
             return decision
-        parity = await self.check(spec, result, ctx)
+        parity = await self.check(spec, result, ctx, trigger)
         if parity is None:
             return decision
         decision["export_parity"] = parity
@@ -68,7 +69,8 @@ class ExportParity:
             decision["reason"] += f"; export parity passed (Δ mAP50-95 {parity['delta_mAP50_95']:+.4f})"
         return decision
 
-    async def check(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext) -> dict[str, Any] | None:
+    async def check(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
+                    trigger: str) -> dict[str, Any] | None:
         """The parity record of a candidate: ``verdict`` pass, fail or skipped; None when the gate is off."""
         mode = self.config.export_parity
         if mode == "off":
@@ -88,8 +90,7 @@ class ExportParity:
                 f"{onnx.name} is a static export (fixed {info.imgsz[0]}x{info.imgsz[1]} input, padded to it), so it "
                 "cannot be compared like with like with the .pt's rectangular batches; export with dynamic=True"))
         log.info("job %s: checking export parity of %s", ctx.job.id, onnx)
-        export_eval = await self.evaluations.run(dataclasses.replace(spec, model_path=str(onnx)), ctx,
-                                                 ctx.job.trigger)
+        export_eval = await self.evaluations.run(dataclasses.replace(spec, model_path=str(onnx)), ctx, trigger)
         stats = await self.executor.run(
             "compare",
             {"evidence_a": await self.evaluations.evidence_path(result["eval_id"]),

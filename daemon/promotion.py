@@ -81,7 +81,7 @@ class Promoter:
         decision either way. ``gates`` overrides the configured gates for this decision."""
         async with self._lock(spec.model_name):
             decision = await self._decide(spec, result, ctx, self.gate_settings(gates))
-            decision = await self.export_parity.apply(spec, result, ctx, decision)
+            decision = await self.export_parity.apply(spec, result, ctx, decision, actor)
             if decision["decision"] == "promoted":
                 try:
                     await self._swap(spec.model_name, Path(spec.model_path), result["checkpoint_sha256"])
