@@ -4,7 +4,8 @@ Exactly one job per checkpoint content of a model: the job is created in the
 same transaction that claims ``(model name, sha256)``; a checkpoint already
 claimed (evaluated before, or written by a train job) creates nothing. The
 dataset of a model is ``pipeline.json``'s ``dataset`` in its folder, else
-``[models.<name>] dataset`` in the config, else ``watch.default_dataset``;
+``[models.<name>] dataset`` in the config, else ``watch.default_dataset``
+(evaluated on ``pipeline.json``'s ``split``, else ``[eval] split``);
 with none, or one that cannot be evaluated, the checkpoint is recorded as
 skipped with the reason.
 """

@@ -165,5 +165,16 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
         res = done["result"]
         assert (res["format"], res["imgsz"], res["batch"], res["export"]["dynamic"]) == ("onnx", API_IMGSZ, 1, False)
         assert res["runtime"] == "onnxruntime"
+
+        # Splits at the door: a YAML without the named split, or an unknown split, is a 400 naming it.
+        r = httpx.post(f"{daemon.url}/v1/vision/eval", timeout=30,
+                       json={"model": str(v1), "dataset": str(dataset), "split": "test"})
+        assert r.status_code == 400 and "no 'test' split" in r.json()["detail"], r.text
+        r = httpx.post(f"{daemon.url}/v1/vision/eval", timeout=30,
+                       json={"model": str(v1), "dataset": str(dataset), "split": "holdout"})
+        assert r.status_code == 400 and "split" in r.json()["detail"], r.text
+        test_board = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard", params={"split": "test"}, timeout=30)
+        assert test_board.status_code == 200 and test_board.json() == []  # every evaluation here was on val
+        assert {r["split"] for r in board} == {"val"}
     finally:
         daemon.stop()
