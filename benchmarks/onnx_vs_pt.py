@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state = tmp / "state"
         configure_environment(state)
-        from evaluation.evaluate import EvalRequest, evaluate  # imports ultralytics: after the environment
+        from evaluation.evaluate import (  # imports ultralytics: after the environment
+            EvalRequest,
+            evaluate,
+        )
         from evaluation.training import export_onnx
         from tests.fixtures.synth import make_dataset
 
