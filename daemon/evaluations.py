@@ -42,6 +42,7 @@ class EvalSpec:
     weights: dict[str, Any] | None = None
     allow_class_mismatch: bool = False
     split: str = "val"
+    rect: bool = True  # False: the square-padded reference of a checkpoint for a static export's parity
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> EvalSpec:
@@ -49,20 +50,22 @@ class EvalSpec:
             model_path=p["model_path"], model_name=p["model_name"], model_version=p.get("model_version"),
             dataset_path=p["dataset_path"], imgsz=int(p["imgsz"]), batch=int(p["batch"]),
             weights=p.get("weights"), allow_class_mismatch=bool(p.get("allow_class_mismatch", False)),
-            split=p.get("split", "val"),
+            split=p.get("split", "val"), rect=bool(p.get("rect", True)),
         )
 
 
 def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str,
-              fmt: str = "pt", runtime_version: str | None = None, split: str = "val") -> str:
+              fmt: str = "pt", runtime_version: str | None = None, split: str = "val", rect: bool = True) -> str:
     """The key of an evaluation. A ``.pt`` key on the val split has the parts it had before formats and
     splits existed (stored rows stay cache hits); any other format adds itself and its runtime's
-    version, any other split its name."""
+    version, any other split its name, square padding (``rect`` False) itself."""
     parts: list[Any] = [sha256, dataset_fp, imgsz, batch, device_kind, ul_version]
     if fmt != "pt":
         parts += [fmt, runtime_version]
     if split != "val":
         parts += [f"split={split}"]
+    if not rect:
+        parts += ["rect=False"]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -97,7 +100,7 @@ class Evaluations:
         if fmt == "onnx" and not info.get("onnx_cuda"):
             device_kind = "cpu"  # without onnxruntime's CUDA provider an export runs on the CPU
         key = cache_key(sha, fp, spec.imgsz, spec.batch, device_kind, info.get("ultralytics_version", "unknown"),
-                        fmt, info.get("onnxruntime_version") if fmt == "onnx" else None, spec.split)
+                        fmt, info.get("onnxruntime_version") if fmt == "onnx" else None, spec.split, spec.rect)
         return sha, fp, key
 
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
@@ -114,7 +117,8 @@ class Evaluations:
         params = {
             "model_path": spec.model_path, "dataset_path": spec.dataset_path, "model_name": spec.model_name,
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
-            "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "work_dir": str(art / "work"),
+            "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "rect": spec.rect,
+            "work_dir": str(art / "work"),
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
         }
         try:
@@ -130,7 +134,7 @@ class Evaluations:
         fmt = result.get("format", "pt")
         key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], result["imgsz"],
                         result["batch"], result["device_kind"], result["ultralytics_version"], fmt,
-                        result.get("runtime_version") if fmt != "pt" else None, result.get("split", "val"))
+                        result.get("runtime_version") if fmt != "pt" else None, result.get("split", "val"), spec.rect)
         row = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "predictions_path": params["predictions_path"],

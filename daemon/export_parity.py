@@ -7,11 +7,13 @@ beside the candidate is checked when there is one; ``"required"`` also refuses
 a candidate without one; ``"off"`` never checks. The check evaluates the
 export on the candidate's dataset, imgsz and batch (through the cache like
 any evaluation), runs the paired statistics of the two evaluations' evidence
-in a worker and applies ``evaluation.export_parity.parity_verdict``. A static
-export pads every image to its square, so it cannot be compared like with
-like with the ``.pt`` (rectangular batches): it is skipped under "auto" and
-refused under "required". The parity record (numbers and verdict) goes into
-the decision, hence into the job result and the ledger's details.
+in a worker and applies ``evaluation.export_parity.parity_verdict``. Like is
+compared with like: a dynamic export against the candidate's own evaluation
+(rectangular batches at its imgsz); a static export, which pads every image
+to its fixed square, against a reference evaluation of the ``.pt`` padded the
+same way at the export's size (``rect`` False: kept off the leaderboard and
+out of incumbent lookups). The parity record (numbers, padding and verdict)
+goes into the decision, hence into the job result and the ledger's details.
 
 An export may land after its ``.pt`` (the watcher picks up a settled
 ``v<n>.pt`` while the exporter is still writing ``v<n>.onnx``): when the
@@ -85,15 +87,21 @@ class ExportParity:
         except CheckpointError as exc:
             return {**base, "verdict": "fail", "failures": [exc.detail]}
         base["export_metadata"] = info.as_dict()
-        if not info.dynamic:
-            return self._not_checked(base, (
-                f"{onnx.name} is a static export (fixed {info.imgsz[0]}x{info.imgsz[1]} input, padded to it), so it "
-                "cannot be compared like with like with the .pt's rectangular batches; export with dynamic=True"))
         log.info("job %s: checking export parity of %s", ctx.job.id, onnx)
-        export_eval = await self.evaluations.run(dataclasses.replace(spec, model_path=str(onnx)), ctx, trigger)
+        if info.dynamic:
+            base["padding"] = "rectangular batches, as the .pt is evaluated"
+            reference = result
+            export_eval = await self.evaluations.run(dataclasses.replace(spec, model_path=str(onnx)), ctx, trigger)
+        else:
+            size = max(info.imgsz)
+            base["padding"] = (f"square: a static export fixed at {info.imgsz[0]}x{info.imgsz[1]}, compared with "
+                               f"the .pt padded the same way at imgsz {size}")
+            reference = await self.evaluations.run(dataclasses.replace(spec, imgsz=size, rect=False), ctx, trigger)
+            export_eval = await self.evaluations.run(
+                dataclasses.replace(spec, model_path=str(onnx), imgsz=size, batch=info.batch), ctx, trigger)
         stats = await self.executor.run(
             "compare",
-            {"evidence_a": await self.evaluations.evidence_path(result["eval_id"]),
+            {"evidence_a": await self.evaluations.evidence_path(reference["eval_id"]),
              "evidence_b": await self.evaluations.evidence_path(export_eval["eval_id"]),
              "names": result.get("class_names"), "weights": None,
              "n_resamples": max(1, self.config.bootstrap_resamples), "seed": self.config.bootstrap_seed},
@@ -102,11 +110,11 @@ class ExportParity:
         verdict = parity_verdict(stats, max_delta=self.config.max_export_delta,
                                  max_class_delta=self.config.max_export_class_delta,
                                  min_class_support=self.config.min_class_support)
-        return {**base, **verdict, "eval_id_pt": result["eval_id"], "eval_id_onnx": export_eval["eval_id"],
+        return {**base, **verdict, "eval_id_pt": reference["eval_id"], "eval_id_onnx": export_eval["eval_id"],
                 "onnx_sha256": export_eval["checkpoint_sha256"]}
 
     def _not_checked(self, base: dict[str, Any], why: str) -> dict[str, Any]:
-        """No comparable export: a failure when parity is required, else skipped with the reason."""
+        """No export: a failure when parity is required, else skipped with the reason."""
         if self.config.export_parity == "required":
             return {**base, "verdict": "fail", "failures": [f"export parity is required but {why}"]}
         return {**base, "verdict": "skipped", "failures": [], "reason": why}

@@ -49,6 +49,7 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         weights=params.get("weights"),
         allow_class_mismatch=bool(params.get("allow_class_mismatch", False)),
         split=params.get("split", "val"),
+        rect=bool(params.get("rect", True)),
     )
     work = Path(params["work_dir"])
     work.mkdir(parents=True, exist_ok=True)

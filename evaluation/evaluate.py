@@ -40,6 +40,7 @@ class EvalRequest:
     weights: dict[str, Any] | None = None
     allow_class_mismatch: bool = False
     split: str = "val"  # the dataset split evaluated: val, test or train
+    rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,7 +173,7 @@ def evaluate(
         device = validator.onnx_device(device)
     out = validator.run_pass(
         model, data_yaml, imgsz=imgsz, batch=batch, device=device,
-        save_dir=work_dir / "val", progress=progress,
+        save_dir=work_dir / "val", progress=progress, rect=request.rect,
     )
     by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
     if any(str(p) not in by_file for p in dataset.images):
@@ -214,6 +215,7 @@ def evaluate(
         "imgsz": imgsz,
         "batch": batch,
         "format": fmt,
+        "rect": request.rect and (export is None or export.dynamic),  # a static export is always square
         **validator.runtime_info(fmt, device),
         "export": None if export is None else export.as_dict(),
         "ultralytics_version": validator.ultralytics_version(),

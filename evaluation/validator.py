@@ -141,8 +141,10 @@ def run_pass(
     device: str,
     save_dir: Path,
     progress: ProgressFn | None = None,
+    rect: bool = True,
 ) -> PassOutput:
-    """One validation pass with the same arguments a bare ``model.val()`` would get."""
+    """One validation pass with the same arguments a bare ``model.val()`` would get (``rect=False``:
+    every image letterboxed to the full square, as a static export sees it)."""
     records: list[ImageRecord] = []
     if progress is not None:
         model.add_callback("on_val_start", lambda v: progress(0.0))
@@ -158,6 +160,7 @@ def run_pass(
         plots=False,
         verbose=False,
         save_dir=str(save_dir),
+        rect=rect,
     )
     return PassOutput(records=records, metrics=metrics, device=device)
 

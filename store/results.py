@@ -13,7 +13,7 @@ _COLUMNS = (
     "per_class_metrics", "inference_ms", "preprocess_ms", "postprocess_ms", "small_object_recall",
     "medium_object_recall", "large_object_recall", "small_object_count", "medium_object_count",
     "large_object_count", "model_size_mb", "score", "weights", "predictions_path", "evidence_path",
-    "result_json", "created_at", "split", "format",
+    "result_json", "created_at", "split", "format", "rect",
 )
 _JSON_COLUMNS = ("per_class", "per_class_metrics", "weights")
 
@@ -28,6 +28,7 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     """Insert one evaluation and update the leaderboard (``.pt`` evaluations only); returns its id."""
     values = []
     row = {"split": "val", "format": "pt", **{k: v for k, v in row.items() if v is not None}}
+    row["rect"] = 1 if row.get("rect", True) else 0
     for col in _COLUMNS:
         v = row.get(col)
         if col in _JSON_COLUMNS:
@@ -37,7 +38,7 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
         f"INSERT INTO eval_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
     )
     eval_id = int(cur.lastrowid)  # type: ignore[arg-type]
-    if row["format"] != "pt" or row["split"] != "val":
+    if row["format"] != "pt" or row["split"] != "val" or not row["rect"]:
         return eval_id  # kept for val checkpoints only; the other splits' leaderboards are queried
     conn.execute(
         "INSERT INTO leaderboard_best (model_name, dataset, eval_id, score) VALUES (?, ?, ?, ?) "
@@ -69,9 +70,11 @@ def find_cached(conn: sqlite3.Connection, cache_key: str, model_name: str | None
 
 
 def find_for_checkpoint(conn: sqlite3.Connection, sha256: str, fingerprint: str) -> sqlite3.Row | None:
-    """The most recent evaluation of a checkpoint's content on a dataset's content."""
+    """The most recent evaluation of a checkpoint's content on a dataset's content (not a square-padded
+    parity reference)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND dataset_fingerprint = ? ORDER BY id DESC LIMIT 1",
+        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND dataset_fingerprint = ? AND rect = 1 "
+        "ORDER BY id DESC LIMIT 1",
         (sha256, fingerprint),
     ).fetchone()
 
@@ -113,9 +116,10 @@ def _split_leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int
     where = "AND r.dataset = ?" if dataset else ""
     args: tuple[Any, ...] = (split, dataset, limit) if dataset else (split, limit)
     rows = conn.execute(
-        f"SELECT {cols} FROM eval_results r WHERE r.split = ? AND r.format = 'pt' {where} AND r.id = ("
+        f"SELECT {cols} FROM eval_results r WHERE r.split = ? AND r.format = 'pt' AND r.rect = 1 {where} AND r.id = ("
         "SELECT b.id FROM eval_results b WHERE b.model_name = r.model_name AND b.dataset = r.dataset "
-        "AND b.split = r.split AND b.format = 'pt' ORDER BY b.score IS NULL, b.score DESC, b.id LIMIT 1) "
+        "AND b.split = r.split AND b.format = 'pt' AND b.rect = 1 ORDER BY b.score IS NULL, b.score DESC, b.id "
+        "LIMIT 1) "
         "ORDER BY r.score IS NULL, r.score DESC, r.id LIMIT ?",
         args,
     ).fetchall()
@@ -166,7 +170,8 @@ def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256
     """The best-scored ``.pt`` evaluation on a dataset's split among other checkpoints (the spec's
     literal baseline)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE dataset = ? AND split = ? AND format = 'pt' AND checkpoint_sha256 != ? "
+        "SELECT * FROM eval_results WHERE dataset = ? AND split = ? AND format = 'pt' AND rect = 1 "
+        "AND checkpoint_sha256 != ? "
         "AND score IS NOT NULL ORDER BY score DESC, id ASC LIMIT 1",
         (dataset, split, exclude_sha256),
     ).fetchone()

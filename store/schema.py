@@ -125,10 +125,12 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
-# Evaluations of other splits than val, and of ONNX exports (issue 12): each row says which.
+# Evaluations of other splits than val, of ONNX exports, and square-padded reference evaluations of a
+# checkpoint for the parity check of a static export (issue 12): each row says which.
 _SPLIT_AND_FORMAT = """
 ALTER TABLE eval_results ADD COLUMN split TEXT NOT NULL DEFAULT 'val';
 ALTER TABLE eval_results ADD COLUMN format TEXT NOT NULL DEFAULT 'pt';
+ALTER TABLE eval_results ADD COLUMN rect INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
 """
 

@@ -5,8 +5,9 @@ Unit level: ``parity_verdict`` on hand-made paired statistics.
 Daemon level: a real ``vision-evald`` (watcher off, one CPU worker) decides
 promotions of candidates submitted with ``auto_promote``. The candidate
 v2.pt (strong.pt) beats the incumbent v1.pt (weak.pt), but its v2.onnx is the
-export of weak.pt: it is refused, with the parity numbers in the ledger.
-The same weights with their own export (v3.pt / v3.onnx) are promoted.
+(static) export of weak.pt: it is refused, with the parity numbers in the
+ledger. The same weights with their own (dynamic) export (v3.pt / v3.onnx)
+are promoted.
 Exports are made in the test process, offline (``simplify=False``).
 """
 
@@ -119,7 +120,7 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
     models = daemon.models_root / "par"
     v1 = place_model(daemon.models_root, "par", WEAK_PT, "v1.pt")
     v2 = place_model(daemon.models_root, "par", STRONG_PT, "v2.pt")
-    _export_as(WEAK_PT, models / "v2.onnx")  # the export of ANOTHER checkpoint
+    _export_as(WEAK_PT, models / "v2.onnx", dynamic=False)  # the (static) export of ANOTHER checkpoint
     v3 = place_model(daemon.models_root, "par", STRONG_PT, "v3.pt")
     _export_as(STRONG_PT, models / "v3.onnx")
     static = _export_as(STRONG_PT, tmp_path / "static" / "strong.onnx", dynamic=False)
@@ -133,9 +134,14 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
         decision = wrong["promotion"]
         assert decision["decision"] == "refused" and "export-parity" in decision["reason"], decision
         parity = decision["export_parity"]
-        assert parity["verdict"] == "fail"
-        assert parity["pt_mAP50_95"] == pytest.approx(wrong["mAP50_95"], abs=1e-6)  # the candidate's own number
+        assert parity["verdict"] == "fail" and parity["padding"].startswith("square")
         assert abs(parity["delta_mAP50_95"]) > 0.005
+        # A static export is compared with the .pt padded to the same square: a reference evaluation,
+        # neither on the leaderboard nor the candidate's own result.
+        reference = daemon.query("SELECT rect, imgsz, format, checkpoint_sha256 FROM eval_results WHERE id = ?",
+                                 (parity["eval_id_pt"],))[0]
+        assert (reference["rect"], reference["imgsz"], reference["format"]) == (0, API_IMGSZ, "pt")
+        assert reference["checkpoint_sha256"] == wrong["checkpoint_sha256"] and parity["eval_id_pt"] != wrong["eval_id"]
         row = _ledger(daemon, "par")[-1]
         assert row["decision"] == "refused" and row["details"]["export_parity"]["verdict"] == "fail"
         assert row["details"]["export_parity"]["delta_mAP50_95"] == pytest.approx(parity["delta_mAP50_95"])
@@ -143,8 +149,9 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
 
         right = _promote(daemon, v3, dataset)["promotion"]
         assert right["decision"] == "promoted", right
-        assert right["export_parity"]["verdict"] == "pass"
+        assert right["export_parity"]["verdict"] == "pass" and right["export_parity"]["padding"].startswith("rect")
         assert abs(right["export_parity"]["delta_mAP50_95"]) <= 0.002
+        assert right["export_parity"]["eval_id_pt"] == right["eval_id"]  # a dynamic export: the candidate itself
         assert _ledger(daemon, "par")[-1]["details"]["export_parity"]["verdict"] == "pass"
         assert (models / "current.pt").read_bytes() == STRONG_PT.read_bytes()
 
@@ -154,6 +161,7 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
         assert formats == {"pt", "onnx"}
         board = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard", timeout=30).json()
         assert all(r["checkpoint_sha256"] != parity["onnx_sha256"] for r in board)
+        assert all(r["eval_id"] != parity["eval_id_pt"] for r in board)
 
         # A static export at 320: a request for another size is a 400 that says why; none given runs at 320.
         r = httpx.post(f"{daemon.url}/v1/vision/eval", timeout=30,

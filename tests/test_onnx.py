@@ -83,6 +83,19 @@ def test_a_static_export_runs_at_its_own_shape(run_eval: EvalFn, static_onnx: Pa
                  static_onnx.parent / "work")
 
 
+def test_a_static_export_matches_its_pt_padded_the_same_way(strong_pt: Path, static_onnx: Path,
+                                                             run_eval: EvalFn, synth_dataset: Path,
+                                                             tmp_path: Path) -> None:
+    from evaluation.evaluate import EvalRequest, evaluate
+
+    square = evaluate(EvalRequest(strong_pt, synth_dataset, "strong", imgsz=EVAL_IMGSZ, batch=EVAL_BATCH,
+                                  device="cpu", rect=False), tmp_path / "work")
+    onnx = run_eval(static_onnx, synth_dataset).result
+    assert square["rect"] is False and onnx["rect"] is False
+    assert abs(onnx["mAP50_95"] - square["mAP50_95"]) <= 0.002
+    assert abs(onnx["mAP50"] - square["mAP50"]) <= 0.002
+
+
 def test_export_shape_rules(static_onnx: Path, dynamic_onnx: Path) -> None:
     static, dyn = read_export(static_onnx), read_export(dynamic_onnx)
     assert export_shape(static, None, 16, 640) == (EVAL_IMGSZ, 1)
