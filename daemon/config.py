@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.paths import daemon_state_dir
 from evaluation.errors import ConfigError, InvalidRequest
 from evaluation.models import check_name
+from handlers.browser_guard import parse_origin
 
 ENV_PREFIX = "VISION_EVALD_"
 
@@ -30,13 +32,15 @@ class ServerConfig:
     auth_token: str = ""  # empty: no authentication (loopback only)
     max_body_bytes: int = 64 * 1024
     allow_non_loopback: bool = False  # binding elsewhere also requires auth_token
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and `host`
+    allowed_origins: tuple[str, ...] = ()  # browser origins accepted besides the daemon's own
 
 
 @dataclass(frozen=True)
 class PathsConfig:
     models_root: str = "~/.llamafarm/models/vision"
     db_path: str = ""  # empty: <models_root>/eval.db
-    state_dir: str = "~/.local/state/vision-evald"
+    state_dir: str = ""  # empty: $XDG_STATE_HOME/vision-evald, default ~/.local/state/vision-evald
     allowed_roots: tuple[str, ...] = ("/",)
 
 
@@ -44,6 +48,7 @@ class PathsConfig:
 class JobsConfig:
     max_queued: int = 100
     max_attempts: int = 2
+    max_interruptions: int = 10  # daemon deaths under one job before it fails (a crash loop)
     eval_timeout_s: float = 3600.0
     compare_timeout_s: float = 7200.0
     train_timeout_s: float = 86400.0
@@ -55,6 +60,10 @@ class WorkersConfig:
     count: int = 1
     device: str = "auto"
     torch_threads: int = 0  # 0: torch's default
+    backend: str = "local"  # or "ray": one actor per worker on a Ray cluster
+    ray_address: str = ""  # empty: start a local Ray head; "auto" or host:port: join that cluster
+    gpus_per_worker: float = -1.0  # < 0: 1 where the cluster has GPUs, else 0
+    ray_local_gpus: int = -1  # GPUs a local head declares; < 0: what Ray detects
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,7 @@ class Config:
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.paths.state_dir).expanduser()
+        return Path(self.paths.state_dir).expanduser() if self.paths.state_dir else daemon_state_dir()
 
     @property
     def allowed_roots(self) -> list[Path]:
@@ -204,10 +213,16 @@ def _validate(cfg: Config) -> None:
             f"[server] host {s.host!r} is not a loopback address: set allow_non_loopback = true "
             "and an auth_token to serve beyond this machine"
         )
+    for origin in s.allowed_origins:
+        if parse_origin(origin) is None:
+            raise ConfigError(f"[server] allowed_origins entries must be origins like \"http://host:port\", "
+                              f"got {origin!r}")
     if cfg.workers.count < 1:
         raise ConfigError("[workers] count must be at least 1")
-    if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1:
-        raise ConfigError("[jobs] max_queued and max_attempts must be at least 1")
+    if cfg.workers.backend not in ("local", "ray"):
+        raise ConfigError(f"[workers] backend must be \"local\" or \"ray\", got {cfg.workers.backend!r}")
+    if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1 or cfg.jobs.max_interruptions < 1:
+        raise ConfigError("[jobs] max_queued, max_attempts and max_interruptions must be at least 1")
     if cfg.promotion.baseline not in ("current", "dataset_best"):
         raise ConfigError("[promotion] baseline must be \"current\" or \"dataset_best\"")
     if cfg.eval.split not in ("val", "test", "train"):
@@ -256,6 +271,8 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Con
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable (permissions, a folder, not UTF-8)
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     return parse_config(raw, environ)

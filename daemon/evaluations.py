@@ -106,7 +106,7 @@ class Evaluations:
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
         """The result of ``spec``: from the cache, or evaluated by a worker and stored."""
         applied = resolve_weights(spec.weights)
-        _sha, _fp, key = await self.identify(spec)
+        sha, fp, key = await self.identify(spec)
         row = await self.db.read(lambda c: results.find_cached(c, key, spec.model_name))
         if row is not None:
             log.info("job %s: cache hit for %s (eval %s)", ctx.job.id, spec.model_name, row["id"])
@@ -119,6 +119,7 @@ class Evaluations:
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
             "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "rect": spec.rect,
             "work_dir": str(art / "work"),
+            "checkpoint_sha256": sha, "dataset_fingerprint": fp,  # what a remote worker must find (daemon.ray_actor)
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
         }
         try:

@@ -64,6 +64,21 @@ def atomic_copy(src: Path, dest: Path, expected_sha256: str | None = None) -> No
     fsync_dir(dest.parent)
 
 
+def atomic_write_bytes(dest: Path, data: bytes) -> None:
+    """Replace ``dest`` with ``data`` atomically and durably (temp file, fsync, rename, fsync of the folder)."""
+    tmp = tmp_name(dest)
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(dest.parent)
+
+
 def publish_new(src: Path, dest: Path, expected_sha256: str | None = None) -> bool:
     """Create ``dest`` as a copy of ``src``; False (nothing written) if ``dest`` already exists."""
     tmp = _copy_to_tmp(src, dest, expected_sha256)

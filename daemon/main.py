@@ -15,15 +15,38 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon.config import Config, load_config
-from evaluation.errors import ConfigError
+from daemon.logs import FORMATS, configure_logging
+from daemon.paths import config_candidates, discover_config
+from daemon.version import version
+from evaluation.errors import ConfigError, HomeInUse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vision-evald", description="Evaluate and promote YOLO checkpoints.")
-    parser.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--config", type=Path, help="TOML config file (default: $XDG_CONFIG_HOME/vision-evald/"
+                        "config.toml, else /etc/vision-evald/config.toml, when present; else built-in defaults)")
     parser.add_argument("--validate-config", type=Path, metavar="FILE", help="check FILE and exit")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", default="text", choices=FORMATS,
+                        help="text (the time left out when stderr is the systemd journal) or json: one object "
+                             "per line, for log shippers")
     return parser.parse_args(argv)
+
+
+def config_path(given: Path | None) -> Path | None:
+    """``--config``, else the first config file found where ``config_candidates`` looks; logs which."""
+    log = logging.getLogger(__name__)
+    if given is not None:
+        log.info("config file: %s (--config)", given)
+        return given
+    found = discover_config()
+    if found is None:
+        log.info("no config file at %s: built-in defaults and VISION_EVALD_* variables",
+                 " or ".join(map(str, config_candidates())))
+    else:
+        log.info("config file: %s (found without --config)", found)
+    return found
 
 
 async def serve(config: Config) -> None:
@@ -45,23 +68,34 @@ async def serve(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    configure_logging(args.log_level, args.log_format, sys.stderr)
     try:
         if args.validate_config is not None:
             load_config(args.validate_config)
             print(f"{args.validate_config}: ok")
             return 0
-        config = load_config(args.config)
+        config = load_config(config_path(args.config))
     except ConfigError as exc:
-        print(f"vision-evald: configuration error: {exc.detail}", file=sys.stderr)
+        fatal(args.log_format, f"configuration error: {exc.detail}")
         return 2
     try:
         asyncio.run(serve(config))
+    except HomeInUse as exc:
+        fatal(args.log_format, f"cannot start: {exc.detail}")
+        return 2
     except OSError as exc:
-        print(f"vision-evald: cannot start: {exc}", file=sys.stderr)
+        fatal(args.log_format, f"cannot start: {exc}")
         return 1
     return 0
+
+
+def fatal(log_format: str, message: str) -> None:
+    """The message of an exit on error: a log record with --log-format json (stderr stays JSON lines),
+    else a plain line."""
+    if log_format == "json":
+        logging.getLogger(__name__).critical(message)
+    else:
+        print(f"vision-evald: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,88 +1,187 @@
-"""Prometheus text exposition for ``GET /metrics`` (no client library needed).
+"""Telemetry for ``GET /metrics``, through ``prometheus_client``, in one registry per ``Service``.
 
-Counts that must survive restarts come from SQLite (jobs by kind and state,
-promotions by decision); durations, worker restarts and watcher events are
-this process's own counters since it started.
+What is exposed (the README's "Metrics" section lists every family):
+
+- the library's process, GC and platform collectors, and ``vision_evald_build_info``;
+- HTTP requests and their latency by route (the route's path template, never
+  the raw path), method and status: ``HttpMetrics``;
+- wall time of finished jobs by kind and status: ``JobMetrics``;
+- at scrape time, a ``Snapshot`` the service takes just before rendering:
+  jobs by kind and status and promotion decisions (from SQLite, so they
+  survive restarts), per model the promoted checkpoint's score and
+  mAP50-95, queue depth, running jobs, worker restarts, watcher events.
+
+Job states carry the label ``status`` in every family, as in the API.
+A registry per service (not the library's global one) keeps several
+services in one process (tests) apart.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import platform
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import prometheus_client
+from prometheus_client import (CollectorRegistry, Counter, GCCollector, Histogram, Info, PlatformCollector,
+                               ProcessCollector, generate_latest)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.version import version
+from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
+
+prometheus_client.disable_created_metrics()  # no ``*_created`` series beside every counter and histogram
 DURATION_BUCKETS_S = (1, 5, 15, 60, 300, 900, 3600, 14400, float("inf"))
-
-
-@dataclass
-class Histogram:
-    buckets: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS_S))
-    total: float = 0.0
-    count: int = 0
-
-    def observe(self, seconds: float) -> None:
-        self.total += seconds
-        self.count += 1
-        for i, bound in enumerate(DURATION_BUCKETS_S):
-            if seconds <= bound:
-                self.buckets[i] += 1
+DECISIONS = ("promoted", "refused", "rollback")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class JobMetrics:
-    """Per-kind, per-outcome job durations of this process."""
+    """Wall time of finished jobs, by kind and status (``completed``, ``failed``, ``cancelled``)."""
 
-    def __init__(self) -> None:
-        self.durations: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.durations = Histogram(
+            "vision_evald_job_duration_seconds", "Wall time of finished jobs in this process, by kind and status.",
+            ["kind", "status"], buckets=DURATION_BUCKETS_S, registry=registry or CollectorRegistry())
 
     def observe(self, kind: str, status: str, seconds: float) -> None:
-        self.durations[(kind, status)].observe(seconds)
+        self.durations.labels(kind, status).observe(seconds)
 
 
-def _fmt(value: float) -> str:
-    return "+Inf" if value == float("inf") else repr(float(value))
+class HttpMetrics:
+    """Requests served and their latency, by route template, method and HTTP status."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["route", "method", "status"]
+        self.requests = Counter("vision_evald_http_requests", "HTTP requests answered, by route, method and status.",
+                                labels, registry=registry)
+        self.latency = Histogram("vision_evald_http_request_duration_seconds",
+                                 "Time to answer HTTP requests, by route, method and status.", labels,
+                                 registry=registry)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request; an unknown method is counted as ``other`` (labels stay bounded)."""
+        labels = (route, method if method in METHODS else "other", str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
 
 
-def render(
-    *, jobs_by_state: dict[tuple[str, str], int], queue_depth: int, running: int,
-    promotions_by_decision: dict[str, int], job_metrics: JobMetrics, worker_restarts: int,
-    watcher_events: int, workers_ready: bool,
-) -> str:
-    lines = [
-        "# HELP vision_evald_jobs Jobs in the store by kind and state.",
-        "# TYPE vision_evald_jobs gauge",
-    ]
-    for (kind, state), n in sorted(jobs_by_state.items()):
-        lines.append(f'vision_evald_jobs{{kind="{kind}",state="{state}"}} {n}')
-    lines += [
-        "# HELP vision_evald_queue_depth Jobs waiting to run.",
-        "# TYPE vision_evald_queue_depth gauge",
-        f"vision_evald_queue_depth {queue_depth}",
-        "# HELP vision_evald_jobs_running Jobs running in this process.",
-        "# TYPE vision_evald_jobs_running gauge",
-        f"vision_evald_jobs_running {running}",
-        "# HELP vision_evald_job_duration_seconds Wall time of finished jobs, by kind and outcome.",
-        "# TYPE vision_evald_job_duration_seconds histogram",
-    ]
-    for (kind, status), h in sorted(job_metrics.durations.items()):
-        labels = f'kind="{kind}",status="{status}"'
-        for bound, n in zip(DURATION_BUCKETS_S, h.buckets):
-            lines.append(f'vision_evald_job_duration_seconds_bucket{{{labels},le="{_fmt(bound)}"}} {n}')
-        lines.append(f"vision_evald_job_duration_seconds_sum{{{labels}}} {h.total!r}")
-        lines.append(f"vision_evald_job_duration_seconds_count{{{labels}}} {h.count}")
-    lines += [
-        "# HELP vision_evald_promotions Promotion decisions recorded, by decision.",
-        "# TYPE vision_evald_promotions gauge",
-    ]
-    for decision in ("promoted", "refused", "rollback"):
-        lines.append(f'vision_evald_promotions{{decision="{decision}"}} {promotions_by_decision.get(decision, 0)}')
-    lines += [
-        "# HELP vision_evald_worker_restarts_total Worker processes replaced after a crash, kill, timeout or cancel.",
-        "# TYPE vision_evald_worker_restarts_total counter",
-        f"vision_evald_worker_restarts_total {worker_restarts}",
-        "# HELP vision_evald_watcher_events_total Checkpoint file events and scan hits seen by the watcher.",
-        "# TYPE vision_evald_watcher_events_total counter",
-        f"vision_evald_watcher_events_total {watcher_events}",
-        "# HELP vision_evald_workers_ready Whether the warm workers are up.",
-        "# TYPE vision_evald_workers_ready gauge",
-        f"vision_evald_workers_ready {int(workers_ready)}",
-    ]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Promoted:
+    """What a model's current.pt holds, as its evaluation scored it (score under the default weights)."""
+
+    model: str
+    version: int | None
+    score: float | None
+    map50_95: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The daemon's state at scrape time (see module contract)."""
+
+    jobs_by_status: dict[tuple[str, str], int] = field(default_factory=dict)
+    promotions_by_decision: dict[str, int] = field(default_factory=dict)
+    promoted: tuple[Promoted, ...] = ()
+    running: int = 0
+    worker_restarts: int = 0
+    watcher_events: int = 0
+    workers_ready: bool = False
+    worker_info: dict[str, Any] = field(default_factory=dict)  # the executor's info (backend, Ray actors)
+
+
+def promoted_from(rows: list[dict[str, Any]]) -> tuple[Promoted, ...]:
+    """``Promoted`` entries from ``store.promotions.current_evaluations`` rows, scored under the default
+    weights (one weighting across models, whatever weights each evaluation was requested with)."""
+    out = []
+    for row in rows:
+        evaluation = row["evaluation"] or {}
+        out.append(Promoted(row["model_name"], row["version"],
+                            composite_score(evaluation, DEFAULT_WEIGHTS) if evaluation else None,
+                            evaluation.get("mAP50_95")))
+    return tuple(out)
+
+
+class _SnapshotCollector(Collector):
+    """Families drawn from the latest ``Snapshot`` (set by ``Telemetry.render`` just before collecting)."""
+
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        jobs = GaugeMetricFamily("vision_evald_jobs", "Jobs in the store, by kind and status.",
+                                 labels=["kind", "status"])
+        for (kind, status), n in sorted(s.jobs_by_status.items()):
+            jobs.add_metric([kind, status], n)
+        yield jobs
+        queued = sum(n for (_, status), n in s.jobs_by_status.items() if status == "queued")
+        yield GaugeMetricFamily("vision_evald_queue_depth", "Jobs waiting to run.", value=queued)
+        yield GaugeMetricFamily("vision_evald_jobs_running", "Jobs running in this process.", value=s.running)
+        decisions = CounterMetricFamily("vision_evald_promotions", "Promotion decisions recorded, by decision.",
+                                        labels=["decision"])
+        for decision in DECISIONS:
+            decisions.add_metric([decision], s.promotions_by_decision.get(decision, 0))
+        yield decisions
+        yield from _promoted_families(s.promoted)
+        yield CounterMetricFamily("vision_evald_worker_restarts",
+                                  "Worker processes replaced after a crash, kill, timeout or cancel.",
+                                  value=s.worker_restarts)
+        yield CounterMetricFamily("vision_evald_watcher_events",
+                                  "Checkpoint file events and scan hits seen by the watcher.", value=s.watcher_events)
+        yield GaugeMetricFamily("vision_evald_workers_ready", "Whether the warm workers are up.",
+                                value=int(s.workers_ready))
+        yield _actor_jobs(s.worker_info)
+
+
+def _actor_jobs(info: dict[str, Any]) -> Metric:
+    """Jobs run per Ray actor, labelled with its node, pid and GPU ids (empty with local workers)."""
+    family = CounterMetricFamily("vision_evald_actor_jobs", "Tasks run by each worker actor (Ray backend), by node.",
+                                 labels=["backend", "node", "pid", "gpu_ids"])
+    for actor in info.get("actors", []):
+        family.add_metric([str(info.get("backend", "")), actor["node"], str(actor["pid"]),
+                           ",".join(actor["gpu_ids"])], actor["jobs"])
+    return family
+
+
+def _promoted_families(promoted: tuple[Promoted, ...]) -> Iterator[Metric]:
+    score = GaugeMetricFamily("vision_evald_promoted_score",
+                              "Composite score (default weights) of the checkpoint current.pt holds, by model.",
+                              labels=["model"])
+    map50_95 = GaugeMetricFamily("vision_evald_promoted_map50_95",
+                                 "mAP50-95 of the checkpoint current.pt holds, by model.", labels=["model"])
+    version_ = GaugeMetricFamily("vision_evald_promoted_version",
+                                 "The version number v<n> whose bytes current.pt holds, by model.", labels=["model"])
+    for p in promoted:
+        if p.score is not None:
+            score.add_metric([p.model], p.score)
+        if p.map50_95 is not None:
+            map50_95.add_metric([p.model], p.map50_95)
+        if p.version is not None:
+            version_.add_metric([p.model], p.version)
+    yield from (score, map50_95, version_)
+
+
+class Telemetry:
+    """Every metric of one service, in its own registry; ``render(snapshot)`` is the ``/metrics`` body."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        Info("vision_evald_build", "The running vision-evald: version, Python and SQLite.",
+             registry=self.registry).info({"version": version(), "python": platform.python_version(),
+                                           "sqlite": sqlite3.sqlite_version})
+        self.jobs = JobMetrics(self.registry)
+        self.http = HttpMetrics(self.registry)
+        self._snapshot = _SnapshotCollector()
+        self.registry.register(self._snapshot)
+
+    def render(self, snapshot: Snapshot) -> bytes:
+        """The exposition with ``snapshot``'s values (synchronous: no other scrape interleaves on the loop)."""
+        self._snapshot.snapshot = snapshot
+        return generate_latest(self.registry)

@@ -201,14 +201,16 @@ class Promoter:
             await self._swap(name, source, new_sha)
             decision = {
                 "decision": "promoted", "version": version, "previous_sha256": previous_sha, "new_sha256": new_sha,
-                "reason": f"manual promotion of v{version}" + (f": {reason}" if reason else ""),
-                "previous_score": None, "new_score": None, "eval_id": None, "dataset": None, "gates": [],
+                "reason": f"manual promotion of v{version}" + (f": {reason}" if reason else ""), "gates": [],
+                **await self._existing_scores(name, previous_sha, new_sha),
             }
             decision["promotion_id"] = await self._record(name, decision, actor, None)
             return decision
 
     async def rollback(self, name: str, actor: str, reason: str | None) -> dict[str, Any]:
         """Restore the checkpoint that was current before the last promotion (byte for byte)."""
+        if not (self.models_root / check_name(name)).is_dir():
+            raise NotFound(f"model not found: {name}")
         async with self._lock(name):
             ledger = await self.db.read(lambda c: promotions.promoted_history(c, name))
             stack = _promotion_stack(list(reversed(ledger)))
@@ -225,11 +227,34 @@ class Promoter:
             decision = {
                 "decision": "rollback", "previous_sha256": current_sha, "new_sha256": target,
                 "reason": "rollback to the previously promoted checkpoint" + (f": {reason}" if reason else ""),
-                "version": await asyncio.to_thread(self._version_of_sha, name, target),
-                "previous_score": None, "new_score": None, "eval_id": None, "dataset": None, "gates": [],
+                "version": await asyncio.to_thread(self._version_of_sha, name, target), "gates": [],
+                **await self._existing_scores(name, current_sha, target),
             }
             decision["promotion_id"] = await self._record(name, decision, actor, None)
             return decision
+
+    async def _existing_scores(self, name: str, previous_sha: str | None, new_sha: str) -> dict[str, Any]:
+        """The scores a manual decision records: those of evaluations that already exist, none run.
+
+        Rule: the dataset is that of the most recent evaluation of the incoming
+        checkpoint (one stored under this model preferred), or, when it has none,
+        of the outgoing one; each side's score is its most recent evaluation on
+        that dataset's content (same fingerprint), null when there is none.
+        ``eval_id`` is the incoming side's evaluation.
+        """
+        def lookup(conn: Any) -> dict[str, Any]:
+            anchor = results.latest_of_checkpoint(conn, new_sha, name)
+            if anchor is None and previous_sha is not None:
+                anchor = results.latest_of_checkpoint(conn, previous_sha, name)
+            if anchor is None:
+                return {"previous_score": None, "new_score": None, "eval_id": None, "dataset": None}
+            fingerprint = anchor["dataset_fingerprint"]
+            new = results.find_for_checkpoint(conn, new_sha, fingerprint)
+            old = results.find_for_checkpoint(conn, previous_sha, fingerprint) if previous_sha else None
+            return {"previous_score": old["score"] if old else None, "new_score": new["score"] if new else None,
+                    "eval_id": new["id"] if new else None, "dataset": anchor["dataset"]}
+
+        return await self.db.read(lookup)
 
     def _version_of_sha(self, name: str, sha: str) -> int | None:
         for n, path in list_versions(self.models_root / name).items():

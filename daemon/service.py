@@ -24,7 +24,8 @@ from daemon import sdnotify
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
-from daemon.metrics import JobMetrics, render
+from daemon.home_lock import HomeLock
+from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
@@ -44,6 +45,17 @@ from store.database import Database
 log = logging.getLogger(__name__)
 
 
+def build_executor(config: Config) -> Executor:
+    """The configured backend: local worker processes, or actors on a Ray cluster (imports ray only then)."""
+    w = config.workers
+    if w.backend == "ray":
+        from daemon.ray_backend import RayExecutor
+
+        return RayExecutor(w.count, w.device, w.torch_threads, address=w.ray_address,
+                           gpus_per_worker=w.gpus_per_worker, local_gpus=w.ray_local_gpus)
+    return WorkerPool(w.count, str(config.state_dir), w.device, w.torch_threads)
+
+
 class Service:
     """The running daemon (see module contract). Handlers reach everything through it."""
 
@@ -51,9 +63,7 @@ class Service:
         self.config = config
         self.clock = clock
         self.db: Database | None = None
-        self.executor: Executor = executor or WorkerPool(
-            config.workers.count, str(config.state_dir), config.workers.device, config.workers.torch_threads
-        )
+        self.executor: Executor = executor or build_executor(config)
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
@@ -61,11 +71,12 @@ class Service:
         self.watcher: Watcher | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
-        self.job_metrics = JobMetrics()
+        self.telemetry = Telemetry()
         self._leaderboards: dict[tuple[str | None, int, str], tuple[int, bytes]] = {}
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
+        self.home_lock = HomeLock(config.db_path, config.models_root)
         self.bound_port: int | None = None
         self._closed = False
 
@@ -76,8 +87,10 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
         self.db = Database(cfg.db_path)
-        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(c, iso(self.clock())))
+        requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
+            c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
@@ -92,7 +105,7 @@ class Service:
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
                       "train": cfg.jobs.train_timeout_s},
-            clock=self.clock, metrics=self.job_metrics,
+            clock=self.clock, metrics=self.telemetry.jobs,
         )
         self.submissions = Submissions(cfg, self.queue)
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
@@ -167,6 +180,7 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+        self.home_lock.release()
         log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
@@ -247,16 +261,22 @@ class Service:
         assert self.promoter is not None
         return await self.promoter.rollback(name, "api", reason)
 
-    async def metrics_text(self) -> str:
+    async def metrics_exposition(self) -> bytes:
+        """The Prometheus text exposition of ``GET /metrics`` (daemon/metrics.py)."""
         db = self.database
-        by_state = await db.read(jobq.counts)
-        decisions = await db.read(promotions.counts)
-        return render(
-            jobs_by_state=by_state, queue_depth=sum(n for (_, st), n in by_state.items() if st == "queued"),
-            running=len(self.queue.running_ids()) if self.queue else 0, promotions_by_decision=decisions,
-            job_metrics=self.job_metrics, worker_restarts=getattr(self.executor, "restarts", 0),
+        snapshot = Snapshot(
+            jobs_by_status=await db.read(jobq.counts), promotions_by_decision=await db.read(promotions.counts),
+            promoted=promoted_from(await db.read(promotions.current_evaluations)),
+            running=len(self.queue.running_ids()) if self.queue else 0,
+            worker_restarts=getattr(self.executor, "restarts", 0),
             watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
+            worker_info=self.executor.info,
         )
+        return self.telemetry.render(snapshot)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request (``route``: the matched path template)."""
+        self.telemetry.http.observe(route, method, status, seconds)
 
     def health(self) -> dict[str, Any]:
         db_ok = self.db is not None and not self.db.closed and self.db.writer_alive()
@@ -264,6 +284,6 @@ class Service:
         if self.workers_ready.is_set() and not self.executor.healthy():
             workers = "restarting"
         watcher = "off" if self.watcher is None else ("ok" if self.watcher.healthy() else "down")
-        ok = db_ok and not self._closed and watcher != "down"
+        ok = db_ok and not self._closed and watcher != "down" and self.executor.available()
         return {"ok": ok, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
                 "worker_info": self.executor.info}

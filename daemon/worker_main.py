@@ -107,10 +107,8 @@ def _info(device: str) -> dict[str, Any]:
     }
 
 
-def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
-    """Entry point of a spawned worker process."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
+def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
+    """Set up this process as a worker (offline ultralytics, warm torch); returns its info."""
     from evaluation.offline import apply_settings, configure_environment
 
     configure_environment(Path(state_dir))
@@ -121,7 +119,14 @@ def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> N
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     if torch_threads > 0:
         torch.set_num_threads(torch_threads)
-    conn.send({"type": "ready", "info": _info(device)})
+    return _info(device)
+
+
+def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
+    """Entry point of a spawned worker process."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
+    conn.send({"type": "ready", "info": prepare(state_dir, device, torch_threads)})
     while True:
         try:
             msg = conn.recv()
@@ -129,23 +134,21 @@ def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> N
             return
         if msg is None:
             return
-        _run_task(conn, msg)
+        task_id = msg["task_id"]
+
+        def progress(value: float, task_id: int = task_id) -> None:
+            conn.send({"type": "progress", "task_id": task_id, "value": float(value)})
+
+        conn.send({"task_id": task_id, **run_task(msg["kind"], msg["params"], progress)})
 
 
-def _run_task(conn: Any, msg: dict[str, Any]) -> None:
-    task_id = msg["task_id"]
-
-    def progress(value: float) -> None:
-        conn.send({"type": "progress", "task_id": task_id, "value": float(value)})
-
+def run_task(kind: str, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Run one task; ``{"type": "result", "result"}`` or ``{"type": "error", "error_type", "detail"}``."""
     try:
-        result = TASKS[msg["kind"]](msg["params"], progress)
+        result = TASKS[kind](params, progress)
     except VisionEvalError as exc:
-        conn.send({"type": "error", "task_id": task_id, "error_type": type(exc).__name__, "detail": exc.detail})
+        return {"type": "error", "error_type": type(exc).__name__, "detail": exc.detail}
     except Exception as exc:  # noqa: BLE001 - reported to the daemon, the worker lives on
-        conn.send({
-            "type": "error", "task_id": task_id, "error_type": "InternalError",
-            "detail": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-        })
-    else:
-        conn.send({"type": "result", "task_id": task_id, "result": result})
+        return {"type": "error", "error_type": "InternalError", "detail": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()}
+    return {"type": "result", "result": result}

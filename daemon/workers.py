@@ -52,6 +52,10 @@ class Executor(Protocol):
 
     def healthy(self) -> bool: ...
 
+    def available(self) -> bool:
+        """Whether tasks can run now; False makes /healthz answer 503 (e.g. the Ray head is unreachable)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -63,7 +67,7 @@ class _Worker:
     job_id: str | None = None
 
 
-def _error_from(msg: dict[str, Any]) -> VisionEvalError:
+def error_from(msg: dict[str, Any]) -> VisionEvalError:
     cls = getattr(errors, msg.get("error_type", ""), None)
     if isinstance(cls, type) and issubclass(cls, VisionEvalError):
         return cls(msg["detail"])
@@ -179,6 +183,9 @@ class WorkerPool:
     def healthy(self) -> bool:
         return not self._closed and all(w.process.is_alive() for w in self._workers)
 
+    def available(self) -> bool:
+        return not self._closed  # a dead local worker is replaced at once: never a reason to refuse
+
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers]
 
@@ -224,7 +231,7 @@ class WorkerPool:
                 return msg["result"]
             if msg.get("traceback"):
                 log.error("worker task %s failed:\n%s", kind, msg["traceback"])
-            raise _error_from(msg)
+            raise error_from(msg)
 
     async def _acquire(self, cancel: asyncio.Event) -> _Worker:
         """An idle, live worker; JobCancelled if ``cancel`` is set first."""

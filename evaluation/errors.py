@@ -75,6 +75,10 @@ class ConfigError(VisionEvalError):
     """The daemon's configuration file or environment overrides are invalid (start-up only)."""
 
 
+class HomeInUse(VisionEvalError):
+    """Another daemon holds this database or models root (start-up only: exit status 2)."""
+
+
 class JobError(VisionEvalError):
     """Why a job failed outside the user's input: reported in the job's ``error``, never raised to HTTP."""
 

@@ -10,8 +10,10 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from handlers import evals, health, jobs, leaderboard, models, openapi, train
+from handlers.browser_guard import BrowserGuard
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
+from handlers.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from daemon.service import Service
@@ -21,9 +23,13 @@ log = logging.getLogger("vision_evald.http")
 
 def make_app(svc: "Service") -> web.Application:
     cfg = svc.config.server
+    guard = BrowserGuard(cfg.host, cfg.allowed_hosts, cfg.allowed_origins)
     app = web.Application(
         client_max_size=cfg.max_body_bytes,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(cfg.auth_token)],
+        # The browser guard runs before auth and before any handler reads a body: a refused
+        # cross-site or rebound request has no effect at all.
+        middlewares=[telemetry_middleware, request_id_middleware, error_middleware, guard.middleware(),
+                     auth_middleware(cfg.auth_token)],
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes

@@ -310,7 +310,8 @@ ERROR_TEXT = {
     400: "The request is malformed (at the HTTP level too: an over-long URL or header, a body that does "
          "not parse) or a value is out of range; the detail says which.",
     401: "A bearer token is configured and the request lacks it or has a wrong one.",
-    403: "A path lies outside the configured allowed roots.",
+    403: "A path lies outside the configured allowed roots, or the request is cross-site (a foreign Origin, "
+         "Sec-Fetch-Site: cross-site on a state change) or names a Host that is not this daemon's.",
     404: "No such model, job, version, evaluation or endpoint.",
     409: "The request conflicts with the current state.",
     413: "The request body is larger than [server] max_body_bytes.",
@@ -329,7 +330,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(ok: int, ok_desc: str, ok_content: dict[str, Any], errors: tuple[int, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {str(ok): {"description": ok_desc, "content": ok_content}}
-    for status in sorted({400, 401, 503, *errors}):
+    for status in sorted({400, 401, 403, 503, *errors}):
         out[str(status)] = {"description": ERROR_TEXT[status], "content": _json(_ref("Error"))}
     return out
 
@@ -381,8 +382,10 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus text exposition: jobs by kind and state, queue depth, job durations, "
-                       "promotions by decision, worker restarts, watcher events.",
+            "summary": "Prometheus text exposition: jobs by kind and status, queue depth, job durations, "
+                       "promotions by decision, the promoted checkpoint's score and mAP50-95 per model, "
+                       "HTTP requests by route and status, worker restarts, watcher events, build info, "
+                       "process and GC metrics.",
             "responses": _responses(200, "Prometheus text format 0.0.4.",
                                     {"text/plain": {"schema": {"type": "string"}}}, ()),
         },

@@ -8,7 +8,8 @@ Contract (after datasette's ``Database``):
 - ``read(fn)`` runs ``fn(conn)`` on a reader thread with a thread-local
   read-only connection (``query_only``); readers never block the writer (WAL).
 - ``close()`` is idempotent; afterwards ``read``/``write`` raise
-  ``ServiceClosed``.
+  ``ServiceClosed``. It checkpoints the WAL (``TRUNCATE``) and closes every
+  connection, the writer's last, so a clean stop leaves no ``-wal`` file.
 
 The schema is migrated forward (``PRAGMA user_version``) when the file opens.
 """
@@ -123,6 +124,8 @@ class Database:
                 fut.set_result(value)
         try:
             conn.execute("PRAGMA optimize")
+            # Fold the WAL into the main file; closing the last connection then removes -wal and -shm.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
 
@@ -186,15 +189,17 @@ class Database:
         if self._closed:
             return
         self._closed = True
-        self._writes.put(_STOP)
-        self._writer.join(timeout=30)
-        if self._writer.is_alive():
-            log.error("database writer thread did not stop within 30 s")
+        # Readers first: the writer's connection must be the last one open, so that its checkpoint
+        # and close leave no eval.db-wal behind (a read-only connection cannot remove it).
         self._readers.shutdown(wait=True, cancel_futures=True)
         with self._reader_lock:
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
+        self._writes.put(_STOP)
+        self._writer.join(timeout=30)
+        if self._writer.is_alive():
+            log.error("database writer thread did not stop within 30 s")
 
     @property
     def closed(self) -> bool:

@@ -33,6 +33,7 @@ class Job:
     created_at: str
     started_at: str | None
     completed_at: str | None
+    interruptions: int = 0  # times the daemon died while this job was running
 
     def public(self) -> dict[str, Any]:
         """The job as the API returns it."""
@@ -58,7 +59,7 @@ def _job(row: sqlite3.Row) -> Job:
         result=json.loads(row["result"]) if row["result"] else None, error=row["error"],
         attempts=row["attempts"], max_attempts=row["max_attempts"],
         cancel_requested=bool(row["cancel_requested"]), created_at=row["created_at"],
-        started_at=row["started_at"], completed_at=row["completed_at"],
+        started_at=row["started_at"], completed_at=row["completed_at"], interruptions=row["interruptions"],
     )
 
 
@@ -156,32 +157,41 @@ def mark_cancelled(conn: sqlite3.Connection, job_id: str, now: str) -> bool:
     return cur.rowcount == 1
 
 
-def recover_interrupted(conn: sqlite3.Connection, now: str) -> tuple[list[str], list[str]]:
-    """Start-up: requeue jobs left 'running' by a dead daemon, or fail those out of attempts.
+def recover_interrupted(
+    conn: sqlite3.Connection, now: str, max_interruptions: int
+) -> tuple[list[str], list[str]]:
+    """Start-up: requeue jobs left 'running' by a daemon that died under them.
 
-    Must run before any worker starts and before the HTTP server binds: at that
+    The daemon's death is not the job's fault: the attempt charged when the job
+    started is refunded and the job's ``interruptions`` count goes up instead;
+    a job interrupted more than ``max_interruptions`` times (a crash loop, e.g.
+    a job that takes the whole daemon down) fails with an error saying so. Must
+    run before any worker starts and before the HTTP server binds: at that
     point no job can legitimately be running. Returns (requeued ids, failed ids).
     """
-    rows = conn.execute("SELECT id, attempts, max_attempts, cancel_requested FROM jobs WHERE status = 'running'").fetchall()
+    rows = conn.execute("SELECT id, interruptions, cancel_requested FROM jobs WHERE status = 'running'").fetchall()
     requeued, failed = [], []
     for r in rows:
+        count = r["interruptions"] + 1
         if r["cancel_requested"]:
             conn.execute(
                 "UPDATE jobs SET status = 'cancelled', error = 'cancelled by request', completed_at = ? WHERE id = ?",
                 (now, r["id"]),
             )
-        elif r["attempts"] < r["max_attempts"]:
+        elif count <= max_interruptions:
             conn.execute(
-                "UPDATE jobs SET status = 'queued', progress = 0, started_at = NULL, "
-                "error = 'requeued: the daemon stopped while this job was running' WHERE id = ?",
-                (r["id"],),
+                "UPDATE jobs SET status = 'queued', progress = 0, started_at = NULL, attempts = MAX(attempts - 1, 0), "
+                "interruptions = ?, error = ? WHERE id = ?",
+                (count, (f"requeued: the daemon stopped while this job was running (interruption {count} of "
+                         f"at most {max_interruptions}; no attempt charged)"), r["id"]),
             )
             requeued.append(r["id"])
         else:
             conn.execute(
-                "UPDATE jobs SET status = 'failed', completed_at = ?, error = ? WHERE id = ?",
-                (now, f"the daemon stopped while this job was running, {r['attempts']} of "
-                      f"{r['max_attempts']} attempts used", r["id"]),
+                "UPDATE jobs SET status = 'failed', completed_at = ?, interruptions = ?, error = ? WHERE id = ?",
+                (now, count, (f"the daemon stopped while this job was running {count} times, more than "
+                              f"[jobs] max_interruptions = {max_interruptions}; not retried again (a job that "
+                              "keeps taking the daemon down with it: see the daemon log)"), r["id"]),
             )
             failed.append(r["id"])
     return requeued, failed

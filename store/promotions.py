@@ -70,3 +70,31 @@ def skipped(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
         (model_name,),
     ).fetchall()
     return [dict(r) for r in rows]
+
+
+def current_evaluations(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per model whose current.pt the daemon set: the checkpoint it holds (the newest promoted or rollback
+    decision) with the evaluation behind it, by model name.
+
+    Each row: ``model_name``, ``version`` (of the decision), and the ``eval_results`` row as ``evaluation``:
+    the decision's own evaluation, else the newest evaluation of those bytes under that model name, else
+    None (a manual promotion of a never-evaluated version).
+    """
+    rows = conn.execute(
+        "SELECT p.model_name, p.version, p.new_sha256, p.eval_id FROM promotions p "
+        "WHERE p.id = (SELECT MAX(q.id) FROM promotions q WHERE q.model_name = p.model_name "
+        "              AND q.decision IN ('promoted', 'rollback')) "
+        "ORDER BY p.model_name"
+    ).fetchall()
+    out = []
+    for r in rows:
+        evaluation = None
+        if r["eval_id"] is not None:
+            evaluation = conn.execute("SELECT * FROM eval_results WHERE id = ?", (r["eval_id"],)).fetchone()
+        if evaluation is None and r["new_sha256"] is not None:
+            evaluation = conn.execute(
+                "SELECT * FROM eval_results WHERE model_name = ? AND checkpoint_sha256 = ? ORDER BY id DESC LIMIT 1",
+                (r["model_name"], r["new_sha256"])).fetchone()
+        out.append({"model_name": r["model_name"], "version": r["version"],
+                    "evaluation": dict(evaluation) if evaluation is not None else None})
+    return out

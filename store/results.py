@@ -79,6 +79,14 @@ def find_for_checkpoint(conn: sqlite3.Connection, sha256: str, fingerprint: str)
     ).fetchone()
 
 
+def latest_of_checkpoint(conn: sqlite3.Connection, sha256: str, model_name: str) -> sqlite3.Row | None:
+    """The most recent evaluation of a checkpoint's content, preferring one stored under ``model_name``."""
+    return conn.execute(
+        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? ORDER BY model_name = ? DESC, id DESC LIMIT 1",
+        (sha256, model_name),
+    ).fetchone()
+
+
 def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
     return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
 

@@ -125,6 +125,11 @@ CREATE TABLE skipped_checkpoints (
 );
 """
 
+# Times the daemon died under a running job: counted instead of an attempt ([jobs] max_interruptions).
+_JOB_INTERRUPTIONS = """
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"""
+
 # Evaluations of other splits than val, of ONNX exports, and square-padded reference evaluations of a
 # checkpoint for the parity check of a static export (issue 12): each row says which.
 _SPLIT_AND_FORMAT = """
@@ -134,7 +139,7 @@ ALTER TABLE eval_results ADD COLUMN rect INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
 """
 
-MIGRATIONS: list[str] = [_V1, _SPLIT_AND_FORMAT]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _SPLIT_AND_FORMAT]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

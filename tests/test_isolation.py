@@ -11,7 +11,7 @@ HEAVY = ("torch", "ultralytics", "torchvision", "cv2")
 def test_daemon_and_handlers_import_no_heavy_module() -> None:
     code = (
         "import sys\n"
-        "import daemon.main, daemon.service, daemon.cli, handlers.app\n"
+        "import daemon.main, daemon.service, vision_eval.cli, handlers.app\n"
         "from daemon.config import Config\n"
         "from daemon.service import Service\n"
         "from handlers.app import make_app\n"

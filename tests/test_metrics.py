@@ -4,10 +4,13 @@
   sample is ``name{label="value",...} value`` with a float value, every
   family has ``# HELP`` and ``# TYPE``, histogram buckets are cumulative and
   end in ``+Inf`` equal to ``_count``.
-- It has jobs by kind and state, the queue depth (seen > 0 while jobs wait),
+- It has jobs by kind and status, the queue depth (seen > 0 while jobs wait),
   job durations once a job completed, promotions by decision (a watcher
-  promotion and a refusal), worker restarts (up by one after a worker is
-  killed) and watcher events.
+  promotion and a refusal), the promoted checkpoint's score and mAP50-95 per
+  model (equal to its stored evaluation, the score recomputed here under the
+  default weights), worker restarts (up by one after a worker is killed),
+  watcher events, HTTP requests by route template and status, the build
+  info and the library's process metrics.
 - Each job transition is exactly one log line (queued, running, completed);
   every access-log line carries ``request_id=<id>``; an ``X-Request-Id`` sent
   by the client is echoed back and logged, a malformed one is replaced.
@@ -24,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,7 +122,7 @@ def test_metrics_is_valid_prometheus_text_from_the_start(env: Env) -> None:
                  "vision_evald_watcher_events_total", "vision_evald_workers_ready"):
         assert value_of(s, name) is not None, name
     for decision in ("promoted", "refused", "rollback"):
-        assert value_of(s, "vision_evald_promotions", decision=decision) is not None, decision
+        assert value_of(s, "vision_evald_promotions_total", decision=decision) is not None, decision
     assert value_of(s, "vision_evald_workers_ready") == 1
 
 
@@ -131,15 +135,15 @@ def test_jobs_queue_depth_and_durations(env: Env) -> None:
                for b in (4, 8)]
     s = env.metrics()
     assert value_of(s, "vision_evald_queue_depth") >= 2, s.get("vision_evald_queue_depth")
-    assert value_of(s, "vision_evald_jobs", kind="eval", state="queued") >= 2
-    assert value_of(s, "vision_evald_jobs", kind="eval", state="running") == 1
+    assert value_of(s, "vision_evald_jobs", kind="eval", status="queued") >= 2
+    assert value_of(s, "vision_evald_jobs", kind="eval", status="running") == 1
     assert value_of(s, "vision_evald_jobs_running") == 1
     for job_id in (first, *waiting):
         assert d.wait_job(job_id, timeout=180)["status"] == "completed"
 
     s = env.metrics()
     assert value_of(s, "vision_evald_queue_depth") == 0
-    assert value_of(s, "vision_evald_jobs", kind="eval", state="completed") >= 3
+    assert value_of(s, "vision_evald_jobs", kind="eval", status="completed") >= 3
     count = value_of(s, "vision_evald_job_duration_seconds_count", kind="eval", status="completed")
     total = value_of(s, "vision_evald_job_duration_seconds_sum", kind="eval", status="completed")
     assert count is not None and count >= 3 and total is not None and total > 0, (count, total)
@@ -162,8 +166,8 @@ def test_watcher_events_and_promotions_by_decision(env: Env) -> None:
     d = env.d
     before = env.metrics()
     events_before = value_of(before, "vision_evald_watcher_events_total")
-    promoted_before = value_of(before, "vision_evald_promotions", decision="promoted")
-    refused_before = value_of(before, "vision_evald_promotions", decision="refused")
+    promoted_before = value_of(before, "vision_evald_promotions_total", decision="promoted")
+    refused_before = value_of(before, "vision_evald_promotions_total", decision="refused")
 
     folder = d.models_root / "watched"
     folder.mkdir()
@@ -178,9 +182,55 @@ def test_watcher_events_and_promotions_by_decision(env: Env) -> None:
 
     s = env.metrics()
     assert value_of(s, "vision_evald_watcher_events_total") > events_before
-    assert value_of(s, "vision_evald_promotions", decision="promoted") == promoted_before + 1
-    assert value_of(s, "vision_evald_promotions", decision="refused") == refused_before + 1
-    assert value_of(s, "vision_evald_jobs", kind="eval", state="completed") >= 2
+    assert value_of(s, "vision_evald_promotions_total", decision="promoted") == promoted_before + 1
+    assert value_of(s, "vision_evald_promotions_total", decision="refused") == refused_before + 1
+    assert value_of(s, "vision_evald_jobs", kind="eval", status="completed") >= 2
+
+    # current.pt holds v1 (strong): the per-model gauges are its stored evaluation's numbers.
+    row = d.query("SELECT r.* FROM promotions p JOIN eval_results r ON r.id = p.eval_id "
+                  "WHERE p.model_name = 'watched' AND p.decision = 'promoted'")
+    assert len(row) == 1
+    assert value_of(s, "vision_evald_promoted_version", model="watched") == 1
+    assert value_of(s, "vision_evald_promoted_map50_95", model="watched") == pytest.approx(row[0]["mAP50_95"])
+    assert value_of(s, "vision_evald_promoted_score", model="watched") == pytest.approx(default_score(row[0]))
+
+
+def default_score(r: Any) -> float:
+    """The composite score under DESIGN.md's default weights, recomputed here from the stored metrics."""
+    speed = None if r["inference_ms"] is None else min(1.0, max(0.0, (500 - r["inference_ms"]) / 450))
+    terms = [(0.35, r["mAP50_95"]), (0.20, r["mAP50"]), (0.20, r["small_object_recall"]), (0.15, r["f1"]),
+             (0.10, speed)]
+    used = [(w, m) for w, m in terms if m is not None]
+    return sum(w * m for w, m in used) / sum(w for w, _ in used)
+
+
+def test_metrics_match_the_store_and_count_requests_by_route(env: Env) -> None:
+    d = env.d
+    job_id = d.query("SELECT id FROM jobs ORDER BY seq LIMIT 1")[0][0]
+    before = env.metrics()
+    route = {"route": "/v1/vision/jobs/{job_id}", "method": "GET", "status": "200"}
+    seen = value_of(before, "vision_evald_http_requests_total", **route) or 0
+    for _ in range(2):
+        assert httpx.get(f"{d.url}/v1/vision/jobs/{job_id}", timeout=10).status_code == 200
+    s = env.metrics()
+    assert value_of(s, "vision_evald_http_requests_total", **route) == seen + 2
+    assert value_of(s, "vision_evald_http_request_duration_seconds_count", **route) == seen + 2
+    routes = {labels["route"] for labels, _ in s["vision_evald_http_requests_total"]}
+    assert all(job_id not in r for r in routes), routes  # templates, never raw paths
+
+    # Jobs and promotions are exactly the store's counts (idle daemon: nothing moves between the reads).
+    jobs = {(r["kind"], r["status"]): r["n"] for r in d.query(
+        "SELECT kind, status, COUNT(*) AS n FROM jobs GROUP BY kind, status")}
+    assert {(lb["kind"], lb["status"]): v for lb, v in s["vision_evald_jobs"]} == jobs
+    decisions = dict(d.query("SELECT decision, COUNT(*) FROM promotions GROUP BY decision"))
+    for decision in ("promoted", "refused", "rollback"):
+        assert value_of(s, "vision_evald_promotions_total", decision=decision) == decisions.get(decision, 0)
+
+    # The library's own families and the build info come for free.
+    build = s["vision_evald_build_info"]
+    assert len(build) == 1 and build[0][1] == 1 and build[0][0]["version"]
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_gc_collections_total"):
+        assert family in s, family
 
 
 def test_worker_restarts_count_a_killed_worker(env: Env) -> None:

@@ -41,7 +41,7 @@ CHILD = textwrap.dedent(
             _log.write(f"PROC {args!r:.300}\\n")
 
     sys.addaudithook(_hook)
-    from daemon.cli import main
+    from vision_eval.cli import main
     sys.exit(main(sys.argv[3:]))
     """
 )
@@ -105,7 +105,7 @@ def test_audit_hook_detects_a_connection_attempt(tmp_path):
     """The harness itself: a child that does try to connect is caught (so an empty log means something)."""
     log = tmp_path / "audit.log"
     code = CHILD.replace(
-        "from daemon.cli import main",
+        "from vision_eval.cli import main",
         "import socket\n"
         "try:\n    socket.create_connection(('127.0.0.1', 9), timeout=0.2)\nexcept OSError:\n    pass\n"
         "def main(argv):\n    return 0",

@@ -208,6 +208,11 @@ def test_manual_promote_and_rollback_are_byte_exact_and_audited(env: WatchEnv) -
     row = env.promotions(name)[-1]
     assert (row["decision"], row["actor"], row["reason"]) == ("promoted", "api", "manual promotion of v1: canary")
     assert (row["previous_sha256"], row["new_sha256"], row["id"]) == (STRONG_SHA, WEAK_SHA, body["promotion_id"])
+    # A manual decision carries the scores of the evaluations that exist for those bytes.
+    weak_eval = [e for e in env.evals(name) if e["checkpoint_sha256"] == WEAK_SHA][-1]
+    assert row["new_score"] == pytest.approx(weak_eval["score"], abs=1e-12) and row["eval_id"] == weak_eval["id"]
+    assert row["previous_score"] == pytest.approx(_eval_score(env, name, STRONG_SHA), abs=1e-12)
+    assert row["dataset"] == str(env.dataset.resolve())
 
     assert env.post(f"/v1/vision/models/{name}/promote", json={"version": 1}).status_code == 409  # already current
     assert env.post(f"/v1/vision/models/{name}/promote", json={"version": 99}).status_code == 404
@@ -225,6 +230,10 @@ def test_manual_promote_and_rollback_are_byte_exact_and_audited(env: WatchEnv) -
     assert (row["decision"], row["actor"]) == ("rollback", "api")
     assert row["reason"] == "rollback to the previously promoted checkpoint: canary regressed"
     assert (row["previous_sha256"], row["new_sha256"]) == (WEAK_SHA, STRONG_SHA)
+    assert row["previous_score"] == pytest.approx(_eval_score(env, name, WEAK_SHA), abs=1e-12)
+    assert row["new_score"] == pytest.approx(_eval_score(env, name, STRONG_SHA), abs=1e-12)
+    r = env.post("/v1/vision/models/no-such-model/rollback")
+    assert r.status_code == 404 and "model not found" in r.json()["detail"], r.text
 
     r = env.post(f"/v1/vision/models/{name}/rollback")  # no body at all: the spec-less form
     assert r.status_code == 200, r.text

@@ -92,7 +92,10 @@ def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Pat
 
         jobs = daemon.query("SELECT id, status, attempts FROM jobs ORDER BY seq")
         assert [(r["id"], r["status"]) for r in jobs] == [(first, "completed"), (second, "completed")]
-        assert {r["id"]: r["attempts"] for r in jobs} == {first: 2, second: 1}
+        # The daemon's death charged no attempt: each job used one, and the first counts one interruption.
+        assert {r["id"]: r["attempts"] for r in jobs} == {first: 1, second: 1}
+        interruptions = {r["id"]: r["interruptions"] for r in daemon.query("SELECT id, interruptions FROM jobs")}
+        assert interruptions == {first: 1, second: 0}
         results = daemon.query("SELECT id, job_id, model_name FROM eval_results ORDER BY id")
         assert sorted(r["job_id"] for r in results) == sorted([first, second]), [dict(r) for r in results]
         assert {r["job_id"]: r["id"] for r in results} == {
@@ -100,6 +103,34 @@ def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Pat
         }
         board = daemon.query("SELECT model_name FROM leaderboard_best ORDER BY model_name")
         assert [r["model_name"] for r in board] == ["strong", "weak"]
+    finally:
+        daemon.stop()
+
+
+def test_repeated_daemon_kill9_costs_no_attempt_and_every_job_completes(tmp_path: Path) -> None:
+    """max_attempts = 1: had any of the daemon's deaths been charged to a job, that job would fail."""
+    rng = random.Random(15)
+    data = make_dataset(tmp_path / "data", n_val=64, seed=31)
+    daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 1}})
+    place_model(daemon.models_root, "strong", STRONG_PT)
+    place_model(daemon.models_root, "weak", WEAK_PT)
+    try:
+        daemon.start()
+        ids = [daemon.submit_eval(model=m, dataset=str(data), batch_size=b)["job_id"]
+               for m, b in (("strong", 8), ("weak", 8), ("strong", 16), ("weak", 16))]
+        for _ in range(3):
+            running = daemon.wait_for(
+                lambda: [j for j in ids if running_with_progress(daemon.job(j))], 300, "a job running")
+            time.sleep(rng.uniform(0.0, 1.5))  # a random moment within the running evaluation
+            daemon.kill9()
+            assert daemon.query("SELECT status FROM jobs WHERE id = ?", (running[0],))[0][0] in ("running", "completed")
+            daemon.start()
+        done = [daemon.wait_job(j, timeout=300) for j in ids]
+        assert [j["status"] for j in done] == ["completed"] * 4, [(j["job_id"], j["status"], j["error"]) for j in done]
+        rows = daemon.query("SELECT attempts, interruptions FROM jobs")
+        assert all(r["attempts"] == 1 for r in rows), [dict(r) for r in rows]
+        assert sum(r["interruptions"] for r in rows) >= 1  # at least one kill landed on a running job
+        assert daemon.query("SELECT COUNT(DISTINCT job_id) AS n, COUNT(*) AS rows FROM eval_results")[0][:] == (4, 4)
     finally:
         daemon.stop()
 

@@ -55,6 +55,22 @@ def test_write_then_read_round_trip(db: Database, tmp_path: Path) -> None:
     assert asyncio.run(via_async()) == job
 
 
+def test_close_folds_the_wal_into_the_file_and_leaves_no_wal(tmp_path: Path) -> None:
+    path = tmp_path / "eval.db"
+    db = Database(path)
+    for i in range(20):
+        add_job(db, f"j{i}")
+    assert db.read_sync(lambda c: jobq.get(c, "j3")) is not None  # a reader connection is open too
+    assert (tmp_path / "eval.db-wal").stat().st_size > 0  # the writes so far live in the WAL
+    db.close()
+    assert not (tmp_path / "eval.db-wal").exists() and not (tmp_path / "eval.db-shm").exists()
+    conn = sqlite3.connect(path)  # every write is in the main file
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 20
+    finally:
+        conn.close()
+
+
 def test_write_rolls_back_when_fn_raises(db: Database) -> None:
     def boom(conn: sqlite3.Connection) -> None:
         jobq.insert(conn, job_id="lost", kind="eval", trigger="api", params={}, created_at=NOW, max_attempts=2)
@@ -194,29 +210,34 @@ def test_queue_submit_with_a_taken_claim_returns_none(db: Database) -> None:
     assert [r[0] for r in owner] == [first.id]
 
 
-def test_recover_interrupted_requeues_then_fails_after_max_attempts(db: Database) -> None:
+def test_recover_interrupted_charges_no_attempt_and_fails_past_max_interruptions(db: Database) -> None:
     add_job(db, "j", max_attempts=2)
-    claim(db)  # attempt 1 running when the daemon "dies"
-    requeued, failed = db.write_sync(lambda c: jobq.recover_interrupted(c, NOW))
-    assert (requeued, failed) == (["j"], [])
-    job = db.read_sync(lambda c: jobq.get(c, "j"))
-    assert job.status == "queued" and job.attempts == 1 and "daemon stopped" in job.error
-
-    claim(db)  # attempt 2 running when the daemon "dies" again
-    requeued, failed = db.write_sync(lambda c: jobq.recover_interrupted(c, NOW))
+    add_job(db, "waiting")
+    for n in (1, 2, 3):
+        running = claim(db)  # the job runs (one attempt charged) when the daemon "dies"
+        assert running.id == "j" and running.attempts == 1
+        requeued, failed = db.write_sync(lambda c: jobq.recover_interrupted(c, NOW, 3))
+        assert (requeued, failed) == (["j"], [])
+        job = db.read_sync(lambda c: jobq.get(c, "j"))
+        assert (job.status, job.attempts, job.interruptions) == ("queued", 0, n)
+        assert "daemon stopped" in job.error and "no attempt charged" in job.error
+    claim(db)  # the fourth interruption is one more than max_interruptions = 3
+    requeued, failed = db.write_sync(lambda c: jobq.recover_interrupted(c, NOW, 3))
     assert (requeued, failed) == ([], ["j"])
     job = db.read_sync(lambda c: jobq.get(c, "j"))
-    assert job.status == "failed" and job.completed_at == NOW
-    assert "2 of 2 attempts" in job.error
+    assert job.status == "failed" and job.completed_at == NOW and job.interruptions == 4
+    assert "4 times" in job.error and "max_interruptions = 3" in job.error
+    waiting = db.read_sync(lambda c: jobq.get(c, "waiting"))  # a queued job is never touched
+    assert (waiting.status, waiting.attempts, waiting.interruptions) == ("queued", 0, 0)
     # Nothing running: recovery is a no-op.
-    assert db.write_sync(lambda c: jobq.recover_interrupted(c, NOW)) == ([], [])
+    assert db.write_sync(lambda c: jobq.recover_interrupted(c, NOW, 3)) == ([], [])
 
 
 def test_recover_interrupted_honours_a_pending_cancel(db: Database) -> None:
     add_job(db, "j")
     claim(db)
     db.write_sync(lambda c: jobq.request_cancel(c, "j", NOW))
-    assert db.write_sync(lambda c: jobq.recover_interrupted(c, NOW)) == ([], [])
+    assert db.write_sync(lambda c: jobq.recover_interrupted(c, NOW, 10)) == ([], [])
     assert db.read_sync(lambda c: jobq.get(c, "j")).status == "cancelled"
 
 

@@ -1,4 +1,5 @@
-"""systemd/vision-evald.service: the properties the daemon relies on, and `systemd-analyze verify` where it exists."""
+"""systemd/vision-evald.service and the --user unit: the properties the daemon relies on, and
+`systemd-analyze verify` / `security --offline=true` (exposure <= 2.5) where systemd-analyze exists."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import pytest
 from tests.daemon_fixtures import REPO_ROOT
 
 UNIT = REPO_ROOT / "systemd" / "vision-evald.service"
+USER_UNIT = REPO_ROOT / "systemd" / "vision-evald-user.service"
 INSTALLED_VENV = "/opt/vision-evald/.venv"
+USER_VENV = "%h/.local/share/vision-evald/.venv"
+MAX_EXPOSURE = 2.5
+# Settings that stay off (they hide GPUs, break PyTorch or the service): each needs a comment saying why.
+DELIBERATELY_OFF = ("PrivateDevices", "MemoryDenyWriteExecute", "ProtectClock", "ProcSubset", "PrivateNetwork",
+                    "PrivateUsers")
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
@@ -96,17 +103,75 @@ def test_hardening_and_what_is_deliberately_not_set(unit) -> None:
     assert one(unit, "Service", "ProtectSystem") == "strict"
     writable = one(unit, "Service", "ReadWritePaths").split()
     assert "/var/lib/vision-evald" in writable and len(writable) >= 2  # the state dir and the models folder
-    for key in ("PrivateTmp", "NoNewPrivileges", "ProtectKernelTunables", "ProtectKernelModules",
-                "ProtectControlGroups", "RestrictNamespaces", "LockPersonality", "RestrictSUIDSGID"):
+    for key in ("PrivateTmp", "PrivateMounts", "NoNewPrivileges", "ProtectKernelTunables", "ProtectKernelModules",
+                "ProtectKernelLogs", "ProtectControlGroups", "ProtectHostname", "RestrictNamespaces",
+                "RestrictRealtime", "LockPersonality", "RestrictSUIDSGID"):
         assert one(unit, "Service", key) == "yes", key
+    assert one(unit, "Service", "CapabilityBoundingSet") == ""  # no capability at all
+    assert one(unit, "Service", "ProtectProc") == "invisible"
+    assert service["SystemCallFilter"] == ["@system-service", "~@privileged"]
+    assert one(unit, "Service", "SystemCallArchitectures") == "native"
+    assert (one(unit, "Service", "IPAddressDeny"), one(unit, "Service", "IPAddressAllow")) == ("any", "localhost")
     assert set(one(unit, "Service", "RestrictAddressFamilies").split()) == {"AF_UNIX", "AF_INET", "AF_INET6",
                                                                             "AF_NETLINK"}
+    assert one(unit, "Service", "RestartPreventExitStatus") == "2"  # bad config or home in use: no restart loop
     # GPUs and PyTorch: these would break them (ProtectClock implies a deny-by-default device list).
-    for key in ("PrivateDevices", "MemoryDenyWriteExecute", "ProtectClock", "DevicePolicy", "DeviceAllow"):
+    for key in (*DELIBERATELY_OFF, "DevicePolicy", "DeviceAllow"):
         assert key not in service, key
     text = UNIT.read_text(encoding="utf-8")
-    for key in ("PrivateDevices", "MemoryDenyWriteExecute"):
-        assert re.search(rf"^#.*{key}=yes\s+\S", text, re.M), f"no comment explaining why {key} is not set"
+    for key in DELIBERATELY_OFF:
+        assert re.search(rf"^#\s+{key}=\S+\s+\S", text, re.M), f"no comment explaining why {key} is not set"
+
+
+def _with_local_venv(text: str, installed: str) -> str:
+    """The unit with its Exec lines pointed at this checkout's venv (the installed paths do not exist here)."""
+    return text.replace(installed, str(Path(sys.executable).parent.parent))
+
+
+def _analyze(args: list[str]) -> subprocess.CompletedProcess[str]:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed on this machine")
+    proc = subprocess.run([analyze, *args], capture_output=True, text=True, timeout=120, check=False)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0 and re.search(r"System has not been booted with systemd|Failed to (connect|initialize)"
+                                          r"|unrecognized option|Unknown option", output):
+        pytest.skip(f"systemd-analyze {args[0]} cannot run here: {output.strip()[:200]}")
+    return proc
+
+
+def test_systemd_analyze_security_exposure_is_at_most_2_5(tmp_path: Path) -> None:
+    copy = tmp_path / "vision-evald.service"
+    copy.write_text(_with_local_venv(UNIT.read_text(encoding="utf-8"), INSTALLED_VENV), encoding="utf-8")
+    proc = _analyze(["security", "--offline=true", "--no-pager", str(copy)])
+    m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", proc.stdout + proc.stderr)
+    assert m, proc.stdout + proc.stderr
+    assert float(m.group(1)) <= MAX_EXPOSURE, proc.stdout
+
+
+def test_user_unit_runs_the_desktop_daemon_from_home() -> None:
+    user = parse_unit(USER_UNIT.read_text(encoding="utf-8"))
+    assert one(user, "Service", "Type") == "notify" and one(user, "Service", "KillMode") == "mixed"
+    assert one(user, "Service", "ExecStart").split() == [f"{USER_VENV}/bin/vision-evald", "--config",
+                                                         "%h/.config/vision-evald/config.toml"]
+    assert one(user, "Service", "ExecStartPre").split() == [f"{USER_VENV}/bin/vision-evald", "--validate-config",
+                                                            "%h/.config/vision-evald/config.toml"]
+    assert "User" not in user["Service"] and "Group" not in user["Service"]  # a user manager runs it as you
+    assert one(user, "Service", "RestartPreventExitStatus") == "2"
+    assert one(user, "Service", "NoNewPrivileges") == "yes"
+    assert user["Service"]["SystemCallFilter"] == ["@system-service", "~@privileged"]
+    assert one(user, "Install", "WantedBy") == "default.target"
+
+
+def test_systemd_analyze_verify_accepts_the_user_unit(tmp_path: Path) -> None:
+    copy = tmp_path / "vision-evald-user.service"
+    home_venv = _with_local_venv(USER_UNIT.read_text(encoding="utf-8"), USER_VENV)
+    copy.write_text(home_venv, encoding="utf-8")
+    proc = _analyze(["verify", str(copy)])
+    output = proc.stdout + proc.stderr
+    problems = [line for line in output.splitlines()
+                if str(copy) in line or re.search(r"Unknown|Failed to parse|Invalid|ignoring", line)]
+    assert proc.returncode == 0 and not problems, output
 
 
 def test_systemd_analyze_verify_reports_no_errors(tmp_path: Path) -> None:

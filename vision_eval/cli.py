@@ -19,10 +19,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.client import DEFAULT_URL, ApiError, Client, Unreachable
 from daemon.paths import DEFAULT_MODELS_ROOT
+from daemon.version import version
 from evaluation.datasets import SPLITS
 from evaluation.errors import VisionEvalError
+from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
+from vision_eval.client import Client
+from vision_eval.progress import ProgressBar
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 LOCAL_DEFAULTS = {"imgsz": 640, "batch": 16, "device": "auto", "models_root": str(DEFAULT_MODELS_ROOT)}
@@ -47,6 +50,7 @@ def _global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vision-eval", description=(__doc__ or "").replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     _global_options(parser, in_subcommand=False)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, in_subcommand=True)
@@ -163,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "eval" and args.local:
-            from daemon.local_eval import run_local_eval
+            from vision_eval.local_eval import run_local_eval
 
             for key, value in LOCAL_DEFAULTS.items():
                 if getattr(args, key) is None:
@@ -217,78 +221,72 @@ def _json_arg(raw: str | None, option: str) -> Any:
         raise Exit(EXIT_USAGE, f"error: {option} is not valid JSON: {exc}") from None
 
 
-def _body(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None and v is not False}
-
-
 def cmd_eval(client: Client, args: argparse.Namespace) -> int:
     for option in ("device", "models_root"):
         if getattr(args, option) is not None:
             raise Exit(EXIT_USAGE, f"error: --{option.replace('_', '-')} applies only to eval --local")
     if args.predictions and args.no_wait:
         raise Exit(EXIT_USAGE, "error: --predictions needs the finished job: leave out --no-wait")
-    body = _body(model=_model(args.model), dataset=_abs(args.dataset), imgsz=args.imgsz, batch_size=args.batch,
-                 weights=_json_arg(args.weights, "--weights"), allow_class_mismatch=args.allow_class_mismatch,
-                 auto_promote=args.auto_promote, split=args.split)
-    job = client.post("/v1/vision/eval", body)
+    job = client.eval(_model(args.model), _abs(args.dataset), imgsz=args.imgsz, batch_size=args.batch,
+                      weights=_json_arg(args.weights, "--weights"), allow_class_mismatch=args.allow_class_mismatch,
+                      auto_promote=args.auto_promote, split=args.split)
     code = submitted(client, args, job, render_eval)
     if code == EXIT_OK and args.predictions:
-        predictions = client.get(f"/v1/vision/eval/{job['job_id']}/predictions")
+        predictions = client.predictions(job["job_id"])
         Path(args.predictions).write_text(json.dumps(predictions), encoding="utf-8")
         print(f"predictions written to {args.predictions}", file=sys.stderr)
     return code
 
 
 def cmd_compare(client: Client, args: argparse.Namespace) -> int:
-    body = _body(model_a=_model(args.model_a), model_b=_model(args.model_b), dataset=_abs(args.dataset),
-                 imgsz=args.imgsz, batch_size=args.batch, weights=_json_arg(args.weights, "--weights"),
-                 bootstrap_resamples=args.resamples, bootstrap_seed=args.seed, split=args.split)
-    return submitted(client, args, client.post("/v1/vision/eval/compare", body), render_compare)
+    job = client.compare(_model(args.model_a), _model(args.model_b), _abs(args.dataset), imgsz=args.imgsz,
+                         batch_size=args.batch, weights=_json_arg(args.weights, "--weights"),
+                         bootstrap_resamples=args.resamples, bootstrap_seed=args.seed, split=args.split)
+    return submitted(client, args, job, render_compare)
 
 
 def cmd_train(client: Client, args: argparse.Namespace) -> int:
-    config = _body(epochs=args.epochs, batch_size=args.batch, imgsz=args.imgsz,
-                   learning_rate=args.learning_rate, patience=args.patience)
-    body = _body(model=args.model, dataset=_abs(args.dataset), task="detection", config=config or None,
-                 base_model=_model(args.base_model) if args.base_model else None, auto_eval=args.auto_eval,
-                 auto_promote=args.auto_promote, eval_weights=_json_arg(args.eval_weights, "--eval-weights"),
-                 split=args.split)
-    return submitted(client, args, client.post("/v1/vision/train", body), render_train)
+    config = body(epochs=args.epochs, batch_size=args.batch, imgsz=args.imgsz,
+                  learning_rate=args.learning_rate, patience=args.patience)
+    job = client.train(args.model, _abs(args.dataset), config=config,
+                       base_model=_model(args.base_model) if args.base_model else None, auto_eval=args.auto_eval,
+                       auto_promote=args.auto_promote, eval_weights=_json_arg(args.eval_weights, "--eval-weights"),
+                       split=args.split)
+    return submitted(client, args, job, render_train)
 
 
 def cmd_leaderboard(client: Client, args: argparse.Namespace) -> int:
     dataset = _abs(args.dataset) if args.dataset else None
-    rows = client.get("/v1/vision/eval/leaderboard", dataset=dataset, limit=args.limit, split=args.split)
+    rows = client.leaderboard(dataset=dataset, limit=args.limit, split=args.split)
     return output(args, rows, render_leaderboard)
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
-    rows = client.get(f"/v1/vision/eval/leaderboard/{args.model}", limit=args.limit, split=args.split)
-    return output(args, rows, render_history)
+    return output(args, client.history(args.model, limit=args.limit, split=args.split), render_history)
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
-    reply = client.get("/v1/vision/jobs", status=args.status, kind=args.kind, limit=args.limit)
+    reply = client.jobs(status=args.status, kind=args.kind, limit=args.limit)
     return output(args, reply, render_jobs)
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
-    return output(args, client.delete(f"/v1/vision/jobs/{args.job_id}"), render_cancelled)
+    return output(args, client.cancel(args.job_id), render_cancelled)
 
 
 def cmd_models(client: Client, args: argparse.Namespace) -> int:
     if args.name:
-        return output(args, client.get(f"/v1/vision/models/{args.name}"), render_model)
-    return output(args, client.get("/v1/vision/models"), render_models)
+        return output(args, client.model(args.name), render_model)
+    return output(args, client.models(), render_models)
 
 
 def cmd_promote(client: Client, args: argparse.Namespace) -> int:
-    decision = client.post(f"/v1/vision/models/{args.name}/promote", _body(version=args.version, reason=args.reason))
+    decision = client.promote(args.name, args.version, reason=args.reason)
     return output(args, decision, lambda d: render_decision(args.name, d))
 
 
 def cmd_rollback(client: Client, args: argparse.Namespace) -> int:
-    decision = client.post(f"/v1/vision/models/{args.name}/rollback", _body(reason=args.reason))
+    decision = client.rollback(args.name, reason=args.reason)
     return output(args, decision, lambda d: render_decision(args.name, d))
 
 
@@ -323,9 +321,7 @@ def submitted(client: Client, args: argparse.Namespace, job: dict[str, Any],
 
 
 def wait(client: Client, job: dict[str, Any]) -> dict[str, Any]:
-    """Poll the job with a one-line progress bar on stderr (redrawn only when something changed)."""
-    from daemon.local_eval import ProgressBar
-
+    """Poll the job with a progress bar on stderr (redrawn only when something changed)."""
     bar = ProgressBar(f"{job['kind']} {job['job_id']}")
     shown: list[Any] = [None]
 

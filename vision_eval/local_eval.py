@@ -7,28 +7,10 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from daemon.paths import default_state_dir
 from evaluation.models import looks_like_path, resolve_model
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, label: str, stream: Any = sys.stderr, width: int = 30) -> None:
-        self.label, self.stream, self.width = label, stream, width
-
-    def __call__(self, fraction: float) -> None:
-        fraction = min(1.0, max(0.0, fraction))
-        filled = int(round(fraction * self.width))
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:6.1%}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+from vision_eval.progress import ProgressBar
 
 
 def run_local_eval(args: argparse.Namespace) -> int:

@@ -1,0 +1,95 @@
+"""An in-process daemon for tests: the real ``Service`` (SQLite, queue, promotion, HTTP on a free port)
+with an executor that runs the real worker tasks (``daemon.worker_main.TASKS``) in a thread of the
+test process instead of spawned worker processes.
+
+``ThreadExecutor`` stands in for ``WorkerPool`` only because spawning warm torch processes per test
+is slow; what runs is the same code. It cannot interrupt a running task (a thread cannot be
+killed), so a cancel of a *running* job is not exercised through it; a queued job cancels normally.
+``start()`` waits for ``release`` to be set: until then the queue dispatches nothing, so a test can
+inspect and cancel queued jobs deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Config, parse_config
+from daemon.service import Service
+from evaluation.errors import InternalError, VisionEvalError
+
+
+class ThreadExecutor:
+    """The ``Executor`` protocol over ``daemon.worker_main.TASKS`` run in a thread (see module contract)."""
+
+    def __init__(self, device: str = "cpu", *, released: bool = True) -> None:
+        self.device = device
+        self.info: dict[str, Any] = {}
+        self.release = asyncio.Event()
+        if released:
+            self.release.set()
+
+    async def start(self) -> None:
+        # _info imports torch: only tests that run tasks get here.
+        from daemon.worker_main import _info
+
+        await self.release.wait()
+        self.info = await asyncio.to_thread(_info, self.device)
+
+    async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
+                  timeout: float, cancel: asyncio.Event) -> dict[str, Any]:
+        from daemon.worker_main import TASKS
+
+        loop = asyncio.get_running_loop()
+
+        def progress(value: float) -> None:
+            loop.call_soon_threadsafe(on_progress, float(value))
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(TASKS[kind], params, progress), timeout)
+        except VisionEvalError:
+            raise
+        except Exception as exc:  # as WorkerPool reports a task's unexpected error
+            raise InternalError(f"{type(exc).__name__}: {exc}") from exc
+
+    def healthy(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def service_config(root: Path, **sections: dict[str, Any]) -> Config:
+    """A Config on files under ``root``: port 0 (the OS picks a free one; only tests may ask for it, the
+    config file refuses it), no watcher, one CPU worker; ``sections`` override."""
+    raw: dict[str, dict[str, Any]] = {
+        "paths": {"models_root": str(root / "models"), "state_dir": str(root / "state"),
+                  "db_path": str(root / "eval.db")},
+        "workers": {"count": 1, "device": "cpu"},
+        "watch": {"enabled": False},
+    }
+    for name, table in sections.items():
+        raw.setdefault(name, {}).update(table)
+    config = parse_config(raw, environ={})
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, port=0))
+
+
+@asynccontextmanager
+async def running_service(root: Path, executor: Any = None, **sections: dict[str, Any]) -> AsyncIterator[Service]:
+    """A started ``Service`` on ``service_config(root, **sections)``; closed on exit. ``url(svc)`` is its address.
+    Without ``executor``: a ``ThreadExecutor`` never released (jobs stay queued, nothing imports torch)."""
+    svc = Service(service_config(root, **sections), executor=executor or ThreadExecutor(released=False))
+    try:
+        await svc.start()
+        yield svc
+    finally:
+        await svc.close()
+
+
+def url(svc: Service) -> str:
+    """The base URL of a started service."""
+    return f"http://127.0.0.1:{svc.bound_port}"

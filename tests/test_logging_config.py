@@ -1,0 +1,153 @@
+"""``vision-evald``'s logs (text, JSON lines, no duplicate time under journald), its config file
+discovery and the XDG state folder: in-process on tmp_path files and environment variables, plus the
+installed command run to the point where it reads its config (no daemon, no torch)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon import paths
+from daemon.config import Config, parse_config
+from daemon.logs import configure_logging
+from daemon.main import config_path
+from daemon.paths import config_candidates, daemon_state_dir, discover_config
+
+TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """configure_logging replaces the root logger's handlers: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+# --------------------------------------------------------------------------- log formats
+
+
+def test_json_format_is_one_object_per_line(root_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream, environ={})
+    log = logging.getLogger("vision_evald.test")
+    log.info("job %s queued", "abc")
+    log.debug("not shown at INFO")
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        log.exception("it failed: %s", "ünïcode")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines  # the traceback stays inside its line
+    first, second = (json.loads(line) for line in lines)
+    assert first["message"] == "job abc queued" and first["level"] == "INFO"
+    assert first["logger"] == "vision_evald.test"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"]), first["time"]
+    assert second["level"] == "ERROR" and second["message"] == "it failed: ünïcode"
+    assert "ValueError: bad\nthing" in second["exception"] and "Traceback" in second["exception"]
+
+
+def test_text_format_leaves_the_time_to_the_journal_only_when_stderr_is_the_journal(
+        root_logging: None, tmp_path: Path) -> None:
+    def first_line(environ: dict[str, str]) -> str:
+        target = tmp_path / "stderr.log"
+        with target.open("w", encoding="utf-8") as stream:
+            configure_logging("INFO", "text", stream, environ=environ)
+            logging.getLogger("vision_evald.test").info("hello")
+            st = os.fstat(stream.fileno())
+            journal[0] = f"{st.st_dev}:{st.st_ino}"
+        return target.read_text(encoding="utf-8").splitlines()[0]
+
+    journal = [""]
+    assert re.fullmatch(rf"{TIMESTAMP} INFO vision_evald.test: hello", first_line({}))
+    # $JOURNAL_STREAM naming this very file (device:inode): the journal stamps lines, we do not.
+    assert first_line({"JOURNAL_STREAM": journal[0]}) == "INFO vision_evald.test: hello"
+    # Inherited from a systemd service but stderr is elsewhere now: keep the time.
+    assert re.fullmatch(rf"{TIMESTAMP} INFO .*", first_line({"JOURNAL_STREAM": "1:2"}))
+
+
+# --------------------------------------------------------------------------- config discovery
+
+
+def test_discovery_prefers_xdg_config_home_then_etc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    etc = tmp_path / "etc" / "vision-evald" / "config.toml"
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", etc)
+    xdg = tmp_path / "xdg"
+    env = {"XDG_CONFIG_HOME": str(xdg)}
+    user = xdg / "vision-evald" / "config.toml"
+    assert config_candidates(env) == [user, etc]
+    assert discover_config(env) is None
+    etc.parent.mkdir(parents=True)
+    etc.write_text("[server]\nport = 11601\n")
+    assert discover_config(env) == etc
+    user.parent.mkdir(parents=True)
+    user.write_text("[server]\nport = 11602\n")
+    assert discover_config(env) == user
+    # A relative $XDG_CONFIG_HOME is ignored (XDG spec): ~/.config is used instead.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert config_candidates({"XDG_CONFIG_HOME": "rel/dir"})[0] == tmp_path / "home/.config/vision-evald/config.toml"
+    assert config_candidates({})[0] == tmp_path / "home/.config/vision-evald/config.toml"
+
+
+def test_the_daemon_logs_which_config_it_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", tmp_path / "etc.toml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    caplog.set_level(logging.INFO, logger="daemon.main")
+    assert config_path(None) is None
+    assert "no config file at" in caplog.text and str(tmp_path / "etc.toml") in caplog.text
+    found = tmp_path / "xdg" / "vision-evald" / "config.toml"
+    found.parent.mkdir(parents=True)
+    found.write_text("")
+    caplog.clear()
+    assert config_path(None) == found
+    assert f"config file: {found} (found without --config)" in caplog.text
+    given = tmp_path / "given.toml"
+    assert config_path(given) == given  # --config wins over anything discovered
+
+
+def test_vision_evald_reads_the_discovered_file_and_logs_json(tmp_path: Path) -> None:
+    """The installed command with $XDG_CONFIG_HOME: it reads that file (here one with a bad key, so it
+    stops with exit 2 before serving), and with --log-format json even its exit message is a JSON line."""
+    config = tmp_path / "xdg" / "vision-evald" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[server]\nport = 11603\nno_such_key = 1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISION_EVALD_")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path / "home"))
+    script = Path(sys.executable).parent / "vision-evald"
+    proc = subprocess.run([str(script), "--log-format", "json"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 2, proc
+    first, *_, last = (json.loads(line) for line in proc.stderr.splitlines())  # every line is JSON
+    assert first["message"] == f"config file: {config} (found without --config)", first
+    assert last["level"] == "CRITICAL" and "configuration error" in last["message"]
+    assert "no_such_key" in last["message"]
+
+
+# --------------------------------------------------------------------------- state folder
+
+
+def test_state_dir_follows_xdg_state_home_unless_configured(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert Config().state_dir == tmp_path / "state" / "vision-evald"
+    assert daemon_state_dir({"XDG_STATE_HOME": "relative"}) == Path.home() / ".local/state/vision-evald"
+    explicit = parse_config({"paths": {"state_dir": str(tmp_path / "mine")}}, environ={})
+    assert explicit.state_dir == tmp_path / "mine"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Config().state_dir == tmp_path / "home" / ".local" / "state" / "vision-evald"

@@ -1,0 +1,167 @@
+"""The Ray backend (daemon/ray_backend.py): a real daemon with ``[workers] backend = "ray"`` on a
+local Ray head that declares one GPU (none exists: pinning is exercised, inference runs on the CPU).
+
+- an evaluation's numbers and predictions equal an in-process evaluation with the same arguments;
+- killing the actor's process in the middle of a job leaves the job completed after a retry;
+- a node that sees other checkpoint bytes than the daemon hashed refuses the task, naming itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evaluation.evidence import load_evidence
+
+from tests.daemon_fixtures import API_IMGSZ, STRONG_PT, Daemon, make_dataset, place_model
+
+pytest.importorskip("ray")
+
+ACCURACY_KEYS = (
+    "mAP50", "mAP50_95", "precision", "recall", "f1", "conf_threshold", "per_class", "per_class_metrics",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "small_object_count",
+    "medium_object_count", "large_object_count", "checkpoint_sha256", "dataset_fingerprint",
+)
+
+EVIDENCE_ACCURACY_KEYS = ("image_names", "pred_offsets", "tp", "conf", "pred_cls", "target_offsets", "target_cls",
+                          "gt_offsets", "gt_cls", "gt_bucket", "gt_found", "conf_threshold")
+
+
+@pytest.fixture(scope="module")
+def ray_daemon(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("ray-daemon")
+    daemon = Daemon(root, config={"workers": {"backend": "ray", "ray_local_gpus": 1}})
+    place_model(daemon.models_root, "det", STRONG_PT)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def _actor(daemon: Daemon) -> dict[str, Any]:
+    info = daemon.health()["worker_info"]
+    assert info["backend"] == "ray", info
+    assert len(info["actors"]) == 1, info
+    return info["actors"][0]
+
+
+def test_actor_pins_the_declared_gpu_and_the_daemon_imports_no_torch(ray_daemon: Daemon) -> None:
+    actor = _actor(ray_daemon)
+    assert actor["gpu_ids"] == ["0"]  # one GPU per worker where the cluster has GPUs
+    assert ray_daemon.health()["worker_info"]["gpus_per_worker"] == 1
+    daemon_maps = Path(f"/proc/{ray_daemon.pid}/maps").read_text()
+    assert "libtorch" not in daemon_maps
+
+
+def test_numbers_equal_an_in_process_evaluation(ray_daemon: Daemon, run_eval: Any, tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", n_val=12, seed=3)
+    job = ray_daemon.submit_eval(model="det", dataset=str(data), imgsz=API_IMGSZ, batch_size=4)
+    done = ray_daemon.wait_job(job["job_id"])
+    assert done["status"] == "completed", done
+    remote = done["result"]
+    local = run_eval(STRONG_PT, data, imgsz=API_IMGSZ, batch=4, device="cpu")
+    for key in ACCURACY_KEYS:
+        assert remote[key] == local.result[key], key
+    row = ray_daemon.query("SELECT predictions_path, evidence_path FROM eval_results WHERE id = ?",
+                           (remote["eval_id"],))[0]
+    # The actor's files came back to the daemon's state dir, byte for byte what a local run writes.
+    assert Path(row["predictions_path"]).is_relative_to(ray_daemon.state_dir)
+    assert json.loads(Path(row["predictions_path"]).read_text()) == local.predictions
+    remote_ev, local_ev = load_evidence(Path(row["evidence_path"])), load_evidence(local.evidence_path)
+    for key in EVIDENCE_ACCURACY_KEYS:  # timings differ from run to run; what was predicted and matched must not
+        assert np.array_equal(remote_ev[key], local_ev[key], equal_nan=key == "conf_threshold"), key
+
+
+def test_actor_killed_mid_job_is_replaced_and_the_job_retried(ray_daemon: Daemon, tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "big", n_val=48, seed=4)
+    before = _actor(ray_daemon)["pid"]
+    job = ray_daemon.submit_eval(model="det", dataset=str(data), imgsz=640, batch_size=2)
+    ray_daemon.wait_job(job["job_id"], ("running",), predicate=lambda j: j["progress"] > 0.05)
+    os.kill(before, signal.SIGKILL)
+    done = ray_daemon.wait_job(job["job_id"])
+    assert done["status"] == "completed", done
+    attempts = ray_daemon.query("SELECT attempts FROM jobs WHERE id = ?", (job["job_id"],))[0]["attempts"]
+    assert attempts == 2
+    assert "died" in ray_daemon.log()
+    assert _actor(ray_daemon)["pid"] != before
+
+
+def test_metrics_show_jobs_per_actor_with_node_and_gpu(ray_daemon: Daemon) -> None:
+    import httpx
+
+    actor = _actor(ray_daemon)
+    text = httpx.get(f"{ray_daemon.url}/metrics", timeout=10).text
+    line = next(x for x in text.splitlines() if x.startswith("vision_evald_actor_jobs_total{"))
+    assert f'pid="{actor["pid"]}"' in line and 'gpu_ids="0"' in line and 'backend="ray"' in line
+    assert float(line.rsplit(" ", 1)[1]) == actor["jobs"]
+
+
+def test_a_node_seeing_other_checkpoint_bytes_refuses_and_names_itself(tmp_path: Path) -> None:
+    """The check each actor makes before an evaluation (run here without Ray: it is plain file reading)."""
+    from daemon.ray_actor import verify_inputs
+    from evaluation.datasets import file_sha256, fingerprint, load_dataset
+
+    data = make_dataset(tmp_path / "data", n_val=2, seed=1)
+    ckpt = tmp_path / "v1.pt"
+    shutil.copyfile(STRONG_PT, ckpt)
+    params = {"model_path": str(ckpt), "dataset_path": str(data), "checkpoint_sha256": file_sha256(ckpt),
+              "dataset_fingerprint": fingerprint(load_dataset(data))}
+    assert verify_inputs(params) is None
+    with open(ckpt, "ab") as f:
+        f.write(b"changed after submission")
+    problem = verify_inputs(params)
+    assert problem is not None and "node" in problem and str(ckpt) in problem
+    os.remove(ckpt)
+    problem = verify_inputs(params)
+    assert problem is not None and "cannot read" in problem
+
+
+def test_files_made_on_a_node_land_where_a_local_worker_would_write_them(tmp_path: Path) -> None:
+    """Staging and landing (no Ray needed): a train task's checkpoint in node-local scratch, an export
+    beside a staged input, and an evaluation's named outputs all come back to the daemon's paths."""
+    from daemon.ray_actor import _Staging
+    from daemon.ray_backend import _land_files
+
+    daemon_work = tmp_path / "state" / "train" / "job1"
+    staging = _Staging("train", {"work_dir": str(daemon_work), "epochs": 1}, {})
+    trained = Path(staging.params["work_dir"]) / "train" / "weights" / "best.pt"
+    trained.parent.mkdir(parents=True)
+    trained.write_bytes(b"weights")
+    msg = {"type": "result", "result": {"checkpoint": str(trained), "epochs": 1}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    landed = _land_files({"work_dir": str(daemon_work)}, msg)
+    assert landed["checkpoint"] == str(daemon_work / "train" / "weights" / "best.pt")
+    assert Path(landed["checkpoint"]).read_bytes() == b"weights"
+
+    ckpt = tmp_path / "models" / "det" / "v2.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"pt")
+    staging = _Staging("export", {"checkpoint": str(ckpt), "imgsz": 320}, {"checkpoint": ckpt.read_bytes()})
+    assert staging.params["checkpoint"] != str(ckpt) and Path(staging.params["checkpoint"]).read_bytes() == b"pt"
+    onnx = Path(staging.params["checkpoint"]).with_suffix(".onnx")
+    onnx.write_bytes(b"onnx")
+    msg = {"type": "result", "result": {"onnx": str(onnx)}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    assert _land_files({"checkpoint": str(ckpt)}, msg)["onnx"] == str(ckpt.with_suffix(".onnx"))
+    assert ckpt.with_suffix(".onnx").read_bytes() == b"onnx"
+
+    art = tmp_path / "state" / "artifacts" / "k"
+    params = {"predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
+              "work_dir": str(art / "work"), "model_path": str(ckpt)}
+    staging = _Staging("eval", params, {})
+    assert staging.params["model_path"] == str(ckpt)  # inputs on the shared file system are read in place
+    Path(staging.params["predictions_path"]).write_text("[]")
+    Path(staging.params["evidence_path"]).write_bytes(b"npz")
+    msg = {"type": "result", "result": {"mAP50": 1.0}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    _land_files(params, msg)
+    assert (art / "predictions.json").read_text() == "[]" and (art / "evidence.npz").read_bytes() == b"npz"
