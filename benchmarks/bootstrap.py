@@ -2,7 +2,7 @@
 
 Measures, on the same synthetic data:
 
-- ``plain``: one plain AP computation (``compare_stats.ap_from_evidence`` on the
+- ``plain``: one plain AP computation (``reference.ap_from_evidence`` on the
   full set: ultralytics' ap_per_class algorithm, every class, all ten IoU
   thresholds, P/R/F1 curves and operating point);
 - ``one``: the exact per-resample metrics of ONE evaluation for all resamples
@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evaluation import compare_stats as cs  # noqa: E402
+from evaluation.stats import bootstrap, engine, reference
 
 TARGET_S = 2.0
 
@@ -108,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.classes} classes, {len(ev_a['target_cls'])} objects, {n_tp} TP entries over the 10 IoU "
           f"thresholds; {args.resamples} resamples; median of {args.runs} runs")
 
-    eng = cs._Engine(ev_a)
-    K = cs._draw_multiplicities(args.images, args.resamples, 0)
-    t_plain = timed(lambda: cs.ap_from_evidence(ev_a), args.runs)
-    t_prep = timed(lambda: cs._Engine(ev_a), args.runs)
-    t_draw = timed(lambda: cs._draw_multiplicities(args.images, args.resamples, 0), args.runs)
-    t_one = timed(lambda: cs.bootstrap_metrics([eng], K, threads=args.threads), args.runs)
-    t_pair = timed(lambda: cs.paired_bootstrap(ev_a, ev_b, n_resamples=args.resamples, seed=0,
+    eng = engine.BootstrapEngine(ev_a)
+    K = bootstrap.draw_multiplicities(args.images, args.resamples, 0)
+    t_plain = timed(lambda: reference.ap_from_evidence(ev_a), args.runs)
+    t_prep = timed(lambda: engine.BootstrapEngine(ev_a), args.runs)
+    t_draw = timed(lambda: bootstrap.draw_multiplicities(args.images, args.resamples, 0), args.runs)
+    t_one = timed(lambda: bootstrap.bootstrap_metrics([eng], K, threads=args.threads), args.runs)
+    t_pair = timed(lambda: bootstrap.paired_bootstrap(ev_a, ev_b, n_resamples=args.resamples, seed=0,
                                                threads=args.threads), args.runs)
     rows = [
         ("plain AP computation (one evaluation, full set)", t_plain),

@@ -20,6 +20,7 @@ from typing import Any
 from daemon.paths import daemon_state_dir
 from evaluation.errors import ConfigError, InvalidRequest
 from evaluation.models import check_name
+from evaluation.stats.gates import config_default
 from handlers.browser_guard import parse_origin
 
 ENV_PREFIX = "VISION_EVALD_"
@@ -84,11 +85,12 @@ class WatchConfig:
 @dataclass(frozen=True)
 class PromotionConfig:
     baseline: str = "current"  # or "dataset_best"
-    min_delta: float = 0.0
-    require_significant: bool = False
-    max_class_regression: float = -1.0  # < 0: gate off
-    min_class_support: int = 10
-    max_size_recall_regression: float = -1.0  # < 0: gate off
+    # The gates: their defaults are evaluation.stats.gates' (< 0: a gate off).
+    min_delta: float = config_default("min_delta")
+    require_significant: bool = config_default("require_significant")  # false: the spec's literal rule
+    max_class_regression: float = config_default("max_class_regression")
+    min_class_support: int = config_default("min_class_support")
+    max_size_recall_regression: float = config_default("max_size_recall_regression")
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
     export_parity: str = "auto"  # "auto" (check an export beside the candidate), "required" or "off"

@@ -7,7 +7,13 @@ dataset of a model is ``pipeline.json``'s ``dataset`` in its folder, else
 ``[models.<name>] dataset`` in the config, else ``watch.default_dataset``
 (evaluated on ``pipeline.json``'s ``split``, else ``[eval] split``);
 with none, or one that cannot be evaluated, the checkpoint is recorded as
-skipped with the reason.
+skipped with the reason and looked at again at the next scan.
+
+A claimed checkpoint is looked at again only when its state says so: an
+outside failure whose retry is due (``daemon.retry``), or a version whose
+train job ended without completing before any promotion decision read it
+(its claim is released and the watcher evaluates it). Hashing and dataset checks run on the watcher's own thread
+pool, so a running job's hashing never queues behind a rescan.
 """
 
 from __future__ import annotations
@@ -15,16 +21,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
+from daemon.models_view import ShaCache
 from daemon.queue import JobQueue
 from daemon.watcher import FileState
-from evaluation.datasets import SPLITS, file_sha256, load_dataset
+from evaluation.datasets import SPLITS, load_dataset
 from evaluation.errors import QueueFull, VisionEvalError
 from evaluation.models import is_under, version_of
-from store import jobs as jobq
+from store import checkpoint_states as states
 from store import promotions
 from store.database import Database
 
@@ -71,14 +81,23 @@ def dataset_for(config: Config, model_dir: Path) -> tuple[Path, str]:
     return p, split
 
 
+T = TypeVar("T")
+
+
 class Ingest:
     """Turns stable checkpoints into watcher eval jobs (see module contract)."""
 
-    def __init__(self, config: Config, db: Database, queue: JobQueue, clock: Clock = utcnow) -> None:
+    def __init__(self, config: Config, db: Database, queue: JobQueue, clock: Clock = utcnow,
+                 pool: ThreadPoolExecutor | None = None) -> None:
         self.config = config
         self.db = db
         self.queue = queue
         self.clock = clock
+        self.pool = pool
+        self.shas = ShaCache()
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def __call__(self, path: Path, state: FileState) -> bool:
         """Handle one stable checkpoint; False to be asked again at the next scan."""
@@ -88,15 +107,14 @@ class Ingest:
         if not real.is_relative_to(root):
             await self._skip(path, name, None, f"{path} is a link that leaves the models root")
             return True
-        sha = await asyncio.to_thread(file_sha256, real)
-        if sha in await self.db.read(lambda c: jobq.claimed_shas(c, name)):
-            # Already owned by a job (e.g. a train job publishes v<n>.pt before its pipeline.json):
-            # nothing to do, and in particular nothing to record as skipped.
-            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
-            log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
-            return True
+        sha = await self._io(self.shas.sha256, real)
+        if sha is None:
+            return False  # gone meanwhile
+        go = await self._claimed(path, name, sha)
+        if go is not None:
+            return go
         try:
-            dataset, split = await asyncio.to_thread(dataset_for, self.config, path.parent)
+            dataset, split = await self._io(dataset_for, self.config, path.parent)
         except Skip as exc:
             await self._skip(path, name, sha, str(exc))
             return False  # asked again at the next scan: a dataset may be configured by then
@@ -115,8 +133,34 @@ class Ingest:
         if job is None:
             log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
         else:
+            now = iso(self.clock())
+            await self.db.write(lambda c: states.set_queued(c, name, sha, str(path), job.id, now))
             log.info("watcher: %s -> job %s", path, job.id)
         return True
+
+    async def _claimed(self, path: Path, name: str, sha: str) -> bool | None:
+        """For a claimed checkpoint: True (handled), False (ask again later); None when it is to be
+        queued now (an outside failure whose retry is due, a version its train job left behind), its
+        claim released."""
+        claim, st, decided = await self.db.read(lambda c: (states.claim(c, name, sha), states.get(c, name, sha),
+                                                            promotions.decided_on(c, name, sha)))
+        if claim is None:
+            return None
+        if st is not None and st["state"] == "retry":
+            if st["next_retry_at"] and st["next_retry_at"] > iso(self.clock()):
+                return False
+            log.info("watcher: retrying %s after an outside failure (%s)", path, st["last_error"])
+        elif claim["kind"] == "train" and claim["status"] in ("failed", "cancelled") and not decided:
+            log.info("watcher: train job %s ended %s after publishing %s; evaluating it", claim["job_id"],
+                     claim["status"], path)
+        else:
+            # Already owned by a job (e.g. a train job publishes v<n>.pt before its pipeline.json):
+            # nothing to do, and in particular nothing to record as skipped.
+            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+            log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
+            return True
+        await self.db.write(lambda c: states.release_claim(c, name, sha))
+        return None
 
     async def incomplete(self, path: Path, state: FileState) -> bool:
         """A checkpoint that stays unchanged but is not a complete zip archive: recorded as skipped."""
@@ -125,7 +169,20 @@ class Ingest:
                          "archive); it is evaluated once it is rewritten")
         return True
 
+    async def ignored(self, path: Path, name: str, reason: str | None) -> None:
+        """An entry the watcher ignores (see ``daemon.watcher``): recorded as skipped (the watcher logs it);
+        reason None: it is gone, and so is its record."""
+        if reason is None:
+            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+            return
+        now = iso(self.clock())
+        await self.db.write(lambda c: promotions.record_skip(c, str(path), name, None, reason, now))
+
     async def _skip(self, path: Path, name: str, sha: str | None, reason: str) -> None:
+        """Record (and log) a skip, once while its sha256 and reason stay the same."""
+        before = await self.db.read(lambda c: promotions.skip_of(c, str(path)))
+        if before is not None and (before["sha256"], before["reason"]) == (sha, reason):
+            return
         log.warning("watcher: skipping %s: %s", path, reason)
         now = iso(self.clock())
         await self.db.write(lambda c: promotions.record_skip(c, str(path), name, sha, reason, now))

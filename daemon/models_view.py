@@ -14,7 +14,7 @@ from typing import Any
 from evaluation.datasets import file_sha256
 from evaluation.errors import NotFound, PathNotAllowed
 from evaluation.models import CURRENT, NAME_RE, check_name, list_versions
-from store import promotions, results
+from store import checkpoint_states, promotions, results
 from store.database import Database
 
 
@@ -104,6 +104,7 @@ async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> d
     out = await asyncio.to_thread(describe_files, root, name, shas)
     out["evaluations"] = await db.read(lambda c: results.latest_for_model(c, name, 20))
     out["skipped"] = await db.read(lambda c: promotions.skipped(c, name))
+    out["checkpoints"] = await db.read(lambda c: checkpoint_states.for_model(c, name))
     out["promotions"] = await db.read(lambda c: promotions.history(c, name, 50))
     return out
 

@@ -1,10 +1,11 @@
 """Promotion of ``<name>/current.pt``: decisions, the atomic swap, the ledger, rollback.
 
 Rules (DESIGN.md): the candidate must beat the incumbent -- the evaluation of
-what ``current.pt`` holds now, on the same dataset content, rescored with the
+what ``current.pt`` holds now with the candidate's effective settings (same
+dataset content, image size, batch and device kind), rescored with the
 candidate's weights (evaluated first when it has none) -- by more than
 ``promotion.min_delta``; with ``baseline = "dataset_best"`` it must beat the
-best score on that dataset's leaderboard instead (the spec's literal rule).
+best score among evaluations with the same settings instead.
 The first version of a model (no ``current.pt``) is promoted. Every decision,
 promoted or refused, and every rollback is a ``promotions`` row with both
 checkpoints' sha256, both scores and the reason.
@@ -20,21 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import PromotionConfig
+from daemon.decision import Gain, identical_reason, judge
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.export_parity import ExportParity
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256
-from evaluation.errors import Conflict, InvalidRequest, NotFound, PathNotAllowed
+from evaluation.errors import Conflict, NotFound, PathNotAllowed
+from evaluation.evidence import load_evidence, same_predictions
 from evaluation.models import CURRENT, check_name, list_versions
 from evaluation.scoring import composite_score, resolve_weights
+from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
 
@@ -94,14 +97,7 @@ class Promoter:
 
     def gate_settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The promotion gates in force: the config's, overridden per request (validated at submit)."""
-        c = self.config
-        gates = {
-            "require_significant": c.require_significant,
-            "min_delta": c.min_delta,
-            "max_class_regression": c.max_class_regression if c.max_class_regression >= 0 else None,
-            "min_class_support": c.min_class_support,
-            "max_size_recall_regression": c.max_size_recall_regression if c.max_size_recall_regression >= 0 else None,
-        }
+        gates = from_config(self.config)
         gates.update(overrides or {})
         return gates
 
@@ -114,7 +110,7 @@ class Promoter:
             "eval_id": result.get("eval_id"), "dataset": spec.dataset_path, "version": spec.model_version,
             "new_sha256": result["checkpoint_sha256"], "new_score": new_score, "weights": weights,
             "previous_sha256": None, "previous_score": None, "baseline": self.config.baseline, "gates": [],
-            "gate_settings": gates,
+            "gate_settings": gates, "gain": None,
         }
         previous_sha = await asyncio.to_thread(_sha_or_none, current)
         decision["previous_sha256"] = previous_sha
@@ -127,52 +123,57 @@ class Promoter:
         incumbent, baseline_desc = await self._baseline(spec, result, current, previous_sha, ctx)
         baseline_score = None if incumbent is None else composite_score(incumbent, weights)
         decision["previous_score"] = baseline_score
-        margin = float(gates["min_delta"])
-        if baseline_score is not None and not new_score > baseline_score + margin:
-            return {**decision, "decision": "refused", "reason": (
-                f"score {new_score:.4f} does not beat {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}")}
-        reason = (f"score {new_score:.4f} beats {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
-                  if baseline_score is not None else f"{baseline_desc} has no score")
-        if incumbent is not None and gates_active(gates):
-            failures, summary = await self._gates(incumbent, result, weights, gates, ctx)
-            decision.update(gates=failures, significance=summary)
-            if failures:
-                return {**decision, "decision": "refused", "reason": "refused by promotion gates: " + "; ".join(
-                    f"{f['gate']} ({f['subject']}): {f['reason']}" for f in failures)}
-            reason += "; gates passed"
-        return {**decision, "decision": "promoted", "reason": reason}
+        if incumbent is None or baseline_score is None:
+            return {**decision, "decision": "promoted", "reason": f"{baseline_desc} has no score"}
+        stats, summary = await self._statistics(incumbent, result, weights, ctx)
+        gain = Gain.of(new_score, baseline_score, stats)
+        decision.update(gain=gain.public(), significance=summary)
+        if await self._same_predictions(incumbent, result):
+            return {**decision, "decision": "refused", "reason": identical_reason(gain, baseline_desc)}
+        failures = self._gate_failures(stats, gates) if gates_active(gates) else []
+        verdict, reason = judge(gain, new_score, baseline_score, baseline_desc, gates, failures)
+        return {**decision, "decision": verdict, "reason": reason, "gates": failures}
 
     async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
                         ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
-        """The result the candidate must beat, and how to name it in reasons (None: nothing to beat)."""
+        """The result the candidate must beat, and how to name it in reasons (None: nothing to beat).
+
+        Like with like: only evaluations with the candidate's effective settings (as stored in its
+        result: dataset content, image size, batch, device kind) are baselines; the incumbent is
+        evaluated first with those settings when it has no such evaluation.
+        """
+        settings = results.like_settings(result)
         if self.config.baseline == "dataset_best":
-            row = await self.db.read(lambda c: results.best_score_on_dataset(
-                c, spec.dataset_path, result["checkpoint_sha256"], spec.split))
+            row = await self.db.read(lambda c: results.best_score_like(c, settings, result["checkpoint_sha256"]))
             if row is None:
-                return None, "the dataset's leaderboard (empty)"
+                return None, "the dataset's leaderboard (empty at these settings)"
             return results.result_of(row), f"the dataset's best ({row['model_name']}, eval {row['id']})"
-        fp = result["dataset_fingerprint"]
-        row = await self.db.read(lambda c: results.find_for_checkpoint(c, previous_sha, fp))
+        row = await self.db.read(lambda c: results.find_like(c, previous_sha, settings))
         if row is not None:
-            return results.result_of(row), "the incumbent current.pt"
+            return results.result_of(row), f"the incumbent current.pt (eval {row['id']})"
         log.info("job %s: evaluating the incumbent current.pt of %s first", ctx.job.id, spec.model_name)
         incumbent_spec = EvalSpec(
             model_path=str(current), model_name=spec.model_name, model_version=None,
-            dataset_path=spec.dataset_path, imgsz=spec.imgsz, batch=spec.batch, weights=spec.weights,
+            dataset_path=spec.dataset_path, imgsz=settings[1], batch=settings[2], weights=spec.weights,
             split=spec.split,
         )
-        return await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger), "the incumbent current.pt"
+        incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
+        return incumbent, f"the incumbent current.pt (eval {incumbent['eval_id']})"
 
-    async def _gates(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
-                     gates: dict[str, Any], ctx: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Paired bootstrap of candidate (b) against incumbent (a), then the gates; (failures, summary)."""
-        from evaluation.compare_stats import evaluate_gates
-
+    async def _same_predictions(self, incumbent: dict[str, Any], candidate: dict[str, Any]) -> bool:
+        """Whether both evaluations hold the same predictions on every image (their evidence, timings aside)."""
         if incumbent.get("dataset_fingerprint") != candidate.get("dataset_fingerprint"):
-            failure = {"gate": "comparable", "subject": "dataset", "value": None, "ci_low": None, "ci_high": None,
-                       "threshold": None, "reason": "the baseline was evaluated on other dataset content, so the "
-                                                    "gates cannot pair their images"}
-            return [failure], {}
+            return False
+        paths = [await self.evaluations.evidence_path(r["eval_id"]) for r in (incumbent, candidate)]
+        return await asyncio.to_thread(lambda: same_predictions(*(load_evidence(Path(p)) for p in paths)))
+
+    async def _statistics(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
+                          ctx: JobContext) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Paired bootstrap of candidate (b) against incumbent (a); (None, {}) when they cannot be paired
+        (other dataset content) or ``bootstrap_resamples`` is 0."""
+        if incumbent.get("dataset_fingerprint") != candidate.get("dataset_fingerprint") \
+                or self.config.bootstrap_resamples < 1:
+            return None, {}
         stats = await self.executor.run(
             "compare",
             {"evidence_a": await self.evaluations.evidence_path(incumbent["eval_id"]),
@@ -181,9 +182,20 @@ class Promoter:
              "n_resamples": self.config.bootstrap_resamples, "seed": self.config.bootstrap_seed},
             job_id=ctx.job.id, on_progress=lambda _: None, timeout=ctx.remaining(), cancel=ctx.cancel_event,
         )
-        summary = {"accuracy_score": stats["metrics"].get("accuracy_score"), "n_resamples": stats["n_resamples"],
+        metrics = stats["metrics"]
+        summary = {"accuracy_score": metrics.get("accuracy_score"), "score": metrics.get("score"),
+                   "inference_ms": metrics.get("inference_ms"), "n_resamples": stats["n_resamples"],
                    "seed": stats["seed"], "eval_id_a": incumbent["eval_id"], "eval_id_b": candidate["eval_id"]}
-        return evaluate_gates(stats, gates), summary
+        return stats, summary
+
+    @staticmethod
+    def _gate_failures(stats: dict[str, Any] | None, gates: dict[str, Any]) -> list[dict[str, Any]]:
+        """The gates ``stats`` fails; without statistics every active gate fails as not comparable."""
+        if stats is None:
+            return [{"gate": "comparable", "subject": "dataset", "value": None, "ci_low": None, "ci_high": None,
+                     "threshold": None, "reason": "no paired bootstrap: the baseline was evaluated on other dataset "
+                                                  "content, or [promotion] bootstrap_resamples is 0"}]
+        return evaluate_gates(stats, gates)
 
     # -- manual promotion and rollback ---------------------------------------------------------
     async def promote_version(self, name: str, version: int, actor: str, reason: str | None) -> dict[str, Any]:
@@ -286,7 +298,7 @@ class Promoter:
             "previous_score": decision.get("previous_score"), "new_score": decision.get("new_score"),
             "details": {"job_id": job_id, "gates": decision.get("gates", []), "weights": decision.get("weights"),
                         "baseline": decision.get("baseline"), "gate_settings": decision.get("gate_settings"),
-                        "significance": decision.get("significance"),
+                        "significance": decision.get("significance"), "gain": decision.get("gain"),
                         "export_parity": decision.get("export_parity")},
         }
         return await self.db.write(lambda c: promotions.insert(c, row))
@@ -329,38 +341,6 @@ class Promoter:
 
     async def history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.db.read(lambda c: promotions.history(c, name, limit))
-
-
-GATE_KEYS = ("require_significant", "min_delta", "max_class_regression", "min_class_support",
-             "max_size_recall_regression")
-
-
-def gates_active(gates: dict[str, Any]) -> bool:
-    return bool(gates["require_significant"]) or gates["max_class_regression"] is not None \
-        or gates["max_size_recall_regression"] is not None
-
-
-def validate_gates(raw: Any) -> dict[str, Any] | None:
-    """A request's gate overrides, checked; InvalidRequest naming the bad key or value."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("gates must be an object, e.g. {\"require_significant\": true}")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in GATE_KEYS:
-            raise InvalidRequest(f"unknown gate {key!r}; allowed: {', '.join(GATE_KEYS)}")
-        if key == "require_significant":
-            if not isinstance(value, bool):
-                raise InvalidRequest("gates.require_significant must be true or false")
-        elif key == "min_class_support":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRequest("gates.min_class_support must be a whole number >= 0")
-        elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                    or not math.isfinite(value) or value < 0):
-            raise InvalidRequest(f"gates.{key} must be a number >= 0" + ("" if key == "min_delta" else " or null"))
-        out[key] = value
-    return out
 
 
 def _promotion_stack(ledger_oldest_first: list[dict[str, Any]]) -> list[str]:

@@ -9,6 +9,9 @@ Contract:
 - ``close`` stops dispatching and puts running jobs back in the queue
   without using up an attempt: shutdown is not the job's fault.
 - One log line per state transition.
+- ``listeners`` are awaited once a job has ended for good (completed, failed
+  or cancelled; not when it is requeued), after its final state is written,
+  with the exception it failed with (None otherwise).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class JobContext:
 
 
 Runner = Callable[[JobContext], Awaitable[dict[str, Any]]]
+# (job, outcome "completed" | "failed" | "cancelled", the exception it failed with)
+Listener = Callable[[jobq.Job, str, BaseException | None], Awaitable[None]]
 
 
 @dataclass
@@ -93,6 +98,7 @@ class JobQueue:
         self._running: dict[str, _Running] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed = False
+        self.listeners: list[Listener] = []
 
     def now(self) -> str:
         return iso(self.clock())
@@ -143,7 +149,15 @@ class JobQueue:
             log.info("job %s cancel requested while running", job_id)
         elif job.status == "cancelled":
             log.info("job %s cancelled", job_id)
+            await self._notify(job, "cancelled", None)
         return job
+
+    async def _notify(self, job: jobq.Job, outcome: str, error: BaseException | None) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(job, outcome, error)
+            except Exception:  # noqa: BLE001 - a listener must not break the queue
+                log.exception("job %s: a listener of its end failed", job.id)
 
     # -- dispatching ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -217,6 +231,7 @@ class JobQueue:
         job = ctx.job
         started = time.monotonic()
         outcome = "failed"
+        error: BaseException | None = None
         try:
             result = await self.run_job(ctx)
         except asyncio.CancelledError:
@@ -229,12 +244,14 @@ class JobQueue:
             outcome = "cancelled"
             log.info("job %s cancelled", job.id)
         except WorkerDied as exc:
-            outcome = await self._worker_died(job, exc)
+            outcome, error = await self._worker_died(job, exc), exc
         except VisionEvalError as exc:
-            await self._write_state(lambda c: jobq.fail(c, job.id, exc.detail, self.now()))
-            log.info("job %s failed: %s", job.id, exc.detail)
+            error, reason = exc, exc.detail
+            await self._write_state(lambda c: jobq.fail(c, job.id, reason, self.now()))
+            log.info("job %s failed: %s", job.id, reason)
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, never the daemon
             log.exception("job %s crashed", job.id)
+            error = exc
             detail = f"internal error: {type(exc).__name__}: {exc}"
             await self._write_state(lambda c: jobq.fail(c, job.id, detail, self.now()))
         else:
@@ -245,6 +262,8 @@ class JobQueue:
             self._running.pop(job.id, None)
             self._wake.set()
         self.metrics.observe(job.kind, outcome, time.monotonic() - started)
+        if outcome != "retried":
+            await self._notify(job, outcome, error)
 
     async def _worker_died(self, job: jobq.Job, exc: WorkerDied) -> str:
         """Retry while attempts remain, else fail; returns the outcome."""

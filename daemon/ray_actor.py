@@ -6,7 +6,8 @@ Files cross machines by value, never by assuming a shared state folder:
   (``FileRoles.inputs``: evidence for a comparison, a checkpoint to export);
 - the task writes its outputs in a node-local staging folder; the actor
   returns their bytes (``FileRoles.outputs``: named by params, e.g. the
-  predictions and evidence of an evaluation; ``FileRoles.result_files``: named
+  predictions and evidence of an evaluation, with the files written beside
+  them such as its error analysis; ``FileRoles.result_files``: named
   by the result, e.g. the trained checkpoint), and the daemon writes them where
   a local worker would have (``daemon.ray_backend``);
 - checkpoints and datasets are read in place (a shared file system, the same
@@ -44,6 +45,7 @@ ROLES: dict[str, FileRoles] = {
     "compare": FileRoles(inputs=("evidence_a", "evidence_b")),
     "train": FileRoles(scratch=("work_dir",), result_files=("checkpoint",)),
     "export": FileRoles(inputs=("checkpoint",), result_files=("onnx",)),
+    "analyse": FileRoles(inputs=("predictions_path", "evidence_path"), outputs=("predictions_path",)),
 }
 
 
@@ -83,31 +85,37 @@ def verify_inputs(params: dict[str, Any]) -> str | None:
 
 
 class _Staging:
-    """A node-local folder holding one task's inputs, outputs and scratch folders."""
+    """A node-local folder per file param of one task: its inputs, outputs (and their siblings) and scratch."""
 
     def __init__(self, kind: str, params: dict[str, Any], inputs: dict[str, bytes]) -> None:
         self.roles = ROLES.get(kind, FileRoles())
         self.root = Path(tempfile.mkdtemp(prefix=f"vision-evald-{kind}-"))
         self.params = dict(params)
         self.bases: dict[str, Path] = {}  # param -> the local folder standing for its daemon-side location
+        self.staged_inputs: set[Path] = set()
         for key, data in inputs.items():
-            local = self._local(key, "in") / Path(params[key]).name
+            local = self._folder(key) / Path(params[key]).name
             local.write_bytes(data)
+            self.staged_inputs.add(local)
             self.params[key] = str(local)
         for key in self.roles.outputs:
-            self.params[key] = str(self._local(key, "out") / Path(params[key]).name)
+            self.params[key] = str(self._folder(key) / Path(params[key]).name)
         for key in self.roles.scratch:
-            self.params[key] = str(self._local(key, "scratch"))
+            self.params[key] = str(self._folder(key))
 
-    def _local(self, key: str, role: str) -> Path:
-        folder = self.root / role / key
-        folder.mkdir(parents=True)
-        self.bases[key] = folder
-        return folder
+    def _folder(self, key: str) -> Path:
+        if key not in self.bases:
+            self.bases[key] = self.root / key
+            self.bases[key].mkdir(parents=True)
+        return self.bases[key]
 
     def collect(self, result: dict[str, Any]) -> dict[str, Any]:
-        """The bytes of every output, and of each result file with the param whose location it belongs to."""
-        outputs = {k: Path(self.params[k]).read_bytes() for k in self.roles.outputs if Path(self.params[k]).is_file()}
+        """The bytes of every file written beside each output (the output itself and its siblings, e.g. an
+        evaluation's error analysis beside its predictions), and of each result file with the param whose
+        location it belongs to."""
+        outputs = {key: {f.name: f.read_bytes() for f in sorted(self.bases[key].iterdir())
+                         if f.is_file() and f not in self.staged_inputs}
+                   for key in self.roles.outputs}
         files = {}
         for key in self.roles.result_files:
             if not result.get(key):

@@ -226,10 +226,11 @@ async def _await(ref: Any) -> Any:
 def _land_files(params: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any]:
     """Write the files a task made on its node where a local worker would have; return the result."""
     result = msg["result"]
-    for key, data in msg.get("outputs", {}).items():
-        dest = Path(params[key])
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dest, data)
+    for key, files in msg.get("outputs", {}).items():
+        folder = Path(params[key]).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            atomic_write_bytes(folder / name, data)
     for key, f in msg.get("result_files", {}).items():
         base = Path(params[f["param"]])
         base = base if f["param"] in ROLES_SCRATCH else base.parent

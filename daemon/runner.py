@@ -15,16 +15,19 @@ from typing import Any
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
-from evaluation.comparison import compare_results
-from evaluation.errors import InvalidRequest
+from evaluation.comparison import compare_errors, compare_results
+from evaluation.errors import InvalidRequest, VisionEvalError
 from evaluation.scoring import resolve_weights
+from evaluation.stats.gates import gain_basis
 
 
 class JobRunner:
     """Dispatches a job to its kind's steps."""
 
-    def __init__(self, evaluations: Evaluations, executor: Executor, promoter: Any = None, trainer: Any = None):
+    def __init__(self, evaluations: Evaluations, executor: Executor, promoter: Any = None, trainer: Any = None,
+                 analyses: Any = None):
         self.evaluations = evaluations
+        self.analyses = analyses
         self.executor = executor
         self.promoter = promoter
         self.trainer = trainer
@@ -57,6 +60,7 @@ class JobRunner:
         out = compare_results(a, b, params["model_a"], params["model_b"])
         out["eval_id_a"], out["eval_id_b"] = a.get("eval_id"), b.get("eval_id")
         out["dataset"] = params["a"]["dataset_path"]
+        out["errors"] = compare_errors(await self._error_breakdown(a), await self._error_breakdown(b))
         resamples = int(params.get("bootstrap_resamples", 0))
         if resamples > 0:
             ctx.check_cancelled()
@@ -75,7 +79,19 @@ class JobRunner:
             )
             stats = out["statistics"]
             stats["difference"] = "b - a"
-            stats["speed"] = ("inference_ms is measured once per evaluation, not resampled: intervals cover "
-                              "accuracy metrics only, and accuracy_score is the score without its speed term")
-            out["winner_significant"] = bool((stats["metrics"].get("accuracy_score") or {}).get("significant"))
+            stats["speed"] = ("inference_ms is resampled by batches (warm-up batch left out) in the same bootstrap "
+                              "as the images; score combines both, accuracy_score is the score without speed")
+            stats["gain_basis"] = gain_basis(stats)
+            out["winner_significant"] = bool((stats["metrics"].get(stats["gain_basis"]) or {}).get("significant"))
         return out
+
+    async def _error_breakdown(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        """An evaluation's error counts (overall, per class, per size): its artifact (recomputed by a worker
+        for an older evaluation), else the overall counts of its result, else None."""
+        if self.analyses is not None and result.get("eval_id") is not None:
+            try:
+                errors = await self.analyses.artifact(int(result["eval_id"]), "errors", full=False)
+                return {k: errors[k] for k in ("overall", "per_class", "per_size")}
+            except VisionEvalError:
+                pass
+        return {"overall": dict(result["error_counts"])} if result.get("error_counts") else None

@@ -11,6 +11,7 @@ stops in reverse and is idempotent: running jobs go back to the queue.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import platform
@@ -21,15 +22,17 @@ from typing import Any
 from aiohttp import web
 
 from daemon import sdnotify
+from daemon.analysis import Analyses
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
 from daemon.home_lock import HomeLock
-from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.ingest import Ingest
+from daemon.metrics import Snapshot, Telemetry, promoted_from
 from daemon.models_view import ShaCache, model_detail, model_list
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue
+from daemon.retry import Outcomes
 from daemon.runner import JobRunner
 from daemon.scheduler import build_scheduler
 from daemon.submissions import Submissions
@@ -67,8 +70,11 @@ class Service:
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
+        self._analyses: Analyses | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
+        # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
+        self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
         self.shas = ShaCache()
         self.telemetry = Telemetry()
@@ -95,12 +101,14 @@ class Service:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
                                        self.clock)
+        self._analyses = Analyses(self.db, self.executor)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, cfg.models_root, cfg.state_dir / "promoted",
                                  cfg.promotion, self.clock)
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
-        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer)
+        await trainer.prune_work_folders()
+        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, self._analyses)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
@@ -108,12 +116,17 @@ class Service:
             clock=self.clock, metrics=self.telemetry.jobs,
         )
         self.submissions = Submissions(cfg, self.queue)
+        outcomes = Outcomes(self.db, self.clock)
+        self.queue.listeners += [outcomes.job_ended, trainer.job_ended]
+        await outcomes.reconcile()
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
         if cfg.watch.enabled:
-            ingest = Ingest(cfg, self.db, self.queue, self.clock)
+            self.watch_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="watch-io")
+            ingest = Ingest(cfg, self.db, self.queue, self.clock, pool=self.watch_pool)
             self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
-                                   on_incomplete=ingest.incomplete)
+                                   on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool)
+            outcomes.recheck = self.watcher.forget
             self.watcher.start()
             self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
         self.scheduler = build_scheduler(
@@ -170,6 +183,8 @@ class Service:
             self.scheduler.shutdown(wait=False)
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.watch_pool is not None:
+            self.watch_pool.shutdown(wait=False, cancel_futures=True)
         if self._runner is not None:
             await self._runner.cleanup()
         if self.queue is not None:
@@ -188,6 +203,11 @@ class Service:
     def database(self) -> Database:
         assert self.db is not None
         return self.db
+
+    @property
+    def analyses(self) -> Analyses:
+        assert self._analyses is not None
+        return self._analyses
 
     async def job(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
         """A job by id; NotFound when there is none of one of ``kinds``."""
@@ -251,7 +271,9 @@ class Service:
         return await model_list(self.database, self.config.models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        return await model_detail(self.database, self.config.models_root, name, self.shas)
+        out = await model_detail(self.database, self.config.models_root, name, self.shas)
+        out["waiting"] = self.watcher.waiting(name) if self.watcher is not None else []
+        return out
 
     async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
         assert self.promoter is not None

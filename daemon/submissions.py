@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config
-from daemon.promotion import validate_gates
 from daemon.queue import JobQueue
 from evaluation.datasets import load_dataset
 from evaluation.errors import (
@@ -33,6 +32,7 @@ from evaluation.models import (
     resolve_model,
 )
 from evaluation.scoring import validate_weights
+from evaluation.stats.gates import validate_gates
 from store.jobs import Job
 
 SUPPORTED_TASKS = ("detection", "detect")

@@ -5,14 +5,26 @@ The new checkpoint is claimed for this job before it becomes visible as
 ``v<n>.pt`` (so the watcher never evaluates it again), published without
 ever overwriting an existing version, and the job completes only after its
 evaluation and promotion decision, which its result carries.
+
+A job finishes what it starts. The training output is kept in the job's work
+folder (``trained.json`` beside the weights) until the job ends, and a job
+restarted after an interruption reuses the version it already published (or
+the training it already did) instead of training again. A job cancelled
+after publishing removes its version when no decision has read it yet (else
+the version stays, decided); a job that ends failed after publishing leaves
+its claim to the watcher, which releases it and evaluates the version unless
+a decision has read it (``daemon.ingest``). The work folder of every job that has ended (completed,
+failed or cancelled) is removed, and leftovers are pruned at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +35,15 @@ from daemon.promotion import Promoter
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256
-from evaluation.errors import InternalError, VisionEvalError
-from evaluation.models import list_versions
+from evaluation.errors import InternalError, JobCancelled, VisionEvalError
+from evaluation.models import CURRENT, list_versions
+from store import checkpoint_states as claims
 from store import jobs as jobq
+from store import promotions
 from store.database import Database
 
 log = logging.getLogger(__name__)
+TRAINED = "trained.json"  # in the work folder: what the worker's training returned
 
 
 def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
@@ -59,6 +74,27 @@ class Trainer:
         p = ctx.job.params
         name = p["model"]
         work = self.work_root / ctx.job.id
+        published = await self._published_before(name, ctx.job.id)
+        trained = await asyncio.to_thread(_read_trained, work)
+        if published is not None:
+            version, path, sha = published
+            log.info("job %s: reusing %s, published before the job was interrupted", ctx.job.id, path)
+            trained = trained or {"metrics": {}, "epochs": p["epochs"]}
+        else:
+            if trained is None:
+                trained = await self._train(work, p, ctx)
+            else:
+                log.info("job %s: reusing its training output in %s", ctx.job.id, work)
+            ctx.check_cancelled()
+            version, path, sha = await self._publish(name, Path(trained["checkpoint"]), ctx)
+        try:
+            return await self._finish(name, version, path, sha, trained, ctx)
+        except JobCancelled:
+            await self._withdraw(name, path, sha, ctx.job.id)
+            raise
+
+    async def _train(self, work: Path, p: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        """Train in a worker; the output is recorded in the work folder before anything is published."""
         trained = await self.executor.run(
             "train",
             {"base": p["base"], "dataset_path": p["dataset_path"], "epochs": p["epochs"], "batch": p["batch"],
@@ -67,8 +103,13 @@ class Trainer:
             job_id=ctx.job.id, on_progress=ctx.phase(0.0, 0.8).progress, timeout=ctx.remaining(),
             cancel=ctx.cancel_event,
         )
-        ctx.check_cancelled()
-        version, path, sha = await self._publish(name, Path(trained["checkpoint"]), ctx)
+        await asyncio.to_thread(write_json_atomic, work / TRAINED, trained)
+        return trained
+
+    async def _finish(self, name: str, version: int, path: Path, sha: str, trained: dict[str, Any],
+                      ctx: JobContext) -> dict[str, Any]:
+        """Export, pipeline.json, and (when asked) evaluation and promotion decision of the published version."""
+        p = ctx.job.params
         result: dict[str, Any] = {
             "model_name": name, "version": version, "checkpoint": str(path), "checkpoint_sha256": sha,
             "training": trained["metrics"], "epochs": trained["epochs"],
@@ -84,8 +125,48 @@ class Trainer:
             if p.get("auto_promote"):
                 result["promotion"] = await self.promoter.consider(spec, evaluation, ctx.phase(0.97, 1.0),
                                                                    actor="train", gates=p.get("gates"))
-        await asyncio.to_thread(_remove_tree, work)
         return result
+
+    async def _published_before(self, name: str, job_id: str) -> tuple[int, Path, str] | None:
+        """The version this job published before it was interrupted, if it is still there."""
+        for claim in await self.db.read(lambda c: claims.claims_of_job(c, job_id)):
+            versions = await asyncio.to_thread(list_versions, self.models_root / name)
+            recorded = [(n, p) for n, p in versions.items() if str(p) == claim["path"]]  # where it was published
+            for n, path in recorded + [(n, p) for n, p in versions.items() if (n, p) not in recorded]:
+                if path.is_file() and await asyncio.to_thread(file_sha256, path) == claim["sha256"]:
+                    return n, path, claim["sha256"]
+        return None
+
+    async def _withdraw(self, name: str, path: Path, sha: str, job_id: str) -> None:
+        """A cancelled job's published version: removed (claim released) unless a decision has read it."""
+        decided = await self.db.read(lambda c: promotions.decided_on(c, name, sha))
+        current = self.models_root / name / CURRENT
+        serves = current.is_file() and await asyncio.to_thread(file_sha256, current) == sha
+        if decided or serves:
+            log.info("job %s cancelled; %s stays: a promotion decision has read it", job_id, path)
+            return
+        for f in (path, path.with_suffix(".onnx")):
+            await asyncio.to_thread(f.unlink, missing_ok=True)
+        await asyncio.to_thread(fsync_dir, path.parent)
+        await self.db.write(lambda c: claims.release_claim(c, name, sha))
+        log.info("job %s cancelled; removed %s, which nothing had read into a decision", job_id, path)
+
+    async def job_ended(self, job: jobq.Job, outcome: str, error: BaseException | None) -> None:
+        """Queue listener: the work folder of a train job that has ended is removed."""
+        if job.kind == "train":
+            await asyncio.to_thread(_remove_tree, self.work_root / job.id)
+
+    async def prune_work_folders(self) -> list[Path]:
+        """Start-up: remove work folders of train jobs that are not queued or running (or are gone)."""
+        active = await self.db.read(lambda c: {j.id for s in jobq.ACTIVE
+                                               for j in jobq.list_jobs(c, status=s, kind="train", limit=10**6)})
+        folders = await asyncio.to_thread(lambda: [d for d in self.work_root.iterdir() if d.is_dir()]
+                                          if self.work_root.is_dir() else [])
+        removed = [d for d in folders if d.name not in active]
+        for d in removed:
+            await asyncio.to_thread(_remove_tree, d)
+            log.info("removed the work folder %s of a train job that has ended", d)
+        return removed
 
     async def _publish(self, name: str, best: Path, ctx: JobContext) -> tuple[int, Path, str]:
         """Claim the checkpoint, then create the next free ``v<n>.pt`` (never overwriting one)."""
@@ -99,6 +180,8 @@ class Trainer:
             n = max(versions, default=0) + 1
             dest = model_dir / f"v{n}.pt"
             if await asyncio.to_thread(publish_new, best, dest, sha):
+                await self.db.write(functools.partial(claims.set_claim_path, job_id=ctx.job.id, sha256=sha,
+                                                      path=str(dest)))
                 log.info("job %s: published %s", ctx.job.id, dest)
                 return n, dest, sha
         raise InternalError(f"could not allocate a new version under {model_dir}")
@@ -128,7 +211,14 @@ class Trainer:
         return str(path)
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
+def _read_trained(work: Path) -> dict[str, Any] | None:
+    """The recorded training output of a job, if its checkpoint is still there."""
+    try:
+        trained = json.loads((work / TRAINED).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return trained if isinstance(trained, dict) and Path(trained.get("checkpoint", "")).is_file() else None
 
+
+def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)

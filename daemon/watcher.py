@@ -2,8 +2,12 @@
 
 watchdog events are a hint, a periodic full scan is the truth (inotify drops
 events on overflow, and an observer thread can die). Either way a candidate
-path is *poked*; ``settle_s`` after the last poke its ``(size, mtime_ns,
-inode)`` must be unchanged and it must read as a complete zip archive (torch
+path is *poked*. Reads are not writes: opens and closes without a write are
+not even hints, and a poke restarts the path's settle timer only when the
+file's ``(size, mtime_ns, inode)`` differs from the last look, so a file
+that another process (a backup, an indexer, our own hashing) reads in a
+loop still settles. ``settle_s`` after the last change the state must be
+unchanged and the file must read as a complete zip archive (torch
 checkpoints are zips with the central directory at the end, so a half-copied
 file fails). Only then is ``on_stable(path, stat)`` awaited, once per file
 state: a scan that finds the same state again does nothing. A file that stays
@@ -11,7 +15,14 @@ unchanged but incomplete for ``incomplete_grace_s`` is truncated or corrupt,
 not being written: ``on_incomplete(path, stat)`` is awaited for it, once per
 file state (a later rewrite is handled normally).
 
+A path that has waited longer than ``WAIT_VISIBLE_PERIODS`` settle periods
+is listed, with why, by ``waiting(name)``. Entries the watcher ignores (a
+model folder that is a link, a folder name it does not accept, a ``v01.pt``
+style name) are reported once each through ``on_ignored(path, model, reason)``,
+and once more with reason None when they are gone.
+
 The observer thread only hands paths to the event loop; it never does I/O.
+File reads (listing, zip checks) run on ``pool``, the watcher's own threads.
 """
 
 from __future__ import annotations
@@ -19,12 +30,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 import zipfile
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED_NO_WRITE,
+    EVENT_TYPE_OPENED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from evaluation.models import NAME_RE, version_of
@@ -32,6 +51,14 @@ from evaluation.models import NAME_RE, version_of
 log = logging.getLogger(__name__)
 FileState = tuple[int, int, int]  # size, mtime_ns, inode
 OnStable = Callable[[Path, FileState], Awaitable[bool]]
+OnIgnored = Callable[[Path, str, str | None], Awaitable[None]]  # path, model, reason (None: not any more)
+T = TypeVar("T")
+# Events of a read: never a reason to look at a file again.
+READ_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+# A path waiting longer than this many settle periods is shown (with why) by ``waiting``.
+WAIT_VISIBLE_PERIODS = 3
+# A name that looks like a version but is not one the watcher accepts (v01.pt, v0.pt, V2.pt).
+_VERSION_LIKE = re.compile(r"^v[0-9]+\.pt$", re.IGNORECASE)
 
 
 def candidate(root: Path, path: Path) -> bool:
@@ -66,6 +93,8 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
+            if event.event_type in READ_EVENTS:
+                return
             if event.is_directory:
                 if event.event_type in ("created", "moved"):
                     self.watcher.hint_rescan()
@@ -81,11 +110,14 @@ class Watcher:
     """See module contract."""
 
     def __init__(self, root: Path, settle_s: float, on_stable: OnStable,
-                 on_incomplete: OnStable | None = None) -> None:
+                 on_incomplete: OnStable | None = None, on_ignored: OnIgnored | None = None,
+                 pool: ThreadPoolExecutor | None = None) -> None:
         self.root = root
         self.settle_s = settle_s
         self.on_stable = on_stable
         self.on_incomplete = on_incomplete
+        self.on_ignored = on_ignored
+        self.pool = pool
         self.incomplete_grace_s = max(5.0, 10 * settle_s)
         self._incomplete: dict[Path, tuple[FileState, float]] = {}  # state, when first seen incomplete
         self.events = 0
@@ -94,7 +126,9 @@ class Watcher:
         self._timers: dict[Path, asyncio.TimerHandle] = {}
         self._pending: dict[Path, FileState | None] = {}
         self._done: dict[Path, FileState] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: dict[Path, tuple[float, str]] = {}  # since (monotonic), why: paths not handled yet
+        self._ignored: dict[Path, tuple[str, str]] = {}  # (model, reason) reported once each
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._checking: set[Path] = set()  # settled paths being checked now: a scan leaves them alone
         self._rescan: asyncio.TimerHandle | None = None
 
@@ -126,6 +160,10 @@ class Watcher:
     def healthy(self) -> bool:
         return self._observer is not None and self._observer.is_alive()
 
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking file I/O on the watcher's own threads (the default executor without a pool)."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
     # -- from the observer thread --------------------------------------------------------------
     def hint(self, path: Path) -> None:
         if candidate(self.root, path) and self._loop is not None:
@@ -145,18 +183,48 @@ class Watcher:
         self._spawn(self.scan())
 
     # -- on the loop ---------------------------------------------------------------------------
-    def poke(self, path: Path) -> None:
-        """(Re)start ``path``'s settle timer."""
+    def poke(self, path: Path) -> bool:
+        """Look at ``path`` now: (re)start its settle timer if its state changed since the last look
+        (or it has no timer). Returns whether a timer was (re)started."""
         self.events += 1
+        state = file_state(path)
+        if path in self._timers and self._pending.get(path) == state:
+            return False  # unchanged since the last look (a read, an attribute change): keep settling
         timer = self._timers.pop(path, None)
         if timer is not None:
             timer.cancel()
-        self._pending[path] = file_state(path)
+            self._wait(path, "being written: its size, mtime or inode changed at the last look")
+        else:
+            self._wait(path, "settling: waiting for it to stay unchanged for settle_seconds")
+        self._pending[path] = state
         assert self._loop is not None
         self._timers[path] = self._loop.call_later(self.settle_s, self._settled, path)
+        return True
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def forget(self, path: Path) -> None:
+        """Consider ``path`` again at the next scan, even in the state it was handled in."""
+        self._done.pop(path, None)
+
+    def _wait(self, path: Path, why: str) -> None:
+        since = self._waiting.get(path, (time.monotonic(), ""))[0]
+        self._waiting[path] = (since, why)
+
+    def _finished(self, path: Path, state: FileState | None) -> None:
+        """``path`` needs nothing more in ``state`` (None: it is gone)."""
+        self._waiting.pop(path, None)
+        if state is not None:
+            self._done[path] = state
+
+    def waiting(self, name: str) -> list[dict[str, Any]]:
+        """Checkpoints of model ``name`` waiting longer than WAIT_VISIBLE_PERIODS settle periods, with why."""
+        now = time.monotonic()
+        limit = WAIT_VISIBLE_PERIODS * self.settle_s
+        return [{"path": str(p), "waiting_s": round(now - since, 1), "reason": why}
+                for p, (since, why) in sorted(self._waiting.items())
+                if p.parent.name == name and now - since > limit]
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Future[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -175,50 +243,88 @@ class Watcher:
         before = self._pending.pop(path, None)
         now = file_state(path)
         if now is None:
+            self._finished(path, None)
             return  # gone (moved away or deleted)
         if now != before:
             self.poke(path)  # still changing: wait another settle period
             return
         if self._done.get(path) == now:
+            self._finished(path, now)
             return
-        if not await asyncio.to_thread(is_complete_zip, path):
-            seen = self._incomplete.get(path)
-            if seen is None or seen[0] != now:
-                self._incomplete[path] = (now, time.monotonic())
-            elif self.on_incomplete is not None and time.monotonic() - seen[1] >= self.incomplete_grace_s:
-                try:
-                    if await self.on_incomplete(path, now):
-                        self._done[path] = now
-                except Exception:  # noqa: BLE001 - one bad file must not stop the watcher
-                    log.exception("watcher: reporting incomplete %s failed", path)
-                return
-            log.info("watcher: %s is stable but not a complete zip yet; waiting for more writes", path)
+        if not await self._io(is_complete_zip, path):
+            await self._not_complete(path, now)
             return
         self._incomplete.pop(path, None)
+        self._wait(path, "stable and complete: being queued")
         try:
             if await self.on_stable(path, now):
-                self._done[path] = now
+                self._finished(path, now)
+            else:
+                self._wait(path, "not queued yet: see its skipped entry or its checkpoint state")
         except Exception:  # noqa: BLE001 - one bad file must not stop the watcher
             log.exception("watcher: handling %s failed", path)
 
+    async def _not_complete(self, path: Path, now: FileState) -> None:
+        """A stable file that is not a complete zip: more writes may come; reported once after a grace."""
+        seen = self._incomplete.get(path)
+        if seen is None or seen[0] != now:
+            self._incomplete[path] = (now, time.monotonic())
+        elif self.on_incomplete is not None and time.monotonic() - seen[1] >= self.incomplete_grace_s:
+            try:
+                if await self.on_incomplete(path, now):
+                    self._finished(path, now)
+            except Exception:  # noqa: BLE001 - one bad file must not stop the watcher
+                log.exception("watcher: reporting incomplete %s failed", path)
+            return
+        self._wait(path, "stable but not a complete zip archive yet: waiting for more writes")
+        log.info("watcher: %s is stable but not a complete zip yet; waiting for more writes", path)
+
     async def scan(self) -> int:
-        """Poke every candidate whose state was not handled yet; returns how many were poked."""
-        found = await asyncio.to_thread(self._list_candidates)
+        """Look at every candidate whose state was not handled yet; returns how many timers it (re)started.
+
+        A path whose timer runs is left to it only while its state is the one the timer waits for."""
+        found, ignored = await self._io(self._list_candidates)
+        await self._report_ignored(ignored)
+        present = {path for path, _ in found}
+        for path in [p for p in self._waiting if p not in present and p not in self._timers]:
+            del self._waiting[path]  # gone
         poked = 0
         for path, state in found:
-            if self._done.get(path) != state and path not in self._timers and path not in self._checking:
-                self.poke(path)
-                poked += 1
+            if self._done.get(path) != state and path not in self._checking:
+                poked += self.poke(path)
         return poked
 
-    def _list_candidates(self) -> list[tuple[Path, FileState]]:
-        out = []
+    async def _report_ignored(self, ignored: dict[Path, tuple[str, str]]) -> None:
+        """Report each newly ignored entry once (log and ``on_ignored``); forget those gone."""
+        changes: list[tuple[Path, str, str | None]] = []
+        for path in [p for p in self._ignored if p not in ignored]:
+            changes.append((path, self._ignored.pop(path)[0], None))  # gone (renamed, removed): cleared
+        for path, entry in ignored.items():
+            if self._ignored.get(path) != entry:
+                self._ignored[path] = entry
+                log.warning("watcher: ignoring %s: %s", path, entry[1])
+                changes.append((path, *entry))
+        for path, name, reason in changes:
+            if self.on_ignored is not None:
+                try:
+                    await self.on_ignored(path, name, reason)
+                except Exception:  # noqa: BLE001 - a report must not stop the scan
+                    log.exception("watcher: recording ignored %s failed", path)
+
+    def _list_candidates(self) -> tuple[list[tuple[Path, FileState]], dict[Path, tuple[str, str]]]:
+        """Candidates with their state, and ignored entries as {path: (model name, reason)}."""
+        out: list[tuple[Path, FileState]] = []
+        ignored: dict[Path, tuple[str, str]] = {}
         try:
             model_dirs = sorted(os.scandir(self.root), key=lambda e: e.name)
         except OSError:
-            return out
+            return out, ignored
         for entry in model_dirs:
-            if not entry.is_dir(follow_symlinks=False) or not NAME_RE.match(entry.name):
+            why = _ignored_folder(entry)
+            if why is not None:
+                ignored[Path(entry.path)] = (entry.name, why)
+                continue
+            if not entry.is_dir(follow_symlinks=False):
                 continue
             try:
                 files = list(os.scandir(entry.path))
@@ -230,4 +336,24 @@ class Watcher:
                     state = file_state(path)
                     if state is not None:
                         out.append((path, state))
-        return out
+                elif _VERSION_LIKE.match(f.name):
+                    why = (f"{f.name} is not a version name the watcher accepts: use v<n>.pt with n from 1, "
+                           "without leading zeros (e.g. v1.pt)")
+                    ignored[path] = (entry.name, why)
+        return out, ignored
+
+
+def _ignored_folder(entry: os.DirEntry[str]) -> str | None:
+    """Why a model-folder candidate under the root is ignored (None: it is not). Hidden entries and
+    plain files (the database, its WAL) are not model folders and not reported."""
+    if entry.name.startswith("."):
+        return None
+    if entry.is_symlink():
+        if entry.is_dir():
+            return ("the model folder is a symbolic link; the watcher does not follow links: "
+                    "put the checkpoints in a real folder under the models root")
+        return None
+    if entry.is_dir(follow_symlinks=False) and not NAME_RE.match(entry.name):
+        return ("the folder name is not a model name the watcher accepts: use 1-128 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit")
+    return None

@@ -57,6 +57,7 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         request, work,
         predictions_path=Path(params["predictions_path"]),
         evidence_path=Path(params["evidence_path"]),
+        analysis_dir=Path(params["predictions_path"]).parent,  # errors.json, curves.json beside the predictions
         progress=progress,
     )
 
@@ -80,11 +81,18 @@ def _task_compare(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     return compare_evidence(params)
 
 
+def _task_analyse(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from evaluation.analysis_store import analyse_stored
+
+    return analyse_stored(params)
+
+
 TASKS: dict[str, Callable[[dict[str, Any], Progress], dict[str, Any]]] = {
     "eval": _task_eval,
     "train": _task_train,
     "export": _task_export,
     "compare": _task_compare,
+    "analyse": _task_analyse,
 }
 
 

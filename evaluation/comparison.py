@@ -52,13 +52,53 @@ def compare_results(result_a: dict[str, Any], result_b: dict[str, Any], name_a: 
 
 
 def compare_evidence(params: dict[str, Any]) -> dict[str, Any]:
-    """Worker task: paired bootstrap statistics from two evidence files (see compare_stats)."""
-    from evaluation import compare_stats
+    """Worker task: paired bootstrap statistics from two evidence files (see evaluation.stats.bootstrap)."""
     from evaluation.evidence import load_evidence
+    from evaluation.stats.bootstrap import statistics
 
     ev_a = load_evidence(params["evidence_a"])
     ev_b = load_evidence(params["evidence_b"])
-    return compare_stats.statistics(
+    return statistics(
         ev_a, ev_b, names=params["names"], weights=params.get("weights"),
         n_resamples=int(params.get("n_resamples", 1000)), seed=int(params.get("seed", 0)),
     )
+
+
+ERROR_KEYS: tuple[str, ...] = (
+    "tp", "fp", "missed", "duplicate", "classification", "localization", "both", "background",
+)
+_ERROR_LABELS = {
+    "tp": "true positives", "fp": "false positives", "missed": "missed objects",
+    "duplicate": "duplicate false positives", "classification": "classification errors",
+    "localization": "localization errors", "both": "classification+localization errors",
+    "background": "background false positives",
+}
+
+
+def _rows(counts_a: dict[str, int], counts_b: dict[str, int]) -> dict[str, dict[str, Any]]:
+    return {k: {"a": counts_a.get(k), "b": counts_b.get(k),
+                "diff": counts_b[k] - counts_a[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
+
+
+def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | None) -> dict[str, Any]:
+    """Both error breakdowns (DESIGN.md "Error analysis", each at its own operating point) side by side.
+
+    ``errors_a``/``errors_b``: an evaluation's ``overall`` counts, with its
+    ``per_class`` and ``per_size`` counts where known (its errors artifact), or
+    None when its analysis is unavailable. Returns ``a``/``b`` (the overall
+    counts), ``rows`` (per count ``{a, b, diff = b - a}``), the same rows
+    ``per_class`` and ``per_size`` where both sides have them, and ``changes``:
+    readable lines such as ``"localization errors 412 -> 170"`` for every
+    overall count that differs.
+    """
+    if errors_a is None or errors_b is None:
+        return {"available": False, "a": (errors_a or {}).get("overall"), "b": (errors_b or {}).get("overall"),
+                "detail": "the error analysis of one of the evaluations is unavailable"}
+    rows = _rows(errors_a["overall"], errors_b["overall"])
+    out: dict[str, Any] = {"available": True, "a": errors_a["overall"], "b": errors_b["overall"], "rows": rows,
+                           "changes": [f"{_ERROR_LABELS[k]} {r['a']} -> {r['b']}" for k, r in rows.items() if r["diff"]]}
+    for part in ("per_class", "per_size"):
+        pa, pb = errors_a.get(part), errors_b.get(part)
+        if pa and pb:
+            out[part] = {key: _rows(pa[key], pb[key]) for key in pa if key in pb}
+    return out

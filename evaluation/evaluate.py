@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from evaluation.analysis_store import build_artifacts, write_artifacts
+from evaluation.curves import from_metric
 from evaluation.datasets import Dataset, fingerprint, load_dataset
 from evaluation.errors import CheckpointError, ClassMismatchError, DatasetError
 from evaluation.evidence import write_evidence
@@ -25,6 +27,7 @@ from evaluation.export_meta import ExportInfo, export_shape, model_format, read_
 from evaluation.metrics import core_metrics
 from evaluation.scoring import composite_score, resolve_weights
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
+from evaluation.speed import speed_summary
 
 
 @dataclass
@@ -146,9 +149,14 @@ def evaluate(
     *,
     predictions_path: Path | None = None,
     evidence_path: Path | None = None,
+    analysis_dir: Path | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions")."""
+    """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions").
+
+    The error analysis and curves of the same pass (``evaluation.analysis_store``) are written into
+    ``analysis_dir`` when given; their overall counts are the result's ``error_counts``.
+    """
     from evaluation import validator  # heavy: torch and ultralytics
 
     applied_weights = resolve_weights(request.weights)
@@ -196,12 +204,15 @@ def evaluate(
     if predictions_path is not None:
         write_predictions(predictions_path, rel_names, boxes)
     if evidence_path is not None:
-        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf)
+        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf, out.timings)
+    artifacts = build_artifacts(boxes, rel_names, dataset.names, from_metric(out.metrics.box), core)
+    if analysis_dir is not None:
+        write_artifacts(analysis_dir, artifacts)
     speed = out.metrics.speed
     result: dict[str, Any] = {
         "model_name": request.model_name,
         **core,
-        "inference_ms": float(speed.get("inference", 0.0)),
+        **speed_summary([t.ms for t in out.timings], [t.images for t in out.timings]),
         "preprocess_ms": float(speed.get("preprocess", 0.0)),
         "postprocess_ms": float(speed.get("postprocess", 0.0)),
         **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
@@ -228,6 +239,7 @@ def evaluate(
         "dataset": str(request.dataset_path),
         "split": dataset.split,
         "warnings": warnings,
+        "error_counts": artifacts["errors"]["overall"],
     }
     result["score"] = composite_score(result, applied_weights)
     return result

@@ -10,12 +10,20 @@ Stored as a compressed ``.npz`` beside the predictions artifact. Arrays, with
 - ``gt_offsets``, ``gt_cls``, ``gt_bucket`` (0 small, 1 medium, 2 large),
   ``gt_found`` (matched at IoU 0.5 at the operating point, COCO-style): every
   label-file box, in label-file order;
-- ``conf_threshold``: the operating point.
+- ``conf_threshold``: the operating point;
+- ``batch_ms``, ``batch_images``: the model's inference time of every batch
+  (milliseconds for the whole batch) and its image count, in the order the
+  batches ran, the warm-up batch included (``evaluation.speed`` applies the
+  warm-up rule). Evidence written before timings were kept lacks them.
+
+``same_predictions`` says whether two evidences hold the same predictions on
+the same images (timings aside).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +43,10 @@ def write_evidence(
     boxes: list[ImageBoxes],
     sizes: SizeRecall,
     conf_threshold: float | None,
+    timings: Sequence[Any] = (),
 ) -> None:
-    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord``)."""
+    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord``, timings:
+    ``validator.BatchTiming``)."""
     arrays = {
         "image_names": np.array(image_names, dtype=object).astype(str),
         "pred_offsets": _offsets([len(r.pred_conf) for r in records]),
@@ -50,6 +60,8 @@ def write_evidence(
         "gt_bucket": np.concatenate(sizes.gt_bucket or [np.zeros(0)]).astype(np.int8),
         "gt_found": np.concatenate(sizes.gt_found or [np.zeros(0)]).astype(bool),
         "conf_threshold": np.array(np.nan if conf_threshold is None else conf_threshold),
+        "batch_ms": np.array([t.ms for t in timings], dtype=np.float64),
+        "batch_images": np.array([t.images for t in timings], dtype=np.int64),
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
     np.savez_compressed(tmp, **arrays)
@@ -60,3 +72,16 @@ def load_evidence(path: Path) -> dict[str, np.ndarray]:
     """Read an evidence file written by ``write_evidence``."""
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+PREDICTION_KEYS = (
+    "image_names", "pred_offsets", "tp", "conf", "pred_cls", "target_offsets", "target_cls",
+    "gt_offsets", "gt_cls", "gt_bucket", "gt_found", "conf_threshold",
+)
+
+
+def same_predictions(ev_a: dict[str, np.ndarray], ev_b: dict[str, np.ndarray]) -> bool:
+    """True when both evidences hold exactly the same predictions, matches and operating point on the same
+    images (every array but the timings equal, NaN equal to NaN): two such evaluations differ only in speed."""
+    return all(k in ev_a and k in ev_b and np.array_equal(ev_a[k], ev_b[k], equal_nan=ev_a[k].dtype.kind == "f")
+               for k in PREDICTION_KEYS)

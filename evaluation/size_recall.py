@@ -66,21 +66,35 @@ def coco_match(
     max_dets: int = COCO_MAX_DETS,
 ) -> np.ndarray:
     """Which ground-truth boxes of one image and class are matched (bool per GT, input order)."""
+    return coco_match_pairs(det_xywh, det_score, gt_xywh, gt_area, area_range, iou_threshold, max_dets) >= 0
+
+
+def coco_match_pairs(
+    det_xywh: np.ndarray,
+    det_score: np.ndarray,
+    gt_xywh: np.ndarray,
+    gt_area: np.ndarray,
+    area_range: tuple[float, float],
+    iou_threshold: float = 0.5,
+    max_dets: int = COCO_MAX_DETS,
+) -> np.ndarray:
+    """COCOeval's matching of one image and class: per GT (input order), the index of the detection
+    (input order) that matched it, or -1. Detections past the top ``max_dets`` never match."""
     n_gt = len(gt_xywh)
-    matched = np.zeros(n_gt, dtype=bool)
+    matched_by = np.full(n_gt, -1, dtype=np.int64)
     if n_gt == 0 or len(det_xywh) == 0:
-        return matched
+        return matched_by
     ignore = (gt_area < area_range[0]) | (gt_area > area_range[1])
     gt_order = np.argsort(ignore.astype(np.int64), kind="mergesort")
     det_order = np.argsort(-det_score, kind="mergesort")[:max_dets]
     ious = bb_iou(det_xywh[det_order], gt_xywh[gt_order])
     ig = ignore[gt_order]
-    taken = np.zeros(n_gt, dtype=bool)
+    taken = np.full(n_gt, -1, dtype=np.int64)
     start = min(iou_threshold, 1 - 1e-10)
     for di in range(len(det_order)):
         best, m = start, -1
         for gi in range(n_gt):
-            if taken[gi]:
+            if taken[gi] >= 0:
                 continue
             if m > -1 and not ig[m] and ig[gi]:
                 break
@@ -88,9 +102,9 @@ def coco_match(
                 continue
             best, m = ious[di, gi], gi
         if m > -1:
-            taken[m] = True
-    matched[gt_order] = taken
-    return matched
+            taken[m] = det_order[di]
+    matched_by[gt_order] = taken
+    return matched_by
 
 
 @dataclass

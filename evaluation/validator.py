@@ -4,12 +4,15 @@ Imports torch and ultralytics: worker processes only. ``run_pass`` returns the
 validator's own ``DetMetrics`` (bit-identical to a bare ``YOLO(ckpt).val()``
 with the same arguments) plus, per image, the post-NMS predictions in original
 image pixels and the validator's own true-positive matrix over its ten IoU
-thresholds, all collected in the same pass by overriding ``update_metrics``.
+thresholds, all collected in the same pass by overriding ``update_metrics``;
+and the inference time of every batch (``preprocess`` / ``postprocess``
+overrides mark the span the validator's own "inference" timer measures).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,18 +45,48 @@ class ImageRecord:
 
 
 @dataclass
+class BatchTiming:
+    """The model's forward pass over one batch: from the end of preprocessing to the start of
+    postprocessing (the validator's own "inference" span), device synchronised at both ends."""
+
+    ms: float  # milliseconds for the whole batch
+    images: int
+
+
+@dataclass
 class PassOutput:
     records: list[ImageRecord]
     metrics: Any  # ultralytics.utils.metrics.DetMetrics
     device: str
+    timings: list[BatchTiming]  # in the order the batches ran
 
 
 class CollectingValidator(DetectionValidator):
-    """A DetectionValidator that appends an ``ImageRecord`` per image to ``sink``."""
+    """A DetectionValidator that appends an ``ImageRecord`` per image to ``sink`` and a ``BatchTiming``
+    per batch to ``timings``."""
 
-    def __init__(self, *args: Any, sink: list[ImageRecord], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sink: list[ImageRecord], timings: list[BatchTiming], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sink = sink
+        self.timings = timings
+        self._started: tuple[float, int] | None = None
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":  # as ultralytics' Profile: wait for queued kernels
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def preprocess(self, batch: dict[str, Any]) -> dict[str, Any]:
+        batch = super().preprocess(batch)
+        self._started = (self._now(), len(batch["im_file"]))
+        return batch
+
+    def postprocess(self, preds: Any) -> Any:
+        if self._started is not None:
+            start, images = self._started
+            self.timings.append(BatchTiming(ms=(self._now() - start) * 1e3, images=images))
+            self._started = None
+        return super().postprocess(preds)
 
     def update_metrics(self, preds: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
         first = len(self.metrics.stats["tp"])
@@ -146,13 +179,14 @@ def run_pass(
     """One validation pass with the same arguments a bare ``model.val()`` would get (``rect=False``:
     every image letterboxed to the full square, as a static export sees it)."""
     records: list[ImageRecord] = []
+    timings: list[BatchTiming] = []
     if progress is not None:
         model.add_callback("on_val_start", lambda v: progress(0.0))
         model.add_callback(
             "on_val_batch_end", lambda v: progress(min(1.0, (v.batch_i + 1) / max(1, len(v.dataloader))))
         )
     metrics = model.val(
-        validator=functools.partial(CollectingValidator, sink=records),
+        validator=functools.partial(CollectingValidator, sink=records, timings=timings),
         data=str(data_yaml),
         imgsz=imgsz,
         batch=batch,
@@ -162,7 +196,7 @@ def run_pass(
         save_dir=str(save_dir),
         rect=rect,
     )
-    return PassOutput(records=records, metrics=metrics, device=device)
+    return PassOutput(records=records, metrics=metrics, device=device, timings=timings)
 
 
 def ultralytics_version() -> str:

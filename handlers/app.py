@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from handlers import evals, health, jobs, leaderboard, models, openapi, train
+from handlers import analysis, dashboard, evals, health, jobs, leaderboard, models, openapi, train
 from handlers.browser_guard import BrowserGuard
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
@@ -33,7 +33,7 @@ def make_app(svc: "Service") -> web.Application:
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes
-    for module in (health, openapi, leaderboard, evals, jobs, train, models):
+    for module in (health, openapi, leaderboard, analysis, evals, jobs, train, models, dashboard):
         app.add_routes(module.routes())
     return app
 

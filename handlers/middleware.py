@@ -79,18 +79,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_error(exc.status, detail, headers)
-    except Exception:  # noqa: BLE001 - the last line of defence
+    except Exception:
         log.exception("request %s %s failed (request id %s)", request.method, request.path, request.get("request_id"))
         return json_error(500, f"internal error (request id {request.get('request_id')}); see the daemon log")
 
 
+# Served without the token: the health probe and the dashboard's static files (they hold no data).
+PUBLIC_PATHS = frozenset({"/healthz", "/"})
+PUBLIC_PREFIX = "/dashboard/"
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
+
+
 def auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Require ``Authorization: Bearer <token>`` on everything but ``/healthz``, when a token is set."""
+    """Require ``Authorization: Bearer <token>`` on everything but ``PUBLIC_PATHS``, when a token is set."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path != "/healthz":
+        if token and not is_public(request.path):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return json_error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})

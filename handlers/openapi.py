@@ -8,7 +8,8 @@ form encodings (``application/x-www-form-urlencoded``, ``multipart/form-data``;
 object-valued fields such as ``weights`` are then sent as JSON text).
 
 ``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz`` is open.
+like everything else when one is configured: only ``/healthz`` and the
+dashboard's static files are open.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers import openapi_analysis
 from handlers.context import json_response
 
 JSON = "application/json"
@@ -148,6 +150,21 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object", "required": ["path", "reason"],
                 "properties": {"path": {"type": "string"}, "sha256": _STR, "reason": {"type": "string"},
                                "created_at": {"type": "string"}},
+            }},
+            "checkpoints": {"type": "array", "description": "The watcher's state of each checkpoint it queued.",
+                            "items": {
+                "type": "object", "required": ["path", "sha256", "state", "attempts"],
+                "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
+                               "state": {"type": "string",
+                                         "enum": ["queued", "evaluated", "retry", "failed", "cancelled"]},
+                               "last_error": _STR, "attempts": {"type": "integer"}, "next_retry_at": _STR,
+                               "job_id": _STR, "updated_at": {"type": "string"}},
+            }},
+            "waiting": {"type": "array", "description": "Checkpoints waiting longer than three settle periods.",
+                        "items": {
+                "type": "object", "required": ["path", "waiting_s", "reason"],
+                "properties": {"path": {"type": "string"}, "waiting_s": {"type": "number"},
+                               "reason": {"type": "string"}},
             }},
             "promotions": {"type": "array", "items": {"$ref": "#/components/schemas/PromotionRecord"}},
         },
@@ -520,6 +537,8 @@ PATHS: dict[str, Any] = {
     },
 }
 
+PATHS.update(openapi_analysis.paths())
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -527,8 +546,8 @@ DOCUMENT: dict[str, Any] = {
         "version": "0.1.0",
         "description": "Evaluate, compare and promote YOLO detection checkpoints. Every job is asynchronous "
                        "and polled by id. Errors are JSON {\"detail\": string} with the status listed per "
-                       "operation. When [server] auth_token is set, every route but /healthz needs "
-                       "'Authorization: Bearer <token>'.",
+                       "operation. When [server] auth_token is set, every route but /healthz and the "
+                       "dashboard's static files (/, /dashboard/*) needs 'Authorization: Bearer <token>'.",
     },
     "servers": [{"url": "/"}],
     "components": {

@@ -72,6 +72,18 @@ def skipped(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def skip_of(conn: sqlite3.Connection, path: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT sha256, reason, created_at FROM skipped_checkpoints WHERE path = ?", (path,)).fetchone()
+    return dict(row) if row else None
+
+
+def decided_on(conn: sqlite3.Connection, model_name: str, sha256: str) -> bool:
+    """Whether a decision (promoted or refused) of ``model_name`` has read this checkpoint content."""
+    row = conn.execute("SELECT 1 FROM promotions WHERE model_name = ? AND new_sha256 = ? LIMIT 1",
+                       (model_name, sha256)).fetchone()
+    return row is not None
+
+
 def current_evaluations(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Per model whose current.pt the daemon set: the checkpoint it holds (the newest promoted or rollback
     decision) with the evaluation behind it, by model name.

@@ -173,13 +173,29 @@ def latest_for_model(conn: sqlite3.Connection, model_name: str, limit: int = 10)
     return [summary(r) for r in rows]
 
 
-def best_score_on_dataset(conn: sqlite3.Connection, dataset: str, exclude_sha256: str,
-                          split: str = "val") -> sqlite3.Row | None:
-    """The best-scored ``.pt`` evaluation on a dataset's split among other checkpoints (the spec's
-    literal baseline)."""
+# A .pt evaluated with rectangular batches: never an ONNX export's row or a square-padded parity reference.
+_LIKE = "dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ? AND format = 'pt' AND rect = 1"
+
+
+def like_settings(result: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two evaluations comparable (like with like): the dataset content fingerprint, the
+    effective image size and batch, and the device kind, read from a stored result."""
+    return (result["dataset_fingerprint"], int(result["imgsz"]), int(result["batch"]), result.get("device_kind"))
+
+
+def find_like(conn: sqlite3.Connection, sha256: str, settings: tuple[Any, ...]) -> sqlite3.Row | None:
+    """The most recent evaluation of a checkpoint's content measured with ``settings`` (``like_settings``)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE dataset = ? AND split = ? AND format = 'pt' AND rect = 1 "
-        "AND checkpoint_sha256 != ? "
-        "AND score IS NOT NULL ORDER BY score DESC, id ASC LIMIT 1",
-        (dataset, split, exclude_sha256),
+        f"SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND {_LIKE} ORDER BY id DESC LIMIT 1",
+        (sha256, *settings),
+    ).fetchone()
+
+
+def best_score_like(conn: sqlite3.Connection, settings: tuple[Any, ...], exclude_sha256: str) -> sqlite3.Row | None:
+    """The best-scored evaluation among other checkpoints measured with ``settings`` (``like_settings``):
+    the ``dataset_best`` baseline, on the same dataset content and settings only."""
+    return conn.execute(
+        f"SELECT * FROM eval_results WHERE {_LIKE} AND checkpoint_sha256 != ? AND score IS NOT NULL "
+        "ORDER BY score DESC, id ASC LIMIT 1",
+        (*settings, exclude_sha256),
     ).fetchone()

@@ -130,16 +130,23 @@ _JOB_INTERRUPTIONS = """
 ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
 """
 
-# Evaluations of other splits than val, of ONNX exports, and square-padded reference evaluations of a
-# checkpoint for the parity check of a static export (issue 12): each row says which.
-_SPLIT_AND_FORMAT = """
-ALTER TABLE eval_results ADD COLUMN split TEXT NOT NULL DEFAULT 'val';
-ALTER TABLE eval_results ADD COLUMN format TEXT NOT NULL DEFAULT 'pt';
-ALTER TABLE eval_results ADD COLUMN rect INTEGER NOT NULL DEFAULT 1;
-CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
+# The watcher's state of each checkpoint content it queued (issue 15): evaluated, waiting to retry an
+# outside failure (when), or failed for a fault of its own (waits until its bytes change).
+_CHECKPOINT_STATES = """
+CREATE TABLE checkpoint_states (
+    model_name    TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('queued', 'evaluated', 'retry', 'failed', 'cancelled')),
+    last_error    TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,                -- failed attempts so far
+    next_retry_at TEXT,                                      -- ISO time; state 'retry' only
+    job_id        TEXT,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (model_name, sha256)
+);
+CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
 """
-
-MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _SPLIT_AND_FORMAT]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -177,7 +177,8 @@ def run_eval(ultralytics_env: Path, tmp_path_factory: pytest.TempPathFactory) ->
                 allow_class_mismatch=allow_class_mismatch,
             )
             predictions, evidence = work / "predictions.json", work / "evidence.npz"
-            result = evaluate(request, work / "job", predictions_path=predictions, evidence_path=evidence)
+            result = evaluate(request, work / "job", predictions_path=predictions, evidence_path=evidence,
+                              analysis_dir=work)
             cache[key] = EvalRun(result, request, work / "job", work / "job" / "dataset.yaml", predictions, evidence)
         return cache[key]
 

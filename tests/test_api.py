@@ -415,8 +415,8 @@ def test_validation_errors_say_what_is_wrong(env: Env, bad_yaml: None) -> None:
 def _check_compare_shape(out: dict[str, Any]) -> None:
     spec_keys = {"model_a", "model_b", "winner", "score_diff", "metrics"}
     assert spec_keys <= set(out), out.keys()
-    # Our documented additions only (eval ids, dataset, paired-bootstrap statistics).
-    assert set(out) - spec_keys <= {"eval_id_a", "eval_id_b", "dataset", "statistics", "winner_significant"}, \
+    # Our documented additions only (eval ids, dataset, paired-bootstrap statistics, error breakdowns).
+    assert set(out) - spec_keys <= {"eval_id_a", "eval_id_b", "dataset", "statistics", "winner_significant", "errors"}, \
         set(out) - spec_keys
     assert set(out["metrics"]) == set(COMPARED), set(out["metrics"])
     for name, m in out["metrics"].items():

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vision_eval.cli import render_compare
+from vision_eval.cli import render_compare, render_eval
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, free_port, make_dataset, place_model
 
 TOKEN = "cli-test-token"
@@ -117,7 +117,7 @@ def test_compare_renders_bootstrap_statistics_and_their_absence() -> None:
     out = render_compare(plain)
     assert "A = det" in out and "winner: det by 0.2000" in out
     assert "CI" not in out and "no bootstrap statistics" in out
-    # The statistics' own differences are b - a (compare_stats); the table shows them as A - B.
+    # The statistics' own differences are b - a (evaluation.stats); the table shows them as A - B.
     stats = {
         "n_images": 24, "n_resamples": 100, "seed": 0, "alpha": 0.05,
         "metrics": {"mAP50": {"a": 0.8, "b": 0.5, "diff": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.0,
@@ -142,6 +142,13 @@ def test_compare_renders_bootstrap_statistics_and_their_absence() -> None:
     assert red[1] == ["red", "15", "13", "11", "3", "1", "0016.png, 0021.png", "0005.png"]
     flips_error = render_compare({**plain, "statistics": {**stats, "flips": {"error": "different ground truth"}}})
     assert "flip table unavailable: different ground truth" in flips_error
+
+
+def test_eval_summary_shows_the_speed_spread() -> None:
+    out = render_eval({"model_name": "m", "inference_ms": 20.51, "inference_ms_iqr": 1.84, "inference_batches": 2})
+    line = next(x for x in out.splitlines() if x.startswith("inference_ms"))
+    assert "20.5" in line and "IQR 1.8 over 2 batches" in line
+    assert "IQR" not in render_eval({"model_name": "m", "inference_ms": 20.5})  # older results: no spread
 
 
 # --------------------------------------------------------------------------- against the daemon

@@ -1,4 +1,4 @@
-"""evaluation.compare_stats: exact AP from evidence, the vectorised paired bootstrap, gates.
+"""evaluation.stats: exact AP from evidence, the vectorised paired bootstrap, gates.
 
 Synthetic evidence only (no model, no validator run): fast. ultralytics is
 imported for its own ``ap_per_class`` (the reference), offline and with a
@@ -15,11 +15,18 @@ import tempfile
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from evaluation import compare_stats as cs  # noqa: E402
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score  # noqa: E402
+from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
+from evaluation.stats import (
+    bootstrap,
+    engine,
+    gates,
+    layout,
+    operating_point,
+    reference,
+)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
@@ -114,12 +121,12 @@ def test_ap_from_evidence_equals_ultralytics(seed: int) -> None:
     labels = make_labels(rng, int(rng.integers(5, 80)), nc, lam=float(rng.uniform(0.5, 4)))
     ev = make_evidence(rng, labels, list(rng.uniform(0.0, 1.0, nc)), fp_rate=float(rng.uniform(0, 6)), nc=nc,
                        ghost_class=seed % 2 == 0, round_conf=2 if seed % 3 == 0 else None)  # ties when rounded
-    ours = cs.ap_from_evidence(ev)
+    ours = reference.ap_from_evidence(ev)
     ref = ultralytics_reference(ev)
     assert ours["classes"] == ref["classes"]
     for key in ("mAP50", "mAP50_95", "precision", "recall"):
         assert ours[key] == pytest.approx(ref[key], abs=1e-9), key
-    assert ours["f1"] == pytest.approx(cs._f1(ref["precision"], ref["recall"]), abs=1e-9)
+    assert ours["f1"] == pytest.approx(reference.f1_score(ref["precision"], ref["recall"]), abs=1e-9)
     assert ours["conf_threshold"] == ref["conf_threshold"]
     for i, c in enumerate(ref["classes"]):
         pc = ours["per_class"][c]
@@ -134,7 +141,7 @@ def test_ap_from_evidence_subset_is_the_subset_evaluation() -> None:
     """A subset (with repeats) is ultralytics on the concatenated evidence of those images."""
     ev, _ = pair(1, n_img=40)
     idx = np.array([3, 3, 7, 0, 21, 21, 21, 39])
-    ours = cs.ap_from_evidence(ev, idx)
+    ours = reference.ap_from_evidence(ev, idx)
     po, to = ev["pred_offsets"], ev["target_offsets"]
     sub = {
         "tp": np.concatenate([ev["tp"][po[i]:po[i + 1]] for i in idx]),
@@ -148,19 +155,19 @@ def test_ap_from_evidence_subset_is_the_subset_evaluation() -> None:
     assert ours["n_images"] == len(idx)
     # size recall: found / total over the chosen images, counted with their multiplicity
     sizes = ours["size_counts"]
-    for b, name in enumerate(cs.BUCKETS):
+    for b, name in enumerate(reference.BUCKETS):
         tot = sum(int((ev["gt_bucket"][to[i]:to[i + 1]] == b).sum()) for i in idx)
         hit = sum(int(((ev["gt_bucket"][to[i]:to[i + 1]] == b) & ev["gt_found"][to[i]:to[i + 1]]).sum()) for i in idx)
         assert sizes[name] == {"found": hit, "total": tot}
         assert ours[f"{name}_object_recall"] == (None if tot == 0 else pytest.approx(hit / tot))
-    expected = composite_score({**{k: ours[k] for k in cs._SCORE_KEYS}, "inference_ms": None}, DEFAULT_WEIGHTS)
+    expected = composite_score({**{k: ours[k] for k in reference.SCORE_KEYS}, "inference_ms": None}, DEFAULT_WEIGHTS)
     assert ours["accuracy_score"] == pytest.approx(expected)
 
 
 def test_empty_bucket_is_none_and_dropped_from_the_score() -> None:
     ev, _ = pair(2, n_img=20)
     ev["gt_bucket"] = np.where(ev["gt_bucket"] == 0, 1, ev["gt_bucket"]).astype(np.int8)  # no small object
-    res = cs.ap_from_evidence(ev)
+    res = reference.ap_from_evidence(ev)
     assert res["small_object_recall"] is None
     w = dict(DEFAULT_WEIGHTS)
     expected = (w["mAP50_95"] * res["mAP50_95"] + w["mAP50"] * res["mAP50"] + w["f1"] * res["f1"]) / (
@@ -170,11 +177,11 @@ def test_empty_bucket_is_none_and_dropped_from_the_score() -> None:
 
 def assert_resamples_exact(ev: dict, K: np.ndarray, **kw) -> None:
     """bootstrap_metrics row r = ap_from_evidence on the image list of K[r] (to float rounding)."""
-    eng = cs._Engine(ev)
-    out = cs.bootstrap_metrics([eng], K, **kw)[0]
+    eng = engine.BootstrapEngine(ev)
+    out = bootstrap.bootstrap_metrics([eng], K, **kw)[0]
     for r in range(len(K)):
-        ref = cs.ap_from_evidence(ev, np.repeat(np.arange(K.shape[1]), K[r]))
-        for key in ("mAP50", "mAP50_95", "precision", "recall", "f1", *cs.SIZE_KEYS):
+        ref = reference.ap_from_evidence(ev, np.repeat(np.arange(K.shape[1]), K[r]))
+        for key in ("mAP50", "mAP50_95", "precision", "recall", "f1", *reference.SIZE_KEYS):
             if ref[key] is None:
                 assert np.isnan(out[key][r])
             else:
@@ -195,7 +202,7 @@ def test_vectorised_resamples_equal_the_direct_computation(seed: int) -> None:
     labels = make_labels(rng, int(rng.integers(1, 30)), nc, lam=float(rng.uniform(0.3, 4)))
     ev = make_evidence(rng, labels, list(rng.uniform(0.1, 1.0, nc)), fp_rate=float(rng.uniform(0, 5)), nc=nc,
                        ghost_class=bool(seed % 2), round_conf=2 if seed % 2 else None)
-    K = np.vstack([np.ones((1, len(labels)), np.int32), cs._draw_multiplicities(len(labels), 12, seed)])
+    K = np.vstack([np.ones((1, len(labels)), np.int32), bootstrap.draw_multiplicities(len(labels), 12, seed)])
     assert_resamples_exact(ev, K, block=5, threads=2)
 
 
@@ -213,23 +220,23 @@ def test_exact_on_long_sequences_and_every_engine_path(monkeypatch: pytest.Monke
     """Long sequences (block_len 4: the scans recurse over several levels), multiplicities above 15 (wider
     integer sums), a class with predictions but no TP, one with ground truth but no prediction, and the
     float64 level count (as for classes with >= 27000 objects)."""
-    monkeypatch.setattr(cs, "_B", block_len)
-    monkeypatch.setattr(cs, "_SUPER", block_len * block_len)
+    monkeypatch.setattr(layout, "BLOCK", block_len)
+    monkeypatch.setattr(layout, "SUPERBLOCK", block_len * block_len)
     rng = np.random.default_rng(7)
     labels = make_labels(rng, 300, 4, lam=4.0, class_p=[0.4, 0.4, 0.19, 0.01])
     ev = make_evidence(rng, labels, [0.9, 0.6, 0.0, 0.5], fp_rate=12.0, nc=4, round_conf=3)
     ev = drop_predictions(ev, ev["pred_cls"] == 3)  # class 3: ground truth, never predicted
-    eng = cs._Engine(ev)
-    assert eng.cls[3] is None and eng.cls[2] is not None and not len(eng.cls[2].t_nz)
+    eng = engine.BootstrapEngine(ev)
+    assert eng.layouts[3] is None and eng.layouts[2] is not None and not len(eng.layouts[2].thresholds_with_tp)
     if block_len == 4:
-        assert max(cd.full.nb2 for cd in eng.cls if cd is not None) > 16 * block_len  # three levels of sums
-        assert max(cd.maxnb for cd in eng.cls if cd is not None) > 4 * block_len  # envelope blocks, recursed
-    K = np.vstack([np.ones((1, 300), np.int32), cs._draw_multiplicities(300, 3, 1)])
+        assert max(cd.full.nb2 for cd in eng.layouts if cd is not None) > 16 * block_len  # three levels of sums
+        assert max(cd.maxnb for cd in eng.layouts if cd is not None) > 4 * block_len  # envelope blocks, recursed
+    K = np.vstack([np.ones((1, 300), np.int32), bootstrap.draw_multiplicities(300, 3, 1)])
     K[2] = 0
     K[2, :40] = 17  # multiplicities above 15: block sums no longer fit uint8
     K[2, 250] = 300
     assert_resamples_exact(ev, K, block=2, threads=1)
-    monkeypatch.setattr(cs, "_N_F32", 0)  # every level count through the float64 path
+    monkeypatch.setattr(engine, "N_F32", 0)  # every level count through the float64 path
     assert_resamples_exact(ev, K[:2], threads=1)
 
 
@@ -241,28 +248,28 @@ def test_operating_point_search_is_exact(monkeypatch: pytest.MonkeyPatch) -> Non
     rng = np.random.default_rng(11)
     labels = make_labels(rng, 400, 3, lam=5.0)
     ev = make_evidence(rng, labels, [0.9, 0.8, 0.7], fp_rate=20.0, nc=3)
-    eng = cs._Engine(ev)
-    K = np.vstack([np.ones((1, 400), np.int32), cs._draw_multiplicities(400, 7, 5)])
+    eng = engine.BootstrapEngine(ev)
+    K = np.vstack([np.ones((1, 400), np.int32), bootstrap.draw_multiplicities(400, 7, 5)])
     windows = []
-    real = cs._Engine._candidates
+    real = operating_point.candidates
 
     def spy(*args):
         cand, a, b = real(*args)
         windows.append((a, b))
         return cand, a, b
 
-    monkeypatch.setattr(cs._Engine, "_candidates", staticmethod(spy))
-    fast = cs.bootstrap_metrics([eng], K, block=4, threads=1)[0]
+    monkeypatch.setattr(operating_point, "candidates", spy)
+    fast = bootstrap.bootstrap_metrics([eng], K, block=4, threads=1)[0]
     assert all(b - a < 600 for a, b in windows)  # a narrow window ...
-    assert all(a >= min(cd.n_tail for cd in eng.cls) for a, b in windows)  # ... above some class's tail
+    assert all(a >= min(cd.n_tail for cd in eng.layouts) for a, b in windows)  # ... above some class's tail
 
     def everything(lo, hi, den, npres):
         cand = np.ones((lo.shape[1], 1000), dtype=bool)
         cand[npres == 0] = False
         return cand, 0, 999
 
-    monkeypatch.setattr(cs._Engine, "_candidates", staticmethod(everything))
-    full = cs.bootstrap_metrics([eng], K, block=4, threads=1)[0]
+    monkeypatch.setattr(operating_point, "candidates", everything)
+    full = bootstrap.bootstrap_metrics([eng], K, block=4, threads=1)[0]
     for key in fast:
         assert np.array_equal(fast[key], full[key], equal_nan=True), key
     assert_resamples_exact(ev, K[:3], threads=1)
@@ -278,24 +285,24 @@ def test_smoothing_a_window_is_bit_for_bit_smooth() -> None:
         first = int(rng.integers(0, 1000))
         last = int(rng.integers(first, min(first + 200, 999) + 1))
         a, b = max(first - 50 - int(rng.integers(0, 5)), 0), min(last + 50 + int(rng.integers(0, 5)), 999)
-        assert np.array_equal(cs._smooth_at(y[a : b + 1], first, last, 0.1, offset=a),
-                              cs.smooth(y, 0.1)[first : last + 1])
+        assert np.array_equal(reference.smooth_at(y[a : b + 1], first, last, 0.1, offset=a),
+                              reference.smooth(y, 0.1)[first : last + 1])
 
 
 def test_level_count_by_multiplication_is_exact() -> None:
     """The AP's level count ceil(100 T / n) is taken as ceil(T * m) (float32 below _N_F32 objects, float64
     beyond): equal to the integer result for every T in [0, n]."""
     rng = np.random.default_rng(13)
-    ns = np.unique(np.concatenate([np.arange(1, 300), rng.integers(300, cs._N_F32, 150),
-                                   np.arange(cs._N_F32 - 60, cs._N_F32)]))
+    ns = np.unique(np.concatenate([np.arange(1, 300), rng.integers(300, engine.N_F32, 150),
+                                   np.arange(engine.N_F32 - 60, engine.N_F32)]))
     for n in ns:
         T = np.arange(n + 1)
         exact = -((-100 * T) // n)
-        assert np.array_equal(np.ceil(T.astype(np.float32) * np.float32(100.0 / n * (1.0 - cs._SHRINK32))), exact)
-        assert np.array_equal(np.ceil(T * (100.0 / n * (1.0 - cs._SHRINK))), exact)
-    for n in rng.integers(cs._N_F32, 10**8, 50):
+        assert np.array_equal(np.ceil(T.astype(np.float32) * np.float32(100.0 / n * (1.0 - engine.SHRINK32))), exact)
+        assert np.array_equal(np.ceil(T * (100.0 / n * (1.0 - engine.SHRINK))), exact)
+    for n in rng.integers(engine.N_F32, 10**8, 50):
         T = np.concatenate([rng.integers(0, n + 1, 5000), (np.arange(101) * n) // 100, (np.arange(100) * n) // 100 + 1])
-        assert np.array_equal(np.ceil(T * (100.0 / n * (1.0 - cs._SHRINK))), -((-100 * T) // n))
+        assert np.array_equal(np.ceil(T * (100.0 / n * (1.0 - engine.SHRINK))), -((-100 * T) // n))
 
 
 # --------------------------------------------------------------------------- (b) identical models
@@ -303,7 +310,7 @@ def test_level_count_by_multiplication_is_exact() -> None:
 
 def test_identical_models_have_exactly_zero_difference() -> None:
     ev, _ = pair(3, n_img=50)
-    out = cs.paired_bootstrap(ev, ev, n_resamples=200, seed=1)
+    out = bootstrap.paired_bootstrap(ev, ev, n_resamples=200, seed=1)
     json.dumps(out)  # the worker's result is stored as JSON
     for name, m in out["metrics"].items():
         assert m["diff"] == 0.0, name
@@ -313,17 +320,18 @@ def test_identical_models_have_exactly_zero_difference() -> None:
         assert row["diff"] == 0.0 and row["ci_low"] == 0.0 and row["ci_high"] == 0.0
         assert row["significant"] is False
     assert all(f["a_only"] == 0 and f["b_only"] == 0 for f in out["flips"].values())
-    assert cs.evaluate_gates(out, {"max_class_regression": 0.0, "max_size_recall_regression": 0.0}) == []
+    assert gates.evaluate_gates(out, {"require_significant": False, "max_class_regression": 0.0,
+                                      "max_size_recall_regression": 0.0}) == []
 
 
 def test_same_seed_same_result_and_image_lists_must_match() -> None:
     a, b = pair(4, n_img=30)
-    one = cs.paired_bootstrap(a, b, n_resamples=100, seed=7)
-    two = cs.paired_bootstrap(a, b, n_resamples=100, seed=7, threads=1)
+    one = bootstrap.paired_bootstrap(a, b, n_resamples=100, seed=7)
+    two = bootstrap.paired_bootstrap(a, b, n_resamples=100, seed=7, threads=1)
     assert one == two
     other = dict(b, image_names=b["image_names"][::-1].copy())
     with pytest.raises(ValueError, match="same images"):
-        cs.paired_bootstrap(a, other, n_resamples=10)
+        bootstrap.paired_bootstrap(a, other, n_resamples=10)
 
 
 # --------------------------------------------------------------------------- (c) no true difference
@@ -334,7 +342,7 @@ def test_interval_covers_zero_when_there_is_no_true_difference() -> None:
     seeds = range(50)
     for seed in seeds:
         a, b = pair(1000 + seed, n_img=100, qa=0.6, qb=0.6)  # same generator per image, independent draws
-        out = cs.paired_bootstrap(a, b, n_resamples=200, seed=seed)
+        out = bootstrap.paired_bootstrap(a, b, n_resamples=200, seed=seed)
         for name in covered:
             m = out["metrics"][name]
             covered[name] += m["ci_low"] <= 0.0 <= m["ci_high"]
@@ -347,12 +355,12 @@ def test_interval_covers_zero_when_there_is_no_true_difference() -> None:
 
 def test_large_true_difference_is_significant_in_the_right_direction() -> None:
     weak, strong = pair(5, n_img=80, qa=0.3, qb=0.9)
-    up = cs.paired_bootstrap(weak, strong, n_resamples=300, seed=0)
+    up = bootstrap.paired_bootstrap(weak, strong, n_resamples=300, seed=0)
     for name in ("mAP50", "mAP50_95", "recall", "f1", "accuracy_score"):
         m = up["metrics"][name]
         assert m["diff"] > 0 and m["ci_low"] > 0 and m["significant"] and m["p_value"] < 0.05, name
         assert m["ci_low"] <= m["diff"] <= m["ci_high"], name
-    down = cs.paired_bootstrap(strong, weak, n_resamples=300, seed=0)
+    down = bootstrap.paired_bootstrap(strong, weak, n_resamples=300, seed=0)
     m = down["metrics"]["mAP50"]
     assert m["diff"] < 0 and m["ci_high"] < 0 and m["significant"]
     flips = up["flips"]
@@ -370,38 +378,38 @@ def test_gates_refuse_a_better_candidate_that_loses_a_supported_class() -> None:
     labels = make_labels(rng, 150, 5, lam=3.0, class_p=[0.25, 0.25, 0.25, 0.24, 0.01])
     a = make_evidence(rng, labels, [0.4, 0.4, 0.4, 0.9, 1.0], nc=5, iou_low=0.5)
     b = make_evidence(rng, labels, [0.95, 0.95, 0.95, 0.6, 0.0], nc=5)  # better overall; loses bird and yak
-    out = cs.paired_bootstrap(a, b, n_resamples=300, seed=0, names=["cat", "dog", "cow", "bird", "yak"])
+    out = bootstrap.paired_bootstrap(a, b, n_resamples=300, seed=0, names=["cat", "dog", "cow", "bird", "yak"])
     score = out["metrics"]["accuracy_score"]
     assert score["diff"] > 0 and score["ci_low"] > 0.0  # better overall, significantly
     support = {k: v["support"] for k, v in out["per_class"].items()}
     assert support["yak"] < 10 <= min(support[k] for k in ("cat", "dog", "cow", "bird"))
     yak = out["per_class"]["yak"]
     assert yak["diff"] < -0.2 and yak["significant"]  # reported, with its (small) support
-    gates = {"require_significant": True, "min_delta": 0.0, "max_class_regression": 0.05, "min_class_support": 10}
-    failures = cs.evaluate_gates(out, gates)
+    settings = {"require_significant": True, "min_delta": 0.0, "max_class_regression": 0.05, "min_class_support": 10}
+    failures = gates.evaluate_gates(out, settings)
     assert [(f["gate"], f["subject"]) for f in failures] == [("max_class_regression", "bird")]
     f = failures[0]
     assert set(f) == {"gate", "subject", "value", "ci_low", "ci_high", "threshold", "reason"}
     assert f["value"] < -0.05 and f["ci_high"] < 0 and f["threshold"] == 0.05
     assert "bird" in f["reason"] and "AP50" in f["reason"]
     # without the support floor the rare class is gated too
-    gated = cs.evaluate_gates(out, dict(gates, min_class_support=0))
+    gated = gates.evaluate_gates(out, dict(settings, min_class_support=0))
     assert {f["subject"] for f in gated} == {"bird", "yak"}
     # a loss within the allowance passes
-    assert cs.evaluate_gates(out, dict(gates, max_class_regression=1.0)) == []
+    assert gates.evaluate_gates(out, dict(settings, max_class_regression=1.0)) == []
 
 
 def test_gate_require_significant_and_size_regression() -> None:
     a, b = pair(8, n_img=60, qa=0.6, qb=0.6)
-    out = cs.paired_bootstrap(a, b, n_resamples=200, seed=0)
-    fails = cs.evaluate_gates(out, {"require_significant": True, "min_delta": 0.5})
+    out = bootstrap.paired_bootstrap(a, b, n_resamples=200, seed=0)
+    fails = gates.evaluate_gates(out, {"require_significant": True, "min_delta": 0.5})
     assert [f["gate"] for f in fails] == ["require_significant"]
     assert fails[0]["subject"] == "accuracy_score" and fails[0]["threshold"] == 0.5
-    assert cs.evaluate_gates(out, {"require_significant": False, "min_delta": 0.5}) == []
+    assert gates.evaluate_gates(out, {"require_significant": False, "min_delta": 0.5}) == []
     # b misses every small object it used to find: a significant size-recall regression
     worse = dict(b, gt_found=np.where(b["gt_bucket"] == 0, False, b["gt_found"]))
-    out = cs.paired_bootstrap(a, worse, n_resamples=200, seed=0)
-    fails = cs.evaluate_gates(out, {"max_size_recall_regression": 0.1})
+    out = bootstrap.paired_bootstrap(a, worse, n_resamples=200, seed=0)
+    fails = gates.evaluate_gates(out, {"require_significant": False, "max_size_recall_regression": 0.1})
     assert [(f["gate"], f["subject"]) for f in fails] == [("max_size_recall_regression", "small_object_recall")]
     with pytest.raises(ValueError, match="unknown gates"):
-        cs.evaluate_gates(out, {"max_regression": 0.1})
+        gates.evaluate_gates(out, {"max_regression": 0.1})

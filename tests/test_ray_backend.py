@@ -73,6 +73,8 @@ def test_numbers_equal_an_in_process_evaluation(ray_daemon: Daemon, run_eval: An
     # The actor's files came back to the daemon's state dir, byte for byte what a local run writes.
     assert Path(row["predictions_path"]).is_relative_to(ray_daemon.state_dir)
     assert json.loads(Path(row["predictions_path"]).read_text()) == local.predictions
+    for sibling in ("errors.json", "curves.json"):  # the error analysis written beside them came back too
+        assert Path(row["predictions_path"]).with_name(sibling).is_file(), sibling
     remote_ev, local_ev = load_evidence(Path(row["evidence_path"])), load_evidence(local.evidence_path)
     for key in EVIDENCE_ACCURACY_KEYS:  # timings differ from run to run; what was predicted and matched must not
         assert np.array_equal(remote_ev[key], local_ev[key], equal_nan=key == "conf_threshold"), key
@@ -159,9 +161,23 @@ def test_files_made_on_a_node_land_where_a_local_worker_would_write_them(tmp_pat
     staging = _Staging("eval", params, {})
     assert staging.params["model_path"] == str(ckpt)  # inputs on the shared file system are read in place
     Path(staging.params["predictions_path"]).write_text("[]")
+    Path(staging.params["predictions_path"]).with_name("errors.json").write_text("{}")  # a sibling artifact
     Path(staging.params["evidence_path"]).write_bytes(b"npz")
     msg = {"type": "result", "result": {"mAP50": 1.0}}
     msg.update(staging.collect(msg["result"]))
     staging.remove()
     _land_files(params, msg)
     assert (art / "predictions.json").read_text() == "[]" and (art / "evidence.npz").read_bytes() == b"npz"
+    assert (art / "errors.json").read_text() == "{}"
+
+    # Re-analysing a stored evaluation: predictions and evidence go to the node, the analysis comes back.
+    staging = _Staging("analyse", {"predictions_path": str(art / "predictions.json"),
+                                   "evidence_path": str(art / "evidence.npz")},
+                       {"predictions_path": b"[1]", "evidence_path": b"npz"})
+    Path(staging.params["predictions_path"]).with_name("curves.json").write_text("[2]")
+    msg = {"type": "result", "result": {}}
+    msg.update(staging.collect(msg["result"]))
+    staging.remove()
+    assert msg["outputs"] == {"predictions_path": {"curves.json": b"[2]"}}  # the inputs do not travel back
+    _land_files({"predictions_path": str(art / "predictions.json")}, msg)
+    assert (art / "curves.json").read_text() == "[2]" and (art / "predictions.json").read_text() == "[]"

@@ -266,7 +266,9 @@ def test_other_files_and_an_outside_symlink_create_no_job(env: WatchEnv, tmp_pat
     env.wait_rescans(2)
     assert env.jobs("noise") == []
     assert env.evals("noise") == []
-    assert [s["path"] for s in env.skipped("noise")] == [str(link)]
+    # v0.pt and V7.pt look like versions but are not ones: skipped entries with the reason (issue 15).
+    assert [s["path"] for s in env.skipped("noise")] == [str(model_dir / n) for n in ("V7.pt", "v0.pt", "v9.pt")]
+    assert all("not a version name" in s["reason"] for s in env.skipped("noise")[:2])
     assert env.daemon.query("SELECT * FROM promotions WHERE model_name = 'noise'") == []
     assert (model_dir / "current.pt").read_bytes() == WEAK_PT.read_bytes()  # nobody touched it
 
@@ -312,3 +314,53 @@ def test_restart_catches_up_new_versions_only(env: WatchEnv) -> None:
     assert jobs[1]["result"]["promotion"]["decision"] == "promoted"  # strong beats weak
     assert (env.models_root / "pre" / "current.pt").read_bytes() == STRONG_PT.read_bytes()
     assert env.all_jobs_count() == before + 1  # nothing evaluated before the restart was evaluated again
+
+
+@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+def test_a_checkpoint_read_in_a_loop_by_another_process_is_evaluated_and_promoted(env: WatchEnv) -> None:
+    """Issue 15: a reader (a backup, an indexer, sha256sum in a loop) opening and reading v1.pt five
+    times per settle period must not keep it from settling."""
+    import subprocess
+    import sys
+
+    from tests.test_watcher_reads import READER
+
+    model_dir = env.models_root / "readloop"
+    write_pipeline(model_dir, env.dataset)
+    staged = copy_file(WEAK_PT, model_dir / "upload.partial")
+    target = model_dir / "v1.pt"
+    os.rename(staged, target)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(target), "600", str(SETTLE_S / 5)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        env.wait_completed("readloop", 1)
+        assert reader.poll() is None, "the reader stopped before the checkpoint was evaluated: proves nothing"
+    finally:
+        reader.kill()
+        reader.wait()
+    job = _only_job(env, "readloop", sha256_file(WEAK_PT))
+    assert job["result"]["promotion"]["decision"] == "promoted"
+    assert (model_dir / "current.pt").read_bytes() == WEAK_PT.read_bytes()
+
+
+@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+def test_a_dataset_that_appears_after_the_checkpoint_is_evaluated_without_a_resubmission(env: WatchEnv) -> None:
+    import shutil
+
+    late = env.daemon.root / "late-data"
+    model_dir = env.models_root / "latedata"
+    write_pipeline(model_dir, late / env.dataset.name)  # not there yet
+    target = copy_file(WEAK_PT, model_dir / "v1.pt")
+    skipped = env.wait_skipped("latedata", target)
+    assert "cannot be evaluated" in skipped["reason"], skipped
+    env.wait_rescans(1)
+    assert env.jobs("latedata") == []
+    shutil.copytree(env.dataset.parent, late)  # the disk is mounted: nobody touches the checkpoint
+    env.wait_completed("latedata", 1)
+    job = _only_job(env, "latedata", sha256_file(WEAK_PT))
+    assert job["result"]["promotion"]["decision"] == "promoted"
+    env.daemon.wait_for(lambda: env.model("latedata")["skipped"] == [], 30, "the skip record to be cleared")
+    env.daemon.wait_for(lambda: [c["state"] for c in env.model("latedata")["checkpoints"]] == ["evaluated"], 30,
+                        "its state to be recorded (once the job has ended)")
+    (state,) = env.model("latedata")["checkpoints"]
+    assert (state["path"], state["last_error"]) == (str(target), None), state

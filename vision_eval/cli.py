@@ -23,6 +23,7 @@ from daemon.paths import DEFAULT_MODELS_ROOT
 from daemon.version import version
 from evaluation.datasets import SPLITS
 from evaluation.errors import VisionEvalError
+from store.export import CSV_FIELDS, to_csv
 from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
 from vision_eval.client import Client
 from vision_eval.progress import ProgressBar
@@ -92,11 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--dataset", help="only evaluations on this dataset YAML")
     lb.add_argument("--limit", type=int)
     lb.add_argument("--split", choices=SPLITS, help="rank evaluations of this split (default val)")
+    lb.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     hist = command("history", "every evaluation of one model, newest first")
     hist.add_argument("model")
     hist.add_argument("--limit", type=int)
     hist.add_argument("--split", choices=SPLITS, help="only evaluations of this split")
+    hist.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     tr = command("train", "train a new version of a model")
     tr.add_argument("model", help="model name: the new checkpoint becomes <models root>/<model>/v<n>.pt")
@@ -258,11 +261,19 @@ def cmd_train(client: Client, args: argparse.Namespace) -> int:
 def cmd_leaderboard(client: Client, args: argparse.Namespace) -> int:
     dataset = _abs(args.dataset) if args.dataset else None
     rows = client.leaderboard(dataset=dataset, limit=args.limit, split=args.split)
-    return output(args, rows, render_leaderboard)
+    return output(args, rows, _csv_or(args, "leaderboard", render_leaderboard))
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
-    return output(args, client.history(args.model, limit=args.limit, split=args.split), render_history)
+    rows = client.history(args.model, limit=args.limit, split=args.split)
+    return output(args, rows, _csv_or(args, "history", render_history))
+
+
+def _csv_or(args: argparse.Namespace, kind: str, render: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``render``, or the CSV of the same rows (the HTTP route's columns) with --csv."""
+    if not args.csv:
+        return render
+    return lambda rows: to_csv(rows, CSV_FIELDS[kind]).rstrip("\r\n")
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
@@ -467,6 +478,14 @@ def render_model(m: dict[str, Any]) -> str:
     if m.get("skipped"):
         parts += ["", "skipped checkpoints:", table(["PATH", "SINCE", "REASON"],
                                                     [[s["path"], s["created_at"], s["reason"]] for s in m["skipped"]])]
+    if m.get("checkpoints"):
+        parts += ["", "checkpoints the watcher queued:",
+                  table(["PATH", "SHA256", "STATE", "FAILURES", "NEXT_RETRY", "LAST_ERROR"],
+                        [[c["path"], _sha(c.get("sha256")), c["state"], c.get("attempts"),
+                          c.get("next_retry_at") or "-", c.get("last_error") or "-"] for c in m["checkpoints"]])]
+    if m.get("waiting"):
+        parts += ["", "waiting to settle:", table(["PATH", "WAITING_S", "WHY"],
+                                                  [[w["path"], w["waiting_s"], w["reason"]] for w in m["waiting"]])]
     return "\n".join(parts)
 
 
@@ -492,7 +511,10 @@ def render_eval(r: dict[str, Any]) -> str:
         found, total = r.get(f"{size}_object_found"), r.get(f"{size}_object_count")
         count = f"{found}/{total} found" if total is not None else ""
         rows.append([f"{size}_object_recall", r.get(f"{size}_object_recall"), count])
-    rows += [[m, fmt(r.get(m), 1), ""] for m in ("inference_ms", "preprocess_ms", "postprocess_ms")]
+    spread = (f"IQR {fmt(r.get('inference_ms_iqr'), 1)} over {r['inference_batches']} batches (warm-up left out)"
+              if r.get("inference_batches") else "")
+    rows += [["inference_ms", fmt(r.get("inference_ms"), 1), spread]]
+    rows += [[m, fmt(r.get(m), 1), ""] for m in ("preprocess_ms", "postprocess_ms")]
     rows.append(["model_size_mb", fmt(r.get("model_size_mb"), 1), ""])
     parts = [*head, "", table(["METRIC", "VALUE", ""], [row + [""] * (3 - len(row)) for row in rows])]
     per_class = r.get("per_class_metrics") or {k: {"ap50": v} for k, v in (r.get("per_class") or {}).items()}
@@ -579,11 +601,25 @@ def render_compare(r: dict[str, Any]) -> str:
     parts += ["", table(headers, rows), "",
               f"winner: {winner if winner else 'undecided (a score is missing)'}"
               + (f" by {r['score_diff']:.4f} score" if r.get("score_diff") and winner != "tie" else "")]
+    parts += _render_errors(r.get("errors"))
     if stats is None:
         parts.append("(no bootstrap statistics: compare with --resamples N > 0 for intervals and flips)")
     else:
         parts += _render_statistics(stats, level)
     return "\n".join(parts)
+
+
+def _render_errors(errors: Any) -> list[str]:
+    """Both error breakdowns side by side, and what changed (``localization errors 412 -> 170``)."""
+    if not isinstance(errors, dict):
+        return []
+    if not errors.get("available"):
+        return ["", f"error breakdown: {errors.get('detail', 'unavailable')}"]
+    rows = [[k, r["a"], r["b"], f"{r['diff']:+d}" if isinstance(r["diff"], int) else "-"]
+            for k, r in errors["rows"].items()]
+    return ["", "errors at each model's operating point (DESIGN.md error types):",
+            table(["COUNT", "A", "B", "CHANGE (B-A)"], rows),
+            "changed: " + ("; ".join(errors["changes"]) or "nothing")]
 
 
 def _render_statistics(stats: dict[str, Any], level: str) -> list[str]:

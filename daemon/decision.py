@@ -1,0 +1,82 @@
+"""How sure a promotion decision is: the score gain with its interval, and the reason in words.
+
+Pure: no I/O. ``Promoter`` (daemon/promotion.py) gathers the numbers (both
+scores, the paired bootstrap of candidate against incumbent) and asks this
+module to judge and word them. The rules (README, "Promotion"):
+
+- the point rule: the candidate's score must exceed the baseline's by more
+  than ``min_delta``;
+- with ``require_significant`` (the default) the lower bound of the score
+  gain's 95% interval must exceed ``min_delta`` too ("beyond noise"), and
+  the other gates apply (``evaluation.stats.gates.evaluate_gates``);
+- predictions identical to the incumbent's on every image are refused
+  before any of that, whatever the timings say (only speed could differ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from evaluation.stats.gates import gain_basis, gates_active
+
+
+@dataclass(frozen=True)
+class Gain:
+    """The candidate's score minus the baseline's, with the bootstrap interval of that difference.
+
+    ``basis``: the bootstrapped metric the interval is of -- ``score`` (accuracy and speed resampled
+    together) or ``accuracy_score`` (the evidence holds no batch timings) -- or None without statistics.
+    """
+
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    basis: str | None = None
+    alpha: float = 0.05
+
+    @classmethod
+    def of(cls, new_score: float, baseline_score: float, stats: dict[str, Any] | None) -> Gain:
+        if not stats:
+            return cls(value=new_score - baseline_score)
+        basis = gain_basis(stats)
+        s = stats.get("metrics", {}).get(basis) or {}
+        return cls(value=new_score - baseline_score, ci_low=s.get("ci_low"), ci_high=s.get("ci_high"),
+                   basis=basis, alpha=float(stats.get("alpha", 0.05)))
+
+    def words(self) -> str:
+        """``gain 0.0003 [-0.0041, 0.0047]`` (the interval left out when there is none)."""
+        text = f"gain {self.value:.4f}"
+        if self.ci_low is not None and self.ci_high is not None:
+            text += f" [{self.ci_low:.4f}, {self.ci_high:.4f}]"
+            if self.basis == "accuracy_score":
+                text += " (interval of the accuracy part: no batch timings)"
+        return text
+
+    def beyond_noise(self, min_delta: float) -> bool:
+        return self.ci_low is not None and self.ci_low > min_delta
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def identical_reason(gain: Gain, baseline_desc: str) -> str:
+    return (f"{gain.words()}: predictions identical to {baseline_desc} on every image (same evidence): "
+            "only timing differs, so nothing is gained")
+
+
+def judge(gain: Gain, new_score: float, baseline_score: float, baseline_desc: str,
+          gates: dict[str, Any], failures: list[dict[str, Any]]) -> tuple[str, str]:
+    """(decision, reason) for a candidate with a scored baseline; ``failures``: the failed gates."""
+    margin = float(gates["min_delta"])
+    compared = f"score {new_score:.4f} {{}} {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
+    if not new_score > baseline_score + margin:
+        return "refused", f"{gain.words()}: {compared.format('does not beat')}"
+    if failures:
+        noise = any(f["gate"] == "require_significant" for f in failures)
+        return "refused", f"{gain.words()}: {'not beyond noise; ' if noise else ''}refused by promotion gates: " \
+            + "; ".join(f"{f['gate']} ({f['subject']}): {f['reason']}" for f in failures)
+    if gates.get("require_significant"):
+        return "promoted", f"{gain.words()}: beyond noise; {compared.format('beats')}; gates passed"
+    return "promoted", f"{gain.words()}: {compared.format('beats')}" + (
+        "; gates passed" if gates_active(gates) else "")

@@ -1,0 +1,81 @@
+"""Queries on ``checkpoint_states`` (the watcher's state of each checkpoint content it queued) and on
+the ``checkpoint_claims`` they hang off. Every function takes a connection."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+STATES = ("queued", "evaluated", "retry", "failed", "cancelled")
+
+
+def get(conn: sqlite3.Connection, model_name: str, sha256: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM checkpoint_states WHERE model_name = ? AND sha256 = ?",
+                       (model_name, sha256)).fetchone()
+    return dict(row) if row else None
+
+
+def for_model(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT path, sha256, state, last_error, attempts, next_retry_at, job_id, updated_at "
+                        "FROM checkpoint_states WHERE model_name = ? ORDER BY path, updated_at",
+                        (model_name,)).fetchall()
+    return [dict(r) for r in rows]
+
+
+def put(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, *, state: str, job_id: str | None,
+        now: str, last_error: str | None = None, attempts: int | None = None,
+        next_retry_at: str | None = None) -> None:
+    """Insert or update one checkpoint's state; ``attempts`` None keeps the stored count."""
+    assert state in STATES, state
+    conn.execute(
+        "INSERT INTO checkpoint_states (model_name, sha256, path, state, last_error, attempts, next_retry_at, "
+        "job_id, updated_at) VALUES (?, ?, ?, ?, ?, COALESCE(?, 0), ?, ?, ?) "
+        "ON CONFLICT (model_name, sha256) DO UPDATE SET path = excluded.path, state = excluded.state, "
+        "last_error = excluded.last_error, attempts = COALESCE(?, attempts), "
+        "next_retry_at = excluded.next_retry_at, job_id = excluded.job_id, updated_at = excluded.updated_at",
+        (model_name, sha256, path, state, last_error, attempts, next_retry_at, job_id, now, attempts),
+    )
+
+
+def set_queued(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, job_id: str, now: str) -> None:
+    """A job was queued for this checkpoint; its last error and attempt count stay visible. Written after
+    the job row: when the job has already ended (its outcome is recorded under its id), nothing changes."""
+    conn.execute(
+        "INSERT INTO checkpoint_states (model_name, sha256, path, state, job_id, updated_at) "
+        "VALUES (?, ?, ?, 'queued', ?, ?) ON CONFLICT (model_name, sha256) DO UPDATE SET path = excluded.path, "
+        "state = 'queued', next_retry_at = NULL, job_id = excluded.job_id, updated_at = excluded.updated_at "
+        "WHERE checkpoint_states.job_id IS NOT excluded.job_id",
+        (model_name, sha256, path, job_id, now),
+    )
+
+
+def claim(conn: sqlite3.Connection, model_name: str, sha256: str) -> dict[str, Any] | None:
+    """The claim on a checkpoint content with its job's kind and status (None when the job is gone)."""
+    row = conn.execute(
+        "SELECT c.job_id, c.path, j.kind, j.status FROM checkpoint_claims c LEFT JOIN jobs j ON j.id = c.job_id "
+        "WHERE c.model_name = ? AND c.sha256 = ?", (model_name, sha256)).fetchone()
+    return dict(row) if row else None
+
+
+def claims_of_job(conn: sqlite3.Connection, job_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT model_name, sha256, path FROM checkpoint_claims WHERE job_id = ?",
+                        (job_id,)).fetchall()
+    return [dict(r) for r in rows]
+
+
+def release_claim(conn: sqlite3.Connection, model_name: str, sha256: str) -> None:
+    conn.execute("DELETE FROM checkpoint_claims WHERE model_name = ? AND sha256 = ?", (model_name, sha256))
+
+
+def set_claim_path(conn: sqlite3.Connection, job_id: str, sha256: str, path: str) -> None:
+    conn.execute("UPDATE checkpoint_claims SET path = ? WHERE job_id = ? AND sha256 = ?", (path, job_id, sha256))
+
+
+def unsettled(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """States still 'queued' whose job has finished or is gone (a crash between the two writes),
+    with the job's status and error."""
+    rows = conn.execute(
+        "SELECT s.model_name, s.sha256, s.path, s.attempts, s.job_id, j.status, j.error FROM checkpoint_states s "
+        "LEFT JOIN jobs j ON j.id = s.job_id WHERE s.state = 'queued' "
+        "AND (j.id IS NULL OR j.status IN ('completed', 'failed', 'cancelled'))").fetchall()
+    return [dict(r) for r in rows]

@@ -1,0 +1,32 @@
+"""CSV for spreadsheets: the leaderboard and a model's history, one row per evaluation.
+
+Used by the HTTP routes (``?format=csv``) and by the CLI (``--csv``), so both
+write the same columns. Values are written as they are in the JSON (``None``
+as an empty cell); nested values are left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from store.results import LEADERBOARD_FIELDS
+
+HISTORY_FIELDS: tuple[str, ...] = (
+    "eval_id", "timestamp", "model_name", "version", "score", "mAP50", "mAP50_95", "precision", "recall", "f1",
+    "conf_threshold", "inference_ms", "small_object_recall", "medium_object_recall", "large_object_recall",
+    "dataset", "checkpoint_sha256", "job_id", "trigger",
+)
+CSV_FIELDS: dict[str, tuple[str, ...]] = {"leaderboard": LEADERBOARD_FIELDS, "history": HISTORY_FIELDS}
+
+
+def to_csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
+    """A header line, then one line per row with the ``fields`` columns (RFC 4180 quoting)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(fields), extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in fields})
+    return out.getvalue()
