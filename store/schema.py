@@ -148,6 +148,17 @@ CREATE TABLE checkpoint_states (
 CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
 """
 
+# Evaluations of other splits than val, of ONNX exports, and square-padded reference evaluations of a
+# checkpoint for the parity check of a static export (issue 12): each row says which.
+_SPLIT_AND_FORMAT = """
+ALTER TABLE eval_results ADD COLUMN split TEXT NOT NULL DEFAULT 'val';
+ALTER TABLE eval_results ADD COLUMN format TEXT NOT NULL DEFAULT 'pt';
+ALTER TABLE eval_results ADD COLUMN rect INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
+"""
+
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _SPLIT_AND_FORMAT]
+
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the latest version; return it. Refuses a newer database."""
