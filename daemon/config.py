@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from daemon.paths import daemon_state_dir
 from evaluation.errors import ConfigError, InvalidRequest
@@ -35,6 +36,7 @@ class ServerConfig:
     allow_non_loopback: bool = False  # binding elsewhere also requires auth_token
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and `host`
     allowed_origins: tuple[str, ...] = ()  # browser origins accepted besides the daemon's own
+    upstream_url: str = ""  # LlamaFarm's runtime: /v1/ requests we do not route go there; empty: off
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,11 @@ def _validate(cfg: Config) -> None:
         if parse_origin(origin) is None:
             raise ConfigError(f"[server] allowed_origins entries must be origins like \"http://host:port\", "
                               f"got {origin!r}")
+    if s.upstream_url:
+        url = urlsplit(s.upstream_url)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ConfigError(f"[server] upstream_url must be an http(s)://host:port URL (LlamaFarm's runtime, "
+                              f"e.g. http://127.0.0.1:11541), got {s.upstream_url!r}")
     if cfg.workers.count < 1:
         raise ConfigError("[workers] count must be at least 1")
     if cfg.workers.backend not in ("local", "ray"):

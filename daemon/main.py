@@ -18,7 +18,7 @@ from daemon.config import Config, load_config
 from daemon.logs import FORMATS, configure_logging
 from daemon.paths import config_candidates, discover_config
 from daemon.version import version
-from evaluation.errors import ConfigError, HomeInUse
+from evaluation.errors import ConfigError, DatabaseRefused, HomeInUse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(serve(config))
+    except DatabaseRefused as exc:
+        fatal(args.log_format, f"cannot use the database {exc.detail}")
+        return 2
     except HomeInUse as exc:
         fatal(args.log_format, f"cannot start: {exc.detail}")
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,23 @@ async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> d
     return out
 
 
-async def model_list(db: Database, root: Path) -> list[dict[str, Any]]:
+def folder_size_mb(folder: Path) -> float:
+    """The size of the regular files under ``folder`` (links not followed), in MiB to 2 decimals."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return round(total / (1024 * 1024), 2)
+
+
+async def model_list(db: Database, root: Path) -> dict[str, Any]:
+    """LlamaFarm's runtime shape ``{"models": [{name, versions: <count>, has_current, size_mb}], "total"}``,
+    each model also with its ``version_numbers`` and ``latest_evaluation``."""
     names = await asyncio.to_thread(model_names, root)
     out = []
     for name in names:
@@ -117,8 +134,10 @@ async def model_list(db: Database, root: Path) -> list[dict[str, Any]]:
         latest = await db.read(lambda c, n=name: results.latest_for_model(c, n, 1))
         out.append({
             "name": name,
-            "versions": sorted(versions),
+            "versions": len(versions),
             "has_current": (root / name / CURRENT).is_file(),
+            "size_mb": await asyncio.to_thread(folder_size_mb, root / name),
+            "version_numbers": sorted(versions),
             "latest_evaluation": latest[0] if latest else None,
         })
-    return out
+    return {"models": out, "total": len(out)}

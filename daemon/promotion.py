@@ -344,10 +344,13 @@ class Promoter:
 
 
 def _promotion_stack(ledger_oldest_first: list[dict[str, Any]]) -> list[str]:
-    """The sequence of checkpoints current.pt has held, oldest first, with rollbacks popped."""
+    """The sequence of checkpoints current.pt has held, oldest first, with rollbacks popped.
+
+    A row that names no checkpoint (imported from LlamaFarm's ledger) says nothing about it.
+    """
     stack: list[str] = []
     for row in ledger_oldest_first:
-        if row["decision"] == "promoted":
+        if row["decision"] == "promoted" and row["new_sha256"]:
             if not stack and row["previous_sha256"]:
                 stack.append(row["previous_sha256"])
             if not stack or stack[-1] != row["new_sha256"]:

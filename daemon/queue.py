@@ -40,13 +40,15 @@ STATE_WRITE_PATIENCE_S = 120.0  # how long a job's final state write is retried 
 
 @dataclass
 class JobContext:
-    """What a running job's code sees: its row, a progress sink, its deadline, its cancel flag."""
+    """What a running job's code sees: its row, a progress sink, its deadline, its cancel flag,
+    and a sink for the job's progress detail (a train job's latest epoch report)."""
 
     job: jobq.Job
     deadline: float  # time.monotonic() value
     report: Callable[[float], None]
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)  # shared by phases
     progress_span: tuple[float, float] = (0.0, 1.0)
+    report_detail: Callable[[dict[str, Any]], None] = lambda detail: None
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -77,6 +79,7 @@ class _Running:
     last_write: float = 0.0
     pending: float | None = None
     writer: asyncio.Task[None] | None = field(default=None)
+    detail_writes: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class JobQueue:
@@ -187,7 +190,8 @@ class JobQueue:
     def _launch(self, job: jobq.Job) -> None:
         log.info("job %s %s running (attempt %d of %d)", job.id, job.kind, job.attempts, job.max_attempts)
         deadline = time.monotonic() + self.timeouts.get(job.kind, 3600.0)
-        ctx = JobContext(job=job, deadline=deadline, report=lambda p, i=job.id: self._progress(i, p))
+        ctx = JobContext(job=job, deadline=deadline, report=lambda p, i=job.id: self._progress(i, p),
+                         report_detail=lambda d, i=job.id: self._detail(i, d))
         task = asyncio.create_task(self._execute(ctx), name=f"job-{job.id}")
         self._running[job.id] = _Running(ctx, task)
 
@@ -198,6 +202,20 @@ class JobQueue:
         running.pending = value
         if running.writer is None or running.writer.done():
             running.writer = asyncio.create_task(self._flush_progress(job_id, running))
+
+    def _detail(self, job_id: str, detail: dict[str, Any]) -> None:
+        """Store a job's progress detail now (rare: once per epoch); writes are FIFO, so the last
+        one lands before the job's final state."""
+        running = self._running.get(job_id)
+        if running is not None:
+            pending = [t for t in running.detail_writes if not t.done()]
+            running.detail_writes = [*pending, asyncio.create_task(self._write_detail(job_id, detail))]
+
+    async def _write_detail(self, job_id: str, detail: dict[str, Any]) -> None:
+        try:
+            await self.db.write(lambda c: jobq.set_progress_detail(c, job_id, detail))
+        except StoreBusy:
+            pass  # advisory, like progress; the next epoch writes it
 
     async def _flush_progress(self, job_id: str, running: _Running) -> None:
         wait = running.last_write + PROGRESS_WRITE_INTERVAL_S - time.monotonic()

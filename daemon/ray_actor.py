@@ -141,6 +141,7 @@ class TaskActor:
         state = Path(tempfile.gettempdir()) / "vision-evald-ray"  # node-local ultralytics settings and font
         self._info = prepare(str(state), device, torch_threads)
         self._progress = 0.0
+        self._detail: dict[str, Any] | None = None  # a train task's latest epoch report
 
     def info(self) -> dict[str, Any]:
         import ray
@@ -151,11 +152,15 @@ class TaskActor:
     def progress(self) -> float:
         return self._progress
 
+    def detail(self) -> dict[str, Any] | None:
+        return self._detail
+
     def run(self, kind: str, params: dict[str, Any], inputs: dict[str, bytes]) -> dict[str, Any]:
         """``run_task``'s message for this task, plus the bytes of the files it made (see module contract)."""
         from daemon.worker_main import run_task
 
         self._progress = 0.0
+        self._detail = None
         if kind == "eval":
             problem = verify_inputs(params)
             if problem is not None:
@@ -169,5 +174,7 @@ class TaskActor:
         finally:
             staging.remove()
 
-    def _set_progress(self, value: float) -> None:
+    def _set_progress(self, value: float, detail: dict[str, Any] | None = None) -> None:
         self._progress = float(value)
+        if detail is not None:
+            self._detail = detail

@@ -24,7 +24,7 @@ from typing import Any
 
 from daemon.files import atomic_write_bytes
 from daemon.ray_actor import ROLES, TaskActor
-from daemon.workers import ProgressFn, error_from
+from daemon.workers import DetailFn, ProgressFn, error_from
 from evaluation.errors import JobCancelled, JobTimedOut, WorkerDied
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,13 @@ class RayExecutor:
     # -- running tasks -------------------------------------------------------------------------
     async def run(
         self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float,
-        cancel: asyncio.Event,
+        cancel: asyncio.Event, on_detail: DetailFn | None = None,
     ) -> dict[str, Any]:
-        """Run one task on an idle actor (waiting for one, and for the head); see the module contract."""
+        """Run one task on an idle actor (waiting for one, and for the head); see the module contract.
+
+        With ``on_detail``, the actor's latest progress detail (a train task's epoch report) is polled
+        too, and passed on when it changes (once more after the task, so the last one is not missed).
+        """
         import ray
 
         deadline = time.monotonic() + timeout
@@ -170,6 +174,7 @@ class RayExecutor:
         roles = ROLES.get(kind)
         inputs = {k: await asyncio.to_thread(Path(params[k]).read_bytes) for k in (roles.inputs if roles else ())}
         task = asyncio.ensure_future(_await(actor.run.remote(kind, params, inputs)))
+        last_detail: list[Any] = [None]
         while True:
             await asyncio.wait({task}, timeout=PROGRESS_POLL_S)
             if task.done():
@@ -179,6 +184,7 @@ class RayExecutor:
                     await self._replace(actor)
                     raise WorkerDied(f"the Ray actor running this {kind} task on {info.get('node', '?')} died "
                                      f"({type(exc).__name__})") from None
+                await _relay_detail(actor, on_detail, last_detail)
                 break
             if cancel.is_set() or time.monotonic() > deadline:
                 task.cancel()
@@ -188,6 +194,7 @@ class RayExecutor:
                 raise JobTimedOut(f"{kind} task ran past its timeout of {timeout:g} s; its Ray actor was killed")
             try:
                 on_progress(await asyncio.wait_for(_await(actor.progress.remote()), PROGRESS_POLL_S * 4))
+                await _relay_detail(actor, on_detail, last_detail)
             except Exception:  # noqa: BLE001 - progress is advisory; a dead actor shows up on the task itself
                 pass
         key = f"{info.get('node', '?')}/{info.get('pid', '?')}"
@@ -217,6 +224,19 @@ class RayExecutor:
                 return actor
             self._idle.put_nowait(actor)
             await self._connected.wait()  # the head is away: wait for it, do not fail the job
+
+
+async def _relay_detail(actor: Any, on_detail: DetailFn | None, last: list[Any]) -> None:
+    """Pass the actor's progress detail to ``on_detail`` when it changed since ``last[0]`` (advisory)."""
+    if on_detail is None:
+        return
+    try:
+        detail = await asyncio.wait_for(_await(actor.detail.remote()), PROGRESS_POLL_S * 4)
+    except Exception:  # noqa: BLE001 - advisory, like progress
+        return
+    if detail is not None and detail != last[0]:
+        last[0] = detail
+        on_detail(detail)
 
 
 async def _await(ref: Any) -> Any:

@@ -43,6 +43,7 @@ from evaluation.errors import Conflict, InvalidRequest, NotFound
 from evaluation.models import expand_user
 from store import jobs as jobq
 from store import promotions, results
+from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,14 @@ class Service:
     # -- start ---------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        # First: a database file that is not ours stops the start before anything is written or logged.
+        refuse_unusable(cfg.db_path)
+        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
+        self.db = Database(cfg.db_path)  # adopts a LlamaFarm eval.db, under the lock
         log.info("vision-evald starting: python %s, sqlite %s, models root %s, database %s",
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.home_lock.acquire()  # before anything reads the database: HomeInUse if another daemon has it
-        self.db = Database(cfg.db_path)
         requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
             c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
@@ -195,8 +198,8 @@ class Service:
         await self.executor.close()
         if self.db is not None:
             self.db.close()
+            log.info("vision-evald stopped")
         self.home_lock.release()
-        log.info("vision-evald stopped")
 
     # -- what handlers ask ---------------------------------------------------------------------
     @property
@@ -267,7 +270,7 @@ class Service:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows
 
-    async def list_models(self) -> list[dict[str, Any]]:
+    async def list_models(self) -> dict[str, Any]:
         return await model_list(self.database, self.config.models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:

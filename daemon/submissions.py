@@ -9,6 +9,7 @@ weights a 400. Nothing here imports torch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from evaluation.models import (
     check_name,
     expand_user,
     is_under,
+    looks_like_path,
     resolve_model,
 )
 from evaluation.scoring import validate_weights
@@ -48,8 +50,17 @@ class Submissions:
         self.config = config
         self.queue = queue
 
-    def resolve_model(self, model: str, fmt: str | None = None) -> ResolvedModel:
-        return resolve_model(model, self.config.models_root, self.config.allowed_roots, fmt)
+    def resolve_model(self, model: str, name: str | None = None, fmt: str | None = None) -> ResolvedModel:
+        """The checkpoint (or export, ``fmt``) of ``model``; ``name`` (validated like a model name) names a
+        checkpoint path."""
+        resolved = resolve_model(model, self.config.models_root, self.config.allowed_roots, fmt)
+        if name is None:
+            return resolved
+        check_name(name)
+        if not looks_like_path(model.strip()) and name != resolved.name:
+            raise InvalidRequest(f"name {name!r} can only name a checkpoint path; the model {model!r} is "
+                                 "already a model name")
+        return dataclasses.replace(resolved, name=name)
 
     async def shape(self, model: ResolvedModel, imgsz: int | None, batch: int) -> tuple[int, int]:
         """The (imgsz, batch) a model is evaluated at: the request's (imgsz None: ``[eval] imgsz``), or
@@ -86,10 +97,11 @@ class Submissions:
 
     async def eval(self, *, model: str, dataset: str, imgsz: int | None, batch: int,
                    weights: dict[str, Any] | None, allow_class_mismatch: bool = False, auto_promote: bool = False,
-                   gates: dict[str, Any] | None = None, fmt: str | None = None, split: str = "val") -> Job:
+                   gates: dict[str, Any] | None = None, name: str | None = None, fmt: str | None = None,
+                   split: str = "val") -> Job:
         validate_weights(weights)
         gates = validate_gates(gates)
-        resolved = self.resolve_model(model, fmt)
+        resolved = self.resolve_model(model, name, fmt)
         if auto_promote and model_format(resolved.path) != "pt":
             raise InvalidRequest("auto_promote needs a .pt checkpoint: an ONNX export is never made current.pt")
         ds = await self.check_dataset(dataset, split)
@@ -102,10 +114,10 @@ class Submissions:
 
     async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int | None, batch: int,
                       weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int,
-                      split: str = "val") -> Job:
+                      name_a: str | None = None, name_b: str | None = None, split: str = "val") -> Job:
         validate_weights(weights)
-        a = self.resolve_model(model_a)
-        b = self.resolve_model(model_b)
+        a = self.resolve_model(model_a, name_a)
+        b = self.resolve_model(model_b, name_b)
         ds = await self.check_dataset(dataset, split)
         imgsz_a, batch_a = await self.shape(a, imgsz, batch)
         imgsz_b, batch_b = await self.shape(b, imgsz, batch)

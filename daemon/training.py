@@ -101,7 +101,7 @@ class Trainer:
              "imgsz": p["imgsz"], "lr0": p["learning_rate"], "patience": p["patience"], "device": p["device"],
              "work_dir": str(work)},
             job_id=ctx.job.id, on_progress=ctx.phase(0.0, 0.8).progress, timeout=ctx.remaining(),
-            cancel=ctx.cancel_event,
+            cancel=ctx.cancel_event, on_detail=ctx.report_detail,
         )
         await asyncio.to_thread(write_json_atomic, work / TRAINED, trained)
         return trained

@@ -4,7 +4,8 @@ Protocol over a ``multiprocessing`` pipe (pickled dicts):
 
 - child -> parent, once: ``{"type": "ready", "info": {...}}``;
 - parent -> child: ``{"task_id", "kind", "params"}``, or ``None`` to exit;
-- child -> parent, per task: any number of ``{"type": "progress", "value"}``,
+- child -> parent, per task: any number of ``{"type": "progress", "value"}``
+  (a train task adds ``"detail"``, its epoch report, after each epoch),
   then exactly one ``{"type": "result", "result"}`` or
   ``{"type": "error", "error_type", "detail"}``.
 
@@ -62,7 +63,7 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     )
 
 
-def _task_train(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def _task_train(params: dict[str, Any], progress: Any) -> dict[str, Any]:
     from evaluation.training import train
 
     return train(params, progress)
@@ -144,8 +145,11 @@ def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> N
             return
         task_id = msg["task_id"]
 
-        def progress(value: float, task_id: int = task_id) -> None:
-            conn.send({"type": "progress", "task_id": task_id, "value": float(value)})
+        def progress(value: float, detail: dict[str, Any] | None = None, task_id: int = task_id) -> None:
+            update = {"type": "progress", "task_id": task_id, "value": float(value)}
+            if detail is not None:
+                update["detail"] = detail
+            conn.send(update)
 
         conn.send({"task_id": task_id, **run_task(msg["kind"], msg["params"], progress)})
 

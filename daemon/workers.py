@@ -36,6 +36,7 @@ _TIMED_OUT = object()
 READY_TIMEOUT_S = 600.0  # importing torch on a cold disk can be slow
 
 ProgressFn = Callable[[float], None]
+DetailFn = Callable[[dict[str, Any]], None]
 
 
 class Executor(Protocol):
@@ -47,7 +48,7 @@ class Executor(Protocol):
 
     async def run(
         self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float,
-        cancel: asyncio.Event,
+        cancel: asyncio.Event, on_detail: DetailFn | None = None,
     ) -> dict[str, Any]: ...
 
     def healthy(self) -> bool: ...
@@ -192,9 +193,11 @@ class WorkerPool:
     # -- running tasks -------------------------------------------------------------------------
     async def run(
         self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float,
-        cancel: asyncio.Event,
+        cancel: asyncio.Event, on_detail: DetailFn | None = None,
     ) -> dict[str, Any]:
         """Run one task on an idle worker (waiting for one); see the module contract.
+
+        A progress message's ``detail`` (a train task's epoch report) goes to ``on_detail``.
 
         Setting ``cancel`` at any moment -- before a worker is free, or while it
         works -- stops the task: its worker is killed and replaced.
@@ -224,6 +227,8 @@ class WorkerPool:
                 raise WorkerDied(f"the worker process running this {kind} task died ({exit_desc})")
             if msg.get("type") == "progress":
                 on_progress(msg["value"])
+                if on_detail is not None and msg.get("detail") is not None:
+                    on_detail(msg["detail"])
                 continue
             worker.job_id = None
             self._idle.put_nowait(worker)

@@ -79,6 +79,11 @@ class HomeInUse(VisionEvalError):
     """Another daemon holds this database or models root (start-up only: exit status 2)."""
 
 
+class DatabaseRefused(VisionEvalError):
+    """The database file is neither vision-evald's nor LlamaFarm's, is from a newer vision-evald, or a
+    LlamaFarm file could not be adopted (start-up only: the daemon exits with status 2, file untouched)."""
+
+
 class JobError(VisionEvalError):
     """Why a job failed outside the user's input: reported in the job's ``error``, never raised to HTTP."""
 

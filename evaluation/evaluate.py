@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -143,6 +144,16 @@ def _load_and_hash(
     raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
 
 
+def speed_ms(speed: Any, key: str) -> float | None:
+    """The validator's ms per image for one stage; None when it reported none (never 0 ms, which would
+    score as the fastest possible model)."""
+    value = speed.get(key) if isinstance(speed, dict) else None
+    if value is None or isinstance(value, bool):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def evaluate(
     request: EvalRequest,
     work_dir: Path,
@@ -213,8 +224,8 @@ def evaluate(
         "model_name": request.model_name,
         **core,
         **speed_summary([t.ms for t in out.timings], [t.images for t in out.timings]),
-        "preprocess_ms": float(speed.get("preprocess", 0.0)),
-        "postprocess_ms": float(speed.get("postprocess", 0.0)),
+        "preprocess_ms": speed_ms(speed, "preprocess"),
+        "postprocess_ms": speed_ms(speed, "postprocess"),
         **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
         **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
         **{f"{b}_object_found": sizes.found[b] for b in sizes.found},

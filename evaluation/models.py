@@ -6,11 +6,14 @@ A model string is either a *name* (a folder under the models root) or a
 beats v9); asked for the ``onnx`` format, a name resolves to its highest
 ``v<n>.onnx`` (the export training writes beside ``v<n>.pt``). A path must be
 absolute, end in ``.pt`` or ``.onnx`` and lie under an allowed root once
-symlinks are resolved.
+symlinks are resolved. A path is named as the user wrote it (``name_for_path``): an
+ultralytics run's ``<run>/weights/best.pt`` or ``last.pt`` by its run,
+``v<n>.pt``, ``v<n>.onnx`` and ``current.pt`` by their folder, anything else by its stem.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,6 +114,19 @@ def expand_user(raw: str, what: str) -> Path:
         raise InvalidRequest(f"{what} names a home directory that does not exist: {raw!r}") from None
 
 
+RUN_WEIGHTS = ("best.pt", "last.pt")
+
+
+def name_for_path(path: Path) -> str:
+    """The model name of a checkpoint path (see the module contract); ``path`` as given, not resolved."""
+    path = Path(os.path.normpath(path))
+    if path.name in RUN_WEIGHTS and path.parent.name == "weights" and path.parent.parent.name:
+        return path.parent.parent.name
+    if (any_version_of(path) is not None or path.name == CURRENT) and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
 def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path],
                   fmt: str | None = None) -> ResolvedModel:
     """Resolve a client's model string (see the module contract); ``fmt`` is ``pt``, ``onnx`` or None
@@ -128,9 +144,7 @@ def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path],
         path = resolve_path(model, allowed_roots)
         if fmt is not None and path.suffix != f".{fmt}":
             raise InvalidRequest(f"format {fmt!r} does not match the model path {model!r}")
-        version = any_version_of(path)
-        name = path.parent.name if version is not None or path.name == CURRENT else path.stem
-        return ResolvedModel(path, name, version)
+        return ResolvedModel(path, name_for_path(expand_user(model, "model path")), any_version_of(path))
     name = check_name(model)
     root = models_root.resolve()
     model_dir = root / name

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from handlers import analysis, dashboard, evals, health, jobs, leaderboard, models, openapi, train
+from handlers import analysis, dashboard, evals, health, jobs, leaderboard, models, openapi, proxy, train
 from handlers.browser_guard import BrowserGuard
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
@@ -35,6 +35,8 @@ def make_app(svc: "Service") -> web.Application:
     app[MAX_BODY_BYTES] = cfg.max_body_bytes
     for module in (health, openapi, leaderboard, analysis, evals, jobs, train, models, dashboard):
         app.add_routes(module.routes())
+    if cfg.upstream_url:  # last: it takes only what no route above takes
+        proxy.install(app, cfg.upstream_url, own_token=bool(cfg.auth_token))
     return app
 
 

@@ -19,9 +19,9 @@ from handlers.body import (
 from handlers.context import json_response, service
 
 EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
-               "format", "split")
+               "name", "format", "split")
 COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
-                  "bootstrap_resamples", "bootstrap_seed", "split")
+                  "bootstrap_resamples", "bootstrap_seed", "name_a", "name_b", "split")
 
 
 def get_split(data: dict[str, Any], default: str | None) -> str | None:
@@ -54,6 +54,7 @@ async def submit_eval(request: web.Request) -> web.Response:
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
         gates=get_object(data, "gates"),
+        name=get_str(data, "name", max_len=128),
         fmt=get_str(data, "format", max_len=16),
         split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
@@ -87,6 +88,8 @@ async def submit_compare(request: web.Request) -> web.Response:
                                     default=svc.config.promotion.bootstrap_resamples, lo=0, hi=100_000),
         bootstrap_seed=get_int(data, "bootstrap_seed", default=svc.config.promotion.bootstrap_seed,
                                lo=0, hi=2**32 - 1),
+        name_a=get_str(data, "name_a", max_len=128),
+        name_b=get_str(data, "name_b", max_len=128),
         split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
     return json_response(job.public(), status=202)

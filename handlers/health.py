@@ -1,4 +1,5 @@
-"""``/healthz`` (can the daemon do its work: database, workers, watcher) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (can the daemon do its work: database, workers, watcher), the same at ``/health`` (where
+LlamaFarm's server probes its runtime), and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/healthz", healthz), web.get("/metrics", metrics)]
+    return [web.get("/healthz", healthz), web.get("/health", healthz), web.get("/metrics", metrics)]

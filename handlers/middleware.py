@@ -85,7 +85,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 # Served without the token: the health probe and the dashboard's static files (they hold no data).
-PUBLIC_PATHS = frozenset({"/healthz", "/"})
+# Open even when a bearer token is set: the health probes (ours, and /health where LlamaFarm's server
+# probes its runtime) and the dashboard's static files.
+PUBLIC_PATHS = frozenset({"/healthz", "/health", "/"})
 PUBLIC_PREFIX = "/dashboard/"
 
 

@@ -8,7 +8,7 @@ form encodings (``application/x-www-form-urlencoded``, ``multipart/form-data``;
 object-valued fields such as ``weights`` are then sent as JSON text).
 
 ``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz`` and the
+like everything else when one is configured: only ``/healthz``, ``/health`` and the
 dashboard's static files are open.
 """
 
@@ -21,25 +21,33 @@ from aiohttp import web
 
 from handlers import openapi_analysis
 from handlers.context import json_response
+from handlers.openapi_results import INT as _INT
+from handlers.openapi_results import NUM as _NUM
+from handlers.openapi_results import RESULT_SCHEMAS
+from handlers.openapi_results import STR as _STR
 
 JSON = "application/json"
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
 # -- schemas -----------------------------------------------------------------------------------
-_NUM = {"type": "number", "nullable": True}
-_INT = {"type": "integer", "nullable": True}
-_STR = {"type": "string", "nullable": True}
 WEIGHT_KEYS = ("mAP50_95", "mAP50", "precision", "recall", "f1", "small_object_recall",
                "medium_object_recall", "large_object_recall", "speed")
 JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
 JOB_KINDS = ["eval", "compare", "train"]
 
+_MODEL_NAME_FIELD = {
+    "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+    "description": "The name to record a checkpoint path under (history, leaderboard); without it a path "
+                   "is named by its run (``<run>/weights/best.pt``), its folder (``v<n>.pt``, "
+                   "``current.pt``) or its stem. A model name is its own name.",
+}
 SPLIT_SCHEMA = {"type": "string", "enum": ["val", "test", "train"],
                 "description": "The dataset split evaluated (default: [eval] split, val unless configured); "
                                "a dataset YAML without it is a 400."}
 
 SCHEMAS: dict[str, Any] = {
+    **RESULT_SCHEMAS,
     "Error": {
         "type": "object",
         "description": "Every error answer: what is wrong and, where possible, how to fix it.",
@@ -69,8 +77,20 @@ SCHEMAS: dict[str, Any] = {
             "request": {"type": "object", "additionalProperties": True,
                         "description": "What the job is about: model(s), dataset, imgsz, batch, ..."},
             "trigger": {"type": "string", "enum": ["api", "watcher", "train", "compare"]},
-            "result": {"type": "object", "nullable": True, "additionalProperties": True},
+            "result": {"nullable": True, "description": "Null until the job completes.",
+                       "anyOf": [{"$ref": "#/components/schemas/EvalResult"},
+                                 {"$ref": "#/components/schemas/CompareResult"},
+                                 {"$ref": "#/components/schemas/TrainResult"}]},
             "error": _STR,
+            # Train jobs only (LlamaFarm's runtime and designer read these), updated every epoch:
+            "current_epoch": {"type": "integer", "minimum": 0, "description": "Train jobs: epochs finished."},
+            "epoch": {"type": "integer", "minimum": 0, "description": "Train jobs: the same as current_epoch."},
+            "total_epochs": {"type": "integer", "minimum": 1, "description": "Train jobs: epochs asked for."},
+            "loss": {**_NUM, "description": "Train jobs: the latest epoch's mean total training loss "
+                                            "(the sum of its components); null before the first epoch."},
+            "metrics": {"type": "object", "additionalProperties": _NUM,
+                        "description": "Train jobs: the latest epoch's loss components (train/...) and "
+                                       "validation metrics (metrics/..., val/...), under ultralytics' names."},
         },
     },
     "JobList": {
@@ -92,12 +112,6 @@ SCHEMAS: dict[str, Any] = {
             "inference_ms": _NUM, "small_object_recall": _NUM, "medium_object_recall": _NUM,
             "large_object_recall": _NUM, "dataset": {"type": "string"}, "timestamp": {"type": "string"},
         },
-    },
-    "LeaderboardEntry": {
-        "allOf": [
-            {"$ref": "#/components/schemas/EvalSummary"},
-            {"type": "object", "required": ["rank"], "properties": {"rank": {"type": "integer", "minimum": 1}}},
-        ],
     },
     "HistoryEntry": {
         "description": "One evaluation of a model, with its full result, newest first.",
@@ -122,12 +136,24 @@ SCHEMAS: dict[str, Any] = {
     },
     "ModelSummary": {
         "type": "object",
-        "required": ["name", "versions", "has_current", "latest_evaluation"],
+        "description": "One model, in the shape of LlamaFarm's runtime (name, versions, has_current, size_mb) "
+                       "plus its version numbers and latest evaluation.",
+        "required": ["name", "versions", "has_current", "size_mb", "version_numbers", "latest_evaluation"],
         "properties": {
             "name": {"type": "string"},
-            "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "versions": {"type": "integer", "minimum": 0, "description": "How many v<n>.pt files it has."},
             "has_current": {"type": "boolean"},
+            "size_mb": {"type": "number", "minimum": 0, "description": "All files in its folder, MiB."},
+            "version_numbers": {"type": "array", "items": {"type": "integer", "minimum": 1}},
             "latest_evaluation": {"allOf": [{"$ref": "#/components/schemas/EvalSummary"}], "nullable": True},
+        },
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models", "total"],
+        "properties": {
+            "models": {"type": "array", "items": {"$ref": "#/components/schemas/ModelSummary"}},
+            "total": {"type": "integer", "minimum": 0},
         },
     },
     "ModelDetail": {
@@ -235,6 +261,7 @@ SCHEMAS: dict[str, Any] = {
             "allow_class_mismatch": {"type": "boolean", "default": False},
             "auto_promote": {"type": "boolean", "default": False},
             "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
+            "name": _MODEL_NAME_FIELD,
             "format": {"type": "string", "enum": ["pt", "onnx"],
                        "description": "What a model name resolves to; a path's suffix decides by itself. "
                                       "A static ONNX export is evaluated only at its own imgsz (omit imgsz)."},
@@ -254,6 +281,8 @@ SCHEMAS: dict[str, Any] = {
             "weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
             "bootstrap_resamples": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 1000},
             "bootstrap_seed": {"type": "integer", "minimum": 0, "maximum": 4294967295, "default": 0},
+            "name_a": _MODEL_NAME_FIELD,
+            "name_b": _MODEL_NAME_FIELD,
             "split": SPLIT_SCHEMA,
         },
     },
@@ -397,6 +426,18 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/health": {
+        "get": {
+            "summary": "The same as /healthz, where LlamaFarm's server probes its runtime.",
+            "description": "Open even when a bearer token is configured.",
+            "security": [],
+            "responses": {
+                "200": {"description": "Healthy.", "content": _json(_ref("Health"))},
+                "400": {"description": ERROR_TEXT[400], "content": _json(_ref("Error"))},
+                "503": {"description": "Unhealthy: the body says which part is down.", "content": _json(_ref("Health"))},
+            },
+        },
+    },
     "/metrics": {
         "get": {
             "summary": "Prometheus text exposition: jobs by kind and status, queue depth, job durations, "
@@ -507,7 +548,7 @@ PATHS: dict[str, Any] = {
     "/v1/vision/models": {
         "get": {
             "summary": "Models under the models root, with their versions and latest evaluation.",
-            "responses": _responses(200, "The models.", _json({"type": "array", "items": _ref("ModelSummary")}), ()),
+            "responses": _responses(200, "The models.", _json(_ref("ModelList")), ()),
         },
     },
     "/v1/vision/models/{name}": {
@@ -546,8 +587,11 @@ DOCUMENT: dict[str, Any] = {
         "version": "0.1.0",
         "description": "Evaluate, compare and promote YOLO detection checkpoints. Every job is asynchronous "
                        "and polled by id. Errors are JSON {\"detail\": string} with the status listed per "
-                       "operation. When [server] auth_token is set, every route but /healthz and the "
-                       "dashboard's static files (/, /dashboard/*) needs 'Authorization: Bearer <token>'.",
+                       "operation. When [server] auth_token is set, every route but /healthz, /health and the "
+                       "dashboard's static files (/, /dashboard/*) needs 'Authorization: Bearer <token>'. "
+                       "With [server] upstream_url set, every other /v1/ request (a path or method not listed "
+                       "here) is forwarded to LlamaFarm's runtime there, its answer streamed back; 502 when it "
+                       "cannot be reached.",
     },
     "servers": [{"url": "/"}],
     "components": {

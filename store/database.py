@@ -11,7 +11,9 @@ Contract (after datasette's ``Database``):
   ``ServiceClosed``. It checkpoints the WAL (``TRUNCATE``) and closes every
   connection, the writer's last, so a clean stop leaves no ``-wal`` file.
 
-The schema is migrated forward (``PRAGMA user_version``) when the file opens.
+The schema is migrated forward (``PRAGMA user_version``) when the file opens;
+before that, a LlamaFarm ``eval.db`` is adopted and a file that is not ours is
+refused (``store.adopt_llamafarm``: ``DatabaseRefused``, nothing written).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from evaluation.errors import ServiceClosed, StoreBusy
+from store.adopt_llamafarm import prepare
 from store.schema import migrate
 
 T = TypeVar("T")
@@ -74,6 +77,7 @@ class Database:
 
     # -- writer thread -------------------------------------------------------------------------
     def _open_writer(self) -> sqlite3.Connection:
+        prepare(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         _configure(conn)
         conn.execute("PRAGMA journal_mode=WAL")

@@ -34,10 +34,11 @@ class Job:
     started_at: str | None
     completed_at: str | None
     interruptions: int = 0  # times the daemon died while this job was running
+    progress_detail: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
-        """The job as the API returns it."""
-        return {
+        """The job as the API returns it; a train job also carries its epoch fields."""
+        out = {
             "job_id": self.id,
             "kind": self.kind,
             "status": self.status,
@@ -50,6 +51,19 @@ class Job:
             "result": self.result,
             "error": self.error,
         }
+        if self.kind == "train":
+            out.update(self.epoch_fields())
+        return out
+
+    def epoch_fields(self) -> dict[str, Any]:
+        """``current_epoch`` and ``epoch`` (epochs finished, 0 before the first), ``total_epochs``,
+        ``loss`` (the latest epoch's total training loss, null before) and ``metrics`` (its numbers),
+        as LlamaFarm's runtime and designer read them."""
+        d = self.progress_detail or {}
+        done = int(d.get("current_epoch") or 0)
+        return {"current_epoch": done, "epoch": done,
+                "total_epochs": d.get("total_epochs") or self.params.get("epochs"),
+                "loss": d.get("loss"), "metrics": d.get("metrics") or {}}
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -60,6 +74,7 @@ def _job(row: sqlite3.Row) -> Job:
         attempts=row["attempts"], max_attempts=row["max_attempts"],
         cancel_requested=bool(row["cancel_requested"]), created_at=row["created_at"],
         started_at=row["started_at"], completed_at=row["completed_at"], interruptions=row["interruptions"],
+        progress_detail=json.loads(row["progress_detail"]) if row["progress_detail"] else None,
     )
 
 
@@ -96,7 +111,8 @@ def counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
 def claim_next(conn: sqlite3.Connection, now: str) -> Job | None:
     """The oldest queued job, now running with one more attempt; None when nothing is queued."""
     row = conn.execute(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, progress = 0 "
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, progress = 0, "
+        "progress_detail = NULL "
         "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) RETURNING *",
         (now,),
     ).fetchone()
@@ -108,6 +124,10 @@ def set_progress(conn: sqlite3.Connection, job_id: str, progress: float) -> None
         "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
         (min(1.0, max(0.0, progress)), job_id),
     )
+
+
+def set_progress_detail(conn: sqlite3.Connection, job_id: str, detail: dict[str, Any]) -> None:
+    conn.execute("UPDATE jobs SET progress_detail = ? WHERE id = ?", (json.dumps(detail), job_id))
 
 
 def complete(conn: sqlite3.Connection, job_id: str, result: dict[str, Any], now: str) -> bool:

@@ -53,7 +53,7 @@ def result_of(row: sqlite3.Row) -> dict[str, Any]:
     """The stored result mapping of a row, with its ``eval_id`` and ``timestamp``."""
     result = json.loads(row["result_json"])
     result["eval_id"] = row["id"]
-    result["timestamp"] = row["created_at"]
+    result["timestamp"] = row["created_at"] or None  # '' : an imported row without one
     return result
 
 
@@ -149,7 +149,7 @@ def summary(row: sqlite3.Row) -> dict[str, Any]:
         "medium_object_recall": row["medium_object_recall"],
         "large_object_recall": row["large_object_recall"],
         "dataset": row["dataset"],
-        "timestamp": row["created_at"],
+        "timestamp": row["created_at"] or None,
         "eval_id": row["id"],
         "version": row["model_version"],
         "checkpoint_sha256": row["checkpoint_sha256"],

@@ -148,6 +148,10 @@ CREATE TABLE checkpoint_states (
 CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
 """
 
+# A running job's progress detail (JSON): a train job's latest epoch report.
+_JOBS_PROGRESS_DETAIL = """
+ALTER TABLE jobs ADD COLUMN progress_detail TEXT;
+"""
 # Evaluations of other splits than val, of ONNX exports, and square-padded reference evaluations of a
 # checkpoint for the parity check of a static export (issue 12): each row says which.
 _SPLIT_AND_FORMAT = """
@@ -157,7 +161,7 @@ ALTER TABLE eval_results ADD COLUMN rect INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
 """
 
-MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _SPLIT_AND_FORMAT]
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _SPLIT_AND_FORMAT]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -169,14 +173,19 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version in range(current, latest):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={version + 1}")
+            apply(conn, version)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
     return latest
+
+
+def apply(conn: sqlite3.Connection, version: int) -> None:
+    """Run migration ``version`` (0-based) and record it, inside the caller's transaction."""
+    for statement in _statements(MIGRATIONS[version]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={version + 1}")
 
 
 def _statements(script: str) -> list[str]:

@@ -41,13 +41,16 @@ class ThreadExecutor:
         self.info = await asyncio.to_thread(_info, self.device)
 
     async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
-                  timeout: float, cancel: asyncio.Event) -> dict[str, Any]:
+                  timeout: float, cancel: asyncio.Event,
+                  on_detail: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         from daemon.worker_main import TASKS
 
         loop = asyncio.get_running_loop()
 
-        def progress(value: float) -> None:
+        def progress(value: float, detail: dict[str, Any] | None = None) -> None:
             loop.call_soon_threadsafe(on_progress, float(value))
+            if detail is not None and on_detail is not None:
+                loop.call_soon_threadsafe(on_detail, detail)
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(TASKS[kind], params, progress), timeout)

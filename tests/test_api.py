@@ -624,3 +624,42 @@ def test_the_http_process_never_loads_torch(env: Env, example: dict[str, Any]) -
     assert "libtorch" not in maps
     worker = env.daemon.health()["worker_info"]["pid"]
     assert "libtorch" in Path(f"/proc/{worker}/maps").read_text()  # the check can see torch where it is
+
+
+# --------------------------------------------------------------------------- (g) answers match /openapi.json
+
+
+def test_answers_conform_to_the_openapi_result_schemas(env: Env, example: dict[str, Any]) -> None:
+    """The eval and compare results, leaderboard and history entries, as the daemon really sends them,
+    validated field by field against the document's schemas (tests/openapi_check.py)."""
+    from tests.openapi_check import check
+
+    job = env.client.get(f"/v1/vision/eval/{example['job']['job_id']}").json()
+    check(job, "Job")
+    check(job["result"], "EvalResult")
+    broken = {**job["result"], "inference_ms": "12 ms"}
+    with pytest.raises(AssertionError, match="inference_ms"):  # the check bites
+        check(broken, "EvalResult")
+    r = env.client.post("/v1/vision/eval/compare", json={
+        "model_a": "my-detector", "model_b": "weak", "dataset": str(env.small), "imgsz": 320,
+        "bootstrap_resamples": 50})
+    assert r.status_code == 202, r.text
+    check(r.json(), "Job")
+    done = env.daemon.wait_job(r.json()["job_id"])
+    assert done["status"] == "completed", done
+    check(done, "Job")
+    check(done["result"], "CompareResult")
+    board = env.client.get("/v1/vision/eval/leaderboard").json()
+    assert board
+    for entry in board:
+        check(entry, "LeaderboardEntry")
+    for entry in env.client.get("/v1/vision/eval/leaderboard/my-detector").json():
+        check(entry, "HistoryEntry")
+    listing = env.client.get("/v1/vision/models").json()
+    check(listing, "ModelList")  # LlamaFarm's runtime shape: {"models": [...], "total"}
+    assert listing["total"] == len(listing["models"])
+    det = {m["name"]: m for m in listing["models"]}["my-detector"]
+    folder = env.daemon.models_root / "my-detector"
+    assert det["has_current"] is True and det["versions"] == len(det["version_numbers"]) == 0
+    assert det["size_mb"] == round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 2)
+    check(env.client.get("/health").json(), "Health")

@@ -217,8 +217,10 @@ def test_models_table_detail_and_json(env: Env, evaluated) -> None:
     assert columns(header)[:3] == ["MODEL", "VERSIONS", "CURRENT"]
     by_name = {columns(r)[0]: columns(r) for r in rows}
     assert by_name["det"][1] == "v1" and by_name["weak"][1] == "v1"
-    models = {m["name"]: m for m in env.json("models")}
-    assert models["det"]["versions"] == [1]
+    listing = env.json("models")
+    models = {m["name"]: m for m in listing["models"]}
+    assert listing["total"] == len(listing["models"])
+    assert models["det"]["versions"] == 1 and models["det"]["version_numbers"] == [1]
     detail = env.cli("models", "det")
     assert detail.returncode == 0 and "versions:" in detail.stdout and "evaluations (newest first):" in detail.stdout
     assert env.json("models", "det")["name"] == "det"

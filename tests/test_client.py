@@ -105,10 +105,10 @@ async def test_unreachable_and_http_errors_map_to_the_two_exceptions(tmp_path: P
 async def test_a_shared_session_is_left_open_for_its_owner(tmp_path: Path) -> None:
     async with running_service(tmp_path) as svc, aiohttp.ClientSession() as session:
         async with AsyncClient(url(svc), session=session) as client:
-            assert await client.models() == []
+            assert await client.models() == {"models": [], "total": 0}
         assert not session.closed  # the caller's session: the client must not close it
         async with AsyncClient(url(svc), session=session) as client:
-            assert await client.models() == []
+            assert await client.models() == {"models": [], "total": 0}
 
 
 async def test_queued_train_job_is_submitted_listed_and_cancelled(tmp_path: Path, synth_dataset: Path) -> None:
@@ -168,7 +168,7 @@ async def test_async_client_evaluates_compares_and_promotes(tmp_path: Path, ultr
         metrics = compared["result"]["metrics"]
         assert metrics["mAP50_95"]["a"] == pytest.approx(result["mAP50_95"])
 
-        assert {m["name"] for m in await client.models()} == {"det", "weak"}
+        assert {m["name"] for m in (await client.models())["models"]} == {"det", "weak"}
         first = await client.promote("det", 1, reason="first")
         second = await client.promote("det", 2, reason="second")
         assert (first["decision"], first["version"], second["version"]) == ("promoted", 1, 2)

@@ -97,7 +97,9 @@ def test_daemon_kill9_mid_auto_promote_evaluation_completes_and_promotes_once(tm
         job = d.wait_job(job_id, timeout=240)
         assert job["status"] == "completed", job
         assert job["result"]["promotion"]["decision"] == "promoted", job["result"]["promotion"]
-        assert d.query("SELECT attempts FROM jobs WHERE id = ?", (job_id,))[0][0] == 2
+        # The daemon's own death charges no attempt: it counts as an interruption.
+        row = d.query("SELECT attempts, interruptions FROM jobs WHERE id = ?", (job_id,))[0]
+        assert (row["attempts"], row["interruptions"]) == (1, 1)
         assert d.query("SELECT COUNT(*) FROM eval_results WHERE job_id = ?", (job_id,))[0][0] == 1
         rows = d.query("SELECT decision, new_sha256, details FROM promotions WHERE model_name = 'm'")
         assert [r["decision"] for r in rows] == ["promoted"], [dict(r) for r in rows]

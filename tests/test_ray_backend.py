@@ -181,3 +181,17 @@ def test_files_made_on_a_node_land_where_a_local_worker_would_write_them(tmp_pat
     assert msg["outputs"] == {"predictions_path": {"curves.json": b"[2]"}}  # the inputs do not travel back
     _land_files({"predictions_path": str(art / "predictions.json")}, msg)
     assert (art / "curves.json").read_text() == "[2]" and (art / "predictions.json").read_text() == "[]"
+
+
+def test_a_train_job_on_an_actor_reports_its_epochs(ray_daemon: Daemon, tmp_path: Path) -> None:
+    import httpx
+
+    data = make_dataset(tmp_path / "train-data", n_val=4, seed=6)  # the val split doubles as train split
+    r = httpx.post(f"{ray_daemon.url}/v1/vision/train", timeout=30, json={
+        "model": "ray-trained", "dataset": str(data), "config": {"epochs": 2, "imgsz": 320, "batch_size": 4}})
+    assert r.status_code == 202, r.text
+    done = ray_daemon.wait_job(r.json()["job_id"])
+    assert done["status"] == "completed", done
+    # The actor's epoch reports reach the job, the last one included (relayed after the task too).
+    assert (done["current_epoch"], done["epoch"], done["total_epochs"]) == (2, 2, 2)
+    assert isinstance(done["loss"], float) and done["loss"] > 0 and "metrics/mAP50(B)" in done["metrics"]

@@ -244,3 +244,25 @@ def test_bad_weights_raise_weights_error_naming_the_problem(weights, fragments):
 @pytest.mark.parametrize("weights", [{"mAP50": 0.7, "recall": 0.3}, {"speed": 1.0}, {"f1": 0.1 + 0.2 + 0.7}])
 def test_sum_of_exactly_one_is_accepted(weights):
     assert validate_weights(weights) == {k: float(v) for k, v in weights.items()}
+
+
+@pytest.mark.parametrize(("speed", "expected"), [
+    ({"preprocess": 0.5, "inference": 12.5, "postprocess": 1.0}, 12.5),
+    ({"preprocess": 0.5}, None),  # the validator reported no inference time
+    ({"inference": None}, None),
+    ({"inference": float("nan")}, None),
+    (None, None),
+])
+def test_a_missing_validator_speed_is_null_not_zero_ms(speed, expected):
+    from evaluation.evaluate import speed_ms
+
+    assert speed_ms(speed, "inference") == expected
+
+
+def test_a_null_speed_drops_the_speed_term_instead_of_scoring_it_fastest():
+    metrics = {"mAP50_95": 0.5, "mAP50": 0.7, "small_object_recall": 0.4, "f1": 0.6}
+    unknown = composite_score({**metrics, "inference_ms": None}, DEFAULT_WEIGHTS)
+    # Recomputed by hand: the four accuracy terms, renormalised over their weights (0.9).
+    by_hand = (0.35 * 0.5 + 0.20 * 0.7 + 0.20 * 0.4 + 0.15 * 0.6) / 0.90
+    assert unknown == pytest.approx(by_hand)
+    assert unknown < composite_score({**metrics, "inference_ms": 0.0}, DEFAULT_WEIGHTS)  # 0 ms would win

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.daemon_fixtures import Daemon
+from tests.openapi_check import check
 from tests.fixtures.synth import make_dataset
 from tests.watch_fixtures import WatchEnv, sha256_file, watch_config
 
@@ -61,6 +62,12 @@ def check_trained(env: WatchEnv, name: str, job: dict[str, Any]) -> dict[str, An
     assert job["status"] == "completed", (job, env.daemon.log_tail(80))
     assert job["kind"] == "train" and job["error"] is None
     assert job["progress"] == 1.0
+    check(job, "Job")
+    check(job["result"], "TrainResult")
+    check(job["result"]["evaluation"], "EvalResult")
+    # After the run, the epoch fields LlamaFarm's UI reads stay: the last epoch's numbers.
+    assert (job["current_epoch"], job["epoch"], job["total_epochs"]) == (1, 1, 1)
+    check_epoch_numbers(job)
     result = job["result"]
     model_dir = env.models_root / name
     ckpt = model_dir / "v1.pt"
@@ -93,6 +100,16 @@ def check_trained(env: WatchEnv, name: str, job: dict[str, Any]) -> dict[str, An
     assert abs(parity["delta_mAP50_95"]) <= 0.002
     assert (model_dir / "current.pt").read_bytes() == ckpt.read_bytes()
     return result
+
+
+def check_epoch_numbers(job: dict[str, Any]) -> None:
+    """``loss`` is the epoch's total training loss: the sum of its reported components."""
+    metrics = job["metrics"]
+    parts = [v for k, v in metrics.items() if k.startswith("train/")]
+    assert len(parts) >= 3, metrics  # box, cls, dfl
+    assert isinstance(job["loss"], float) and job["loss"] > 0
+    assert job["loss"] == pytest.approx(sum(parts), rel=1e-3)
+    assert "metrics/mAP50(B)" in metrics and 0.0 <= metrics["metrics/mAP50(B)"] <= 1.0
 
 
 def check_not_evaluated_again(env: WatchEnv, name: str, job_id: str, sha: str) -> None:
@@ -183,3 +200,25 @@ def test_cancel_a_running_train_job(env: WatchEnv) -> None:
     assert not model_dir.exists() or not any(model_dir.glob("v*.pt")), list(model_dir.iterdir())
     assert not (model_dir / "current.pt").exists()
     env.daemon.wait_workers_ready()  # the worker killed by the cancel is replaced
+
+
+def test_train_job_reports_each_epoch_while_it_runs(env: WatchEnv) -> None:
+    name = "trained-epochs"
+    r = env.post("/v1/vision/train", json={
+        "model": name, "dataset": str(env.dataset), "config": {"epochs": 200, "imgsz": 320, "batch_size": 8},
+    })
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    queued = r.json()
+    assert (queued["current_epoch"], queued["epoch"], queued["total_epochs"], queued["loss"]) == (0, 0, 200, None)
+    first = wait_train(env, job_id, lambda j: j["status"] == "running" and j["current_epoch"] >= 1)
+    assert first["total_epochs"] == 200 and first["epoch"] == first["current_epoch"]
+    check_epoch_numbers(first)
+    later = wait_train(env, job_id, lambda j: j["status"] != "running" or j["current_epoch"] > first["current_epoch"])
+    assert later["status"] == "running", later  # updated every epoch, while it runs
+    check_epoch_numbers(later)
+    listed = env.get("/v1/vision/train?status=running").json()["jobs"]
+    assert [j["current_epoch"] >= later["current_epoch"] for j in listed if j["job_id"] == job_id] == [True]
+    assert httpx.delete(f"{env.url}/v1/vision/train/{job_id}", timeout=30).status_code == 200
+    assert wait_train(env, job_id, timeout=60)["status"] == "cancelled"
+    env.daemon.wait_workers_ready()

@@ -158,7 +158,8 @@ class Endpoints(Generic[R]):
         return self._send(Call("GET", f"/v1/vision/eval/{job_id}/predictions"))
 
     def models(self) -> R:
-        """The models in the models folder, with their latest evaluation."""
+        """The models in the models folder, in the runtime's shape ``{"models": [...], "total"}``, each with
+        its latest evaluation."""
         return self._send(Call("GET", "/v1/vision/models"))
 
     def model(self, name: str) -> R:

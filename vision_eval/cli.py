@@ -439,13 +439,14 @@ def render_cancelled(job: dict[str, Any]) -> str:
     return f"job {job['job_id']}: {job['status']}"
 
 
-def render_models(models: list[dict[str, Any]]) -> str:
+def render_models(listing: dict[str, Any]) -> str:
     rows = []
-    for m in models:
+    for m in listing["models"]:
         latest = m.get("latest_evaluation") or {}
-        rows.append([m["name"], ",".join(f"v{v}" for v in m["versions"]) or "-", "yes" if m["has_current"] else "no",
+        rows.append([m["name"], ",".join(f"v{v}" for v in m["version_numbers"]) or "-",
+                     "yes" if m["has_current"] else "no", m.get("size_mb"),
                      latest.get("score"), latest.get("timestamp"), latest.get("dataset")])
-    return table(["MODEL", "VERSIONS", "CURRENT", "LAST_SCORE", "LAST_EVALUATED", "DATASET"], rows,
+    return table(["MODEL", "VERSIONS", "CURRENT", "SIZE_MB", "LAST_SCORE", "LAST_EVALUATED", "DATASET"], rows,
                  empty="no models in the models folder")
 
 

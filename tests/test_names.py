@@ -1,0 +1,57 @@
+"""Names users expect (issue 10, item 4): a checkpoint path is named as ultralytics users think of it,
+and an explicit ``name`` (validated like a model name) overrides that for a path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Config, PathsConfig
+from daemon.submissions import Submissions
+from evaluation.errors import InvalidRequest
+from evaluation.models import name_for_path, resolve_model
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("/runs/detect/exp7/weights/best.pt", "exp7"),
+    ("/runs/detect/exp7/weights/last.pt", "exp7"),
+    ("/runs/detect/train/weights/../weights/best.pt", "train"),
+    ("/models/my-detector/v3.pt", "my-detector"),
+    ("/models/my-detector/current.pt", "my-detector"),
+    ("/somewhere/best.pt", "best"),  # not in a run's weights folder: its stem
+    ("/somewhere/weights-archive/best.pt", "best"),
+    ("/ckpts/yolov8n-finetuned.pt", "yolov8n-finetuned"),
+])
+def test_name_for_path(path: str, name: str) -> None:
+    assert name_for_path(Path(path)) == name
+
+
+def place(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not loaded here")
+    return path
+
+
+def test_two_runs_best_pt_are_two_models(tmp_path: Path) -> None:
+    a = place(tmp_path / "runs" / "exp7" / "weights" / "best.pt")
+    b = place(tmp_path / "runs" / "exp8" / "weights" / "best.pt")
+    link = tmp_path / "latest.pt"
+    link.symlink_to(b)
+    names = [resolve_model(str(p), tmp_path / "models", [tmp_path]).name for p in (a, b, link)]
+    assert names == ["exp7", "exp8", "latest"]  # a link is named as written, not as its target
+
+
+def test_explicit_name_for_a_path_and_its_validation(tmp_path: Path) -> None:
+    ckpt = place(tmp_path / "runs" / "exp7" / "weights" / "best.pt")
+    place(tmp_path / "models" / "det" / "v1.pt")
+    config = Config(paths=PathsConfig(models_root=str(tmp_path / "models"), allowed_roots=(str(tmp_path),)))
+    subs = Submissions(config, queue=None)  # type: ignore[arg-type] - resolving never touches the queue
+    assert subs.resolve_model(str(ckpt)).name == "exp7"
+    assert subs.resolve_model(str(ckpt), "pedestrians-v2").name == "pedestrians-v2"
+    for bad in ("../up", "a/b", "-x", "x" * 129, "with space"):
+        with pytest.raises(InvalidRequest, match="invalid model name"):
+            subs.resolve_model(str(ckpt), bad)
+    assert subs.resolve_model("det", "det").name == "det"
+    with pytest.raises(InvalidRequest, match="already a model name"):
+        subs.resolve_model("det", "other")
