@@ -42,6 +42,7 @@ _MODEL_NAME_FIELD = {
                    "is named by its run (``<run>/weights/best.pt``), its folder (``v<n>.pt``, "
                    "``current.pt``) or its stem. A model name is its own name.",
 }
+
 SPLIT_SCHEMA = {"type": "string", "enum": ["val", "test", "train"],
                 "description": "The dataset split evaluated (default: [eval] split, val unless configured); "
                                "a dataset YAML without it is a 400."}
