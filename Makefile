@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test fixtures bench clean
+.PHONY: install run test test-fast lint fixtures bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+# No real daemon, no worker, no torch: the in-process logic in well under a minute.
+test-fast: install
+	$(PY) -m pytest -q -m "not heavy"
 
 fixtures: install
 	$(PY) tests/fixtures/make_fixtures.py

@@ -73,6 +73,7 @@ class WorkersConfig:
 class EvalConfig:
     imgsz: int = 640
     batch: int = 16
+    split: str = "val"  # the dataset split evaluated by default: val, test or train
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class PromotionConfig:
     max_size_recall_regression: float = config_default("max_size_recall_regression")
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
+    export_parity: str = "auto"  # "auto" (check an export beside the candidate), "required" or "off"
+    max_export_delta: float = 0.005
+    max_export_class_delta: float = 0.02
+    export_wait_s: float = 30.0  # a candidate younger than this waits for its export to appear
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[jobs] max_queued, max_attempts and max_interruptions must be at least 1")
     if cfg.promotion.baseline not in ("current", "dataset_best"):
         raise ConfigError("[promotion] baseline must be \"current\" or \"dataset_best\"")
+    if cfg.eval.split not in ("val", "test", "train"):
+        raise ConfigError("[eval] split must be \"val\", \"test\" or \"train\"")
+    if cfg.promotion.export_parity not in ("auto", "required", "off"):
+        raise ConfigError("[promotion] export_parity must be \"auto\", \"required\" or \"off\"")
+    if cfg.promotion.max_export_delta < 0 or cfg.promotion.max_export_class_delta < 0:
+        raise ConfigError("[promotion] max_export_delta and max_export_class_delta must be >= 0")
     if not 320 <= cfg.eval.imgsz <= 2560 or not 1 <= cfg.eval.batch <= 256:
         raise ConfigError("[eval] imgsz must be 320-2560 and batch 1-256")
     if cfg.watch.settle_seconds < 0 or cfg.watch.rescan_interval_s <= 0:

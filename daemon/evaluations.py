@@ -1,8 +1,10 @@
 """Evaluations as the daemon runs them: cache lookup, a worker task on a miss, a stored row.
 
 An evaluation is keyed by (checkpoint sha256, dataset fingerprint, imgsz,
-batch, device kind, ultralytics version), with the imgsz and batch that
-actually run (``evaluation.settings``): the same key is never evaluated twice.
+batch, device kind, ultralytics version, and for an ONNX export its format and
+onnxruntime version, and a split other than val), with the imgsz and batch
+that actually run (``evaluation.settings``): the same key is never evaluated
+twice.
 
 A result is what was asked: the requested model name and path, dataset path,
 weights and options. A cache hit answers with a result of its own (a new
@@ -33,6 +35,7 @@ from evaluation.datasets import (
     load_dataset,
 )
 from evaluation.errors import ClassMismatchError, JobError, NotFound
+from evaluation.export_meta import model_format
 from evaluation.scoring import DEFAULT_WEIGHTS, composite_score, resolve_weights
 from evaluation.settings import effective_batch, effective_imgsz
 from store import results
@@ -53,6 +56,8 @@ class EvalSpec:
     batch: int
     weights: dict[str, Any] | None = None
     allow_class_mismatch: bool = False
+    split: str = "val"
+    rect: bool = True  # False: the square-padded reference of a checkpoint for a static export's parity
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> EvalSpec:
@@ -60,18 +65,30 @@ class EvalSpec:
             model_path=p["model_path"], model_name=p["model_name"], model_version=p.get("model_version"),
             dataset_path=p["dataset_path"], imgsz=int(p["imgsz"]), batch=int(p["batch"]),
             weights=p.get("weights"), allow_class_mismatch=bool(p.get("allow_class_mismatch", False)),
+            split=p.get("split", "val"), rect=bool(p.get("rect", True)),
         )
 
 
-def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str) -> str:
-    raw = json.dumps([sha256, dataset_fp, imgsz, batch, device_kind, ul_version])
-    return hashlib.sha256(raw.encode()).hexdigest()
+def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str,
+              fmt: str = "pt", runtime_version: str | None = None, split: str = "val", rect: bool = True) -> str:
+    """The key of an evaluation. A ``.pt`` key on the val split has the parts it had before formats and
+    splits existed (stored rows stay cache hits); any other format adds itself and its runtime's
+    version, any other split its name, square padding (``rect`` False) itself."""
+    parts: list[Any] = [sha256, dataset_fp, imgsz, batch, device_kind, ul_version]
+    if fmt != "pt":
+        parts += [fmt, runtime_version]
+    if split != "val":
+        parts += [f"split={split}"]
+    if not rect:
+        parts += ["rect=False"]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 def request_key(key: str, spec: EvalSpec, applied: dict[str, float]) -> str:
     """What was asked of evaluation ``key``: model name and path, dataset path, weights, options."""
     raw = json.dumps([key, spec.model_name, spec.model_path, spec.model_version, spec.dataset_path,
-                      sorted(applied.items()), spec.allow_class_mismatch, spec.imgsz, spec.batch])
+                      sorted(applied.items()), spec.allow_class_mismatch, spec.imgsz, spec.batch, spec.split,
+                      spec.rect])
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -94,8 +111,8 @@ def _checkpoint_sha(path: str) -> str:
         raise NotFound(f"model file not found: {path} (it was removed after the job was submitted)") from None
 
 
-def _load(path: str) -> tuple[Dataset, str]:
-    dataset = load_dataset(path)
+def _load(path: str, split: str) -> tuple[Dataset, str]:
+    dataset = load_dataset(path, split)
     return dataset, fingerprint(dataset)
 
 
@@ -130,11 +147,15 @@ class Evaluations:
     async def identify(self, spec: EvalSpec) -> Identity:
         """The contents, effective settings and cache key of a spec, read from disk now."""
         sha = await asyncio.to_thread(_checkpoint_sha, spec.model_path)
-        dataset, fp = await asyncio.to_thread(_load, spec.dataset_path)
+        dataset, fp = await asyncio.to_thread(_load, spec.dataset_path, spec.split)
         imgsz, batch = effective_imgsz(spec.imgsz), effective_batch(spec.batch, len(dataset.images))
         info = self.executor.info
-        key = cache_key(sha, fp, imgsz, batch, info.get("device_kind", "unknown"),
-                        info.get("ultralytics_version", "unknown"))
+        fmt = model_format(spec.model_path)
+        device_kind = info.get("device_kind", "unknown")
+        if fmt == "onnx" and not info.get("onnx_cuda"):
+            device_kind = "cpu"  # without onnxruntime's CUDA provider an export runs on the CPU
+        key = cache_key(sha, fp, imgsz, batch, device_kind, info.get("ultralytics_version", "unknown"),
+                        fmt, info.get("onnxruntime_version") if fmt == "onnx" else None, spec.split, spec.rect)
         return Identity(sha, fp, imgsz, batch, key, dataset)
 
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
@@ -154,7 +175,8 @@ class Evaluations:
         params = {
             "model_path": spec.model_path, "dataset_path": spec.dataset_path, "model_name": spec.model_name,
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
-            "allow_class_mismatch": spec.allow_class_mismatch, "work_dir": str(art / "work"),
+            "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "rect": spec.rect,
+            "work_dir": str(art / "work"),
             # what a remote worker must find (daemon.ray_actor)
             "checkpoint_sha256": ident.sha256, "dataset_fingerprint": ident.fingerprint,
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
@@ -169,8 +191,10 @@ class Evaluations:
             cancel=ctx.cancel_event,
         )
         # The worker hashed what it actually loaded and reports the settings that ran: key the row by those.
+        fmt = result.get("format", "pt")
         key = cache_key(result["checkpoint_sha256"], result["dataset_fingerprint"], result["imgsz"],
-                        result["batch"], result["device_kind"], result["ultralytics_version"])
+                        result["batch"], result["device_kind"], result["ultralytics_version"], fmt,
+                        result.get("runtime_version") if fmt != "pt" else None, result.get("split", "val"), spec.rect)
         fresh = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "request_key": request_key(key, spec, applied),

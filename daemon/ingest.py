@@ -4,7 +4,8 @@ Exactly one job per checkpoint content of a model: the job is created in the
 same transaction that claims ``(model name, sha256)``; a checkpoint already
 claimed (evaluated before, or written by a train job) creates nothing. The
 dataset of a model is ``pipeline.json``'s ``dataset`` in its folder, else
-``[models.<name>] dataset`` in the config, else ``watch.default_dataset``;
+``[models.<name>] dataset`` in the config, else ``watch.default_dataset``
+(evaluated on ``pipeline.json``'s ``split``, else ``[eval] split``);
 with none, or one that cannot be evaluated, the checkpoint is recorded as
 skipped with the reason and looked at again at the next scan.
 
@@ -30,7 +31,7 @@ from daemon.config import Config
 from daemon.models_view import ShaCache
 from daemon.queue import JobQueue
 from daemon.watcher import FileState
-from evaluation.datasets import load_dataset
+from evaluation.datasets import SPLITS, load_dataset
 from evaluation.errors import QueueFull, VisionEvalError
 from evaluation.models import is_under, version_of
 from store import checkpoint_states as states
@@ -45,16 +46,21 @@ class Skip(Exception):
     """This checkpoint cannot be evaluated as things stand; the message says why."""
 
 
-def dataset_for(config: Config, model_dir: Path) -> Path:
-    """The dataset YAML a model is evaluated on (see module contract); Skip if there is none."""
+def dataset_for(config: Config, model_dir: Path) -> tuple[Path, str]:
+    """The dataset YAML a model is evaluated on and its split (pipeline.json's ``split``, else
+    ``[eval] split``) (see module contract); Skip if there is none or it lacks the split."""
     pipeline = model_dir / PIPELINE_FILE
     raw: str = ""
+    split = config.eval.split
     if pipeline.is_file():
         try:
             data = json.loads(pipeline.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise Skip(f"{pipeline} is not valid JSON: {exc}") from exc
         raw = data.get("dataset") or "" if isinstance(data, dict) else ""
+        split = (data.get("split") or split) if isinstance(data, dict) else split
+        if split not in SPLITS:
+            raise Skip(f"{pipeline} names split {split!r}; use one of {', '.join(SPLITS)}")
     if not raw and model_dir.name in config.models:
         raw = config.models[model_dir.name].dataset
     if not raw:
@@ -69,10 +75,10 @@ def dataset_for(config: Config, model_dir: Path) -> Path:
     if not is_under(p, config.allowed_roots):
         raise Skip(f"dataset {p} is outside the allowed directories")
     try:
-        load_dataset(p)
+        load_dataset(p, split)
     except VisionEvalError as exc:
         raise Skip(f"dataset {p} cannot be evaluated: {exc.detail}") from exc
-    return p
+    return p, split
 
 
 T = TypeVar("T")
@@ -108,14 +114,14 @@ class Ingest:
         if go is not None:
             return go
         try:
-            dataset = await self._io(dataset_for, self.config, path.parent)
+            dataset, split = await self._io(dataset_for, self.config, path.parent)
         except Skip as exc:
             await self._skip(path, name, sha, str(exc))
             return False  # asked again at the next scan: a dataset may be configured by then
         params = {
             "model": str(path), "model_path": str(real), "model_name": name, "model_version": version_of(path),
             "dataset_path": str(dataset), "imgsz": self.config.eval.imgsz, "batch": self.config.eval.batch,
-            "weights": None, "allow_class_mismatch": False, "auto_promote": True,
+            "weights": None, "allow_class_mismatch": False, "auto_promote": True, "split": split,
         }
         try:
             job = await self.queue.submit("eval", params, trigger="watcher", claim=(name, sha, str(path)),

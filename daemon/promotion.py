@@ -28,6 +28,7 @@ from daemon.clock import Clock, iso, utcnow
 from daemon.config import PromotionConfig
 from daemon.decision import Gain, identical_reason, judge
 from daemon.evaluations import EvalSpec, Evaluations
+from daemon.export_parity import ExportParity
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
 from daemon.workers import Executor
@@ -62,6 +63,7 @@ class Promoter:
         self.store_dir = store_dir
         self.config = config
         self.clock = clock
+        self.export_parity = ExportParity(evaluations, executor, config)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -82,6 +84,7 @@ class Promoter:
         decision either way. ``gates`` overrides the configured gates for this decision."""
         async with self._lock(spec.model_name):
             decision = await self._decide(spec, result, ctx, self.gate_settings(gates))
+            decision = await self.export_parity.apply(spec, result, ctx, decision, actor)
             if decision["decision"] == "promoted":
                 try:
                     await self._swap(spec.model_name, Path(spec.model_path), result["checkpoint_sha256"])
@@ -152,6 +155,7 @@ class Promoter:
         incumbent_spec = EvalSpec(
             model_path=str(current), model_name=spec.model_name, model_version=None,
             dataset_path=spec.dataset_path, imgsz=settings[1], batch=settings[2], weights=spec.weights,
+            split=spec.split,
         )
         incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
         return incumbent, f"the incumbent current.pt (eval {incumbent['eval_id']})"
@@ -294,7 +298,8 @@ class Promoter:
             "previous_score": decision.get("previous_score"), "new_score": decision.get("new_score"),
             "details": {"job_id": job_id, "gates": decision.get("gates", []), "weights": decision.get("weights"),
                         "baseline": decision.get("baseline"), "gate_settings": decision.get("gate_settings"),
-                        "significance": decision.get("significance"), "gain": decision.get("gain")},
+                        "significance": decision.get("significance"), "gain": decision.get("gain"),
+                        "export_parity": decision.get("export_parity")},
         }
         return await self.db.write(lambda c: promotions.insert(c, row))
 

@@ -74,7 +74,7 @@ def verify_inputs(params: dict[str, Any]) -> str | None:
         if want_sha and file_sha256(params["model_path"]) != want_sha:
             return (f"the checkpoint {params['model_path']} on node {node_name()} is not the one the daemon "
                     f"hashed (sha256 {want_sha[:12]}...): it changed after submission, or the node sees another file")
-        if want_fp and fingerprint(load_dataset(params["dataset_path"])) != want_fp:
+        if want_fp and fingerprint(load_dataset(params["dataset_path"], params.get("split", "val"))) != want_fp:
             return (f"the dataset {params['dataset_path']} on node {node_name()} differs from what the daemon "
                     "fingerprinted: its images or labels changed, or the node mounts another copy")
     except FileNotFoundError as exc:

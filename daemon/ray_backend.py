@@ -92,7 +92,8 @@ class RayExecutor:
         """What /healthz shows: the first actor's versions and device, and every actor's node, GPUs and jobs."""
         infos = list(self._actors.values())
         first = infos[0] if infos else {}
-        keys = ("pid", "ultralytics_version", "torch_version", "device", "device_kind")
+        keys = ("pid", "ultralytics_version", "torch_version", "device", "device_kind", "onnxruntime_version",
+                "onnx_cuda")
         return {**{k: first[k] for k in keys if k in first},
                 "actors": [{"node": i["node"], "pid": i["pid"], "gpu_ids": i["gpu_ids"],
                             "jobs": self.jobs_per_actor.get(f"{i['node']}/{i['pid']}", 0)} for i in infos]}

@@ -247,7 +247,7 @@ class Service:
         return path
 
     async def leaderboard_json(self, dataset: str | None, limit: int, weights: dict[str, float] | None = None,
-                               all_content: bool = False) -> bytes:
+                               all_content: bool = False, split: str = "val") -> bytes:
         """The leaderboard under ``weights`` (default: the default weights) as JSON bytes, cached until
         the next database write (see ``store.rankings``).
 
@@ -259,20 +259,20 @@ class Service:
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
         generation = self.database.generation
-        cache_key = (key, limit, json.dumps(weights, sort_keys=True), all_content)
+        cache_key = (key, limit, json.dumps(weights, sort_keys=True), all_content, split)
         cached = self._leaderboards.get(cache_key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        rows = await self.database.read(lambda c: rankings.leaderboard(c, key, limit, weights, all_content))
+        rows = await self.database.read(lambda c: rankings.leaderboard(c, key, limit, weights, all_content, split))
         body = json.dumps(rows).encode()
         if len(self._leaderboards) >= 256:
             self._leaderboards.clear()
         self._leaderboards[cache_key] = (generation, body)
         return body
 
-    async def history(self, model_name: str, limit: int,
-                      weights: dict[str, float] | None = None) -> list[dict[str, Any]]:
-        rows = await self.database.read(lambda c: rankings.history(c, model_name, limit, weights))
+    async def history(self, model_name: str, limit: int, weights: dict[str, float] | None = None,
+                      split: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.database.read(lambda c: rankings.history(c, model_name, limit, weights, split))
         if not rows:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows

@@ -28,6 +28,7 @@ from evaluation.errors import (
     PathNotAllowed,
     UnsupportedTask,
 )
+from evaluation.export_meta import export_shape, model_format, read_export
 from evaluation.models import (
     ResolvedModel,
     check_name,
@@ -53,9 +54,10 @@ class Submissions:
         self.config = config
         self.queue = queue
 
-    def resolve_model(self, model: str, name: str | None = None) -> ResolvedModel:
-        """The checkpoint of ``model``; ``name`` (validated like a model name) names a checkpoint path."""
-        resolved = resolve_model(model, self.config.models_root, self.config.allowed_roots)
+    def resolve_model(self, model: str, name: str | None = None, fmt: str | None = None) -> ResolvedModel:
+        """The checkpoint (or export, ``fmt``) of ``model``; ``name`` (validated like a model name) names a
+        checkpoint path."""
+        resolved = resolve_model(model, self.config.models_root, self.config.allowed_roots, fmt)
         if name is None:
             return resolved
         check_name(name)
@@ -64,9 +66,17 @@ class Submissions:
                                  "already a model name")
         return dataclasses.replace(resolved, name=name)
 
-    async def check_dataset(self, raw: str, train: bool = False) -> Path:
-        """An absolute, allowed, loadable dataset YAML (loaded off the event loop); with ``train``,
-        one whose train split exists too."""
+    async def shape(self, model: ResolvedModel, imgsz: int | None, batch: int) -> tuple[int, int]:
+        """The (imgsz, batch) a model is evaluated at: the request's (imgsz None: ``[eval] imgsz``), or
+        for a static ONNX export its own (another imgsz asked for is an InvalidRequest saying why)."""
+        if model_format(model.path) != "onnx":
+            return (self.config.eval.imgsz if imgsz is None else imgsz), batch
+        export = await asyncio.to_thread(read_export, model.path)
+        return export_shape(export, imgsz, batch, self.config.eval.imgsz)
+
+    async def check_dataset(self, raw: str, split: str = "val", train: bool = False) -> Path:
+        """An absolute, allowed dataset YAML whose ``split`` loads (off the event loop); a YAML without that
+        split is a DatasetError naming it. With ``train``, one whose train split exists too."""
         p = expand_user(raw, "dataset path")
         if not p.is_absolute():
             raise InvalidRequest(f"dataset must be an absolute path to a dataset YAML, got {raw!r}")
@@ -76,7 +86,7 @@ class Submissions:
                 raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
             if real.suffix not in (".yaml", ".yml"):
                 raise DatasetError(f"dataset must be a .yaml or .yml file, got {raw!r}")
-            dataset = await asyncio.to_thread(load_dataset, real)
+            dataset = await asyncio.to_thread(load_dataset, real, split)
             if train:
                 await asyncio.to_thread(check_train_split, dataset)
         except OSError as exc:  # e.g. a name longer than the filesystem allows
@@ -84,37 +94,43 @@ class Submissions:
         return real
 
     def eval_params(self, model: ResolvedModel, dataset: Path, imgsz: int, batch: int,
-                    weights: dict[str, Any] | None, allow_class_mismatch: bool) -> dict[str, Any]:
+                    weights: dict[str, Any] | None, allow_class_mismatch: bool, split: str = "val") -> dict[str, Any]:
         return {
             "model_path": str(model.path), "model_name": model.name, "model_version": model.version,
             "dataset_path": str(dataset), "imgsz": imgsz, "batch": batch, "weights": weights,
-            "allow_class_mismatch": allow_class_mismatch,
+            "allow_class_mismatch": allow_class_mismatch, "split": split,
         }
 
-    async def eval(self, *, model: str, dataset: str, imgsz: int, batch: int, weights: dict[str, Any] | None,
-                   allow_class_mismatch: bool = False, auto_promote: bool = False,
-                   gates: dict[str, Any] | None = None, name: str | None = None) -> Job:
+    async def eval(self, *, model: str, dataset: str, imgsz: int | None, batch: int,
+                   weights: dict[str, Any] | None, allow_class_mismatch: bool = False, auto_promote: bool = False,
+                   gates: dict[str, Any] | None = None, name: str | None = None, fmt: str | None = None,
+                   split: str = "val") -> Job:
         resolve_weights(weights)
         gates = validate_gates(gates)
-        resolved = self.resolve_model(model, name)
-        ds = await self.check_dataset(dataset)
-        params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch)
+        resolved = self.resolve_model(model, name, fmt)
+        if auto_promote and model_format(resolved.path) != "pt":
+            raise InvalidRequest("auto_promote needs a .pt checkpoint: an ONNX export is never made current.pt")
+        ds = await self.check_dataset(dataset, split)
+        imgsz, batch = await self.shape(resolved, imgsz, batch)
+        params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch, split)
         params["model"] = model
         params["auto_promote"] = auto_promote
         params["gates"] = gates
         return await self._submit("eval", params)
 
-    async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int, batch: int,
+    async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int | None, batch: int,
                       weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int,
-                      name_a: str | None = None, name_b: str | None = None) -> Job:
+                      name_a: str | None = None, name_b: str | None = None, split: str = "val") -> Job:
         resolve_weights(weights)
         a = self.resolve_model(model_a, name_a)
         b = self.resolve_model(model_b, name_b)
-        ds = await self.check_dataset(dataset)
+        ds = await self.check_dataset(dataset, split)
+        imgsz_a, batch_a = await self.shape(a, imgsz, batch)
+        imgsz_b, batch_b = await self.shape(b, imgsz, batch)
         params = {
             "model_a": model_a, "model_b": model_b, "dataset_path": str(ds),
-            "a": self.eval_params(a, ds, imgsz, batch, weights or None, False),
-            "b": self.eval_params(b, ds, imgsz, batch, weights or None, False),
+            "a": self.eval_params(a, ds, imgsz_a, batch_a, weights or None, False, split),
+            "b": self.eval_params(b, ds, imgsz_b, batch_b, weights or None, False, split), "split": split,
             "weights": weights or None,
             "bootstrap_resamples": bootstrap_resamples, "bootstrap_seed": bootstrap_seed,
         }
@@ -128,15 +144,15 @@ class Submissions:
     async def train(self, *, model: str, dataset: str, task: str, epochs: int, batch: int, imgsz: int,
                     learning_rate: float, patience: int, base_model: str | None, auto_eval: bool,
                     auto_promote: bool, eval_weights: dict[str, Any] | None,
-                    gates: dict[str, Any] | None = None) -> Job:
+                    gates: dict[str, Any] | None = None, split: str = "val") -> Job:
         if task not in SUPPORTED_TASKS:
             raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
         check_name(model)
         resolve_weights(eval_weights)
         gates = validate_gates(gates)
-        ds = await self.check_dataset(dataset, train=True)
+        ds = await self.check_dataset(dataset, split if auto_eval or auto_promote else "val", train=True)
         params = {
-            "model": model, "dataset_path": str(ds), "task": "detection", "epochs": epochs, "batch": batch,
+            "model": model, "dataset_path": str(ds), "task": "detection", "split": split, "epochs": epochs, "batch": batch,
             "imgsz": imgsz, "learning_rate": learning_rate, "patience": patience,
             "base": self.resolve_base(model, base_model), "device": self.config.workers.device,
             "auto_eval": auto_eval or auto_promote, "auto_promote": auto_promote,

@@ -119,7 +119,7 @@ class Trainer:
         if p.get("auto_eval") or p.get("auto_promote"):
             spec = EvalSpec(model_path=str(path), model_name=name, model_version=version,
                             dataset_path=p["dataset_path"], imgsz=max(320, int(p["imgsz"])),
-                            batch=self.eval_batch, weights=p.get("eval_weights"))
+                            batch=self.eval_batch, weights=p.get("eval_weights"), split=p.get("split", "val"))
             evaluation = await self.evaluations.run(spec, ctx.phase(0.85, 0.97), "train")
             result["evaluation"] = evaluation
             if p.get("auto_promote"):
@@ -202,8 +202,8 @@ class Trainer:
     async def _write_pipeline(self, name: str, version: int, p: dict[str, Any], metrics: dict[str, float]) -> str:
         path = self.models_root / name / "pipeline.json"
         value = {
-            "model": name, "dataset": p["dataset_path"], "task": p["task"], "base": p["base"],
-            "version": version,
+            "model": name, "dataset": p["dataset_path"], "split": p.get("split", "val"), "task": p["task"],
+            "base": p["base"], "version": version,
             "parameters": {k: p[k] for k in ("epochs", "batch", "imgsz", "learning_rate", "patience", "device")},
             "created_at": iso(self.clock()), "final_metrics": metrics,
         }

@@ -44,11 +44,13 @@ def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
         model_path=Path(params["model_path"]),
         dataset_path=Path(params["dataset_path"]),
         model_name=params["model_name"],
-        imgsz=int(params["imgsz"]),
+        imgsz=int(params["imgsz"]) if params.get("imgsz") is not None else None,
         batch=int(params["batch"]),
         device=params["device"],
         weights=params.get("weights"),
         allow_class_mismatch=bool(params.get("allow_class_mismatch", False)),
+        split=params.get("split", "val"),
+        rect=bool(params.get("rect", True)),
     )
     work = Path(params["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,8 @@ def _task_train(params: dict[str, Any], progress: Any) -> dict[str, Any]:
 def _task_export(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from evaluation.training import export_onnx
 
-    return export_onnx(Path(params["checkpoint"]), imgsz=int(params["imgsz"]))
+    return export_onnx(Path(params["checkpoint"]), imgsz=int(params["imgsz"]),
+                       dynamic=bool(params.get("dynamic", True)))
 
 
 def _task_compare(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -95,6 +98,7 @@ TASKS: dict[str, Callable[[dict[str, Any], Progress], dict[str, Any]]] = {
 
 
 def _info(device: str) -> dict[str, Any]:
+    import onnxruntime  # type: ignore[import-untyped]
     import torch
     import ultralytics
 
@@ -102,6 +106,8 @@ def _info(device: str) -> dict[str, Any]:
 
     resolved = resolve_device(device)
     return {
+        "onnxruntime_version": str(onnxruntime.__version__),
+        "onnx_cuda": resolved.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers(),
         "pid": os.getpid(),
         "ultralytics_version": str(ultralytics.__version__),
         "torch_version": str(torch.__version__),  # a TorchVersion would import torch in the daemon on unpickling

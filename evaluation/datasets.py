@@ -1,8 +1,10 @@
 """Dataset YAMLs: strict loading, validation with clear errors, a sanitised copy, a fingerprint.
 
-Contract of ``load_dataset``: it either returns a ``Dataset`` whose val split
-ultralytics will evaluate exactly as listed (every image kept, every label
-parsed), or raises ``DatasetError`` saying which file and line is wrong.
+Contract of ``load_dataset``: it either returns a ``Dataset`` whose named
+split (``val`` by default, or ``test`` or ``train``) ultralytics will evaluate
+exactly as listed (every image kept, every label parsed), or raises
+``DatasetError`` saying which file and line is wrong, or which split is
+missing.
 ultralytics would silently drop images whose labels it cannot use; we refuse
 them instead, so that a number never silently covers fewer images.
 """
@@ -26,6 +28,7 @@ IMG_SUFFIXES = frozenset(
 )
 # Keys handed on to ultralytics; everything else (``download`` above all) is dropped.
 _SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
+SPLITS = ("val", "test", "train")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Label:
 
 @dataclass
 class Dataset:
-    """A validated dataset YAML and its val split."""
+    """A validated dataset YAML and the split it is evaluated on (``val_roots``: that split's folders)."""
 
     yaml_path: Path
     root: Path
@@ -50,6 +53,7 @@ class Dataset:
     images: list[Path]
     labels: dict[Path, list[Label]] = field(repr=False)
     raw: dict[str, Any] = field(repr=False)
+    split: str = "val"
 
     @property
     def nc(self) -> int:
@@ -64,8 +68,10 @@ class Dataset:
         return p.name
 
     def sanitised(self) -> dict[str, Any]:
-        """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``."""
+        """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``, and the
+        evaluated split as ``val`` (ultralytics validates ``val``)."""
         out = {k: self.raw[k] for k in _SANITISED_KEYS if k in self.raw}
+        out["val"] = self.raw[self.split]
         out["path"] = str(self.root)
         out["names"] = dict(enumerate(self.names))
         out.pop("nc", None)
@@ -148,8 +154,8 @@ def _root(data: dict[str, Any], yaml_path: Path) -> Path:
     return (p if p.is_absolute() else yaml_path.parent / p).resolve()
 
 
-def _list_images(entry: str, root: Path, yaml_path: Path) -> tuple[list[Path], list[Path]]:
-    """Images of one val entry and the folders they are named relative to."""
+def _list_images(entry: str, root: Path, yaml_path: Path, split: str = "val") -> tuple[list[Path], list[Path]]:
+    """Images of one split entry and the folders they are named relative to."""
     p = Path(entry).expanduser()
     p = (p if p.is_absolute() else root / p).resolve()
     if p.is_dir():
@@ -164,9 +170,9 @@ def _list_images(entry: str, root: Path, yaml_path: Path) -> tuple[list[Path], l
                 images.append((q if q.is_absolute() else p.parent / q).resolve())
         missing = [str(i) for i in images if not i.is_file()]
         if missing:
-            raise DatasetError(f"val list {p} names {len(missing)} missing image(s), e.g. {missing[0]}")
+            raise DatasetError(f"{split} list {p} names {len(missing)} missing image(s), e.g. {missing[0]}")
         return images, [p.parent]
-    raise DatasetError(f"val folder missing: {p} (from 'val: {entry}' in {yaml_path})")
+    raise DatasetError(f"{split} folder missing: {p} (from '{split}: {entry}' in {yaml_path})")
 
 
 def parse_label_file(path: Path, nc: int) -> list[Label]:
@@ -216,39 +222,41 @@ def parse_label_file(path: Path, nc: int) -> list[Label]:
     return [Label(int(r[0]), r[1], r[2], r[3], r[4]) for r in unique]
 
 
-def load_dataset(yaml_path: str | Path) -> Dataset:
-    """Load and validate a dataset YAML and its val split (see the module contract)."""
+def load_dataset(yaml_path: str | Path, split: str = "val") -> Dataset:
+    """Load and validate a dataset YAML and one of its splits (see the module contract)."""
+    if split not in SPLITS:
+        raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     yaml_path = Path(yaml_path).expanduser().resolve()
     data = read_yaml_mapping(yaml_path)
-    val = data.get("val", data.get("validation"))
+    val = data.get(split, data.get("validation") if split == "val" else None)
     if val is None or val == "" or val == []:
-        raise DatasetError(f"dataset file {yaml_path} has no 'val' split")
+        raise DatasetError(f"dataset file {yaml_path} has no '{split}' split")
     entries: Sequence[Any] = val if isinstance(val, list) else [val]
     if not all(isinstance(e, str) for e in entries):
-        raise DatasetError(f"'val' in {yaml_path} must be a path or a list of paths")
+        raise DatasetError(f"'{split}' in {yaml_path} must be a path or a list of paths")
     names = _names(data, yaml_path)
     root = _root(data, yaml_path)
     images: list[Path] = []
     val_roots: list[Path] = []
     for entry in entries:
-        imgs, roots = _list_images(entry, root, yaml_path)
+        imgs, roots = _list_images(entry, root, yaml_path, split)
         images.extend(imgs)
         val_roots.extend(roots)
     if not images:
-        raise DatasetError(f"val folder of {yaml_path} holds no images ({', '.join(map(str, val_roots))})")
+        raise DatasetError(f"{split} folder of {yaml_path} holds no images ({', '.join(map(str, val_roots))})")
     label_dirs = {label_path_for(i).parent for i in images}
     if not any(d.is_dir() for d in label_dirs):
         raise DatasetError(
             f"labels folder missing for {yaml_path}: expected YOLO labels in {sorted(label_dirs)[0]} "
-            f"(the val images path with its last 'images' folder replaced by 'labels')"
+            f"(the {split} images path with its last 'images' folder replaced by 'labels')"
         )
     labels: dict[Path, list[Label]] = {}
     for image in images:
         lp = label_path_for(image)
         labels[image] = parse_label_file(lp, len(names)) if lp.is_file() else []
     raw = dict(data)
-    raw["val"] = val
-    return Dataset(yaml_path, root, names, val_roots, images, labels, raw)
+    raw[split] = val
+    return Dataset(yaml_path, root, names, val_roots, images, labels, raw, split)
 
 
 def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: bool) -> list[str]:
@@ -280,12 +288,15 @@ def check_train_split(dataset: Dataset) -> None:
 
 
 def fingerprint(dataset: Dataset) -> str:
-    """sha256 of the val split's content: image names and bytes, labels, class names.
+    """sha256 of the evaluated split's content: image names and bytes, labels, class names, and the
+    split's name unless it is ``val`` (whose fingerprints predate splits).
 
     Moving or renaming the dataset folder keeps the fingerprint; changing one
     image, one label or one class name changes it.
     """
     h = hashlib.sha256()
+    if dataset.split != "val":
+        h.update(f"split={dataset.split}\n".encode())
     h.update(repr(dataset.names).encode())
     for image in sorted(dataset.images, key=lambda p: dataset.relative_name(p)):
         h.update(dataset.relative_name(image).encode())

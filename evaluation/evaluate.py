@@ -24,6 +24,7 @@ from evaluation.curves import from_metric
 from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
 from evaluation.errors import CheckpointError, DatasetError
 from evaluation.evidence import write_evidence
+from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
 from evaluation.metrics import core_metrics
 from evaluation.scoring import composite_score, resolve_weights
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
@@ -37,11 +38,13 @@ class EvalRequest:
     model_path: Path
     dataset_path: Path
     model_name: str
-    imgsz: int = 640
+    imgsz: int | None = 640  # None: not asked for (a static ONNX export then takes its own)
     batch: int = 16
     device: str = "auto"
     weights: dict[str, Any] | None = None
     allow_class_mismatch: bool = False
+    split: str = "val"  # the dataset split evaluated: val, test or train
+    rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,7 +158,11 @@ def evaluate(
     from evaluation import validator  # heavy: torch and ultralytics
 
     applied_weights = resolve_weights(request.weights)
-    dataset = load_dataset(request.dataset_path)
+    fmt = model_format(request.model_path)
+    export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
+    imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
+        export_shape(export, request.imgsz, request.batch, 640)
+    dataset = load_dataset(request.dataset_path, request.split)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
@@ -164,13 +171,15 @@ def evaluate(
         dataset_fp = pool.submit(fingerprint, dataset)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
-    model_names = validator.model_class_names(model)
+    model_names = export.names if export is not None and export.names else validator.model_class_names(model)
     warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
     data_yaml = dataset.write_sanitised(work_dir)
     device = validator.resolve_device(request.device)
+    if export is not None:
+        device = validator.onnx_device(device)
     out = validator.run_pass(
-        model, data_yaml, imgsz=request.imgsz, batch=request.batch, device=device,
-        save_dir=work_dir / "val", progress=progress,
+        model, data_yaml, imgsz=imgsz, batch=batch, device=device,
+        save_dir=work_dir / "val", progress=progress, rect=request.rect,
     )
     by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
     if any(str(p) not in by_file for p in dataset.images):
@@ -214,8 +223,12 @@ def evaluate(
         "device_kind": validator.device_kind(device),
         "imgsz": out.imgsz,
         "batch": out.batch,
-        **({"imgsz_requested": request.imgsz} if out.imgsz != request.imgsz else {}),
+        **({"imgsz_requested": request.imgsz} if request.imgsz and out.imgsz != request.imgsz else {}),
         **({"batch_requested": request.batch} if out.batch != request.batch else {}),
+        "format": fmt,
+        "rect": request.rect and (export is None or export.dynamic),  # a static export is always square
+        **validator.runtime_info(fmt, device),
+        "export": None if export is None else export.as_dict(),
         "ultralytics_version": validator.ultralytics_version(),
         "torch_version": validator.torch_version(),
         "weights": applied_weights,
@@ -225,6 +238,7 @@ def evaluate(
         "model_class_names": model_names,
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),
+        "split": dataset.split,
         "warnings": warnings,
         "error_counts": artifacts["errors"]["overall"],
     }

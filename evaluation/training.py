@@ -5,7 +5,9 @@ and the like, bundled with ultralytics: nothing is downloaded) on a dataset's
 train split and returns the path of the best weights in its work folder;
 progress is reported per batch, and after every epoch (validation included)
 with the epoch's numbers (``epoch_report``). ``export_onnx`` writes
-``<stem>.onnx`` next to a checkpoint.
+``<stem>.onnx`` next to a checkpoint: dynamic by default, so that it is
+evaluated with the same rectangular batches as the ``.pt`` and the
+export-parity gate compares like with like.
 """
 
 from __future__ import annotations
@@ -86,9 +88,10 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
     return {"checkpoint": str(best), "metrics": metrics, "epochs": epochs}
 
 
-def export_onnx(checkpoint: Path, imgsz: int) -> dict[str, Any]:
-    """Write ``<checkpoint stem>.onnx`` beside the checkpoint; returns its path."""
+def export_onnx(checkpoint: Path, imgsz: int, dynamic: bool = True) -> dict[str, Any]:
+    """Write ``<checkpoint stem>.onnx`` beside the checkpoint; returns its path and whether it is dynamic."""
     from ultralytics import YOLO
 
-    out = YOLO(str(checkpoint), task="detect").export(format="onnx", imgsz=imgsz, simplify=False, device="cpu")
-    return {"onnx": str(out)}
+    out = YOLO(str(checkpoint), task="detect").export(format="onnx", imgsz=imgsz, simplify=False, device="cpu",
+                                                      dynamic=dynamic)
+    return {"onnx": str(out), "dynamic": dynamic}

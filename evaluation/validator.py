@@ -26,6 +26,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import ops
 
 from evaluation.errors import CheckpointError
+from evaluation.export_meta import model_format, read_export
 
 ProgressFn = Callable[[float], None]
 
@@ -126,7 +127,11 @@ def device_kind(device: str) -> str:
 
 
 def load_model(path: Path) -> YOLO:
-    """Load a detection checkpoint; CheckpointError for a truncated, corrupt or non-detect file."""
+    """Load a detection checkpoint or ONNX export; CheckpointError for a truncated, corrupt or non-detect
+    file. An export is checked through its metadata here and opened by the validator's AutoBackend."""
+    if model_format(path) == "onnx":
+        read_export(path)
+        return YOLO(str(path), task="detect")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt: not a complete zip archive")
     try:
@@ -136,6 +141,25 @@ def load_model(path: Path) -> YOLO:
     if model.task != "detect":
         raise CheckpointError(f"checkpoint {path} is a {model.task!r} model; only detection is supported")
     return model
+
+
+def onnx_device(device: str) -> str:
+    """The device an ONNX export runs on: CUDA only when onnxruntime has its CUDA provider, else the CPU."""
+    import onnxruntime  # type: ignore[import-untyped]
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return device
+    return "cpu"
+
+
+def runtime_info(fmt: str, device: str) -> dict[str, Any]:
+    """What ran the model: ``runtime``, ``runtime_version`` and, for ONNX, the execution ``provider``."""
+    if fmt != "onnx":
+        return {"runtime": "torch", "runtime_version": torch_version(), "provider": None}
+    import onnxruntime  # type: ignore[import-untyped]
+
+    provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
+    return {"runtime": "onnxruntime", "runtime_version": str(onnxruntime.__version__), "provider": provider}
 
 
 def model_class_names(model: YOLO) -> list[str]:
@@ -152,8 +176,10 @@ def run_pass(
     device: str,
     save_dir: Path,
     progress: ProgressFn | None = None,
+    rect: bool = True,
 ) -> PassOutput:
-    """One validation pass with the same arguments a bare ``model.val()`` would get."""
+    """One validation pass with the same arguments a bare ``model.val()`` would get (``rect=False``:
+    every image letterboxed to the full square, as a static export sees it)."""
     records: list[ImageRecord] = []
     timings: list[BatchTiming] = []
     ran: dict[str, int] = {}
@@ -178,6 +204,7 @@ def run_pass(
         plots=False,
         verbose=False,
         save_dir=str(save_dir),
+        rect=rect,
     )
     return PassOutput(records=records, metrics=metrics, device=device, imgsz=ran["imgsz"], batch=ran["batch"],
                       timings=timings)

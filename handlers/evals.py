@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from handlers.body import get_bool, get_int, get_object, get_str, read_body, reject_unknown
+from evaluation.datasets import SPLITS
+from evaluation.errors import InvalidRequest
+from handlers.body import (
+    get_bool,
+    get_int,
+    get_object,
+    get_str,
+    read_body,
+    reject_unknown,
+)
 from handlers.context import json_response, service
 
 EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
-               "name")
+               "name", "format", "split")
 COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weights",
-                  "bootstrap_resamples", "bootstrap_seed", "name_a", "name_b")
+                  "bootstrap_resamples", "bootstrap_seed", "name_a", "name_b", "split")
+
+
+def get_split(data: dict[str, Any], default: str | None) -> str | None:
+    """The request's dataset split (val, test or train), else ``default``."""
+    value = get_str(data, "split", max_len=16)
+    if value is None:
+        return default
+    if value not in SPLITS:
+        raise InvalidRequest(f"field 'split' must be one of {', '.join(SPLITS)}, got {value!r}")
+    return value
+
+
+def get_imgsz(data: dict[str, Any]) -> int | None:
+    """The request's imgsz, or None when it names none (the daemon's default, or a static export's own)."""
+    if data.get("imgsz") in (None, ""):
+        return None
+    return get_int(data, "imgsz", default=0, lo=320, hi=2560)
 
 
 async def submit_eval(request: web.Request) -> web.Response:
@@ -20,13 +48,15 @@ async def submit_eval(request: web.Request) -> web.Response:
     job = await svc.submissions.eval(
         model=get_str(data, "model", required=True),  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
-        imgsz=get_int(data, "imgsz", default=svc.config.eval.imgsz, lo=320, hi=2560),
+        imgsz=get_imgsz(data),
         batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
         weights=get_object(data, "weights"),
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
         gates=get_object(data, "gates"),
         name=get_str(data, "name", max_len=128),
+        fmt=get_str(data, "format", max_len=16),
+        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
     return json_response(job.public(), status=202)
 
@@ -51,7 +81,7 @@ async def submit_compare(request: web.Request) -> web.Response:
         model_a=model_a,  # type: ignore[arg-type]
         model_b=model_b,  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
-        imgsz=get_int(data, "imgsz", default=svc.config.eval.imgsz, lo=320, hi=2560),
+        imgsz=get_imgsz(data),
         batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
         weights=get_object(data, "weights"),
         bootstrap_resamples=get_int(data, "bootstrap_resamples",
@@ -60,6 +90,7 @@ async def submit_compare(request: web.Request) -> web.Response:
                                lo=0, hi=2**32 - 1),
         name_a=get_str(data, "name_a", max_len=128),
         name_b=get_str(data, "name_b", max_len=128),
+        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
     return json_response(job.public(), status=202)
 

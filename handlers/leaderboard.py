@@ -18,6 +18,8 @@ from evaluation.errors import InvalidRequest
 from evaluation.scoring import resolve_weights
 from handlers.body import get_int, get_str, parse_json, query_params
 from handlers.context import json_response, service
+from handlers.evals import get_split
+from handlers.evals import get_split
 from store.export import CSV_FIELDS, to_csv
 
 CONTENT = ("current", "all")
@@ -47,14 +49,14 @@ def _weights(query: dict[str, str]) -> dict[str, float] | None:
 
 
 async def leaderboard(request: web.Request) -> web.Response:
-    query = query_params(request, ("dataset", "limit", "weights", "content", "format"))
+    query = query_params(request, ("dataset", "limit", "weights", "content", "format", "split"))
     csv = _wants_csv(query)
     content = get_str(query, "content", default="current")
     if content not in CONTENT:
         raise InvalidRequest(f"invalid content {content!r}; one of {', '.join(CONTENT)}")
     body = await service(request).leaderboard_json(
         get_str(query, "dataset"), get_int(query, "limit", default=20, lo=1, hi=1000), _weights(query),
-        all_content=content == "all",
+        all_content=content == "all", split=get_split(query, "val"),  # type: ignore[arg-type]
     )
     if csv:
         return _csv_response(json.loads(body), "leaderboard", "leaderboard")
@@ -62,10 +64,11 @@ async def leaderboard(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    query = query_params(request, ("limit", "weights", "format"))
+    query = query_params(request, ("limit", "weights", "format", "split"))
     csv = _wants_csv(query)
     rows = await service(request).history(
-        request.match_info["model_name"], get_int(query, "limit", default=50, lo=1, hi=1000), _weights(query)
+        request.match_info["model_name"], get_int(query, "limit", default=50, lo=1, hi=1000), _weights(query),
+        get_split(query, None),
     )
     return _csv_response(rows, "history", "history") if csv else json_response(rows)
 

@@ -43,6 +43,10 @@ _MODEL_NAME_FIELD = {
                    "``current.pt``) or its stem. A model name is its own name.",
 }
 
+SPLIT_SCHEMA = {"type": "string", "enum": ["val", "test", "train"],
+                "description": "The dataset split evaluated (default: [eval] split, val unless configured); "
+                               "a dataset YAML without it is a 400."}
+
 SCHEMAS: dict[str, Any] = {
     **RESULT_SCHEMAS,
     "Error": {
@@ -251,7 +255,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": 4096,
                       "description": "A model name (``<models root>/<name>/current.pt``, else its latest "
-                                     "``v<n>.pt``) or an absolute path to a .pt file under the allowed roots."},
+                                     "``v<n>.pt``; with format onnx its latest ``v<n>.onnx``) or an absolute "
+                                     "path to a .pt or .onnx file under the allowed roots."},
             "dataset": {"type": "string", "minLength": 1, "maxLength": 4096,
                         "description": "Absolute path to a dataset YAML under the allowed roots."},
             "imgsz": {"type": "integer", "minimum": 320, "maximum": 2560, "default": 640},
@@ -261,6 +266,10 @@ SCHEMAS: dict[str, Any] = {
             "auto_promote": {"type": "boolean", "default": False},
             "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
             "name": _MODEL_NAME_FIELD,
+            "format": {"type": "string", "enum": ["pt", "onnx"],
+                       "description": "What a model name resolves to; a path's suffix decides by itself. "
+                                      "A static ONNX export is evaluated only at its own imgsz (omit imgsz)."},
+            "split": SPLIT_SCHEMA,
         },
     },
     "CompareRequest": {
@@ -278,6 +287,7 @@ SCHEMAS: dict[str, Any] = {
             "bootstrap_seed": {"type": "integer", "minimum": 0, "maximum": 4294967295, "default": 0},
             "name_a": _MODEL_NAME_FIELD,
             "name_b": _MODEL_NAME_FIELD,
+            "split": SPLIT_SCHEMA,
         },
     },
     "TrainConfig": {
@@ -310,6 +320,7 @@ SCHEMAS: dict[str, Any] = {
             "auto_promote": {"type": "boolean", "default": False},
             "eval_weights": {"allOf": [{"$ref": "#/components/schemas/Weights"}], "nullable": True},
             "gates": {"allOf": [{"$ref": "#/components/schemas/Gates"}], "nullable": True},
+            "split": SPLIT_SCHEMA,
             "epochs": {"type": "integer", "minimum": 1, "maximum": 1000},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 256},
             "imgsz": {"type": "integer", "minimum": 320, "maximum": 2560},
@@ -471,6 +482,8 @@ PATHS: dict[str, Any] = {
                        "Rank by these weights (a JSON object, checked like a request's); default weights if absent."),
                 _query("content", {"type": "string", "enum": ["current", "all"], "default": "current"},
                        "current: only results of each dataset's latest content; all: every content, marked."),
+                _query("split", {"type": "string", "enum": ["val", "test", "train"], "default": "val"},
+                       "The split whose evaluations are ranked."),
             ],
             "responses": _responses(200, "Best evaluation of each model (and dataset), ranked.",
                                     _json({"type": "array", "items": _ref("LeaderboardEntry")}), (400,)),
@@ -484,6 +497,8 @@ PATHS: dict[str, Any] = {
                 _query("limit", {**LIMIT_1000, "default": 50}, "Max results to return."),
                 _query("weights", {"type": "string", "maxLength": 4096},
                        "Score every row by these weights (a JSON object); default weights if absent."),
+                _query("split", {"type": "string", "enum": ["val", "test", "train"]},
+                       "Only evaluations of this split (default: every split)."),
             ],
             "responses": _responses(200, "Evaluations of the model, newest first.",
                                     _json({"type": "array", "items": _ref("HistoryEntry")}), (400, 404)),

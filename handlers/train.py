@@ -12,13 +12,23 @@ from typing import Any
 from aiohttp import web
 
 from evaluation.errors import InvalidRequest
-from handlers.body import get_bool, get_float, get_int, get_object, get_str, query_params, read_body, reject_unknown
+from handlers.body import (
+    get_bool,
+    get_float,
+    get_int,
+    get_object,
+    get_str,
+    query_params,
+    read_body,
+    reject_unknown,
+)
 from handlers.context import json_response, service
+from handlers.evals import get_split
 from handlers.jobs import STATUSES
 
 CONFIG_FIELDS = ("epochs", "batch_size", "imgsz", "learning_rate", "patience")
 TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights",
-              "gates")
+              "gates", "split")
 
 
 def _merged_config(data: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +61,7 @@ async def submit_train(request: web.Request) -> web.Response:
         auto_promote=get_bool(data, "auto_promote"),
         eval_weights=get_object(data, "eval_weights"),
         gates=get_object(data, "gates"),
+        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
     )
     return json_response(job.public(), status=202)
 

@@ -23,12 +23,12 @@ from store.results import result_of
 LEADERBOARD_FIELDS = (
     "rank", "model_name", "score", "weights", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
     "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "dataset_fingerprint",
-    "current_content", "imgsz", "batch", "timestamp", "eval_id", "version", "checkpoint_sha256",
+    "current_content", "imgsz", "batch", "timestamp", "eval_id", "version", "checkpoint_sha256", "split",
 )
 _SUMMARY_COLUMNS = (
     "id", "model_name", "default_score", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
     "small_object_recall", "medium_object_recall", "large_object_recall", "dataset", "dataset_fingerprint",
-    "imgsz", "batch", "created_at", "model_version", "checkpoint_sha256",
+    "imgsz", "batch", "created_at", "model_version", "checkpoint_sha256", "split",
 )
 _METRIC_COLUMNS = tuple(k for k in WEIGHT_KEYS if k != "speed") + ("inference_ms",)
 _CURRENT = "(SELECT fingerprint FROM dataset_contents c WHERE c.dataset = {t}.dataset)"
@@ -52,6 +52,7 @@ def summary(row: sqlite3.Row, score: float | None, weights: Mapping[str, float])
         "eval_id": row["id"],
         "version": row["model_version"],
         "checkpoint_sha256": row["checkpoint_sha256"],
+        "split": row["split"],
     }
 
 
@@ -62,17 +63,20 @@ def _score(row: sqlite3.Row, weights: Mapping[str, float] | None) -> float | Non
 
 
 def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int,
-                weights: Mapping[str, float] | None = None, all_content: bool = False) -> list[dict[str, Any]]:
-    """Each model's best row per dataset path (and content), ranked under ``weights``; rank from 1.
+                weights: Mapping[str, float] | None = None, all_content: bool = False,
+                split: str = "val") -> list[dict[str, Any]]:
+    """Each model's best ``.pt`` row per dataset path (and content) on ``split``, ranked under ``weights``;
+    rank from 1.
 
     With ``all_content`` every content a path has had gets its own row, marked
-    ``current_content`` true or false; otherwise only the current content is ranked.
+    ``current_content`` true or false; otherwise only the current content is ranked
+    (the current content is the val split's: other splits list every content).
     """
     applied = dict(weights) if weights is not None else dict(DEFAULT_WEIGHTS)
-    if is_default(weights):
+    if is_default(weights) and split == "val":
         ids = _best_by_default(conn, dataset, limit, all_content)
     else:
-        ids = _best_rescored(conn, dataset, limit, applied, all_content)
+        ids = _best_rescored(conn, dataset, limit, applied, all_content or split != "val", split)
     rows = _rows(conn, ids)
     return [{"rank": i, **summary(row, _score(row, weights), applied)} for i, row in enumerate(rows, start=1)]
 
@@ -118,7 +122,7 @@ def score_sql(weights: Mapping[str, float]) -> tuple[str, list[float]]:
 
 
 def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, weights: Mapping[str, float],
-                   all_content: bool) -> list[int]:
+                   all_content: bool, split: str = "val") -> list[int]:
     """Every candidate row rescored under ``weights`` in SQL; each group's best, ranked.
 
     One aggregate pass: with a single ``MAX`` SQLite takes the bare ``id`` from
@@ -127,13 +131,13 @@ def _best_rescored(conn: sqlite3.Connection, dataset: str | None, limit: int, we
     checks it). A window function would state that order explicitly but costs
     about three times as much on 100k rows.
     """
-    clauses, args = [], []
+    clauses, args = ["r.split = ?", "r.format = 'pt'", "r.rect = 1"], [split]
     if dataset:
         clauses.append("r.dataset = ?")
         args.append(dataset)
     if not all_content:
         clauses.append(f"r.dataset_fingerprint = {_CURRENT.format(t='r')}")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where = f"WHERE {' AND '.join(clauses)}"
     score, score_args = score_sql(weights)
     rows = conn.execute(
         f"SELECT id, MAX(s) AS best FROM (SELECT r.id, r.model_name, r.dataset, r.dataset_fingerprint, {score} AS s "
@@ -158,7 +162,7 @@ def _rows(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]:
 
 
 def history(conn: sqlite3.Connection, model_name: str, limit: int,
-            weights: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+            weights: Mapping[str, float] | None = None, split: str | None = None) -> list[dict[str, Any]]:
     """Every result of a model, newest first: its full stored result, scored under ``weights``.
 
     ``score`` and ``weights`` are the ranking's (default unless given), as on the
@@ -166,9 +170,10 @@ def history(conn: sqlite3.Connection, model_name: str, limit: int,
     that stored the row asked for.
     """
     applied = dict(weights) if weights is not None else dict(DEFAULT_WEIGHTS)
+    where, args = ("AND r.split = ?", (model_name, split, limit)) if split else ("", (model_name, limit))
     rows = conn.execute(
         f"SELECT r.*, r.dataset_fingerprint IS {_CURRENT.format(t='r')} AS current_content "
-        "FROM eval_results r WHERE r.model_name = ? ORDER BY r.id DESC LIMIT ?", (model_name, limit)
+        f"FROM eval_results r WHERE r.model_name = ? {where} ORDER BY r.id DESC LIMIT ?", args
     ).fetchall()
     out = []
     for r in rows:

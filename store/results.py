@@ -21,8 +21,8 @@ _COLUMNS = (
     "per_class_metrics", "inference_ms", "preprocess_ms", "postprocess_ms", "small_object_recall",
     "medium_object_recall", "large_object_recall", "small_object_count", "medium_object_count",
     "large_object_count", "model_size_mb", "score", "weights", "predictions_path", "evidence_path",
-    "result_json", "created_at", "default_score", "request_key", "source_eval_id", "imgsz_requested",
-    "batch_requested",
+    "result_json", "created_at", "split", "format", "rect", "default_score", "request_key", "source_eval_id",
+    "imgsz_requested", "batch_requested",
 )
 _JSON_COLUMNS = ("per_class", "per_class_metrics", "weights")
 
@@ -34,6 +34,8 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any], seen_at: str | None = 
     ``seen_at`` is when the dataset's fingerprint was read (default: the row's ``created_at``).
     """
     values = []
+    row = {"split": "val", "format": "pt", **{k: v for k, v in row.items() if v is not None}}
+    row["rect"] = 1 if row.get("rect", True) else 0
     for col in _COLUMNS:
         v = row.get(col)
         if col in _JSON_COLUMNS:
@@ -43,6 +45,8 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any], seen_at: str | None = 
         f"INSERT INTO eval_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
     )
     eval_id = int(cur.lastrowid)  # type: ignore[arg-type]
+    if row["format"] != "pt" or row["split"] != "val" or not row["rect"]:
+        return eval_id  # kept for val checkpoints only; the other splits' leaderboards are queried
     conn.execute(
         "INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (model_name, dataset, fingerprint) DO UPDATE SET eval_id = excluded.eval_id, "
@@ -91,9 +95,11 @@ def find_request(conn: sqlite3.Connection, request_key: str) -> sqlite3.Row | No
 
 
 def find_for_checkpoint(conn: sqlite3.Connection, sha256: str, fingerprint: str) -> sqlite3.Row | None:
-    """The most recent evaluation of a checkpoint's content on a dataset's content."""
+    """The most recent evaluation of a checkpoint's content on a dataset's content (not a square-padded
+    parity reference)."""
     return conn.execute(
-        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND dataset_fingerprint = ? ORDER BY id DESC LIMIT 1",
+        "SELECT * FROM eval_results WHERE checkpoint_sha256 = ? AND dataset_fingerprint = ? AND rect = 1 "
+        "ORDER BY id DESC LIMIT 1",
         (sha256, fingerprint),
     ).fetchone()
 
@@ -110,7 +116,8 @@ def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
     return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
 
 
-_LIKE = "dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ?"
+# A .pt evaluated with rectangular batches: never an ONNX export's row or a square-padded parity reference.
+_LIKE = "dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ? AND format = 'pt' AND rect = 1"
 
 
 def like_settings(result: dict[str, Any]) -> tuple[Any, ...]:

@@ -152,7 +152,14 @@ CREATE INDEX checkpoint_states_job ON checkpoint_states (job_id);
 _JOBS_PROGRESS_DETAIL = """
 ALTER TABLE jobs ADD COLUMN progress_detail TEXT;
 """
-
+# Evaluations of other splits than val, of ONNX exports, and square-padded reference evaluations of a
+# checkpoint for the parity check of a static export (issue 12): each row says which.
+_SPLIT_AND_FORMAT = """
+ALTER TABLE eval_results ADD COLUMN split TEXT NOT NULL DEFAULT 'val';
+ALTER TABLE eval_results ADD COLUMN format TEXT NOT NULL DEFAULT 'pt';
+ALTER TABLE eval_results ADD COLUMN rect INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, score);
+"""
 
 # One weighting per ranking, results as asked, effective settings (issue 16).
 # - default_score: the score under the default weights, the leaderboard's order
@@ -188,7 +195,7 @@ CREATE TABLE dataset_contents (
 );
 INSERT INTO dataset_contents (dataset, fingerprint, seen_at)
     SELECT dataset, dataset_fingerprint, created_at FROM eval_results
-    WHERE id IN (SELECT MAX(id) FROM eval_results GROUP BY dataset);
+    WHERE id IN (SELECT MAX(id) FROM eval_results WHERE split = 'val' AND format = 'pt' AND rect = 1 GROUP BY dataset);
 
 DROP TABLE leaderboard_best;
 CREATE TABLE leaderboard_best (
@@ -203,12 +210,15 @@ CREATE INDEX leaderboard_best_score ON leaderboard_best (score DESC, eval_id);
 CREATE INDEX leaderboard_best_dataset ON leaderboard_best (dataset, score DESC, eval_id);
 INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score)
     SELECT model_name, dataset, dataset_fingerprint, id, default_score FROM eval_results r
-    WHERE id = (SELECT id FROM eval_results o WHERE o.model_name = r.model_name AND o.dataset = r.dataset
-                AND o.dataset_fingerprint = r.dataset_fingerprint
+    WHERE r.split = 'val' AND r.format = 'pt' AND r.rect = 1
+      AND id = (SELECT id FROM eval_results o WHERE o.model_name = r.model_name AND o.dataset = r.dataset
+                AND o.dataset_fingerprint = r.dataset_fingerprint AND o.split = 'val' AND o.format = 'pt' AND o.rect = 1
                 ORDER BY o.default_score IS NULL, o.default_score DESC, o.id LIMIT 1)
 """
 
-MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _V_NUMBERS]
+
+MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _SPLIT_AND_FORMAT,
+                         _V_NUMBERS]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -17,6 +17,7 @@ the same evaluation runs at most once per session, whichever test asks first.
 from __future__ import annotations
 
 import atexit
+import inspect
 import json
 import shutil
 import sys
@@ -58,12 +59,48 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "ultralytics: runs ultralytics/torch (model load, validation); deselect with -m 'not ultralytics'",
     )
+    config.addinivalue_line(
+        "markers", "heavy: starts a daemon, a worker or a browser, or imports torch (make test-fast skips it)",
+    )
+
+
+# What makes a test heavy: a real daemon or other child process, a worker (in-process or Ray), torch.
+HEAVY_TOKENS = ("Daemon(", "ThreadExecutor", "promotion_harness", "subprocess", "torch", "ultralytics", "YOLO(",
+                "evaluation.evaluate", "ray.", "chromium", "webdriver", "getfixturevalue")
+
+
+def _is_heavy(item: pytest.Item) -> bool:
+    """Whether the test or any fixture it uses (transitively) starts a process or needs torch (by its source)."""
+    if ULTRALYTICS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        funcs.extend(d.func for d in defs)
+    for func in funcs:
+        try:
+            source = inspect.getsource(func) if func is not None else ""
+        except (OSError, TypeError):
+            continue
+        if any(token in source for token in HEAVY_TOKENS):
+            return True
+    return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if ULTRALYTICS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ultralytics)
+        if _is_heavy(item):
+            item.add_marker(pytest.mark.heavy)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """``make test-fast`` (``-m "not heavy"``) promises no torch: fail the run if a light test imported it."""
+    markexpr = session.config.getoption("markexpr", "") or ""
+    if "not heavy" in markexpr and "torch" in sys.modules:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nerror: a test selected by -m 'not heavy' imported torch; mark it heavy", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- environment

@@ -148,10 +148,10 @@ def test_missing_file_under_root_is_not_found(roots):
         _resolve(str(models / "det" / "v5.pt"), models, extra)
 
 
-def test_non_pt_path_is_invalid(roots):
+def test_a_path_that_is_neither_pt_nor_onnx_is_invalid(roots):
     models, extra, _ = roots
-    f = _touch(models / "det" / "weights.onnx")
-    with pytest.raises(InvalidRequest, match=r"\.pt"):
+    f = _touch(models / "det" / "weights.engine")
+    with pytest.raises(InvalidRequest, match=r"\.pt or \.onnx"):
         _resolve(str(f), models, extra)
 
 

@@ -95,6 +95,9 @@ def check_trained(env: WatchEnv, name: str, job: dict[str, Any]) -> dict[str, An
     assert promotion["decision"] == "promoted" and "first version" in promotion["reason"]
     assert promotion["new_sha256"] == sha and promotion["previous_sha256"] is None
     assert promotion["eval_id"] == evaluation["eval_id"]
+    parity = promotion["export_parity"]  # training writes a dynamic export: it must score like its .pt
+    assert parity["verdict"] == "pass" and parity["export_metadata"]["dynamic"] is True, parity
+    assert abs(parity["delta_mAP50_95"]) <= 0.002
     assert (model_dir / "current.pt").read_bytes() == ckpt.read_bytes()
     return result
 
@@ -117,7 +120,10 @@ def check_not_evaluated_again(env: WatchEnv, name: str, job_id: str, sha: str) -
     jobs = env.jobs(name)
     assert [(j["id"], j["kind"]) for j in jobs] == [(job_id, "train")], jobs
     evals = env.evals(name)
-    assert [(e["job_id"], e["trigger"], e["checkpoint_sha256"]) for e in evals] == [(job_id, "train", sha)]
+    # The checkpoint's evaluation, then its export's (the export-parity check of the promotion).
+    assert [(e["job_id"], e["trigger"], e["format"]) for e in evals] == [(job_id, "train", "pt"),
+                                                                          (job_id, "train", "onnx")]
+    assert evals[0]["checkpoint_sha256"] == sha
     assert env.skipped(name) == []
     assert f"skipping {ckpt}" not in env.daemon.log()  # not even for a moment (before pipeline.json existed)
     detail = env.model(name)

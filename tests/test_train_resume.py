@@ -45,7 +45,8 @@ class StandInWorkers:
         self.release_export = asyncio.Event()
 
     async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
-                  timeout: float, cancel: asyncio.Event) -> dict[str, Any]:
+                  timeout: float, cancel: asyncio.Event,
+                  on_detail: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         self.calls.append(kind)
         if kind == "train":
             best = Path(params["work_dir"]) / "train" / "weights" / "best.pt"

@@ -159,7 +159,7 @@ class WatchEnv:
     def evals(self, name: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.daemon.query(
             "SELECT id, job_id, trigger, model_name, model_version, checkpoint_sha256, dataset, "
-            "dataset_fingerprint, score FROM eval_results WHERE model_name = ? ORDER BY id", (name,))]
+            "dataset_fingerprint, score, format FROM eval_results WHERE model_name = ? ORDER BY id", (name,))]
 
     def all_jobs_count(self) -> int:
         return int(self.daemon.query("SELECT COUNT(*) AS n FROM jobs")[0]["n"])

@@ -106,41 +106,45 @@ class Endpoints(Generic[R]):
     # -- jobs that are submitted (202 + job) ------------------------------------------------
     def eval(self, model: str, dataset: str, *, imgsz: int | None = None, batch_size: int | None = None,
              weights: dict[str, float] | None = None, allow_class_mismatch: bool = False,
-             auto_promote: bool = False) -> R:
-        """Submit ``POST /v1/vision/eval``; the job. ``model``: a name or a path the daemon can read."""
+             auto_promote: bool = False, split: str | None = None, format: str | None = None) -> R:
+        """Submit ``POST /v1/vision/eval``; the job. ``model``: a name or a path (.pt or .onnx) the daemon
+        can read; ``format="onnx"`` makes a name its latest ``v<n>.onnx``; ``split``: val, test or train."""
         return self._send(Call("POST", "/v1/vision/eval", body(
             model=model, dataset=dataset, imgsz=imgsz, batch_size=batch_size, weights=weights,
-            allow_class_mismatch=allow_class_mismatch, auto_promote=auto_promote)))
+            allow_class_mismatch=allow_class_mismatch, auto_promote=auto_promote, split=split, format=format)))
 
     def compare(self, model_a: str, model_b: str, dataset: str, *, imgsz: int | None = None,
                 batch_size: int | None = None, weights: dict[str, float] | None = None,
-                bootstrap_resamples: int | None = None, bootstrap_seed: int | None = None) -> R:
+                bootstrap_resamples: int | None = None, bootstrap_seed: int | None = None,
+                split: str | None = None) -> R:
         """Submit ``POST /v1/vision/eval/compare``; the job."""
         return self._send(Call("POST", "/v1/vision/eval/compare", body(
             model_a=model_a, model_b=model_b, dataset=dataset, imgsz=imgsz, batch_size=batch_size,
-            weights=weights, bootstrap_resamples=bootstrap_resamples, bootstrap_seed=bootstrap_seed)))
+            weights=weights, bootstrap_resamples=bootstrap_resamples, bootstrap_seed=bootstrap_seed, split=split)))
 
     def train(self, model: str, dataset: str, *, config: dict[str, Any] | None = None,
               base_model: str | None = None, auto_eval: bool = False, auto_promote: bool = False,
-              eval_weights: dict[str, float] | None = None) -> R:
+              eval_weights: dict[str, float] | None = None, split: str | None = None) -> R:
         """Submit ``POST /v1/vision/train``; the job. ``config``: epochs, batch_size, imgsz, learning_rate,
-        patience (the daemon's defaults for those left out)."""
+        patience (the daemon's defaults for those left out); ``split``: the one the new version is evaluated on."""
         return self._send(Call("POST", "/v1/vision/train", body(
             model=model, dataset=dataset, task="detection", config=config or None, base_model=base_model,
-            auto_eval=auto_eval, auto_promote=auto_promote, eval_weights=eval_weights)))
+            auto_eval=auto_eval, auto_promote=auto_promote, eval_weights=eval_weights, split=split)))
 
     # -- reads ------------------------------------------------------------------------------
-    def leaderboard(self, *, dataset: str | None = None, limit: int | None = None, weights: str | None = None,
-                    content: str | None = None) -> R:
-        """Models ranked by their best score (a list of rows), under ``weights`` (JSON text; default weights
-        if None); ``content="all"`` adds results of a dataset's earlier contents."""
-        return self._send(Call("GET", "/v1/vision/eval/leaderboard",
-                               query={"dataset": dataset, "limit": limit, "weights": weights, "content": content}))
+    def leaderboard(self, *, dataset: str | None = None, limit: int | None = None, split: str | None = None,
+                    weights: str | None = None, content: str | None = None) -> R:
+        """Models ranked by their best score on a split (default val; a list of rows), under ``weights``
+        (JSON text; default weights if None); ``content="all"`` adds results of a dataset's earlier contents."""
+        return self._send(Call("GET", "/v1/vision/eval/leaderboard", query={
+            "dataset": dataset, "limit": limit, "split": split, "weights": weights, "content": content}))
 
-    def history(self, model: str, *, limit: int | None = None, weights: str | None = None) -> R:
-        """Every evaluation of one model, newest first (a list of rows), scored under ``weights``."""
+    def history(self, model: str, *, limit: int | None = None, split: str | None = None,
+                weights: str | None = None) -> R:
+        """Every evaluation of one model (on a split, when given), newest first (a list of rows), scored
+        under ``weights``."""
         return self._send(Call("GET", f"/v1/vision/eval/leaderboard/{model}",
-                               query={"limit": limit, "weights": weights}))
+                               query={"limit": limit, "split": split, "weights": weights}))
 
     def jobs(self, *, status: str | None = None, kind: str | None = None, limit: int | None = None) -> R:
         """``{"jobs": [...], ...}``, newest first."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from daemon.paths import DEFAULT_MODELS_ROOT
 from daemon.version import version
+from evaluation.datasets import SPLITS
 from evaluation.errors import VisionEvalError
 from store.export import CSV_FIELDS, to_csv
 from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common])
 
     ev = command("eval", "evaluate a model on a dataset")
-    ev.add_argument("model", help="model name (resolved under the models root) or path to a .pt file")
+    ev.add_argument("model", help="model name (resolved under the models root) or path to a .pt or .onnx file")
     ev.add_argument("dataset", help="path to an ultralytics dataset YAML")
     ev.add_argument("--local", action="store_true", help="evaluate in this process, without a daemon")
     ev.add_argument("--imgsz", type=int, help="image size (default: the daemon's [eval] imgsz; 640 with --local)")
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--allow-class-mismatch", action="store_true",
                     help="evaluate even when the checkpoint's class names differ from the dataset's")
     ev.add_argument("--auto-promote", action="store_true", help="promote the model's current.pt if it wins")
+    ev.add_argument("--split", choices=SPLITS, help="dataset split to evaluate (default: the daemon's [eval] split; "
+                                                    "val with --local)")
     ev.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     ev.add_argument("--device", help="--local only: auto (first CUDA device, else CPU), cpu, cuda:0, ...")
     ev.add_argument("--models-root", help=f"--local only (default {LOCAL_DEFAULTS['models_root']})")
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--weights", help="custom scoring weights as JSON")
     cmp.add_argument("--resamples", type=int, help="bootstrap resamples, 0 for none (default: the daemon's)")
     cmp.add_argument("--seed", type=int, help="bootstrap seed (default: the daemon's)")
+    cmp.add_argument("--split", choices=SPLITS, help="dataset split (default: the daemon's [eval] split)")
     cmp.add_argument("--no-wait", action="store_true")
 
     lb = command("leaderboard", "models ranked by their best score")
@@ -92,12 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--weights", help="rank by these weights, a JSON object (default: the default weights)")
     lb.add_argument("--all-content", action="store_true",
                     help="also results of a dataset's earlier contents (marked), not only its current one")
+    lb.add_argument("--split", choices=SPLITS, help="rank evaluations of this split (default val)")
     lb.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     hist = command("history", "every evaluation of one model, newest first")
     hist.add_argument("model")
     hist.add_argument("--limit", type=int)
     hist.add_argument("--weights", help="score every row by these weights, a JSON object")
+    hist.add_argument("--split", choices=SPLITS, help="only evaluations of this split")
     hist.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     tr = command("train", "train a new version of a model")
@@ -113,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--auto-eval", action="store_true", help="evaluate the new version on the dataset")
     tr.add_argument("--auto-promote", action="store_true", help="evaluate, then promote it if it wins")
     tr.add_argument("--eval-weights", help="custom scoring weights (JSON) for the evaluation and promotion")
+    tr.add_argument("--split", choices=SPLITS, help="dataset split the new version is evaluated on")
     tr.add_argument("--no-wait", action="store_true")
 
     jobs = command("jobs", "list jobs, newest first")
@@ -230,7 +237,7 @@ def cmd_eval(client: Client, args: argparse.Namespace) -> int:
         raise Exit(EXIT_USAGE, "error: --predictions needs the finished job: leave out --no-wait")
     job = client.eval(_model(args.model), _abs(args.dataset), imgsz=args.imgsz, batch_size=args.batch,
                       weights=_json_arg(args.weights, "--weights"), allow_class_mismatch=args.allow_class_mismatch,
-                      auto_promote=args.auto_promote)
+                      auto_promote=args.auto_promote, split=args.split)
     code = submitted(client, args, job, render_eval)
     if code == EXIT_OK and args.predictions:
         predictions = client.predictions(job["job_id"])
@@ -242,7 +249,7 @@ def cmd_eval(client: Client, args: argparse.Namespace) -> int:
 def cmd_compare(client: Client, args: argparse.Namespace) -> int:
     job = client.compare(_model(args.model_a), _model(args.model_b), _abs(args.dataset), imgsz=args.imgsz,
                          batch_size=args.batch, weights=_json_arg(args.weights, "--weights"),
-                         bootstrap_resamples=args.resamples, bootstrap_seed=args.seed)
+                         bootstrap_resamples=args.resamples, bootstrap_seed=args.seed, split=args.split)
     return submitted(client, args, job, render_compare)
 
 
@@ -251,21 +258,22 @@ def cmd_train(client: Client, args: argparse.Namespace) -> int:
                   learning_rate=args.learning_rate, patience=args.patience)
     job = client.train(args.model, _abs(args.dataset), config=config,
                        base_model=_model(args.base_model) if args.base_model else None, auto_eval=args.auto_eval,
-                       auto_promote=args.auto_promote, eval_weights=_json_arg(args.eval_weights, "--eval-weights"))
+                       auto_promote=args.auto_promote, eval_weights=_json_arg(args.eval_weights, "--eval-weights"),
+                       split=args.split)
     return submitted(client, args, job, render_train)
 
 
 def cmd_leaderboard(client: Client, args: argparse.Namespace) -> int:
     dataset = _abs(args.dataset) if args.dataset else None
     _json_arg(args.weights, "--weights")
-    rows = client.leaderboard(dataset=dataset, limit=args.limit, weights=args.weights,
+    rows = client.leaderboard(dataset=dataset, limit=args.limit, split=args.split, weights=args.weights,
                               content="all" if args.all_content else None)
     return output(args, rows, _csv_or(args, "leaderboard", render_leaderboard))
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
     _json_arg(args.weights, "--weights")
-    rows = client.history(args.model, limit=args.limit, weights=args.weights)
+    rows = client.history(args.model, limit=args.limit, split=args.split, weights=args.weights)
     return output(args, rows, _csv_or(args, "history", render_history))
 
 

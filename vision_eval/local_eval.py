@@ -35,6 +35,7 @@ def run_local_eval(args: argparse.Namespace) -> int:
         device=args.device,
         weights=weights,
         allow_class_mismatch=args.allow_class_mismatch,
+        split=args.split or "val",
     )
     bar = ProgressBar(f"evaluating {resolved.name}")
     with tempfile.TemporaryDirectory(prefix="vision-eval-") as work:

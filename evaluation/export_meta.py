@@ -1,0 +1,129 @@
+"""ONNX exports: what an export's own metadata says about it, read without torch or onnxruntime.
+
+ultralytics writes its export settings into the ONNX file's ``metadata_props``
+(``imgsz``, ``batch``, ``names``, ``task``, ``args`` with ``dynamic`` and the
+precision). ``read_export`` parses them with the ``onnx`` package (protobuf
+only), so the HTTP process can check a request against an export before a job
+exists. ``export_shape`` is the one rule for the input shape an export is
+evaluated at: a dynamic export at the requested size, with rectangular
+batches like a ``.pt``; a static export only at its own size and batch, padded
+to its square (or fixed rectangle), as ultralytics' validator does.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import CheckpointError, InvalidRequest
+
+FORMATS = ("pt", "onnx")
+
+
+def model_format(path: str | Path) -> str:
+    """``onnx`` for a ``.onnx`` file, else ``pt``."""
+    return "onnx" if Path(path).suffix.lower() == ".onnx" else "pt"
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """An ONNX export's settings, from its metadata and graph."""
+
+    imgsz: list[int]  # [height, width] the export was made at
+    batch: int  # the export's batch size (the only one a static export accepts)
+    dynamic: bool  # input height, width and batch are free
+    half: bool  # FP16 weights
+    opset: int | None  # the default-domain opset
+    names: list[str] | None  # class names by index
+    task: str | None
+    exporter_version: str | None  # ultralytics version that wrote the export
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _literal(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return value
+
+
+def _names(raw: Any) -> list[str] | None:
+    if isinstance(raw, dict):
+        try:
+            return [str(raw[k]) for k in sorted(raw, key=int)]
+        except (TypeError, ValueError):
+            return None
+    if isinstance(raw, list):
+        return [str(n) for n in raw]
+    return None
+
+
+def _input_dims(model: Any) -> list[int | None]:
+    """The first graph input's dims: an int for a fixed one, None for a symbolic one."""
+    if not model.graph.input:
+        return []
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+
+def read_export(path: str | Path) -> ExportInfo:
+    """The metadata of an ONNX export; CheckpointError when the file is not a usable ONNX detection export."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several types for bytes that are not a model
+        raise CheckpointError(f"cannot read ONNX export {path}: {type(exc).__name__}: {exc}") from exc
+    props = {p.key: p.value for p in model.metadata_props}
+    args = _literal(props.get("args"))
+    args = args if isinstance(args, dict) else {}
+    dims = _input_dims(model)
+    if len(dims) != 4:
+        raise CheckpointError(f"ONNX export {path} does not take a (batch, channels, height, width) image input")
+    imgsz = _literal(props.get("imgsz"))
+    if not (isinstance(imgsz, list) and len(imgsz) == 2 and all(isinstance(v, int) for v in imgsz)):
+        if dims[2] is None or dims[3] is None:
+            raise CheckpointError(f"ONNX export {path} has no 'imgsz' metadata (not written by ultralytics?)")
+        imgsz = [dims[2], dims[3]]
+    dynamic = bool(args.get("dynamic", any(d is None for d in dims)))
+    batch = _literal(props.get("batch"))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    task = props.get("task")
+    if task not in (None, "detect"):
+        raise CheckpointError(f"ONNX export {path} is a {task!r} model; only detection is supported")
+    return ExportInfo(
+        imgsz=[int(v) for v in imgsz],
+        batch=int(batch) if isinstance(batch, int) else (dims[0] or 1),
+        dynamic=dynamic,
+        half=bool(args.get("half")) or args.get("quantize") == 16,
+        opset=int(opset) if opset is not None else None,
+        names=_names(_literal(props.get("names"))),
+        task=task,
+        exporter_version=props.get("version"),
+    )
+
+
+def export_shape(export: ExportInfo, imgsz: int | None, batch: int, default_imgsz: int) -> tuple[int, int]:
+    """The (imgsz, batch) an export is evaluated at (see the module contract).
+
+    ``imgsz`` None means "not asked for": a dynamic export then takes
+    ``default_imgsz``, a static one its own size. A static export asked for
+    another size is an InvalidRequest that says why.
+    """
+    if export.dynamic:
+        return (default_imgsz if imgsz is None else imgsz), batch
+    h, w = export.imgsz
+    own = max(h, w)
+    if imgsz is not None and imgsz != own:
+        raise InvalidRequest(
+            f"this ONNX export is static: its input is fixed at {h}x{w} (batch {export.batch}), so it can only "
+            f"be evaluated at imgsz {own}, not {imgsz}; omit imgsz, or export with dynamic=True to evaluate "
+            "at other sizes"
+        )
+    return own, export.batch
