@@ -19,7 +19,6 @@ from evaluation.scoring import resolve_weights
 from handlers.body import get_int, get_str, parse_json, query_params
 from handlers.context import json_response, service
 from handlers.evals import get_split
-from handlers.evals import get_split
 from store.export import CSV_FIELDS, to_csv
 
 CONTENT = ("current", "all")
