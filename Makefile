@@ -21,6 +21,11 @@ run: install
 test: install
 	$(PY) -m pytest -q
 
+# ruff (rule set explained in pyproject.toml) and mypy over the packages; .ci/run runs it before the tests.
+lint: install
+	$(VENV)/bin/ruff check daemon handlers store evaluation vision_eval vocab tests benchmarks
+	$(VENV)/bin/mypy
+
 # No real daemon, no worker, no torch: the in-process logic in well under a minute.
 test-fast: install
 	$(PY) -m pytest -q -m "not heavy"

@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evaluation.stats import bootstrap, engine, reference
+from evaluation.stats import bootstrap, engine, reference  # noqa: E402 (after the sys.path insert)
 
 TARGET_S = 2.0
 

@@ -38,7 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model  # noqa: E402
 
 CHECKPOINTS = (STRONG_PT, WEAK_PT)
 WARM_UP_S = 30.0  # memory and fd growth are measured from this long after each start (past worker start-up)

@@ -19,11 +19,11 @@ from typing import Any
 
 from evaluation.analysis_store import ARTIFACTS, read_artifact
 from evaluation.datasets import load_dataset
-from evaluation.errors import Conflict, NotFound
 from evaluation.evidence import load_evidence
 from store import jobs as jobq
 from store import results
 from store.database import Database
+from vocab.errors import Conflict, NotFound
 
 ON_DEMAND_TIMEOUT_S = 300.0
 _HEAVY_KEYS = ("prediction_types", "missed_boxes")

@@ -19,10 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from daemon.paths import daemon_state_dir
-from evaluation.errors import ConfigError, InvalidRequest
 from evaluation.models import check_name
 from evaluation.stats.gates import config_default
 from handlers.browser_guard import parse_origin
+from vocab.errors import ConfigError, InvalidRequest
+from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
 
 ENV_PREFIX = "VISION_EVALD_"
 
@@ -240,8 +241,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[promotion] export_parity must be \"auto\", \"required\" or \"off\"")
     if cfg.promotion.max_export_delta < 0 or cfg.promotion.max_export_class_delta < 0:
         raise ConfigError("[promotion] max_export_delta and max_export_class_delta must be >= 0")
-    if not 320 <= cfg.eval.imgsz <= 2560 or not 1 <= cfg.eval.batch <= 256:
-        raise ConfigError("[eval] imgsz must be 320-2560 and batch 1-256")
+    if not IMGSZ_MIN <= cfg.eval.imgsz <= IMGSZ_MAX or not BATCH_MIN <= cfg.eval.batch <= BATCH_MAX:
+        raise ConfigError(f"[eval] imgsz must be {IMGSZ_MIN}-{IMGSZ_MAX} and batch {BATCH_MIN}-{BATCH_MAX}")
     if cfg.watch.settle_seconds < 0 or cfg.watch.rescan_interval_s <= 0:
         raise ConfigError("[watch] settle_seconds must be >= 0 and rescan_interval_s > 0")
     for root in cfg.paths.allowed_roots:

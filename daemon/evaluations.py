@@ -34,12 +34,12 @@ from evaluation.datasets import (
     fingerprint,
     load_dataset,
 )
-from evaluation.errors import ClassMismatchError, JobError, NotFound
 from evaluation.export_meta import model_format
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score, resolve_weights
 from evaluation.settings import effective_batch, effective_imgsz
 from store import results
 from store.database import Database
+from vocab.errors import ClassMismatchError, JobError, NotFound
+from vocab.scoring import DEFAULT_WEIGHTS, composite_score, resolve_weights
 
 log = logging.getLogger(__name__)
 

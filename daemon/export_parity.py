@@ -37,10 +37,10 @@ from daemon.config import PromotionConfig
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
-from evaluation.errors import CheckpointError
 from evaluation.export_meta import read_export
 from evaluation.export_parity import parity_verdict
 from evaluation.models import EXPORT_VERSION_RE, export_beside, list_versions
+from vocab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "required", "off")

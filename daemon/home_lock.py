@@ -17,7 +17,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from evaluation.errors import HomeInUse
+from vocab.errors import HomeInUse
 
 MODELS_LOCK_NAME = ".vision-evald.lock"
 

@@ -31,12 +31,13 @@ from daemon.config import Config
 from daemon.models_view import ShaCache
 from daemon.queue import JobQueue
 from daemon.watcher import FileState
-from evaluation.datasets import SPLITS, load_dataset
-from evaluation.errors import QueueFull, VisionEvalError
+from evaluation.datasets import load_dataset
 from evaluation.models import is_under, version_of
 from store import checkpoint_states as states
 from store import promotions
 from store.database import Database
+from vocab.errors import QueueFull, VisionEvalError
+from vocab.terms import SPLITS
 
 log = logging.getLogger(__name__)
 PIPELINE_FILE = "pipeline.json"

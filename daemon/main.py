@@ -18,7 +18,7 @@ from daemon.config import Config, load_config
 from daemon.logs import FORMATS, configure_logging
 from daemon.paths import config_candidates, discover_config
 from daemon.version import version
-from evaluation.errors import ConfigError, DatabaseRefused, HomeInUse
+from vocab.errors import ConfigError, DatabaseRefused, HomeInUse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -25,13 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import prometheus_client
-from prometheus_client import (CollectorRegistry, Counter, GCCollector, Histogram, Info, PlatformCollector,
-                               ProcessCollector, generate_latest)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.version import version
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
+from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 prometheus_client.disable_created_metrics()  # no ``*_created`` series beside every counter and histogram
 DURATION_BUCKETS_S = (1, 5, 15, 60, 300, 900, 3600, 14400, float("inf"))

@@ -7,16 +7,17 @@ folder of large checkpoints hashes each file once, not on every request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
 from evaluation.datasets import file_sha256
-from evaluation.errors import NotFound, PathNotAllowed
 from evaluation.models import CURRENT, NAME_RE, check_name, list_versions
 from store import checkpoint_states, promotions, rankings
 from store.database import Database
+from vocab.errors import NotFound, PathNotAllowed
 
 
 class ShaCache:
@@ -44,7 +45,7 @@ class ShaCache:
 
 def model_names(root: Path) -> list[str]:
     """Folders under the models root that hold a current.pt or a v<n>.pt."""
-    names = []
+    names: list[str] = []
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError:
@@ -131,7 +132,7 @@ async def model_list(db: Database, root: Path) -> dict[str, Any]:
     out = []
     for name in names:
         versions = await asyncio.to_thread(list_versions, root / name)
-        latest = await db.read(lambda c, n=name: rankings.latest_for_model(c, n, 1))
+        latest = await db.read(functools.partial(rankings.latest_for_model, model_name=name, limit=1))
         out.append({
             "name": name,
             "versions": len(versions),

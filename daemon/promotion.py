@@ -20,6 +20,7 @@ model serialises decisions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,13 @@ from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256
-from evaluation.errors import Conflict, NotFound, PathNotAllowed
 from evaluation.evidence import load_evidence, same_predictions
 from evaluation.models import CURRENT, check_name, list_versions
-from evaluation.scoring import composite_score, resolve_weights
 from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
+from vocab.errors import Conflict, NotFound, PathNotAllowed
+from vocab.scoring import composite_score, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ class Promoter:
             current_sha = await asyncio.to_thread(_sha_or_none, current)
             if current_sha is None:
                 continue
-            ledger = await self.db.read(lambda c, n=name: promotions.promoted_history(c, n))
+            ledger = await self.db.read(functools.partial(promotions.promoted_history, model_name=name))
             stack = _promotion_stack(list(reversed(ledger)))
             if stack and stack[-1] != current_sha:
                 await asyncio.to_thread(self._keep, model_dir / CURRENT, current_sha)

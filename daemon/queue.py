@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import secrets
 import time
@@ -27,11 +28,17 @@ from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
 from daemon.metrics import JobMetrics
-from evaluation.errors import (
-    JobCancelled, NotFound, QueueFull, ServiceClosed, StoreBusy, VisionEvalError, WorkerDied,
-)
 from store import jobs as jobq
 from store.database import Database
+from vocab.errors import (
+    JobCancelled,
+    NotFound,
+    QueueFull,
+    ServiceClosed,
+    StoreBusy,
+    VisionEvalError,
+    WorkerDied,
+)
 
 log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.5
@@ -184,14 +191,14 @@ class JobQueue:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _launch(self, job: jobq.Job) -> None:
         log.info("job %s %s running (attempt %d of %d)", job.id, job.kind, job.attempts, job.max_attempts)
         deadline = time.monotonic() + self.timeouts.get(job.kind, 3600.0)
-        ctx = JobContext(job=job, deadline=deadline, report=lambda p, i=job.id: self._progress(i, p),
-                         report_detail=lambda d, i=job.id: self._detail(i, d))
+        ctx = JobContext(job=job, deadline=deadline, report=functools.partial(self._progress, job.id),
+                         report_detail=functools.partial(self._detail, job.id))
         task = asyncio.create_task(self._execute(ctx), name=f"job-{job.id}")
         self._running[job.id] = _Running(ctx, task)
 

@@ -67,7 +67,7 @@ def verify_inputs(params: dict[str, Any]) -> str | None:
     eval task's params; both are recomputed here from the files this node reads.
     """
     from evaluation.datasets import file_sha256, fingerprint, load_dataset
-    from evaluation.errors import VisionEvalError
+    from vocab.errors import VisionEvalError
 
     want_sha, want_fp = params.get("checkpoint_sha256"), params.get("dataset_fingerprint")
     try:

@@ -25,7 +25,7 @@ from typing import Any
 from daemon.files import atomic_write_bytes
 from daemon.ray_actor import ROLES, TaskActor
 from daemon.workers import DetailFn, ProgressFn, error_from
-from evaluation.errors import JobCancelled, JobTimedOut, WorkerDied
+from vocab.errors import JobCancelled, JobTimedOut, WorkerDied
 
 log = logging.getLogger(__name__)
 PROGRESS_POLL_S = 0.5
@@ -73,7 +73,8 @@ class RayExecutor:
         gpus = self.gpus_per_worker
         if gpus < 0:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        self._actor_cls = ray.remote(num_gpus=gpus, max_concurrency=2)(TaskActor)
+        # ray's stub lacks max_concurrency (a threaded actor: progress answers while run works)
+        self._actor_cls = ray.remote(num_gpus=gpus, max_concurrency=2)(TaskActor)  # type: ignore[call-overload]
         self._connected.set()
         for _ in range(self.count):
             self._idle.put_nowait(await self._spawn())

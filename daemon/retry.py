@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
-from evaluation.errors import (
+from store import checkpoint_states as states
+from store.database import Database
+from store.jobs import Job
+from vocab.errors import (
     ClassMismatchError,
     DatasetError,
     JobError,
@@ -33,9 +36,6 @@ from evaluation.errors import (
     StoreBusy,
     WorkerDied,
 )
-from store import checkpoint_states as states
-from store.database import Database
-from store.jobs import Job
 
 log = logging.getLogger(__name__)
 

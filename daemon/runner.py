@@ -16,9 +16,9 @@ from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.comparison import compare_errors, compare_results
-from evaluation.errors import InvalidRequest, VisionEvalError
-from evaluation.scoring import resolve_weights
 from evaluation.stats.gates import gain_basis
+from vocab.errors import InvalidRequest, VisionEvalError
+from vocab.scoring import resolve_weights
 
 
 class JobRunner:

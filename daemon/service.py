@@ -39,12 +39,12 @@ from daemon.submissions import Submissions
 from daemon.training import Trainer
 from daemon.watcher import Watcher
 from daemon.workers import Executor, WorkerPool
-from evaluation.errors import Conflict, InvalidRequest, NotFound
 from evaluation.models import expand_user
 from store import jobs as jobq
 from store import promotions, rankings, results
 from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
+from vocab.errors import Conflict, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,13 @@ class Service:
 
     # -- what handlers ask ---------------------------------------------------------------------
     @property
+    def submitter(self) -> Submissions:
+        """Where handlers submit jobs (exists once the service has started)."""
+        assert self.submissions is not None
+        return self.submissions
+
+    # -- what handlers ask (reads) ---------------------------------------------------------------------
+    @property
     def database(self) -> Database:
         assert self.db is not None
         return self.db
@@ -240,6 +247,8 @@ class Service:
         if job.status != "completed" or not job.result:
             raise Conflict(f"job {job_id} is {job.status}; its predictions exist once it has completed")
         eval_id = job.result.get("eval_id")
+        if not isinstance(eval_id, int):
+            raise NotFound(f"job {job_id} has no stored evaluation")
         row = await self.database.read(lambda c: results.get(c, eval_id))
         path = Path(row["predictions_path"]) if row is not None and row["predictions_path"] else None
         if path is None or not path.is_file():

@@ -21,13 +21,6 @@ from daemon.config import Config
 from daemon.queue import JobQueue
 from evaluation.architectures import detection_architecture
 from evaluation.datasets import check_train_split, load_dataset
-from evaluation.errors import (
-    DatasetError,
-    InvalidRequest,
-    NotFound,
-    PathNotAllowed,
-    UnsupportedTask,
-)
 from evaluation.export_meta import export_shape, model_format, read_export
 from evaluation.models import (
     ResolvedModel,
@@ -37,9 +30,16 @@ from evaluation.models import (
     looks_like_path,
     resolve_model,
 )
-from evaluation.scoring import resolve_weights
 from evaluation.stats.gates import validate_gates
 from store.jobs import Job
+from vocab.errors import (
+    DatasetError,
+    InvalidRequest,
+    NotFound,
+    PathNotAllowed,
+    UnsupportedTask,
+)
+from vocab.scoring import resolve_weights
 
 SUPPORTED_TASKS = ("detection", "detect")
 # An architecture bundled with ultralytics, e.g. yolov8n.yaml or yolo11s.yaml: built, never downloaded.

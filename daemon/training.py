@@ -35,12 +35,12 @@ from daemon.promotion import Promoter
 from daemon.queue import JobContext
 from daemon.workers import Executor
 from evaluation.datasets import file_sha256
-from evaluation.errors import InternalError, JobCancelled, VisionEvalError
 from evaluation.models import CURRENT, list_versions
 from store import checkpoint_states as claims
 from store import jobs as jobq
 from store import promotions
 from store.database import Database
+from vocab.errors import InternalError, JobCancelled, VisionEvalError
 
 log = logging.getLogger(__name__)
 TRAINED = "trained.json"  # in the work folder: what the worker's training returned

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evaluation.errors import VisionEvalError
+from vocab.errors import VisionEvalError
 
 Progress = Callable[[float], None]
 _PR_SET_PDEATHSIG = 1
@@ -98,7 +98,7 @@ TASKS: dict[str, Callable[[dict[str, Any], Progress], dict[str, Any]]] = {
 
 
 def _info(device: str) -> dict[str, Any]:
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime
     import torch
     import ultralytics
 

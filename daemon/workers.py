@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from daemon.worker_main import worker_main
-from evaluation import errors
-from evaluation.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError, WorkerDied
+from vocab import errors
+from vocab.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError, WorkerDied
 
 log = logging.getLogger(__name__)
 _DIED = object()
@@ -160,7 +160,7 @@ class WorkerPool:
         replacement = self._spawn()
         try:
             await self._wait_ready(replacement)
-        except (WorkerDied, asyncio.TimeoutError):
+        except (TimeoutError, WorkerDied):
             log.exception("replacement worker failed to start; retrying on next use")
             self._discard(replacement)
             replacement = self._spawn()

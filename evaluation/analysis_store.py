@@ -19,8 +19,8 @@ import numpy as np
 
 from evaluation.curves import CurveArrays, build_curves, from_evidence
 from evaluation.error_analysis import analyse
-from evaluation.errors import Conflict, NotFound
 from evaluation.size_recall import ImageBoxes
+from vocab.errors import Conflict, NotFound
 
 ERRORS_FILE = "errors.json"
 CURVES_FILE = "curves.json"

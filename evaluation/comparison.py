@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-COMPARED_METRICS: tuple[str, ...] = (
-    "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
-    "small_object_recall", "medium_object_recall", "large_object_recall", "score",
-)
+from vocab.terms import COMPARED_METRICS
+
 LOWER_IS_BETTER = frozenset({"inference_ms"})
 
 

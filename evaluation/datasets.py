@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from evaluation.errors import ClassMismatchError, DatasetError
+from vocab.errors import ClassMismatchError, DatasetError
+from vocab.terms import SPLITS
 
 # The image suffixes ultralytics 8.4 accepts (ultralytics.data.utils.IMG_FORMATS).
 IMG_SUFFIXES = frozenset(
@@ -28,7 +29,6 @@ IMG_SUFFIXES = frozenset(
 )
 # Keys handed on to ultralytics; everything else (``download`` above all) is dropped.
 _SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
-SPLITS = ("val", "test", "train")
 
 
 @dataclass(frozen=True)

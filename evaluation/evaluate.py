@@ -22,13 +22,13 @@ import numpy as np
 from evaluation.analysis_store import build_artifacts, write_artifacts
 from evaluation.curves import from_metric
 from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
-from evaluation.errors import CheckpointError, DatasetError
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
 from evaluation.metrics import core_metrics
-from evaluation.scoring import composite_score, resolve_weights
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
 from evaluation.speed import speed_summary
+from vocab.errors import CheckpointError, DatasetError
+from vocab.scoring import composite_score, resolve_weights
 
 
 @dataclass

@@ -64,7 +64,7 @@ def write_evidence(
         "batch_images": np.array([t.images for t in timings], dtype=np.int64),
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(tmp, path)
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.errors import CheckpointError, InvalidRequest
+from vocab.errors import CheckpointError, InvalidRequest
 
 FORMATS = ("pt", "onnx")
 

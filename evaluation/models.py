@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.errors import InvalidRequest, NotFound, PathNotAllowed
+from vocab.errors import InvalidRequest, NotFound, PathNotAllowed
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.pt$")

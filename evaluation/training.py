@@ -82,6 +82,7 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
         workers=0, plots=False, amp=False, save_dir=str(work / "train"), exist_ok=True, verbose=False,
     )
     trainer = model.trainer
+    assert trainer is not None  # set by model.train()
     best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
     metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
     progress(1.0)

@@ -25,8 +25,8 @@ from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import ops
 
-from evaluation.errors import CheckpointError
 from evaluation.export_meta import model_format, read_export
+from vocab.errors import CheckpointError
 
 ProgressFn = Callable[[float], None]
 
@@ -74,7 +74,7 @@ class CollectingValidator(DetectionValidator):
         self._started: tuple[float, int] | None = None
 
     def _now(self) -> float:
-        if self.device.type == "cuda":  # as ultralytics' Profile: wait for queued kernels
+        if self.device is not None and self.device.type == "cuda":  # as ultralytics' Profile: wait for queued kernels
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
 
@@ -96,8 +96,8 @@ class CollectingValidator(DetectionValidator):
         stats = self.metrics.stats
         h, w = batch["img"].shape[2:]
         for si, pred in enumerate(preds):
-            ori = tuple(int(x) for x in batch["ori_shape"][si])
-            boxes = ops.scale_boxes((h, w), pred["bboxes"].clone(), ori, ratio_pad=batch["ratio_pad"][si])
+            ori = (int(batch["ori_shape"][si][0]), int(batch["ori_shape"][si][1]))
+            boxes = torch.as_tensor(ops.scale_boxes((h, w), pred["bboxes"].clone(), ori, ratio_pad=batch["ratio_pad"][si]))
             self.sink.append(
                 ImageRecord(
                     im_file=batch["im_file"][si],
@@ -145,7 +145,7 @@ def load_model(path: Path) -> YOLO:
 
 def onnx_device(device: str) -> str:
     """The device an ONNX export runs on: CUDA only when onnxruntime has its CUDA provider, else the CPU."""
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime
 
     if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         return device
@@ -156,7 +156,7 @@ def runtime_info(fmt: str, device: str) -> dict[str, Any]:
     """What ran the model: ``runtime``, ``runtime_version`` and, for ONNX, the execution ``provider``."""
     if fmt != "onnx":
         return {"runtime": "torch", "runtime_version": torch_version(), "provider": None}
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime
 
     provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
     return {"runtime": "onnxruntime", "runtime_version": str(onnxruntime.__version__), "provider": provider}

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vision_evald.http")
 
 
-def make_app(svc: "Service") -> web.Application:
+def make_app(svc: Service) -> web.Application:
     cfg = svc.config.server
     guard = BrowserGuard(cfg.host, cfg.allowed_hosts, cfg.allowed_origins)
     app = web.Application(

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from evaluation.errors import InvalidRequest
+from vocab.errors import InvalidRequest
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_INT_DIGITS = 30  # no field means anything by an integer longer than this
@@ -66,7 +66,7 @@ def _form_number(key: str, text: str) -> int | float:
     text = text.strip()
     if not _NUMBER_RE.fullmatch(text):
         raise InvalidRequest(f"field {key!r} must be a number, got {text[:40]!r}")
-    return parse_json(text, f"field {key!r}")  # type: ignore[no-any-return]
+    return parse_json(text, f"field {key!r}")
 
 
 def query_params(request: web.Request, allowed: Iterable[str]) -> dict[str, str]:

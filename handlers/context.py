@@ -9,11 +9,11 @@ from aiohttp import web
 if TYPE_CHECKING:
     from daemon.service import Service
 
-SERVICE: web.AppKey["Service"] = web.AppKey("service")
+SERVICE: web.AppKey[Service] = web.AppKey("service")
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 
 
-def service(request: web.Request) -> "Service":
+def service(request: web.Request) -> Service:
     return request.app[SERVICE]
 
 

@@ -13,8 +13,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from evaluation.errors import NotFound
 from handlers.context import service
+from vocab.errors import NotFound
 
 STATIC_FILES: dict[str, str] = {
     "app.js": "text/javascript",

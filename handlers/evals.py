@@ -6,8 +6,6 @@ from typing import Any
 
 from aiohttp import web
 
-from evaluation.datasets import SPLITS
-from evaluation.errors import InvalidRequest
 from handlers.body import (
     get_bool,
     get_int,
@@ -17,6 +15,8 @@ from handlers.body import (
     reject_unknown,
 )
 from handlers.context import json_response, service
+from vocab.errors import InvalidRequest
+from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN, SPLITS
 
 EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
                "name", "format", "split")
@@ -38,18 +38,18 @@ def get_imgsz(data: dict[str, Any]) -> int | None:
     """The request's imgsz, or None when it names none (the daemon's default, or a static export's own)."""
     if data.get("imgsz") in (None, ""):
         return None
-    return get_int(data, "imgsz", default=0, lo=320, hi=2560)
+    return get_int(data, "imgsz", default=0, lo=IMGSZ_MIN, hi=IMGSZ_MAX)
 
 
 async def submit_eval(request: web.Request) -> web.Response:
     svc = service(request)
     data, _ = await read_body(request)
     reject_unknown(data, EVAL_FIELDS)
-    job = await svc.submissions.eval(
+    job = await svc.submitter.eval(
         model=get_str(data, "model", required=True),  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
         imgsz=get_imgsz(data),
-        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
+        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=BATCH_MIN, hi=BATCH_MAX),
         weights=get_object(data, "weights"),
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
@@ -77,12 +77,12 @@ async def submit_compare(request: web.Request) -> web.Response:
     reject_unknown(data, COMPARE_FIELDS)
     model_a = get_str(data, "model_a", required=True)
     model_b = get_str(data, "model_b", required=True)
-    job = await svc.submissions.compare(
+    job = await svc.submitter.compare(
         model_a=model_a,  # type: ignore[arg-type]
         model_b=model_b,  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
         imgsz=get_imgsz(data),
-        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=1, hi=256),
+        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=BATCH_MIN, hi=BATCH_MAX),
         weights=get_object(data, "weights"),
         bootstrap_resamples=get_int(data, "bootstrap_resamples",
                                     default=svc.config.promotion.bootstrap_resamples, lo=0, hi=100_000),

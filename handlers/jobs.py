@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from evaluation.errors import InvalidRequest
 from handlers.body import get_int, get_str, query_params
 from handlers.context import json_response, service
+from vocab.errors import InvalidRequest
+from vocab.terms import JOB_KINDS, JOB_STATUSES
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-KINDS = ("eval", "compare", "train")
+STATUSES = JOB_STATUSES
+KINDS = JOB_KINDS
 
 
 async def list_jobs(request: web.Request) -> web.Response:

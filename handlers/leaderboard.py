@@ -14,12 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from evaluation.errors import InvalidRequest
-from evaluation.scoring import resolve_weights
 from handlers.body import get_int, get_str, parse_json, query_params
 from handlers.context import json_response, service
 from handlers.evals import get_split
 from store.export import CSV_FIELDS, to_csv
+from vocab.errors import InvalidRequest
+from vocab.scoring import resolve_weights
 
 CONTENT = ("current", "all")
 

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from evaluation import errors
 from handlers.body import UnsupportedMediaType
 from handlers.context import MAX_BODY_BYTES
+from vocab import errors
 
 log = logging.getLogger("vision_evald.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from evaluation.errors import InvalidRequest
 from handlers.body import get_int, get_str, read_body, reject_unknown
 from handlers.context import json_response, service
+from vocab.errors import InvalidRequest
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluation.comparison import COMPARED_METRICS as COMPARED
 from store.rankings import LEADERBOARD_FIELDS
+from vocab.terms import COMPARED_METRICS as COMPARED
 
 NUM = {"type": "number", "nullable": True}
 INT = {"type": "integer", "nullable": True}

@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from evaluation.errors import InvalidRequest
 from handlers.body import (
     get_bool,
     get_float,
@@ -25,6 +24,8 @@ from handlers.body import (
 from handlers.context import json_response, service
 from handlers.evals import get_split
 from handlers.jobs import STATUSES
+from vocab.errors import InvalidRequest
+from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
 
 CONFIG_FIELDS = ("epochs", "batch_size", "imgsz", "learning_rate", "patience")
 TOP_FIELDS = ("model", "dataset", "task", "config", "base_model", "auto_eval", "auto_promote", "eval_weights",
@@ -47,13 +48,13 @@ async def submit_train(request: web.Request) -> web.Response:
     data, _ = await read_body(request)
     reject_unknown(data, TOP_FIELDS + CONFIG_FIELDS)
     cfg = _merged_config(data)
-    job = await svc.submissions.train(
+    job = await svc.submitter.train(
         model=get_str(data, "model", required=True),  # type: ignore[arg-type]
         dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
         task=get_str(data, "task", default="detection"),  # type: ignore[arg-type]
         epochs=get_int(cfg, "epochs", default=10, lo=1, hi=1000),
-        batch=get_int(cfg, "batch_size", default=16, lo=1, hi=256),
-        imgsz=get_int(cfg, "imgsz", default=640, lo=320, hi=2560),
+        batch=get_int(cfg, "batch_size", default=16, lo=BATCH_MIN, hi=BATCH_MAX),
+        imgsz=get_int(cfg, "imgsz", default=640, lo=IMGSZ_MIN, hi=IMGSZ_MAX),
         learning_rate=get_float(cfg, "learning_rate", default=0.01, lo=0, hi=1, lo_open=True),
         patience=get_int(cfg, "patience", default=50, lo=0, hi=500),
         base_model=get_str(data, "base_model"),

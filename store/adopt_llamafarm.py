@@ -41,10 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evaluation.errors import DatabaseRefused
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
 from store import promotions, results
 from store.schema import MIGRATIONS, apply
+from vocab.errors import DatabaseRefused
+from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _LF_TABLES = {"eval_results", "promotions", "sqlite_sequence"}

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evaluation.errors import ServiceClosed, StoreBusy
 from store.adopt_llamafarm import prepare
 from store.schema import migrate
+from vocab.errors import ServiceClosed, StoreBusy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -8,10 +8,12 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-ACTIVE = ("queued", "running")
-FINISHED = ("completed", "failed", "cancelled")
-STATUSES = ACTIVE + FINISHED
-KINDS = ("eval", "compare", "train")
+from vocab.terms import ACTIVE_STATUSES, FINISHED_STATUSES, JOB_KINDS, JOB_STATUSES
+
+ACTIVE = ACTIVE_STATUSES
+FINISHED = FINISHED_STATUSES
+STATUSES = JOB_STATUSES
+KINDS = JOB_KINDS
 # What a job is about, as shown to clients (the rest of its params are internal).
 _REQUEST_KEYS = ("model", "model_a", "model_b", "dataset_path", "imgsz", "batch", "epochs", "auto_promote")
 

@@ -17,8 +17,8 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from evaluation.scoring import DEFAULT_WEIGHTS, WEIGHT_KEYS, composite_score
 from store.results import result_of
+from vocab.scoring import DEFAULT_WEIGHTS, WEIGHT_KEYS, composite_score
 
 LEADERBOARD_FIELDS = (
     "rank", "model_name", "score", "weights", "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
@@ -58,8 +58,9 @@ def summary(row: sqlite3.Row, score: float | None, weights: Mapping[str, float])
 
 def _score(row: sqlite3.Row, weights: Mapping[str, float] | None) -> float | None:
     if is_default(weights):
-        return row["default_score"]  # type: ignore[no-any-return]
-    return composite_score({k: row[k] for k in _METRIC_COLUMNS}, weights)  # type: ignore[arg-type]
+        return row["default_score"]
+    assert weights is not None  # None is the default weighting
+    return composite_score({k: row[k] for k in _METRIC_COLUMNS}, weights)
 
 
 def leaderboard(conn: sqlite3.Connection, dataset: str | None, limit: int,

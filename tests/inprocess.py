@@ -20,7 +20,7 @@ from typing import Any
 
 from daemon.config import Config, parse_config
 from daemon.service import Service
-from evaluation.errors import InternalError, VisionEvalError
+from vocab.errors import InternalError, VisionEvalError
 
 
 class ThreadExecutor:

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evaluation.errors import DatabaseRefused
 from store import adopt_llamafarm, promotions, rankings, results
 from store.adopt_llamafarm import inspect, prepare
 from store.database import Database
@@ -30,6 +29,7 @@ from tests.llamafarm_fixtures import (
     make_llamafarm_db,
     sha256_of,
 )
+from vocab.errors import DatabaseRefused
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 # The fixture rows' default-weights scores (DESIGN.md: .35 mAP50_95 + .20 mAP50 + .20 small recall + .15 f1

@@ -37,9 +37,9 @@ import pytest
 
 from daemon.config import Config, ServerConfig, parse_config
 from daemon.service import Service
-from evaluation.errors import ConfigError, JobCancelled
 from handlers.browser_guard import BrowserGuard, parse_origin, split_host_header
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from vocab.errors import ConfigError, JobCancelled
 
 TABLES = ("jobs", "eval_results", "promotions", "checkpoint_claims", "skipped_checkpoints")
 FOREIGN = ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Host": "evil.example:11540"},

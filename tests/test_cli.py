@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from vision_eval.cli import render_compare, render_eval
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, free_port, make_dataset, place_model
+from vision_eval.cli import render_compare, render_eval
 
 TOKEN = "cli-test-token"
 IMGSZ = "320"  # the fixture checkpoints were trained at 192; the API's minimum is 320

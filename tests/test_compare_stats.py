@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
@@ -18,7 +19,6 @@ os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 import numpy as np
 import pytest
 
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
 from evaluation.stats import (
     bootstrap,
     engine,
@@ -27,6 +27,7 @@ from evaluation.stats import (
     operating_point,
     reference,
 )
+from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
@@ -72,7 +73,9 @@ def make_evidence(rng: np.random.Generator, labels: list[np.ndarray], quality: f
         buckets.append(rng.integers(0, 3, g))
         pred_off.append(pred_off[-1] + len(conf))
         tgt_off.append(tgt_off[-1] + g)
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    def cat(xs: list[Any], dt: Any) -> np.ndarray:
+        return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
+
     target = cat(labels, np.int64)
     return {
         "image_names": np.array([f"images/im{i:04d}.jpg" for i in range(len(labels))]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config, load_config, parse_config
-from evaluation.errors import ConfigError
 from tests.daemon_fixtures import REPO_ROOT, vision_evald_command
+from vocab.errors import ConfigError
 
 
 def test_defaults() -> None:
@@ -149,7 +150,7 @@ def test_non_loopback_host_with_opt_in_and_token_is_accepted() -> None:
 
 def test_config_is_frozen() -> None:
     cfg = load_config(None, environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.server.port = 1  # type: ignore[misc]
 
 

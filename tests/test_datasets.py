@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from evaluation.datasets import fingerprint, load_dataset
-from evaluation.errors import ClassMismatchError, DatasetError
+from vocab.errors import ClassMismatchError, DatasetError
 
 NAMES = ["red", "green", "blue"]
 

@@ -448,8 +448,8 @@ def test_checkpoint_hash_is_of_the_file_that_was_loaded(tmp_path, n_swaps):
 def test_checkpoint_that_keeps_changing_is_refused(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from evaluation.errors import CheckpointError
     from evaluation.evaluate import _load_and_hash
+    from vocab.errors import CheckpointError
 
     ckpt = tmp_path / "current.pt"
     ckpt.write_bytes(b"v0")

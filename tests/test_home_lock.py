@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from daemon.home_lock import HomeLock, lock_paths
-from evaluation.errors import HomeInUse
 from tests.daemon_fixtures import Daemon, free_port, vision_evald_command, write_toml
+from vocab.errors import HomeInUse
 
 
 def _held(path: Path) -> bool:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.errors import InvalidRequest, NotFound, PathNotAllowed
 from evaluation.models import resolve_model
+from vocab.errors import InvalidRequest, NotFound, PathNotAllowed
 
 
 @pytest.fixture

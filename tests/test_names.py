@@ -9,8 +9,8 @@ import pytest
 
 from daemon.config import Config, PathsConfig
 from daemon.submissions import Submissions
-from evaluation.errors import InvalidRequest
 from evaluation.models import name_for_path, resolve_model
+from vocab.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(("path", "name"), [

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.errors import CheckpointError, InvalidRequest, NotFound
 from evaluation.export_meta import export_shape, read_export
 from evaluation.models import resolve_model
 from tests.conftest import EVAL_BATCH, EVAL_IMGSZ, EvalFn
+from vocab.errors import CheckpointError, InvalidRequest, NotFound
 
 
 def export(source: Path, target_dir: Path, *, dynamic: bool, imgsz: int = EVAL_IMGSZ) -> Path:

@@ -125,7 +125,10 @@ def test_schemathesis_no_server_errors_and_responses_conform(empty_daemon: Daemo
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis.checks import (
-        content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance,
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
     )
     from schemathesis.generation import GenerationMode
 

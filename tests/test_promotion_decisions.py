@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from daemon.config import PromotionConfig
-from evaluation.scoring import composite_score, resolve_weights
 from tests.conftest import EVAL_IMGSZ
 from tests.promotion_harness import Harness, resave_in_process
 from tests.watch_fixtures import sha256_file
+from vocab.scoring import composite_score, resolve_weights
 
 pytestmark = pytest.mark.ultralytics
 

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.config import Config, ServerConfig, parse_config
-from evaluation.errors import ConfigError
 from handlers.app import make_app
+from vocab.errors import ConfigError
 
 TOKEN = "s3cret-token"
 GZIPPED = gzip.compress(b'{"packed": true}')

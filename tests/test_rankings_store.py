@@ -1,7 +1,7 @@
 """Store-level rankings: the migration that re-keys the leaderboard by default-weights scores, and
 rescoring under custom weights (no model runs here: rows carry hand-made metrics).
 
-Scores are recomputed here with DESIGN.md's formula written out, not with evaluation.scoring.
+Scores are recomputed here with DESIGN.md's formula written out, not with vocab.scoring.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_the_sql_score_is_composite_score_exactly(tmp_path: Path) -> None:
     """Ranking under custom weights happens in SQL; it must be the very number composite_score gives."""
     import random
 
-    from evaluation.scoring import WEIGHT_KEYS, composite_score, resolve_weights
+    from vocab.scoring import WEIGHT_KEYS, composite_score, resolve_weights
 
     rng = random.Random(7)
     db = Database(tmp_path / "eval.db")

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from evaluation.evidence import load_evidence
-
 from tests.daemon_fixtures import API_IMGSZ, STRONG_PT, Daemon, make_dataset, place_model
 
 pytest.importorskip("ray")

@@ -224,7 +224,7 @@ async def _poll_client(url: str, job_ids: list[str], stop: asyncio.Event, status
                     statuses[r.status] += 1
                     if r.status != 200:
                         errors.append(f"{path}: {r.status} {await r.text()}")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 errors.append(f"{path}: {type(exc).__name__}: {exc}")
             await asyncio.sleep(random.uniform(0.0, 0.05))
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from evaluation.errors import WeightsError
-from evaluation.scoring import (
+from vocab.errors import WeightsError
+from vocab.scoring import (
     DEFAULT_WEIGHTS,
     WEIGHT_KEYS,
     composite_score,

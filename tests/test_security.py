@@ -50,7 +50,14 @@ import yaml
 
 from daemon.config import load_config
 from tests.daemon_fixtures import (
-    API_IMGSZ, STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model, vision_evald_command, write_toml,
+    API_IMGSZ,
+    STRONG_PT,
+    WEAK_PT,
+    Daemon,
+    make_dataset,
+    place_model,
+    vision_evald_command,
+    write_toml,
 )
 
 MAX_BODY = 64 * 1024
@@ -297,7 +304,7 @@ def test_download_key_is_never_executed_at_submit(env: Env) -> None:
     markers.mkdir()
     yamls = _download_yamls(env.allowed / "dl_submit", markers, with_val=False, seed=0)
     before = env.jobs_count()
-    for kind, path in yamls.items():
+    for path in yamls.values():
         for kwargs in ({"json": {"model": "good", "dataset": str(path)}},
                        {"data": {"model": "good", "dataset": str(path)}}):
             detail = assert_json_error(env.post("/v1/vision/eval", **kwargs), 400)
@@ -352,7 +359,7 @@ def test_sanitised_yaml_gives_ultralytics_nothing_to_execute(ultralytics_env: Pa
         sanitised[kind] = ds.write_sanitised(tmp_path / "sanitised" / kind)
         assert "download" not in yaml.safe_load(sanitised[kind].read_text()), kind
         shutil.rmtree(path.parent / "images" / "val")
-    for kind, path in sanitised.items():
+    for path in sanitised.values():
         with pytest.raises(FileNotFoundError):
             check_det_dataset(str(path))
     assert _markers(markers) == [], "ultralytics executed something from a sanitised YAML"

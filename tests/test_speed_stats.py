@@ -16,10 +16,10 @@ os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 import numpy as np
 import pytest
 
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
 from evaluation.speed import speed_summary
 from evaluation.stats import bootstrap, gates, reference
 from tests.test_compare_stats import pair
+from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 
 def with_timings(ev: dict, batch_ms: np.ndarray, batch_images: np.ndarray) -> dict:

@@ -19,11 +19,11 @@ import yaml
 from daemon.config import Config
 from daemon.submissions import Submissions
 from evaluation.datasets import fingerprint, load_dataset
-from evaluation.errors import DatasetError
 from store import rankings, results
 from store.database import Database
 from tests.conftest import EvalFn
 from tests.test_store import result_row
+from vocab.errors import DatasetError
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from evaluation.errors import ServiceClosed
 from store import jobs as jobq
 from store import rankings, results
 from store.database import BUSY_TIMEOUT_MS, Database
 from store.schema import MIGRATIONS
+from vocab.errors import ServiceClosed
 
 NOW = "2026-02-18T14:30:00Z"
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.daemon_fixtures import Daemon
-from tests.openapi_check import check
 from tests.fixtures.synth import make_dataset
+from tests.openapi_check import check
 from tests.watch_fixtures import WatchEnv, sha256_file, watch_config
 
 pytestmark = pytest.mark.ultralytics

@@ -28,12 +28,12 @@ from daemon.queue import JobQueue
 from daemon.retry import Outcomes
 from daemon.training import Trainer
 from daemon.watcher import file_state
-from evaluation.errors import DatasetError, JobCancelled
 from store import promotions
 from store.database import Database
 from tests.daemon_fixtures import STRONG_PT
 from tests.fixtures.synth import make_dataset
 from tests.watch_fixtures import sha256_file
+from vocab.errors import DatasetError, JobCancelled
 
 
 class StandInWorkers:

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,11 @@ from daemon.queue import JobContext, JobQueue
 from daemon.retry import RETRY_BACKOFF, Outcomes, is_outside, next_retry
 from daemon.watcher import Watcher, file_state
 from evaluation.datasets import fingerprint, load_dataset
-from evaluation.errors import (
+from store import checkpoint_states
+from store.database import Database
+from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
+from tests.watch_fixtures import copy_file, write_pipeline
+from vocab.errors import (
     CheckpointError,
     ClassMismatchError,
     DatasetError,
@@ -39,22 +43,18 @@ from evaluation.errors import (
     UnsupportedTask,
     WorkerDied,
 )
-from store import checkpoint_states
-from store.database import Database
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
-from tests.watch_fixtures import copy_file, write_pipeline
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
 
 
 def test_the_backoff_schedule_is_1_5_30_minutes_then_hourly() -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     delays = [(next_retry(t0, n) - t0).total_seconds() / 60 for n in range(1, 8)]
     assert delays == [1, 5, 30, 60, 60, 60, 60]
     assert RETRY_BACKOFF[-1] == timedelta(hours=1)

@@ -21,13 +21,13 @@ from typing import Any
 
 from daemon.paths import DEFAULT_MODELS_ROOT
 from daemon.version import version
-from evaluation.datasets import SPLITS
-from evaluation.errors import VisionEvalError
 from store.export import CSV_FIELDS, to_csv
 from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
 from vision_eval.client import Client
 from vision_eval.progress import ProgressBar
 from vision_eval.text_table import fmt, table
+from vocab.errors import VisionEvalError
+from vocab.terms import JOB_KINDS, JOB_STATUSES, SPLITS
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 LOCAL_DEFAULTS = {"imgsz": 640, "batch": 16, "device": "auto", "models_root": str(DEFAULT_MODELS_ROOT)}
@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-wait", action="store_true")
 
     jobs = command("jobs", "list jobs, newest first")
-    jobs.add_argument("--status", choices=["queued", "running", "completed", "failed", "cancelled"])
-    jobs.add_argument("--kind", choices=["eval", "compare", "train"])
+    jobs.add_argument("--status", choices=JOB_STATUSES)
+    jobs.add_argument("--kind", choices=JOB_KINDS)
     jobs.add_argument("--limit", type=int)
 
     cancel = command("cancel", "cancel a queued or running job")
@@ -528,11 +528,15 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _a_minus_b(s: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _num(v: Any) -> float | None:
+    return float(v) if _number(v) else None
+
+
+def _a_minus_b(s: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
     """(diff, ci_low, ci_high) of a statistics row as A - B, whichever sign its own diff uses."""
-    a, b, d, lo, hi = (s.get(k) for k in ("a", "b", "diff", "ci_low", "ci_high"))
-    if all(_number(v) for v in (a, b, d)) and abs(d - (b - a)) < abs(d - (a - b)):
-        return -d, (-hi if _number(hi) else None), (-lo if _number(lo) else None)
+    a, b, d, lo, hi = (_num(s.get(k)) for k in ("a", "b", "diff", "ci_low", "ci_high"))
+    if a is not None and b is not None and d is not None and abs(d - (b - a)) < abs(d - (a - b)):
+        return -d, (None if hi is None else -hi), (None if lo is None else -lo)
     return d, lo, hi
 
 
@@ -540,8 +544,8 @@ def _interval(s: dict[str, Any]) -> list[str]:
     """The '95% CI (A-B)', 'P' and 'SIGNIFICANT' cells of a statistics row."""
     _, lo, hi = _a_minus_b(s)
     ci = f"[{lo:+.4f}, {hi:+.4f}]" if _number(lo) and _number(hi) else "-"
-    p = s.get("p_value")
-    p_cell = "-" if not _number(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    p = _num(s.get("p_value"))
+    p_cell = "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
     return [ci, p_cell, fmt(s.get("significant")) if "significant" in s else "-"]
 
 
@@ -566,7 +570,7 @@ def render_compare(r: dict[str, Any]) -> str:
                "-" if m["diff"] is None else f"{m['diff']:+.{digits}f}",
                {"a": "A", "b": "B"}.get(m["better"], fmt(m["better"]))]
         rows.append(row + (_interval(per_metric.get(name) or {}) if per_metric else []))
-    for name, s in per_metric.items():  # bootstrapped metrics the spec's table lacks (accuracy_score)
+    for name, s in (per_metric or {}).items():  # bootstrapped metrics the spec's table lacks (accuracy_score)
         if name not in r["metrics"] and isinstance(s, dict):
             diff = _a_minus_b(s)[0]
             rows.append([name, s.get("a"), s.get("b"), f"{diff:+.4f}" if _number(diff) else "-", _better(diff),

@@ -137,7 +137,8 @@ class BootstrapEngine:
         pred_img = image_ids(ev["pred_offsets"])
         target_cls = np.asarray(ev["target_cls"]).astype(np.int64)
         tgt_img = image_ids(ev["target_offsets"])
-        self.classes, nt = np.unique(target_cls, return_counts=True)
+        classes, nt = np.unique(target_cls, return_counts=True)
+        self.classes: np.ndarray = classes
         self.support = nt.astype(np.int64)
         nc = len(self.classes)
         order = np.argsort(-conf)  # ap_per_class's sort, on the same array as the full-set evaluation
@@ -148,7 +149,7 @@ class BootstrapEngine:
         lut = np.full(hi_c - lo_c + 1, nc, dtype=np.int16 if nc < np.iinfo(np.int16).max else np.int64)
         lut[self.classes - lo_c] = np.arange(nc)
         pci = lut[pred_cls - lo_c]  # class index, nc for a class without ground truth (int16: radix sort)
-        known = pci < nc
+        known = np.less(pci, nc)
         order = order[np.argsort(pci[order], kind="stable")]
         bounds = np.searchsorted(pci[order], np.arange(nc + 1))
         img_o, conf_o, tp_o = pred_img[order], conf[order], tp[order]
@@ -204,7 +205,7 @@ class BootstrapEngine:
         ap = np.zeros((R, nc, N_IOU))
         lo = np.zeros((1000, R))  # bounds on the summed F1 curves
         hi = np.zeros((1000, R))
-        state: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        state: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None] = []
         with np.errstate(invalid="ignore", divide="ignore"):
             for ci, layout in enumerate(self.layouts):
                 if layout is None:  # no prediction of the class: AP 0, curves 0
@@ -224,7 +225,7 @@ class BootstrapEngine:
             pr: list[tuple[np.ndarray, np.ndarray] | None] = []
             for ci, layout in enumerate(self.layouts):
                 st = state[ci]
-                if st is None or a > b:
+                if st is None or layout is None or a > b:
                     pr.append(None)
                     continue
                 n, has_pred, grid = st

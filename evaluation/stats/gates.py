@@ -13,17 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from evaluation.errors import InvalidRequest
 from evaluation.stats.reference import SIZE_KEYS
+from vocab.errors import InvalidRequest
+from vocab.terms import GATE_DEFAULTS, GATE_KEYS
 
-GATE_DEFAULTS: dict[str, Any] = {
-    "require_significant": True,  # the score gain's interval must clear min_delta (false: the spec's rule)
-    "min_delta": 0.0,
-    "max_class_regression": None,  # None: off
-    "min_class_support": 10,
-    "max_size_recall_regression": None,  # None: off
-}
-GATE_KEYS: tuple[str, ...] = tuple(GATE_DEFAULTS)
 OFF = -1.0  # a config file's "gate off" for the gates whose default is None (any value < 0)
 _NULLABLE = ("max_class_regression", "max_size_recall_regression")
 

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.scoring import DEFAULT_WEIGHTS, composite_score
 from evaluation.size_recall import BUCKETS
+from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 EPS = 1e-16  # ap_per_class(eps=1e-16): recall = tpc / (n_l + eps), F1 = 2PR / (P + R + eps)
 N_IOU = 10  # IoU thresholds 0.50:0.05:0.95
 AP_GRID = np.linspace(0, 1, 101)  # compute_ap's 101-point COCO interpolation grid
 PR_GRID = np.linspace(0, 1, 1000)  # ap_per_class's confidence grid for the P/R/F1 curves
-_TRAPZ = getattr(np, "trapezoid", None) or np.trapz  # ultralytics: np.trapezoid on numpy >= 2
+_TRAPZ = getattr(np, "trapezoid", None) or getattr(np, "trapz")  # noqa: B009 - ultralytics: np.trapezoid on numpy >= 2
 SMOOTH_F = 0.1  # smooth(f1_curve.mean(0), 0.1)
 
 SIZE_KEYS: tuple[str, ...] = tuple(f"{b}_object_recall" for b in BUCKETS)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from evaluation.errors import WeightsError
+from vocab.errors import WeightsError
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "mAP50_95": 0.35,
@@ -126,4 +126,7 @@ def composite_score(result: Mapping[str, Any], applied_weights: Mapping[str, flo
     total = sum(used.values())
     if total <= 0:
         return None
-    return sum(w * values[k] for k, w in used.items()) / total  # type: ignore[operator]
+    weighted = 0.0
+    for k, w in used.items():
+        weighted += w * float(values[k])  # type: ignore[arg-type]  # not None: filtered above
+    return weighted / total

@@ -1,0 +1,35 @@
+"""Names and bounds shared by the handlers, the OpenAPI document, the store, the config and the CLI.
+
+Each is defined here once; a layer that needs one imports it from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
+JOB_STATUSES: tuple[str, ...] = ACTIVE_STATUSES + FINISHED_STATUSES
+JOB_KINDS: tuple[str, ...] = ("eval", "compare", "train")
+
+SPLITS: tuple[str, ...] = ("val", "test", "train")  # val is the default everywhere
+
+# The metrics a comparison reports side by side (``diff`` is a - b, the spec's sign).
+COMPARED_METRICS: tuple[str, ...] = (
+    "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
+    "small_object_recall", "medium_object_recall", "large_object_recall", "score",
+)
+
+# Request bounds (the spec's ranges).
+IMGSZ_MIN, IMGSZ_MAX = 320, 2560
+BATCH_MIN, BATCH_MAX = 1, 256
+
+# The promotion gates and their one set of defaults (evaluation.stats.gates validates and applies them).
+GATE_DEFAULTS: dict[str, Any] = {
+    "require_significant": True,  # the score gain's interval must clear min_delta (false: the spec's rule)
+    "min_delta": 0.0,
+    "max_class_regression": None,  # None: off
+    "min_class_support": 10,
+    "max_size_recall_regression": None,  # None: off
+}
+GATE_KEYS: tuple[str, ...] = tuple(GATE_DEFAULTS)
