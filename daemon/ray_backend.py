@@ -24,7 +24,7 @@ from typing import Any
 
 from daemon.files import atomic_write_bytes
 from daemon.ray_actor import ROLES, TaskActor
-from daemon.workers import DetailFn, ProgressFn, error_from
+from daemon.workers import DetailFn, ProgressFn, error_from, take_idle
 from vocab.errors import JobCancelled, JobTimedOut, WorkerDied
 
 log = logging.getLogger(__name__)
@@ -211,16 +211,7 @@ class RayExecutor:
     async def _acquire(self, cancel: asyncio.Event) -> Any:
         """An idle actor once the head is reachable; JobCancelled if ``cancel`` is set first."""
         while True:
-            getter = asyncio.ensure_future(self._idle.get())
-            waiter = asyncio.ensure_future(cancel.wait())
-            await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if not getter.done() or cancel.is_set():
-                if getter.done():
-                    self._idle.put_nowait(getter.result())
-                getter.cancel()
-                raise JobCancelled("cancelled by request before it started")
-            actor = getter.result()
+            actor = await take_idle(self._idle, cancel)
             if self._connected.is_set():
                 return actor
             self._idle.put_nowait(actor)

@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from daemon.worker_main import worker_main
 from vocab import errors
@@ -36,6 +36,7 @@ _TIMED_OUT = object()
 READY_TIMEOUT_S = 600.0  # importing torch on a cold disk can be slow
 
 ProgressFn = Callable[[float], None]
+T = TypeVar("T")
 DetailFn = Callable[[dict[str, Any]], None]
 
 
@@ -73,6 +74,23 @@ def error_from(msg: dict[str, Any]) -> VisionEvalError:
     if isinstance(cls, type) and issubclass(cls, VisionEvalError):
         return cls(msg["detail"])
     return InternalError(msg.get("detail", "unknown worker error"))
+
+
+async def take_idle(idle: asyncio.Queue[T], cancel: asyncio.Event) -> T:
+    """The next idle worker of a pool, waiting for one; JobCancelled (the worker back in the queue) if
+    ``cancel`` is set first."""
+    getter = asyncio.ensure_future(idle.get())
+    waiter = asyncio.ensure_future(cancel.wait())
+    await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not getter.done():
+        getter.cancel()
+        raise JobCancelled("cancelled by request before it started")
+    item = getter.result()
+    if cancel.is_set():
+        idle.put_nowait(item)
+        raise JobCancelled("cancelled by request before it started")
+    return item
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -241,17 +259,7 @@ class WorkerPool:
     async def _acquire(self, cancel: asyncio.Event) -> _Worker:
         """An idle, live worker; JobCancelled if ``cancel`` is set first."""
         while True:
-            getter = asyncio.ensure_future(self._idle.get())
-            waiter = asyncio.ensure_future(cancel.wait())
-            await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if not getter.done():
-                getter.cancel()
-                raise JobCancelled("cancelled by request before it started")
-            worker = getter.result()
-            if cancel.is_set():
-                self._idle.put_nowait(worker)
-                raise JobCancelled("cancelled by request before it started")
+            worker = await take_idle(self._idle, cancel)
             if worker.process.is_alive() and worker.inbox.empty():
                 return worker
             await self._replace(worker)  # it died while idle: never charge a job for that

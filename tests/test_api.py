@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.test_spec_examples import PYTHON_EVAL_EXAMPLE
 
 pytestmark = pytest.mark.ultralytics
 
@@ -39,38 +40,7 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 # Only three values are substituted before it runs as a script: the URL, the dataset path and imgsz
 # (640 -> 320). The model name is the spec's own: the fixture places my-detector/current.pt. The poll
 # sleep stays at the spec's 5 s.
-SPEC_PYTHON_CLIENT_EXAMPLE = '''\
-import httpx
-import time
-
-LLAMAFARM = "http://localhost:14345"
-
-# Start evaluation
-resp = httpx.post(f"{LLAMAFARM}/v1/vision/eval", data={
-    "model": "my-detector",
-    "dataset": "/data/coco-subset.yaml",
-    "imgsz": 640,
-})
-job_id = resp.json()["job_id"]
-
-# Poll until complete
-while True:
-    status = httpx.get(f"{LLAMAFARM}/v1/vision/eval/{job_id}").json()
-    if status["status"] in ("completed", "failed"):
-        break
-    time.sleep(5)
-
-if status["status"] == "completed":
-    result = status["result"]
-    print(f"mAP50: {result['mAP50']:.3f}")
-    print(f"Score: {result['score']:.4f}")
-    print(f"Small obj recall: {result['small_object_recall']:.3f}")
-
-# Check leaderboard
-lb = httpx.get(f"{LLAMAFARM}/v1/vision/eval/leaderboard").json()
-for entry in lb:
-    print(f"#{entry['rank']} {entry['model_name']}: {entry['score']:.4f}")
-'''
+SPEC_PYTHON_CLIENT_EXAMPLE = PYTHON_EVAL_EXAMPLE  # the spec's Python example, as the page has it
 
 
 class Env:
