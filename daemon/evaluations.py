@@ -238,7 +238,8 @@ class Evaluations:
         if copy["default_score"] is None:  # a row stored before default scores were kept
             copy["default_score"] = composite_score(result, DEFAULT_WEIGHTS)
         eval_id = await self.db.write(lambda c: results.insert(c, copy, seen_at))
-        return {**result, "eval_id": eval_id, "timestamp": copy["created_at"], "cached": True}
+        return {**result, "eval_id": eval_id, "source_eval_id": copy["source_eval_id"], "timestamp": copy["created_at"],
+                "cached": True}
 
     async def evidence_path(self, eval_id: int) -> str:
         """The evidence artifact of a stored evaluation; NotFound if it is gone."""

@@ -4,7 +4,10 @@ Protocol over a ``multiprocessing`` pipe (pickled dicts):
 
 - child -> parent, once: ``{"type": "ready", "info": {...}}``;
 - parent -> child: ``{"task_id", "kind", "params"}``, or ``None`` to exit;
-- child -> parent, per task: any number of ``{"type": "progress", "value"}``
+- child -> parent, per task: ``{"type": "started"}`` as soon as it has the task
+  (a worker that dies before sending it never ran the task, so the daemon
+  sends the task to another worker without charging the job), then any
+  number of ``{"type": "progress", "value"}``
   (a train task adds ``"detail"``, its epoch report, after each epoch),
   then exactly one ``{"type": "result", "result"}`` or
   ``{"type": "error", "error_type", "detail"}``.
@@ -144,6 +147,7 @@ def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> N
         if msg is None:
             return
         task_id = msg["task_id"]
+        conn.send({"type": "started", "task_id": task_id})  # a death before this never ran the task
 
         def progress(value: float, detail: dict[str, Any] | None = None, task_id: int = task_id) -> None:
             update = {"type": "progress", "task_id": task_id, "value": float(value)}

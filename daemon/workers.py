@@ -220,17 +220,15 @@ class WorkerPool:
         Setting ``cancel`` at any moment -- before a worker is free, or while it
         works -- stops the task: its worker is killed and replaced.
         """
-        while True:
-            worker = await self._acquire(cancel)
-            worker.job_id = job_id
-            try:
-                worker.conn.send({"task_id": next(self._task_ids), "kind": kind, "params": params})
-                break
-            except (OSError, ValueError):  # it died idle just now: replace it, never charge the job
-                await self._replace(worker)
+        worker = await self._dispatch(kind, params, job_id, cancel)
+        started = False  # the worker acknowledged the task: from then on its death is the job's
         deadline = time.monotonic() + timeout
         while True:
             msg = await self._next_message(worker, cancel, deadline)
+            if msg is _DIED and not started:  # it died before taking the task: never charge the job
+                await self._replace(worker)
+                worker = await self._dispatch(kind, params, job_id, cancel)
+                continue
             if msg is _CANCELLED:
                 _kill(worker.process.pid)
                 await self._replace(worker)
@@ -243,6 +241,9 @@ class WorkerPool:
                 exit_desc = describe_exit(worker.process.exitcode)
                 await self._replace(worker)
                 raise WorkerDied(f"the worker process running this {kind} task died ({exit_desc})")
+            if msg.get("type") == "started":
+                started = True
+                continue
             if msg.get("type") == "progress":
                 on_progress(msg["value"])
                 if on_detail is not None and msg.get("detail") is not None:
@@ -255,6 +256,17 @@ class WorkerPool:
             if msg.get("traceback"):
                 log.error("worker task %s failed:\n%s", kind, msg["traceback"])
             raise error_from(msg)
+
+    async def _dispatch(self, kind: str, params: dict[str, Any], job_id: str, cancel: asyncio.Event) -> _Worker:
+        """Send the task to an idle, live worker (replacing any found dead on the way); returns that worker."""
+        while True:
+            worker = await self._acquire(cancel)
+            worker.job_id = job_id
+            try:
+                worker.conn.send({"task_id": next(self._task_ids), "kind": kind, "params": params})
+                return worker
+            except (OSError, ValueError):  # it died idle just now: replace it, never charge the job
+                await self._replace(worker)
 
     async def _acquire(self, cancel: asyncio.Event) -> _Worker:
         """An idle, live worker; JobCancelled if ``cancel`` is set first."""

@@ -60,6 +60,8 @@ RESULT_SCHEMAS: dict[str, Any] = {
             "eval_id": {"type": "integer"},
             "timestamp": {"type": "string", "description": "When it was evaluated (ISO 8601, UTC)."},
             "cached": {"type": "boolean", "description": "Answered from an identical earlier evaluation."},
+            "source_eval_id": {"type": "integer", "description": "On a cached answer stored as a row of its own "
+                               "(another name, path or weights): the evaluation whose metrics it shares."},
             "mAP50": NUM, "mAP50_95": NUM,
             "precision": {**NUM, "description": "Mean precision at conf_threshold."},
             "recall": {**NUM, "description": "Mean recall at conf_threshold."},

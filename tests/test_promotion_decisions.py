@@ -45,7 +45,8 @@ def test_the_incumbent_is_judged_at_the_candidates_settings(harness: Harness, we
     weights = resolve_weights(None)
     assert decision["previous_score"] == pytest.approx(composite_score(at_settings, weights), abs=1e-12)
     assert decision["previous_score"] != pytest.approx(composite_score(other_size, weights), abs=1e-9)
-    assert f"eval {at_settings['eval_id']}" in decision["reason"], decision["reason"]
+    # at_settings is a row of its own for the path asked (issue 16); it points at the evaluation the decision named.
+    assert f"eval {at_settings['source_eval_id']}" in decision["reason"], decision["reason"]
     assert decision["decision"] == "promoted", decision
 
     # A later evaluation of the new current.pt at another size does not become the next baseline either.
