@@ -159,11 +159,7 @@ def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path],
     versions = list_versions(model_dir)
     if not versions:
         raise NotFound(f"model not found: {name} (no current.pt or v<n>.pt in {model_dir})")
-    n, path = next(reversed(versions.items()))
-    real = path.resolve()
-    if not real.is_relative_to(root):
-        raise PathNotAllowed(f"{path} is a link that leaves the models root")
-    return ResolvedModel(real, name, n)
+    return _latest(name, root, versions)
 
 
 def _resolve_export(name: str, root: Path, model_dir: Path) -> ResolvedModel:
@@ -171,7 +167,12 @@ def _resolve_export(name: str, root: Path, model_dir: Path) -> ResolvedModel:
     exports = list_versions(model_dir, EXPORT_VERSION_RE)
     if not exports:
         raise NotFound(f"model {name} has no ONNX export (no v<n>.onnx in {model_dir})")
-    n, path = next(reversed(exports.items()))
+    return _latest(name, root, exports)
+
+
+def _latest(name: str, root: Path, versions: dict[int, Path]) -> ResolvedModel:
+    """The highest version of ``versions`` (ascending), which must not be a link leaving the models root."""
+    n, path = next(reversed(versions.items()))
     real = path.resolve()
     if not real.is_relative_to(root):
         raise PathNotAllowed(f"{path} is a link that leaves the models root")
