@@ -15,10 +15,56 @@ module to judge and word them. The rules (README, "Promotion"):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evaluation.stats.gates import gain_basis, gates_active
+
+
+@dataclass
+class Decision:
+    """One promotion decision, automatic or manual, as answered and as written to the ledger.
+
+    ``decision``: ``promoted``, ``refused`` or ``rollback``. ``new_*`` is the candidate (or the checkpoint
+    restored), ``previous_*`` what ``current.pt`` held. Every decision has the same fields; what a kind of
+    decision does not have is null (a manual promotion has no gain, a first version no baseline).
+    ``promotion_id`` is set once the ledger row is written.
+    """
+
+    decision: str
+    reason: str
+    new_sha256: str | None
+    previous_sha256: str | None = None
+    new_score: float | None = None
+    previous_score: float | None = None
+    version: int | None = None
+    eval_id: int | None = None
+    dataset: str | None = None
+    weights: dict[str, float] | None = None
+    baseline: str | None = None
+    gate_settings: dict[str, Any] | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    gain: dict[str, Any] | None = None
+    significance: dict[str, Any] | None = None
+    export_parity: dict[str, Any] | None = None
+    promotion_id: int | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision == "promoted"
+
+    def refuse(self, reason: str) -> None:
+        self.decision, self.reason = "refused", reason
+
+    def public(self) -> dict[str, Any]:
+        """The decision as the API answers it (job results, POST promote and rollback)."""
+        return asdict(self)
+
+    def details(self, job_id: str | None) -> dict[str, Any]:
+        """The ledger row's ``details``: what its own columns do not hold."""
+        return {"job_id": job_id, "gates": self.gates, "weights": self.weights, "baseline": self.baseline,
+                "gate_settings": self.gate_settings, "significance": self.significance, "gain": self.gain,
+                "export_parity": self.export_parity}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import PromotionConfig
+from daemon.decision import Decision
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.queue import JobContext
 from daemon.workers import Executor
@@ -55,21 +56,19 @@ class ExportParity:
         self.config = config
 
     async def apply(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
-                    decision: dict[str, Any], trigger: str) -> dict[str, Any]:
-        """``decision`` with its ``export_parity`` record; a promotion becomes a refusal on a failed check.
+                    decision: Decision, trigger: str) -> None:
+        """Add the ``export_parity`` record to a promotion; it becomes a refusal on a failed check.
         The export's evaluation is recorded with ``trigger`` (that of the candidate's)."""
-        if decision["decision"] != "promoted":
-            return decision
+        if not decision.promoted:
+            return
         parity = await self.check(spec, result, ctx, trigger)
         if parity is None:
-            return decision
-        decision["export_parity"] = parity
+            return
+        decision.export_parity = parity
         if parity["verdict"] == "fail":
-            decision.update(decision="refused",
-                            reason="refused by the export-parity gate: " + "; ".join(parity["failures"]))
+            decision.refuse("refused by the export-parity gate: " + "; ".join(parity["failures"]))
         elif parity["verdict"] == "pass":
-            decision["reason"] += f"; export parity passed (Δ mAP50-95 {parity['delta_mAP50_95']:+.4f})"
-        return decision
+            decision.reason += f"; export parity passed (Δ mAP50-95 {parity['delta_mAP50_95']:+.4f})"
 
     async def check(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
                     trigger: str) -> dict[str, Any] | None:
@@ -101,8 +100,8 @@ class ExportParity:
                 dataclasses.replace(spec, model_path=str(onnx), imgsz=size, batch=info.batch), ctx, trigger)
         stats = await self.executor.run(
             "compare",
-            {"evidence_a": await self.evaluations.evidence_path(reference["eval_id"]),
-             "evidence_b": await self.evaluations.evidence_path(export_eval["eval_id"]),
+            {"evidence_a": await self.evaluations.evidence_path(export_eval["eval_id"]),
+             "evidence_b": await self.evaluations.evidence_path(reference["eval_id"]),
              "names": result.get("class_names"), "weights": None,
              "n_resamples": max(1, self.config.bootstrap_resamples), "seed": self.config.bootstrap_seed},
             job_id=ctx.job.id, on_progress=lambda _: None, timeout=ctx.remaining(), cancel=ctx.cancel_event,

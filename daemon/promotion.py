@@ -27,7 +27,7 @@ from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import PromotionConfig
-from daemon.decision import Gain, identical_reason, judge
+from daemon.decision import Decision, Gain, identical_reason, judge
 from daemon.evaluations import EvalSpec, Evaluations
 from daemon.export_parity import ExportParity
 from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
@@ -82,19 +82,19 @@ class Promoter:
     async def consider(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext, actor: str,
                        gates: dict[str, Any] | None = None) -> dict[str, Any]:
         """Promote ``spec``'s checkpoint if it beats the incumbent and passes the gates; record the
-        decision either way. ``gates`` overrides the configured gates for this decision."""
+        decision either way (``Decision.public``). ``gates`` overrides the configured gates for this decision."""
         async with self._lock(spec.model_name):
             decision = await self._decide(spec, result, ctx, self.gate_settings(gates))
-            decision = await self.export_parity.apply(spec, result, ctx, decision, actor)
-            if decision["decision"] == "promoted":
+            await self.export_parity.apply(spec, result, ctx, decision, actor)
+            if decision.promoted:
                 try:
                     await self._swap(spec.model_name, Path(spec.model_path), result["checkpoint_sha256"])
                 except ContentChanged as exc:
-                    decision.update(decision="refused", reason=f"not promoted: {exc}")
-            decision["promotion_id"] = await self._record(spec.model_name, decision, actor, ctx.job.id)
+                    decision.refuse(f"not promoted: {exc}")
+            await self._record(spec.model_name, decision, actor, ctx.job.id)
             log.info("promotion of %s v%s: %s (%s)", spec.model_name, spec.model_version,
-                     decision["decision"], decision["reason"])
-            return decision
+                     decision.decision, decision.reason)
+            return decision.public()
 
     def gate_settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The promotion gates in force: the config's, overridden per request (validated at submit)."""
@@ -103,37 +103,39 @@ class Promoter:
         return gates
 
     async def _decide(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
-                      gates: dict[str, Any]) -> dict[str, Any]:
+                      gates: dict[str, Any]) -> Decision:
         weights = resolve_weights(spec.weights)
         new_score = composite_score(result, weights)
         current = self.current_path(spec.model_name)
-        decision: dict[str, Any] = {
-            "eval_id": result.get("eval_id"), "dataset": spec.dataset_path, "version": spec.model_version,
-            "new_sha256": result["checkpoint_sha256"], "new_score": new_score, "weights": weights,
-            "previous_sha256": None, "previous_score": None, "baseline": self.config.baseline, "gates": [],
-            "gate_settings": gates, "gain": None,
-        }
         previous_sha = await asyncio.to_thread(_sha_or_none, current)
-        decision["previous_sha256"] = previous_sha
+        d = Decision(
+            decision="refused", reason="", eval_id=result.get("eval_id"), dataset=spec.dataset_path,
+            version=spec.model_version, new_sha256=result["checkpoint_sha256"], new_score=new_score,
+            previous_sha256=previous_sha, weights=weights, baseline=self.config.baseline, gate_settings=gates,
+        )
         if previous_sha is None:
-            return {**decision, "decision": "promoted", "reason": f"first version of {spec.model_name}: no current.pt"}
+            d.decision, d.reason = "promoted", f"first version of {spec.model_name}: no current.pt"
+            return d
         if previous_sha == result["checkpoint_sha256"]:
-            return {**decision, "decision": "refused", "reason": "the candidate is already what current.pt holds"}
+            d.refuse("the candidate is already what current.pt holds")
+            return d
         if new_score is None:
-            return {**decision, "decision": "refused", "reason": "the candidate has no score (every weighted metric is null)"}
+            d.refuse("the candidate has no score (every weighted metric is null)")
+            return d
         incumbent, baseline_desc = await self._baseline(spec, result, current, previous_sha, ctx)
-        baseline_score = None if incumbent is None else composite_score(incumbent, weights)
-        decision["previous_score"] = baseline_score
+        baseline_score = d.previous_score = None if incumbent is None else composite_score(incumbent, weights)
         if incumbent is None or baseline_score is None:
-            return {**decision, "decision": "promoted", "reason": f"{baseline_desc} has no score"}
-        stats, summary = await self._statistics(incumbent, result, weights, ctx)
+            d.decision, d.reason = "promoted", f"{baseline_desc} has no score"
+            return d
+        stats, d.significance = await self._statistics(incumbent, result, weights, ctx)
         gain = Gain.of(new_score, baseline_score, stats)
-        decision.update(gain=gain.public(), significance=summary)
+        d.gain = gain.public()
         if await self._same_predictions(incumbent, result):
-            return {**decision, "decision": "refused", "reason": identical_reason(gain, baseline_desc)}
-        failures = self._gate_failures(stats, gates) if gates_active(gates) else []
-        verdict, reason = judge(gain, new_score, baseline_score, baseline_desc, gates, failures)
-        return {**decision, "decision": verdict, "reason": reason, "gates": failures}
+            d.refuse(identical_reason(gain, baseline_desc))
+            return d
+        d.gates = self._gate_failures(stats, gates) if gates_active(gates) else []
+        d.decision, d.reason = judge(gain, new_score, baseline_score, baseline_desc, gates, d.gates)
+        return d
 
     async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
                         ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
@@ -170,15 +172,16 @@ class Promoter:
 
     async def _statistics(self, incumbent: dict[str, Any], candidate: dict[str, Any], weights: dict[str, float],
                           ctx: JobContext) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """Paired bootstrap of candidate (b) against incumbent (a); (None, {}) when they cannot be paired
+        """Paired bootstrap of the candidate (a) against the incumbent (b), so every ``diff`` is the candidate's
+        gain; (None, {}) when they cannot be paired
         (other dataset content) or ``bootstrap_resamples`` is 0."""
         if incumbent.get("dataset_fingerprint") != candidate.get("dataset_fingerprint") \
                 or self.config.bootstrap_resamples < 1:
             return None, {}
         stats = await self.executor.run(
             "compare",
-            {"evidence_a": await self.evaluations.evidence_path(incumbent["eval_id"]),
-             "evidence_b": await self.evaluations.evidence_path(candidate["eval_id"]),
+            {"evidence_a": await self.evaluations.evidence_path(candidate["eval_id"]),
+             "evidence_b": await self.evaluations.evidence_path(incumbent["eval_id"]),
              "names": candidate.get("class_names"), "weights": weights,
              "n_resamples": self.config.bootstrap_resamples, "seed": self.config.bootstrap_seed},
             job_id=ctx.job.id, on_progress=lambda _: None, timeout=ctx.remaining(), cancel=ctx.cancel_event,
@@ -186,7 +189,8 @@ class Promoter:
         metrics = stats["metrics"]
         summary = {"accuracy_score": metrics.get("accuracy_score"), "score": metrics.get("score"),
                    "inference_ms": metrics.get("inference_ms"), "n_resamples": stats["n_resamples"],
-                   "seed": stats["seed"], "eval_id_a": incumbent["eval_id"], "eval_id_b": candidate["eval_id"]}
+                   "seed": stats["seed"], "difference": "candidate - baseline",
+                   "eval_id_candidate": candidate["eval_id"], "eval_id_baseline": incumbent["eval_id"]}
         return stats, summary
 
     @staticmethod
@@ -212,13 +216,13 @@ class Promoter:
             if previous_sha == new_sha:
                 raise Conflict(f"v{version}.pt is already what current.pt of {name} holds")
             await self._swap(name, source, new_sha)
-            decision = {
-                "decision": "promoted", "version": version, "previous_sha256": previous_sha, "new_sha256": new_sha,
-                "reason": f"manual promotion of v{version}" + (f": {reason}" if reason else ""), "gates": [],
+            decision = Decision(
+                decision="promoted", version=version, previous_sha256=previous_sha, new_sha256=new_sha,
+                reason=f"manual promotion of v{version}" + (f": {reason}" if reason else ""),
                 **await self._existing_scores(name, previous_sha, new_sha),
-            }
-            decision["promotion_id"] = await self._record(name, decision, actor, None)
-            return decision
+            )
+            await self._record(name, decision, actor, None)
+            return decision.public()
 
     async def rollback(self, name: str, actor: str, reason: str | None) -> dict[str, Any]:
         """Restore the checkpoint that was current before the last promotion (byte for byte)."""
@@ -237,14 +241,14 @@ class Promoter:
             if not source.is_file():
                 raise NotFound(f"the previous checkpoint {target[:12]}... is no longer in the promotion store")
             await self._swap(name, source, target)
-            decision = {
-                "decision": "rollback", "previous_sha256": current_sha, "new_sha256": target,
-                "reason": "rollback to the previously promoted checkpoint" + (f": {reason}" if reason else ""),
-                "version": await asyncio.to_thread(self._version_of_sha, name, target), "gates": [],
+            decision = Decision(
+                decision="rollback", previous_sha256=current_sha, new_sha256=target,
+                reason="rollback to the previously promoted checkpoint" + (f": {reason}" if reason else ""),
+                version=await asyncio.to_thread(self._version_of_sha, name, target),
                 **await self._existing_scores(name, current_sha, target),
-            }
-            decision["promotion_id"] = await self._record(name, decision, actor, None)
-            return decision
+            )
+            await self._record(name, decision, actor, None)
+            return decision.public()
 
     async def _existing_scores(self, name: str, previous_sha: str | None, new_sha: str) -> dict[str, Any]:
         """The scores a manual decision records: those of evaluations that already exist, none run.
@@ -290,19 +294,15 @@ class Promoter:
             atomic_copy(source, self.store_dir / f"{sha}.pt", sha)
         atomic_copy(source, current, sha)
 
-    async def _record(self, name: str, decision: dict[str, Any], actor: str, job_id: str | None) -> int:
+    async def _record(self, name: str, d: Decision, actor: str, job_id: str | None) -> None:
+        """Write ``d`` as a ledger row and set its ``promotion_id``."""
         row = {
-            "model_name": name, "eval_id": decision.get("eval_id"), "timestamp": iso(self.clock()),
-            "decision": decision["decision"], "actor": actor, "reason": decision["reason"],
-            "dataset": decision.get("dataset"), "version": decision.get("version"),
-            "previous_sha256": decision.get("previous_sha256"), "new_sha256": decision.get("new_sha256"),
-            "previous_score": decision.get("previous_score"), "new_score": decision.get("new_score"),
-            "details": {"job_id": job_id, "gates": decision.get("gates", []), "weights": decision.get("weights"),
-                        "baseline": decision.get("baseline"), "gate_settings": decision.get("gate_settings"),
-                        "significance": decision.get("significance"), "gain": decision.get("gain"),
-                        "export_parity": decision.get("export_parity")},
+            "model_name": name, "eval_id": d.eval_id, "timestamp": iso(self.clock()), "decision": d.decision,
+            "actor": actor, "reason": d.reason, "dataset": d.dataset, "version": d.version,
+            "previous_sha256": d.previous_sha256, "new_sha256": d.new_sha256, "previous_score": d.previous_score,
+            "new_score": d.new_score, "details": d.details(job_id),
         }
-        return await self.db.write(lambda c: promotions.insert(c, row))
+        d.promotion_id = await self.db.write(lambda c: promotions.insert(c, row))
 
     # -- start-up ------------------------------------------------------------------------------
     async def reconcile(self) -> None:
@@ -327,11 +327,11 @@ class Promoter:
             stack = _promotion_stack(list(reversed(ledger)))
             if stack and stack[-1] != current_sha:
                 await asyncio.to_thread(self._keep, model_dir / CURRENT, current_sha)
-                decision = {
-                    "decision": "promoted", "previous_sha256": stack[-1], "new_sha256": current_sha,
-                    "reason": "current.pt changed outside an audited promotion (found at start-up)",
-                    "version": await asyncio.to_thread(self._version_of_sha, name, current_sha),
-                }
+                decision = Decision(
+                    decision="promoted", previous_sha256=stack[-1], new_sha256=current_sha,
+                    reason="current.pt changed outside an audited promotion (found at start-up)",
+                    version=await asyncio.to_thread(self._version_of_sha, name, current_sha),
+                )
                 await self._record(name, decision, "recovery", None)
                 log.warning("current.pt of %s is not what the ledger says; recorded", name)
 

@@ -78,7 +78,7 @@ class JobRunner:
                 cancel=ctx.cancel_event,
             )
             stats = out["statistics"]
-            stats["difference"] = "b - a"
+            stats["difference"] = "a - b"
             stats["speed"] = ("inference_ms is resampled by batches (warm-up batch left out) in the same bootstrap "
                               "as the images; score combines both, accuracy_score is the score without speed")
             stats["gain_basis"] = gain_basis(stats)

@@ -75,7 +75,7 @@ _ERROR_LABELS = {
 
 def _rows(counts_a: dict[str, int], counts_b: dict[str, int]) -> dict[str, dict[str, Any]]:
     return {k: {"a": counts_a.get(k), "b": counts_b.get(k),
-                "diff": counts_b[k] - counts_a[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
+                "diff": counts_a[k] - counts_b[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
 
 
 def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | None) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | N
     ``errors_a``/``errors_b``: an evaluation's ``overall`` counts, with its
     ``per_class`` and ``per_size`` counts where known (its errors artifact), or
     None when its analysis is unavailable. Returns ``a``/``b`` (the overall
-    counts), ``rows`` (per count ``{a, b, diff = b - a}``), the same rows
+    counts), ``rows`` (per count ``{a, b, diff = a - b}``), the same rows
     ``per_class`` and ``per_size`` where both sides have them, and ``changes``:
     readable lines such as ``"localization errors 412 -> 170"`` for every
     overall count that differs.

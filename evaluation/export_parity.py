@@ -1,6 +1,6 @@
 """The export-parity verdict: does an ONNX export score what its ``.pt`` scores, on the same images?
 
-Pure Python on the paired statistics of the ``.pt`` (a) against its export (b)
+Pure Python on the paired statistics of the export (a) against its ``.pt`` (b)
 (``compare_stats.paired_bootstrap`` over both evaluations' evidence, so the
 point values are the two models on exactly the same images). An export fails
 when |Δ mAP50-95| exceeds ``max_delta``, or when a class with at least
@@ -28,23 +28,23 @@ def parity_verdict(stats: Mapping[str, Any], *, max_delta: float, max_class_delt
     if delta is None:
         failures.append("mAP50-95 is undefined for one of the two (no ground truth?): parity cannot be shown")
     elif abs(delta) > max_delta:
-        failures.append(f"the export's mAP50-95 {m['b']:.4f} differs from the .pt's {m['a']:.4f} by "
+        failures.append(f"the export's mAP50-95 {m['a']:.4f} differs from the .pt's {m['b']:.4f} by "
                         f"{delta:+.4f}, more than max_export_delta {max_delta:g}")
     classes: dict[str, dict[str, Any]] = {}
     for name, s in stats.get("per_class", {}).items():
         d = s.get("diff")
-        classes[str(name)] = {"support": s.get("support", 0), "pt_ap50": s.get("a"), "onnx_ap50": s.get("b"),
+        classes[str(name)] = {"support": s.get("support", 0), "pt_ap50": s.get("b"), "onnx_ap50": s.get("a"),
                               "delta": d}
         if s.get("support", 0) < min_class_support:
             continue
-        if s.get("b") is None and s.get("a") is not None:
+        if s.get("a") is None and s.get("b") is not None:
             failures.append(f"class {name} (support {s['support']}) has no AP50 from the export")
         elif d is not None and d < -max_class_delta:
             failures.append(f"class {name} (support {s['support']}) loses {-d:.4f} AP50 in the export "
-                            f"({s['a']:.4f} -> {s['b']:.4f}), more than max_export_class_delta {max_class_delta:g}")
+                            f"({s['b']:.4f} -> {s['a']:.4f}), more than max_export_class_delta {max_class_delta:g}")
     return {
         "verdict": "fail" if failures else "pass",
-        "pt_mAP50_95": m.get("a"), "onnx_mAP50_95": m.get("b"), "delta_mAP50_95": delta,
+        "pt_mAP50_95": m.get("b"), "onnx_mAP50_95": m.get("a"), "delta_mAP50_95": delta,
         "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"),
         "classes": classes, "failures": failures,
         "max_export_delta": max_delta, "max_export_class_delta": max_class_delta,

@@ -190,17 +190,6 @@ SCHEMAS: dict[str, Any] = {
             "details": {"type": "object", "additionalProperties": True},
         },
     },
-    "PromotionDecision": {
-        "type": "object",
-        "description": "A manual promotion or rollback, as recorded.",
-        "required": ["decision", "reason", "promotion_id", "new_sha256"],
-        "additionalProperties": True,
-        "properties": {
-            "decision": {"type": "string", "enum": ["promoted", "rollback"]},
-            "reason": {"type": "string"}, "promotion_id": {"type": "integer"}, "version": _INT,
-            "previous_sha256": _STR, "new_sha256": {"type": "string"},
-        },
-    },
     "Health": {
         "type": "object",
         "required": ["ok", "database", "workers", "watcher"],

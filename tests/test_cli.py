@@ -117,15 +117,15 @@ def test_compare_renders_bootstrap_statistics_and_their_absence() -> None:
     out = render_compare(plain)
     assert "A = det" in out and "winner: det by 0.2000" in out
     assert "CI" not in out and "no bootstrap statistics" in out
-    # The statistics' own differences are b - a (evaluation.stats); the table shows them as A - B.
+    # The statistics' differences are a - b, like the metrics' (one sign): the table prints them as they are.
     stats = {
         "n_images": 24, "n_resamples": 100, "seed": 0, "alpha": 0.05,
-        "metrics": {"mAP50": {"a": 0.8, "b": 0.5, "diff": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.0,
+        "metrics": {"mAP50": {"a": 0.8, "b": 0.5, "diff": 0.3, "ci_low": 0.2, "ci_high": 0.4, "p_value": 0.0,
                               "significant": True, "n_valid": 100},
-                    "accuracy_score": {"a": 0.55, "b": 0.35, "diff": -0.2, "ci_low": -0.3, "ci_high": -0.1,
+                    "accuracy_score": {"a": 0.55, "b": 0.35, "diff": 0.2, "ci_low": 0.1, "ci_high": 0.3,
                                        "p_value": 0.02, "significant": True, "n_valid": 100}},
-        "per_class": {"red": {"class_index": 0, "support": 15, "a": 0.9, "b": 0.6, "diff": -0.3, "ci_low": -0.5,
-                              "ci_high": 0.1, "p_value": 0.2, "significant": False, "n_valid": 100}},
+        "per_class": {"red": {"class_index": 0, "support": 15, "a": 0.9, "b": 0.6, "diff": 0.3, "ci_low": -0.1,
+                              "ci_high": 0.5, "p_value": 0.2, "significant": False, "n_valid": 100}},
         "flips": {"red": {"class_index": 0, "total": 15, "found_a": 13, "found_b": 11, "a_only": 3, "b_only": 1,
                           "examples_a_only": ["0016.png", "0021.png"], "examples_b_only": ["0005.png"]}},
     }

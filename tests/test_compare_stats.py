@@ -358,18 +358,21 @@ def test_interval_covers_zero_when_there_is_no_true_difference() -> None:
 
 def test_large_true_difference_is_significant_in_the_right_direction() -> None:
     weak, strong = pair(5, n_img=80, qa=0.3, qb=0.9)
-    up = bootstrap.paired_bootstrap(weak, strong, n_resamples=300, seed=0)
+    up = bootstrap.paired_bootstrap(strong, weak, n_resamples=300, seed=0)  # diff is a - b: strong minus weak
     for name in ("mAP50", "mAP50_95", "recall", "f1", "accuracy_score"):
         m = up["metrics"][name]
         assert m["diff"] > 0 and m["ci_low"] > 0 and m["significant"] and m["p_value"] < 0.05, name
         assert m["ci_low"] <= m["diff"] <= m["ci_high"], name
-    down = bootstrap.paired_bootstrap(strong, weak, n_resamples=300, seed=0)
+    down = bootstrap.paired_bootstrap(weak, strong, n_resamples=300, seed=0)
     m = down["metrics"]["mAP50"]
     assert m["diff"] < 0 and m["ci_high"] < 0 and m["significant"]
+    assert m["diff"] == -up["metrics"]["mAP50"]["diff"]
+    assert (m["ci_low"], m["ci_high"]) == pytest.approx((-up["metrics"]["mAP50"]["ci_high"],
+                                                         -up["metrics"]["mAP50"]["ci_low"]), abs=1e-12)
     flips = up["flips"]
-    assert sum(f["b_only"] for f in flips.values()) > sum(f["a_only"] for f in flips.values())
+    assert sum(f["a_only"] for f in flips.values()) > sum(f["b_only"] for f in flips.values())
     row = next(iter(flips.values()))
-    assert row["b_only"] == 0 or row["examples_b_only"][0].startswith("images/")
+    assert row["a_only"] == 0 or row["examples_a_only"][0].startswith("images/")
 
 
 # --------------------------------------------------------------------------- (e) gates
@@ -379,9 +382,11 @@ def test_gates_refuse_a_better_candidate_that_loses_a_supported_class() -> None:
     rng = np.random.default_rng(6)
     # four common classes and a rare one (a handful of objects)
     labels = make_labels(rng, 150, 5, lam=3.0, class_p=[0.25, 0.25, 0.25, 0.24, 0.01])
-    a = make_evidence(rng, labels, [0.4, 0.4, 0.4, 0.9, 1.0], nc=5, iou_low=0.5)
-    b = make_evidence(rng, labels, [0.95, 0.95, 0.95, 0.6, 0.0], nc=5)  # better overall; loses bird and yak
-    out = bootstrap.paired_bootstrap(a, b, n_resamples=300, seed=0, names=["cat", "dog", "cow", "bird", "yak"])
+    incumbent = make_evidence(rng, labels, [0.4, 0.4, 0.4, 0.9, 1.0], nc=5, iou_low=0.5)
+    candidate = make_evidence(rng, labels, [0.95, 0.95, 0.95, 0.6, 0.0], nc=5)  # better overall; loses bird and yak
+    # as a promotion runs it: the candidate is a, the baseline b, so every diff is the candidate's gain
+    out = bootstrap.paired_bootstrap(candidate, incumbent, n_resamples=300, seed=0,
+                                     names=["cat", "dog", "cow", "bird", "yak"])
     score = out["metrics"]["accuracy_score"]
     assert score["diff"] > 0 and score["ci_low"] > 0.0  # better overall, significantly
     support = {k: v["support"] for k, v in out["per_class"].items()}
@@ -411,7 +416,7 @@ def test_gate_require_significant_and_size_regression() -> None:
     assert gates.evaluate_gates(out, {"require_significant": False, "min_delta": 0.5}) == []
     # b misses every small object it used to find: a significant size-recall regression
     worse = dict(b, gt_found=np.where(b["gt_bucket"] == 0, False, b["gt_found"]))
-    out = bootstrap.paired_bootstrap(a, worse, n_resamples=200, seed=0)
+    out = bootstrap.paired_bootstrap(worse, a, n_resamples=200, seed=0)  # the candidate is a
     fails = gates.evaluate_gates(out, {"require_significant": False, "max_size_recall_regression": 0.1})
     assert [(f["gate"], f["subject"]) for f in fails] == [("max_size_recall_regression", "small_object_recall")]
     with pytest.raises(ValueError, match="unknown gates"):

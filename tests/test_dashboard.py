@@ -220,7 +220,7 @@ def test_compare_shows_both_error_breakdowns_and_their_changes(env: Env) -> None
     a, b = env.jobs["v1"]["result"]["error_counts"], env.jobs["v2"]["result"]["error_counts"]
     assert errors["available"] and errors["a"] == a and errors["b"] == b
     for key, row in errors["rows"].items():
-        assert row == {"a": a[key], "b": b[key], "diff": b[key] - a[key]}
+        assert row == {"a": a[key], "b": b[key], "diff": a[key] - b[key]}
     changed = [k for k in errors["rows"] if a[k] != b[k]]
     assert len(errors["changes"]) == len(changed) > 0
     assert f"localization errors {a['localization']} -> {b['localization']}" in errors["changes"] or a["localization"] == b["localization"]
@@ -229,10 +229,10 @@ def test_compare_shows_both_error_breakdowns_and_their_changes(env: Env) -> None
     for name, rows in errors["per_class"].items():
         for key, row in rows.items():
             assert row == {"a": per_class_a[name][key], "b": per_class_b[name][key],
-                           "diff": per_class_b[name][key] - per_class_a[name][key]}
+                           "diff": per_class_a[name][key] - per_class_b[name][key]}
     assert set(errors["per_size"]) == {"small", "medium", "large"}
     text = render_compare(result)
-    assert "CHANGE (B-A)" in text and errors["changes"][0] in text
+    assert "DIFF (A-B)" in text and errors["changes"][0] in text
 
 
 # --------------------------------------------------------------------------- the dashboard in Chromium

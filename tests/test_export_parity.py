@@ -34,10 +34,11 @@ from tests.daemon_fixtures import (
 LIMITS = {"max_delta": 0.005, "max_class_delta": 0.02, "min_class_support": 10}
 
 
-def _stats(a: float, b: float, classes: dict[str, tuple[int, float | None, float | None]]) -> dict[str, Any]:
-    per_class = {n: {"support": s, "a": ca, "b": cb, "diff": None if ca is None or cb is None else cb - ca}
-                 for n, (s, ca, cb) in classes.items()}
-    return {"metrics": {"mAP50_95": {"a": a, "b": b, "diff": b - a, "ci_low": None, "ci_high": None}},
+def _stats(pt: float, onnx: float, classes: dict[str, tuple[int, float | None, float | None]]) -> dict[str, Any]:
+    """Paired statistics as the daemon computes them: the export is a, its .pt b, every diff a - b."""
+    per_class = {n: {"support": s, "a": co, "b": cp, "diff": None if co is None or cp is None else co - cp}
+                 for n, (s, cp, co) in classes.items()}
+    return {"metrics": {"mAP50_95": {"a": onnx, "b": pt, "diff": onnx - pt, "ci_low": None, "ci_high": None}},
             "per_class": per_class}
 
 

@@ -75,14 +75,15 @@ def test_gate_refusal_names_the_failed_gate_in_the_result_and_the_ledger(tmp_pat
     daemon.start()
     try:
         _eval_promote(daemon, v1, dataset, None)
-        # The same paired bootstrap the promotion will run (same evidence, resamples and seed).
+        # The same paired bootstrap the promotion will run (same evidence, resamples and seed; the candidate
+        # is a, the incumbent b, so every diff is the candidate's gain).
         r = httpx.post(f"{daemon.url}/v1/vision/eval/compare", timeout=30, json={
-            "model_a": str(v1), "model_b": str(v2), "dataset": str(dataset), "imgsz": 320,
+            "model_a": str(v2), "model_b": str(v1), "dataset": str(dataset), "imgsz": 320,
             "bootstrap_resamples": 300, "bootstrap_seed": 7})
         stats = daemon.wait_job(r.json()["job_id"])["result"]
         basis = stats["statistics"]["gain_basis"]  # the score's interval, or accuracy's without batch timings
         gain_low = stats["statistics"]["metrics"][basis]["ci_low"]
-        score_gain = -stats["metrics"]["score"]["diff"]  # the spec's diff is a - b
+        score_gain = stats["metrics"]["score"]["diff"]  # the spec's diff: a - b
         assert score_gain > gain_low, (score_gain, gain_low)
         # A margin the point estimate clears but the interval's lower bound does not: only the gate refuses.
         margin = gain_low + (score_gain - gain_low) / 2

@@ -65,8 +65,8 @@ def test_the_speed_interval_resamples_batches_and_the_score_combines_both_parts(
     # spread about the full value by t_0.975(10) / z_0.975 * sqrt(11 / 10) (t and z from printed tables).
     c = 2.228138852 / 1.959963985 * (11 / 10) ** 0.5
     draws = np.random.default_rng((3, 1)).integers(0, 11, size=(400, 11))
-    diffs = [(full_b + c * (sum(ms_b[1:][d]) / sum(images[1:][d]) - full_b))
-             - (full_a + c * (sum(ms_a[1:][d]) / sum(images[1:][d]) - full_a)) for d in draws]
+    diffs = [(full_a + c * (sum(ms_a[1:][d]) / sum(images[1:][d]) - full_a))
+             - (full_b + c * (sum(ms_b[1:][d]) / sum(images[1:][d]) - full_b)) for d in draws]  # a - b
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     # (rel 2e-5: the code's t quantile is a series approximation, 4e-6 off the table value at df 10)
     assert (speed["ci_low"], speed["ci_high"]) == (pytest.approx(lo, rel=2e-5), pytest.approx(hi, rel=2e-5))
@@ -87,8 +87,9 @@ def test_a_speed_only_gain_within_the_timing_spread_is_not_significant() -> None
     ms_a = rng.lognormal(np.log(1200), 0.25, 20)  # ~150 ms per image: inside the speed term's linear range
     ms_b = rng.permutation(ms_a) * 0.98  # 2% faster on average, far inside a 25% batch-to-batch spread
     images = np.full(20, 8)
-    out = bootstrap.paired_bootstrap(with_timings(ev, ms_a, images), with_timings(ev, ms_b, images),
-                              n_resamples=500, seed=0)
+    # the candidate (b's timings) is a, as a promotion runs it: diff is its gain
+    out = bootstrap.paired_bootstrap(with_timings(ev, ms_b, images), with_timings(ev, ms_a, images),
+                                     n_resamples=500, seed=0)
     score = out["metrics"]["score"]
     assert score["diff"] > 0  # the point estimate says "better" ...
     assert score["ci_low"] <= 0 < score["ci_high"]  # ... the interval says "noise"

@@ -532,17 +532,9 @@ def _num(v: Any) -> float | None:
     return float(v) if _number(v) else None
 
 
-def _a_minus_b(s: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
-    """(diff, ci_low, ci_high) of a statistics row as A - B, whichever sign its own diff uses."""
-    a, b, d, lo, hi = (_num(s.get(k)) for k in ("a", "b", "diff", "ci_low", "ci_high"))
-    if a is not None and b is not None and d is not None and abs(d - (b - a)) < abs(d - (a - b)):
-        return -d, (None if hi is None else -hi), (None if lo is None else -lo)
-    return d, lo, hi
-
-
 def _interval(s: dict[str, Any]) -> list[str]:
-    """The '95% CI (A-B)', 'P' and 'SIGNIFICANT' cells of a statistics row."""
-    _, lo, hi = _a_minus_b(s)
+    """The '95% CI (A-B)', 'P' and 'SIGNIFICANT' cells of a statistics row (its interval is of a - b)."""
+    lo, hi = _num(s.get("ci_low")), _num(s.get("ci_high"))
     ci = f"[{lo:+.4f}, {hi:+.4f}]" if _number(lo) and _number(hi) else "-"
     p = _num(s.get("p_value"))
     p_cell = "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
@@ -572,7 +564,7 @@ def render_compare(r: dict[str, Any]) -> str:
         rows.append(row + (_interval(per_metric.get(name) or {}) if per_metric else []))
     for name, s in (per_metric or {}).items():  # bootstrapped metrics the spec's table lacks (accuracy_score)
         if name not in r["metrics"] and isinstance(s, dict):
-            diff = _a_minus_b(s)[0]
+            diff = _num(s.get("diff"))
             rows.append([name, s.get("a"), s.get("b"), f"{diff:+.4f}" if _number(diff) else "-", _better(diff),
                          *_interval(s)])
     winner = r.get("winner")
@@ -599,7 +591,7 @@ def _render_errors(errors: Any) -> list[str]:
     rows = [[k, r["a"], r["b"], f"{r['diff']:+d}" if isinstance(r["diff"], int) else "-"]
             for k, r in errors["rows"].items()]
     return ["", "errors at each model's operating point (DESIGN.md error types):",
-            table(["COUNT", "A", "B", "CHANGE (B-A)"], rows),
+            table(["COUNT", "A", "B", "DIFF (A-B)"], rows),
             "changed: " + ("; ".join(errors["changes"]) or "nothing")]
 
 
@@ -611,7 +603,7 @@ def _render_statistics(stats: dict[str, Any], level: str) -> list[str]:
     if isinstance(per_class, dict) and per_class:
         rows = []
         for name, s in per_class.items():
-            diff = _a_minus_b(s)[0]
+            diff = _num(s.get("diff"))
             rows.append([name, s.get("support"), s.get("a"), s.get("b"), f"{diff:+.4f}" if _number(diff) else "-",
                          *_interval(s)])
         parts += ["", "per-class AP50:",

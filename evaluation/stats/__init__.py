@@ -18,7 +18,10 @@ the gates):
 - ``gates``: the promotion gates: their one set of defaults, their
   validation, and ``evaluate_gates`` on a comparison.
 
-Conventions: differences are ``b - a`` (b is the candidate). Percentile
+Conventions: differences are ``a - b``, the spec's sign (a compare's
+model_a minus model_b; in a promotion a is the candidate and b the baseline,
+so ``diff`` is the candidate's gain; in an export check a is the export and
+b its ``.pt``). Percentile
 intervals at level ``1 - alpha``; the two-sided bootstrap p-value is
 ``min(1, 2 * min(P(d <= 0), P(d >= 0)))`` over the resampled differences, so
 two identical inputs give diff 0, interval [0, 0], p 1, not significant.

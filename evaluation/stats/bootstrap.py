@@ -109,15 +109,16 @@ def _value(x: Any) -> float | None:
 
 
 def _interval(a: float | None, b: float | None, da: np.ndarray, db: np.ndarray, alpha: float) -> dict[str, Any]:
-    d = db - da
+    """The full-set values, ``diff = a - b`` and the percentile interval of the resampled ``a - b``."""
+    d = da - db
     d = d[~np.isnan(d)]
     if a is None or b is None or not d.size:
-        return {"a": a, "b": b, "diff": None if a is None or b is None else b - a, "ci_low": None,
+        return {"a": a, "b": b, "diff": None if a is None or b is None else a - b, "ci_low": None,
                 "ci_high": None, "p_value": None, "significant": False, "n_valid": int(d.size)}
     lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2.0 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0))))
     return {
-        "a": a, "b": b, "diff": b - a, "ci_low": float(lo), "ci_high": float(hi), "p_value": p,
+        "a": a, "b": b, "diff": a - b, "ci_low": float(lo), "ci_high": float(hi), "p_value": p,
         "significant": bool(lo > 0 or hi < 0), "n_valid": int(d.size),
     }
 
@@ -221,7 +222,8 @@ def paired_bootstrap(
     names: Sequence[str] | Mapping[int, str] | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Paired image-level bootstrap of b (candidate) against a on the same images.
+    """Paired image-level bootstrap of a against b (in a promotion: a the candidate, b the baseline) on the
+    same images; every ``diff`` and interval is of ``a - b``.
 
     Returns ``{"n_images", "n_resamples", "seed", "alpha", "weights",
     "metrics": {metric: {"a", "b", "diff", "ci_low", "ci_high", "p_value",

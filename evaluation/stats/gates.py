@@ -82,7 +82,7 @@ def gain_basis(comparison: Mapping[str, Any]) -> str:
 
 
 def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The gates a comparison (``paired_bootstrap``: b is the candidate) fails; [] = passes.
+    """The gates a comparison (``paired_bootstrap``: a is the candidate, b the baseline) fails; [] = passes.
 
     gates (missing keys take GATE_DEFAULTS):
 
@@ -141,7 +141,7 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
                 failures.append(_failure(
                     "max_class_regression", str(name), s, thr,
                     f"class {name} (support {s['support']}) loses {-s['diff']:.4f} AP50 "
-                    f"({s['a']:.4f} -> {s['b']:.4f}), more than the allowed {thr:.4f}, and the loss is "
+                    f"({s['b']:.4f} -> {s['a']:.4f}), more than the allowed {thr:.4f}, and the loss is "
                     f"significant: interval [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] lies below 0"))
 
     thr = g["max_size_recall_regression"]
@@ -152,7 +152,7 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
             if _regressed(s, thr):
                 failures.append(_failure(
                     "max_size_recall_regression", key, s, thr,
-                    f"{key.replace('_', ' ')} drops by {-s['diff']:.4f} ({s['a']:.4f} -> {s['b']:.4f}), "
+                    f"{key.replace('_', ' ')} drops by {-s['diff']:.4f} ({s['b']:.4f} -> {s['a']:.4f}), "
                     f"more than the allowed {thr:.4f}, and the drop is significant: interval "
                     f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] lies below 0"))
     return failures

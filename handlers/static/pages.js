@@ -253,7 +253,7 @@ async function comparison(jobId) {
     h("tbody", {}, Object.entries(r.metrics).map(([m, v]) => h("tr", {}, h("td", {}, m), num(v.a, 4), num(v.b, 4), num(v.diff, 4), h("td", {}, fmt(v.better))))))));
   const stats = r.statistics;
   if (stats && stats.metrics) {
-    page.append(section(`Differences B − A with ${Math.round((1 - (stats.alpha || 0.05)) * 100)}% bootstrap intervals (${stats.n_resamples} resamples)`,
+    page.append(section(`Differences A − B with ${Math.round((1 - (stats.alpha || 0.05)) * 100)}% bootstrap intervals (${stats.n_resamples} resamples)`,
       h("div", { class: "grid" }, Charts.forestPlot({ title: "Metrics", rows: intervalRows(stats.metrics) }),
         Charts.forestPlot({ title: "AP50 per class", rows: intervalRows(stats.per_class) }))));
   } else {
@@ -262,9 +262,9 @@ async function comparison(jobId) {
   const errs = r.errors;
   if (errs && errs.available) {
     const sideBySide = (groups) => h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, ""), ERROR_KEYS.filter((k) => k !== "gt")
-      .map((k) => h("th", { class: "num" }, `${k} A → B`)))), h("tbody", {}, Object.entries(groups).map(([label, rows]) =>
+      .map((k) => h("th", { class: "num" }, `${k}: A, B (A − B)`)))), h("tbody", {}, Object.entries(groups).map(([label, rows]) =>
       h("tr", {}, h("td", {}, label), ERROR_KEYS.filter((k) => k !== "gt").map((k) => h("td", { class: "num" },
-        `${fmt(rows[k].a)} → ${fmt(rows[k].b)}${rows[k].diff ? ` (${rows[k].diff > 0 ? "+" : ""}${rows[k].diff})` : ""}`))))));
+        `${fmt(rows[k].a)}, ${fmt(rows[k].b)}${rows[k].diff ? ` (${rows[k].diff > 0 ? "+" : ""}${rows[k].diff})` : ""}`))))));
     page.append(section("Errors, side by side (each at its own operating point)",
       h("ul", {}, (errs.changes.length ? errs.changes : ["no change"]).map((c) => h("li", {}, c))),
       sideBySide({ all: errs.rows, ...(errs.per_class || {}) }),
