@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import platform
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,10 +24,10 @@ from daemon.analysis import Analyses
 from daemon.clock import Clock, iso, utcnow
 from daemon.config import Config
 from daemon.evaluations import Evaluations
+from daemon.facade import DaemonFacade, Parts
 from daemon.home_lock import HomeLock
 from daemon.ingest import Ingest
-from daemon.metrics import Snapshot, Telemetry, promoted_from
-from daemon.models_view import ShaCache, model_detail, model_list
+from daemon.metrics import Telemetry
 from daemon.promotion import Promoter
 from daemon.queue import JobQueue
 from daemon.retry import Outcomes
@@ -39,12 +37,10 @@ from daemon.submissions import Submissions
 from daemon.training import Trainer
 from daemon.watcher import Watcher
 from daemon.workers import Executor, WorkerPool
-from evaluation.models import expand_user
+from handlers.app import JsonErrorAppRunner, make_app
 from store import jobs as jobq
-from store import promotions, rankings, results
 from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
-from vocab.errors import Conflict, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +57,7 @@ def build_executor(config: Config) -> Executor:
 
 
 class Service:
-    """The running daemon (see module contract). Handlers reach everything through it."""
+    """The running daemon (see module contract). Handlers reach it through ``facade`` only."""
 
     def __init__(self, config: Config, *, executor: Executor | None = None, clock: Clock = utcnow) -> None:
         self.config = config
@@ -71,15 +67,13 @@ class Service:
         self.queue: JobQueue | None = None
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
-        self._analyses: Analyses | None = None
         self.promoter: Promoter | None = None
         self.watcher: Watcher | None = None
         # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
         self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
-        self.shas = ShaCache()
         self.telemetry = Telemetry()
-        self._leaderboards: dict[tuple[Any, ...], tuple[int, bytes]] = {}
+        self.facade: DaemonFacade | None = None
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.workers_ready = asyncio.Event()
@@ -104,14 +98,14 @@ class Service:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
                                        self.clock)
-        self._analyses = Analyses(self.db, self.executor)
+        analyses = Analyses(self.db, self.executor)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, cfg.models_root, cfg.state_dir / "promoted",
                                  cfg.promotion, self.clock)
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, self.clock)
         await trainer.prune_work_folders()
-        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, self._analyses)
+        runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, analyses)
         self.queue = JobQueue(
             self.db, runner, concurrency=cfg.workers.count, max_queued=cfg.jobs.max_queued,
             timeouts={"eval": cfg.jobs.eval_timeout_s, "compare": cfg.jobs.compare_timeout_s,
@@ -119,6 +113,10 @@ class Service:
             clock=self.clock, metrics=self.telemetry.jobs,
         )
         self.submissions = Submissions(cfg, self.queue)
+        self.facade = DaemonFacade(cfg, Parts(
+            db=self.db, queue=self.queue, submissions=self.submissions, analyses=analyses,
+            promoter=self.promoter, executor=self.executor, telemetry=self.telemetry,
+            workers_ready=self.workers_ready, closing=lambda: self._closed))
         outcomes = Outcomes(self.db, self.clock)
         self.queue.listeners += [outcomes.job_ended, trainer.job_ended]
         await outcomes.reconcile()
@@ -130,6 +128,7 @@ class Service:
             self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
                                    on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool)
             outcomes.recheck = self.watcher.forget
+            self.facade.parts.watcher = self.watcher
             self.watcher.start()
             self._background.append(asyncio.create_task(self.watcher.scan(), name="initial-scan"))
         self.scheduler = build_scheduler(
@@ -149,7 +148,7 @@ class Service:
     async def _watchdog_pings(self, interval: float) -> None:
         """Tell systemd we are alive, only while healthy: a wedged daemon gets restarted."""
         while True:
-            if self.health()["ok"]:
+            if self.facade is not None and self.facade.health()["ok"]:
                 sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
@@ -161,11 +160,10 @@ class Service:
         self.queue.start()
 
     async def _start_http(self) -> None:
-        from handlers.app import JsonErrorAppRunner, make_app
-
         cfg = self.config.server
+        assert self.facade is not None
         self._runner = JsonErrorAppRunner(
-            make_app(self), access_log=logging.getLogger("vision_evald.access"),
+            make_app(self.facade), access_log=logging.getLogger("vision_evald.access"),
             access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-Id}o',
         )
         await self._runner.setup()
@@ -200,131 +198,3 @@ class Service:
             self.db.close()
             log.info("vision-evald stopped")
         self.home_lock.release()
-
-    # -- what handlers ask ---------------------------------------------------------------------
-    @property
-    def submitter(self) -> Submissions:
-        """Where handlers submit jobs (exists once the service has started)."""
-        assert self.submissions is not None
-        return self.submissions
-
-    # -- what handlers ask (reads) ---------------------------------------------------------------------
-    @property
-    def database(self) -> Database:
-        assert self.db is not None
-        return self.db
-
-    @property
-    def analyses(self) -> Analyses:
-        assert self._analyses is not None
-        return self._analyses
-
-    async def job(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
-        """A job by id; NotFound when there is none of one of ``kinds``."""
-        job = await self.database.read(lambda c: jobq.get(c, job_id))
-        if job is None or job.kind not in kinds:
-            what = "job" if kinds == jobq.KINDS else f"{' or '.join(kinds)} job"
-            raise NotFound(f"{what} not found: {job_id}")
-        return job
-
-    async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> tuple[list[jobq.Job], int]:
-        """The newest ``limit`` matching jobs and how many match in all."""
-        return await self.database.read(
-            lambda c: (jobq.list_jobs(c, status=status, kind=kind, limit=limit),
-                       jobq.count_jobs(c, status=status, kind=kind)))
-
-    async def cancel(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
-        job = await self.job(job_id, kinds)
-        if job.status not in jobq.ACTIVE:
-            raise Conflict(f"job {job_id} is already {job.status} and cannot be cancelled")
-        assert self.queue is not None
-        return await self.queue.cancel(job_id)
-
-    async def predictions_path(self, job_id: str) -> Path:
-        job = await self.job(job_id)
-        if job.kind != "eval":
-            raise NotFound(f"job {job_id} is a {job.kind} job; predictions belong to eval jobs")
-        if job.status != "completed" or not job.result:
-            raise Conflict(f"job {job_id} is {job.status}; its predictions exist once it has completed")
-        eval_id = job.result.get("eval_id")
-        if not isinstance(eval_id, int):
-            raise NotFound(f"job {job_id} has no stored evaluation")
-        row = await self.database.read(lambda c: results.get(c, eval_id))
-        path = Path(row["predictions_path"]) if row is not None and row["predictions_path"] else None
-        if path is None or not path.is_file():
-            raise NotFound(f"the predictions artifact of job {job_id} is missing")
-        return path
-
-    async def leaderboard_json(self, dataset: str | None, limit: int, weights: dict[str, float] | None = None,
-                               all_content: bool = False, split: str = "val") -> bytes:
-        """The leaderboard under ``weights`` (default: the default weights) as JSON bytes, cached until
-        the next database write (see ``store.rankings``).
-
-        Polling dashboards ask far more often than results change; every write
-        (the only writer is this process) invalidates the cache.
-        """
-        try:
-            key = str(expand_user(dataset, "dataset").resolve()) if dataset else None
-        except OSError as exc:  # e.g. a name longer than the filesystem allows
-            raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
-        generation = self.database.generation
-        cache_key = (key, limit, json.dumps(weights, sort_keys=True), all_content, split)
-        cached = self._leaderboards.get(cache_key)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        rows = await self.database.read(lambda c: rankings.leaderboard(c, key, limit, weights, all_content, split))
-        body = json.dumps(rows).encode()
-        if len(self._leaderboards) >= 256:
-            self._leaderboards.clear()
-        self._leaderboards[cache_key] = (generation, body)
-        return body
-
-    async def history(self, model_name: str, limit: int, weights: dict[str, float] | None = None,
-                      split: str | None = None) -> list[dict[str, Any]]:
-        rows = await self.database.read(lambda c: rankings.history(c, model_name, limit, weights, split))
-        if not rows:
-            raise NotFound(f"No evaluations found for: {model_name}")
-        return rows
-
-    async def list_models(self) -> dict[str, Any]:
-        return await model_list(self.database, self.config.models_root)
-
-    async def model_detail(self, name: str) -> dict[str, Any]:
-        out = await model_detail(self.database, self.config.models_root, name, self.shas)
-        out["waiting"] = self.watcher.waiting(name) if self.watcher is not None else []
-        return out
-
-    async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
-        assert self.promoter is not None
-        return await self.promoter.promote_version(name, version, "api", reason)
-
-    async def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
-        assert self.promoter is not None
-        return await self.promoter.rollback(name, "api", reason)
-
-    async def metrics_exposition(self) -> bytes:
-        """The Prometheus text exposition of ``GET /metrics`` (daemon/metrics.py)."""
-        db = self.database
-        snapshot = Snapshot(
-            jobs_by_status=await db.read(jobq.counts), promotions_by_decision=await db.read(promotions.counts),
-            promoted=promoted_from(await db.read(promotions.current_evaluations)),
-            running=len(self.queue.running_ids()) if self.queue else 0,
-            worker_restarts=getattr(self.executor, "restarts", 0),
-            watcher_events=self.watcher.events if self.watcher else 0, workers_ready=self.workers_ready.is_set(),
-            worker_info=self.executor.info,
-        )
-        return self.telemetry.render(snapshot)
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered HTTP request (``route``: the matched path template)."""
-        self.telemetry.http.observe(route, method, status, seconds)
-
-    def health(self) -> dict[str, Any]:
-        db_ok = self.db is not None and not self.db.closed and self.db.writer_alive()
-        workers = "ready" if self.workers_ready.is_set() else "starting"
-        if self.workers_ready.is_set() and not self.executor.healthy():
-            workers = "restarting"
-        watcher = "off" if self.watcher is None else ("ok" if self.watcher.healthy() else "down")
-        ok = db_ok and not self._closed and watcher != "down" and self.executor.available()
-        return {"ok": ok, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
-                "worker_info": self.executor.info}

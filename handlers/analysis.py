@@ -19,28 +19,28 @@ from handlers.context import json_response, service
 
 async def _eval_id(request: web.Request) -> int:
     if "job_id" in request.match_info:
-        return await service(request).analyses.eval_id_of_job(request.match_info["job_id"])
+        return await service(request).eval_id_of_job(request.match_info["job_id"])
     return get_int(dict(request.match_info), "eval_id", default=0, lo=1, hi=2**62)
 
 
 async def evaluation(request: web.Request) -> web.Response:
-    return json_response(await service(request).analyses.result(await _eval_id(request)))
+    return json_response(await service(request).evaluation(await _eval_id(request)))
 
 
 async def curves(request: web.Request) -> web.Response:
     reject_unknown(dict(request.query), ())
-    return json_response(await service(request).analyses.artifact(await _eval_id(request), "curves"))
+    return json_response(await service(request).artifact(await _eval_id(request), "curves"))
 
 
 async def errors(request: web.Request) -> web.Response:
     query = dict(request.query)
     reject_unknown(query, ("boxes",))
     full = get_bool(query, "boxes", default=True)
-    return json_response(await service(request).analyses.artifact(await _eval_id(request), "errors", full=full))
+    return json_response(await service(request).artifact(await _eval_id(request), "errors", full=full))
 
 
 async def image(request: web.Request) -> web.StreamResponse:
-    path, content_type = await service(request).analyses.image(await _eval_id(request), request.match_info["image"])
+    path, content_type = await service(request).image(await _eval_id(request), request.match_info["image"])
     return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=3600"})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -12,17 +12,15 @@ from aiohttp.web_protocol import RequestHandler
 from handlers import analysis, dashboard, evals, health, jobs, leaderboard, models, openapi, proxy, train
 from handlers.browser_guard import BrowserGuard
 from handlers.context import MAX_BODY_BYTES, SERVICE
+from handlers.facade import Facade
 from handlers.middleware import auth_middleware, error_middleware, json_error, request_id_middleware
 from handlers.telemetry import telemetry_middleware
-
-if TYPE_CHECKING:
-    from daemon.service import Service
 
 log = logging.getLogger("vision_evald.http")
 
 
-def make_app(svc: Service) -> web.Application:
-    cfg = svc.config.server
+def make_app(svc: Facade) -> web.Application:
+    cfg = svc.http
     guard = BrowserGuard(cfg.host, cfg.allowed_hosts, cfg.allowed_origins)
     app = web.Application(
         client_max_size=cfg.max_body_bytes,

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from vocab.errors import InvalidRequest
+from vocab.terms import IMGSZ_MAX, IMGSZ_MIN, SPLITS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_INT_DIGITS = 30  # no field means anything by an integer longer than this
@@ -131,6 +132,28 @@ def get_str(data: dict[str, Any], key: str, *, required: bool = False, default: 
     if len(value) > max_len or "\x00" in value:
         raise InvalidRequest(f"field {key!r} is too long or contains a NUL byte")
     return value
+
+
+def require_str(data: dict[str, Any], key: str, *, max_len: int = 4096) -> str:
+    """A required string field (absent or empty: 400)."""
+    value = get_str(data, key, required=True, max_len=max_len)
+    assert value is not None
+    return value
+
+
+def get_split(data: dict[str, Any]) -> str | None:
+    """The request's dataset split (val, test or train); None when it names none."""
+    value = get_str(data, "split", max_len=16)
+    if value is not None and value not in SPLITS:
+        raise InvalidRequest(f"field 'split' must be one of {', '.join(SPLITS)}, got {value!r}")
+    return value
+
+
+def get_imgsz(data: dict[str, Any]) -> int | None:
+    """The request's imgsz, or None when it names none (the daemon's default, or a static export's own)."""
+    if data.get("imgsz") in (None, ""):
+        return None
+    return get_int(data, "imgsz", default=0, lo=IMGSZ_MIN, hi=IMGSZ_MAX)
 
 
 def _number(data: dict[str, Any], key: str, what: str) -> int | float | None:

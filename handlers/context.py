@@ -1,19 +1,16 @@
-"""The typed application key through which handlers reach the daemon's services."""
+"""The typed application key through which handlers reach the daemon: its ``Facade`` (handlers.facade)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from daemon.service import Service
+from handlers.facade import Facade
 
-SERVICE: web.AppKey[Service] = web.AppKey("service")
+SERVICE: web.AppKey[Facade] = web.AppKey("service")
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 
 
-def service(request: web.Request) -> Service:
+def service(request: web.Request) -> Facade:
     return request.app[SERVICE]
 
 

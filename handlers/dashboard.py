@@ -47,7 +47,7 @@ async def static(request: web.Request) -> web.Response:
 
 async def session(request: web.Request) -> web.Response:
     """Whether API calls need the bearer token: the page asks before its first call (no 401 to show)."""
-    return web.json_response({"auth_required": bool(service(request).config.server.auth_token)},
+    return web.json_response({"auth_required": bool(service(request).http.auth_token)},
                              headers={"Cache-Control": "no-store"})
 
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from handlers.body import (
     get_bool,
+    get_imgsz,
     get_int,
     get_object,
+    get_split,
     get_str,
     read_body,
     reject_unknown,
+    require_str,
 )
 from handlers.context import json_response, service
-from vocab.errors import InvalidRequest
-from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN, SPLITS
+from handlers.facade import CompareSubmission, EvalSubmission
+from vocab.terms import BATCH_MAX, BATCH_MIN
 
 EVAL_FIELDS = ("model", "dataset", "imgsz", "batch_size", "weights", "allow_class_mismatch", "auto_promote", "gates",
                "name", "format", "split")
@@ -24,40 +25,23 @@ COMPARE_FIELDS = ("model_a", "model_b", "dataset", "imgsz", "batch_size", "weigh
                   "bootstrap_resamples", "bootstrap_seed", "name_a", "name_b", "split")
 
 
-def get_split(data: dict[str, Any], default: str | None) -> str | None:
-    """The request's dataset split (val, test or train), else ``default``."""
-    value = get_str(data, "split", max_len=16)
-    if value is None:
-        return default
-    if value not in SPLITS:
-        raise InvalidRequest(f"field 'split' must be one of {', '.join(SPLITS)}, got {value!r}")
-    return value
-
-
-def get_imgsz(data: dict[str, Any]) -> int | None:
-    """The request's imgsz, or None when it names none (the daemon's default, or a static export's own)."""
-    if data.get("imgsz") in (None, ""):
-        return None
-    return get_int(data, "imgsz", default=0, lo=IMGSZ_MIN, hi=IMGSZ_MAX)
-
-
 async def submit_eval(request: web.Request) -> web.Response:
     svc = service(request)
     data, _ = await read_body(request)
     reject_unknown(data, EVAL_FIELDS)
-    job = await svc.submitter.eval(
-        model=get_str(data, "model", required=True),  # type: ignore[arg-type]
-        dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
+    job = await svc.submit_eval(EvalSubmission(
+        model=require_str(data, "model"),
+        dataset=require_str(data, "dataset"),
         imgsz=get_imgsz(data),
-        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=BATCH_MIN, hi=BATCH_MAX),
+        batch=get_int(data, "batch_size", default=svc.defaults.batch, lo=BATCH_MIN, hi=BATCH_MAX),
         weights=get_object(data, "weights"),
         allow_class_mismatch=get_bool(data, "allow_class_mismatch"),
         auto_promote=get_bool(data, "auto_promote"),
         gates=get_object(data, "gates"),
         name=get_str(data, "name", max_len=128),
         fmt=get_str(data, "format", max_len=16),
-        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
-    )
+        split=get_split(data) or svc.defaults.split,
+    ))
     return json_response(job.public(), status=202)
 
 
@@ -75,23 +59,20 @@ async def submit_compare(request: web.Request) -> web.Response:
     svc = service(request)
     data, _ = await read_body(request)
     reject_unknown(data, COMPARE_FIELDS)
-    model_a = get_str(data, "model_a", required=True)
-    model_b = get_str(data, "model_b", required=True)
-    job = await svc.submitter.compare(
-        model_a=model_a,  # type: ignore[arg-type]
-        model_b=model_b,  # type: ignore[arg-type]
-        dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
+    job = await svc.submit_compare(CompareSubmission(
+        model_a=require_str(data, "model_a"),
+        model_b=require_str(data, "model_b"),
+        dataset=require_str(data, "dataset"),
         imgsz=get_imgsz(data),
-        batch=get_int(data, "batch_size", default=svc.config.eval.batch, lo=BATCH_MIN, hi=BATCH_MAX),
+        batch=get_int(data, "batch_size", default=svc.defaults.batch, lo=BATCH_MIN, hi=BATCH_MAX),
         weights=get_object(data, "weights"),
-        bootstrap_resamples=get_int(data, "bootstrap_resamples",
-                                    default=svc.config.promotion.bootstrap_resamples, lo=0, hi=100_000),
-        bootstrap_seed=get_int(data, "bootstrap_seed", default=svc.config.promotion.bootstrap_seed,
-                               lo=0, hi=2**32 - 1),
+        bootstrap_resamples=get_int(data, "bootstrap_resamples", default=svc.defaults.bootstrap_resamples,
+                                    lo=0, hi=100_000),
+        bootstrap_seed=get_int(data, "bootstrap_seed", default=svc.defaults.bootstrap_seed, lo=0, hi=2**32 - 1),
         name_a=get_str(data, "name_a", max_len=128),
         name_b=get_str(data, "name_b", max_len=128),
-        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
-    )
+        split=get_split(data) or svc.defaults.split,
+    ))
     return json_response(job.public(), status=202)
 
 

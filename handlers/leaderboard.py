@@ -14,9 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.body import get_int, get_str, parse_json, query_params
+from handlers.body import get_int, get_split, get_str, parse_json, query_params
 from handlers.context import json_response, service
-from handlers.evals import get_split
 from store.export import CSV_FIELDS, to_csv
 from vocab.errors import InvalidRequest
 from vocab.scoring import resolve_weights
@@ -55,7 +54,7 @@ async def leaderboard(request: web.Request) -> web.Response:
         raise InvalidRequest(f"invalid content {content!r}; one of {', '.join(CONTENT)}")
     body = await service(request).leaderboard_json(
         get_str(query, "dataset"), get_int(query, "limit", default=20, lo=1, hi=1000), _weights(query),
-        all_content=content == "all", split=get_split(query, "val"),  # type: ignore[arg-type]
+        all_content=content == "all", split=get_split(query) or "val",
     )
     if csv:
         return _csv_response(json.loads(body), "leaderboard", "leaderboard")
@@ -67,7 +66,7 @@ async def history(request: web.Request) -> web.Response:
     csv = _wants_csv(query)
     rows = await service(request).history(
         request.match_info["model_name"], get_int(query, "limit", default=50, lo=1, hi=1000), _weights(query),
-        get_split(query, None),
+        get_split(query),
     )
     return _csv_response(rows, "history", "history") if csv else json_response(rows)
 

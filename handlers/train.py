@@ -16,13 +16,15 @@ from handlers.body import (
     get_float,
     get_int,
     get_object,
+    get_split,
     get_str,
     query_params,
     read_body,
     reject_unknown,
+    require_str,
 )
 from handlers.context import json_response, service
-from handlers.evals import get_split
+from handlers.facade import TrainSubmission
 from handlers.jobs import STATUSES
 from vocab.errors import InvalidRequest
 from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
@@ -48,10 +50,10 @@ async def submit_train(request: web.Request) -> web.Response:
     data, _ = await read_body(request)
     reject_unknown(data, TOP_FIELDS + CONFIG_FIELDS)
     cfg = _merged_config(data)
-    job = await svc.submitter.train(
-        model=get_str(data, "model", required=True),  # type: ignore[arg-type]
-        dataset=get_str(data, "dataset", required=True),  # type: ignore[arg-type]
-        task=get_str(data, "task", default="detection"),  # type: ignore[arg-type]
+    job = await svc.submit_train(TrainSubmission(
+        model=require_str(data, "model"),
+        dataset=require_str(data, "dataset"),
+        task=get_str(data, "task") or "detection",
         epochs=get_int(cfg, "epochs", default=10, lo=1, hi=1000),
         batch=get_int(cfg, "batch_size", default=16, lo=BATCH_MIN, hi=BATCH_MAX),
         imgsz=get_int(cfg, "imgsz", default=640, lo=IMGSZ_MIN, hi=IMGSZ_MAX),
@@ -62,8 +64,8 @@ async def submit_train(request: web.Request) -> web.Response:
         auto_promote=get_bool(data, "auto_promote"),
         eval_weights=get_object(data, "eval_weights"),
         gates=get_object(data, "gates"),
-        split=get_split(data, svc.config.eval.split),  # type: ignore[arg-type]
-    )
+        split=get_split(data) or svc.defaults.split,
+    ))
     return json_response(job.public(), status=202)
 
 

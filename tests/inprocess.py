@@ -62,6 +62,9 @@ class ThreadExecutor:
     def healthy(self) -> bool:
         return True
 
+    def available(self) -> bool:
+        return True
+
     async def close(self) -> None:
         return None
 

@@ -77,9 +77,9 @@ def _loaded_packages(code: str) -> set[str]:
 
 def test_the_client_library_stands_alone_and_the_daemon_never_imports_it() -> None:
     assert _loaded_packages("import vision_eval.client, vision_eval.aclient") == {"vision_eval"}
-    daemon_side = _loaded_packages("import daemon.main, daemon.service, handlers.app\n"
+    daemon_side = _loaded_packages("import daemon.main, daemon.service, daemon.facade, handlers.app\n"
                                    "from daemon.config import Config\nfrom daemon.service import Service\n"
-                                   "from handlers.app import make_app\nmake_app(Service(Config()))")
+                                   "Service(Config())")
     assert "vision_eval" not in daemon_side and {"daemon", "handlers"} <= daemon_side
 
 
@@ -121,7 +121,7 @@ async def test_queued_train_job_is_submitted_listed_and_cancelled(tmp_path: Path
         cancelled = await client.cancel(job["job_id"])
         assert cancelled["status"] == "cancelled"
         assert (await client.wait(job["job_id"], interval=0.01))["status"] == "cancelled"
-        stored = await svc.database.read(lambda c: jobq.get(c, job["job_id"]))
+        stored = await svc.db.read(lambda c: jobq.get(c, job["job_id"]))
         assert stored is not None and (stored.status, stored.kind) == ("cancelled", "train")
 
 
@@ -149,7 +149,7 @@ async def test_async_client_evaluates_compares_and_promotes(tmp_path: Path, ultr
         result = done["result"]
         # The same job through the sync client, and the stored row: one truth.
         assert await asyncio.to_thread(sync.job, job["job_id"]) == done
-        row = await svc.database.read(lambda c: results.get(c, result["eval_id"]))
+        row = await svc.db.read(lambda c: results.get(c, result["eval_id"]))
         assert row is not None and (row["score"], row["mAP50_95"]) == pytest.approx((result["score"],
                                                                                    result["mAP50_95"]))
 
@@ -159,7 +159,7 @@ async def test_async_client_evaluates_compares_and_promotes(tmp_path: Path, ultr
         history = await client.history("det")
         assert [h["eval_id"] for h in history] == [result["eval_id"]]
         predictions = await client.predictions(job["job_id"])
-        stored = json.loads((await svc.predictions_path(job["job_id"])).read_text())
+        stored = json.loads((await svc.facade.predictions_path(job["job_id"])).read_text())
         assert predictions == stored and predictions
 
         cmp_job = await client.compare("det", "weak", dataset, imgsz=IMGSZ, bootstrap_resamples=0)

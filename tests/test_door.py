@@ -28,7 +28,7 @@ async def door(tmp_path: Path, aiohttp_client: Any):
     place_model(tmp_path / "models", "strong", STRONG_PT)
     async with running_service(tmp_path, paths={"allowed_roots": [str(tmp_path)]},
                                eval={"imgsz": 320, "batch": 8}) as svc:
-        client = await aiohttp_client(make_app(svc))
+        client = await aiohttp_client(make_app(svc.facade))
         client.data = data  # type: ignore[attr-defined]
         client.root = tmp_path  # type: ignore[attr-defined]
         yield client

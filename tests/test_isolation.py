@@ -1,22 +1,70 @@
-"""The HTTP process never imports torch or ultralytics: only worker processes do (DESIGN.md)."""
+"""The layers stay apart: the HTTP process never imports torch or ultralytics (only worker processes do,
+DESIGN.md), the packages import one way only, and no module grows past what a reader can hold."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "ultralytics", "torchvision", "cv2")
+PACKAGES = ("daemon", "handlers", "store", "evaluation", "vocab", "vision_eval")
+# What each package may import of ours (everything else of ours is refused). handlers/ declares the
+# facade it needs and imports nothing of the daemon: the daemon builds the app, never the reverse.
+ALLOWED = {
+    "vocab": set(),
+    "store": {"vocab"},
+    "evaluation": {"vocab"},
+    "handlers": {"store", "vocab"},
+    "daemon": {"evaluation", "handlers", "store", "vocab"},
+}
+MAX_LINES = 450
 
 
-def test_daemon_and_handlers_import_no_heavy_module() -> None:
+def _imports(path: Path) -> set[str]:
+    """The top-level packages a module imports, at any depth (``TYPE_CHECKING`` blocks included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_packages_import_one_way(package: str) -> None:
+    wrong = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        ours = (_imports(path) & set(PACKAGES)) - {package}
+        if ours - ALLOWED[package]:
+            wrong[str(path.relative_to(REPO))] = sorted(ours - ALLOWED[package])
+    assert not wrong, f"{package}/ may import only {sorted(ALLOWED[package])} of ours: {wrong}"
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {str(p.relative_to(REPO)): n for package in ("daemon", "handlers", "store", "evaluation")
+            for p in (REPO / package).rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, long
+
+
+def test_a_started_daemon_imports_no_heavy_module(tmp_path: Path) -> None:
+    """A real Service started and stopped in a fresh interpreter (its executor never released, so no task
+    runs): the composition root, the facade, the app and every handler module load without torch."""
     code = (
-        "import sys\n"
-        "import daemon.main, daemon.service, vision_eval.cli, handlers.app\n"
-        "from daemon.config import Config\n"
-        "from daemon.service import Service\n"
-        "from handlers.app import make_app\n"
-        "make_app(Service(Config()))\n"
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "import daemon.main, vision_eval.cli\n"
+        "from tests.inprocess import running_service\n"
+        "async def main():\n"
+        f"    async with running_service(Path({str(tmp_path)!r})) as svc:\n"
+        "        assert svc.facade.health()['database'] == 'ok'\n"
+        "asyncio.run(main())\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -33,6 +33,7 @@ import httpx
 import pytest
 
 from daemon.config import Config
+from daemon.facade import http_settings
 from handlers.app import make_app
 from handlers.middleware import is_public
 from handlers.openapi import DOCUMENT, FORM_URLENCODED, JSON, MULTIPART, document
@@ -43,7 +44,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _app_routes() -> set[tuple[str, str]]:
-    app = make_app(SimpleNamespace(config=Config()))  # type: ignore[arg-type]
+    app = make_app(SimpleNamespace(http=http_settings(Config())))  # type: ignore[arg-type]  (routes only)
     out = set()
     for route in app.router.routes():
         if route.method == "HEAD":

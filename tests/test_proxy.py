@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.config import Config, ServerConfig, parse_config
+from daemon.facade import http_settings
 from handlers.app import make_app
 from vocab.errors import ConfigError
 
@@ -86,7 +87,7 @@ async def runtime():
 
 async def front(upstream_url: str, token: str = "", **session: Any) -> TestClient:
     config = Config(server=ServerConfig(upstream_url=upstream_url, auth_token=token))
-    svc = SimpleNamespace(config=config, observe_request=lambda *args: None)  # telemetry's sink
+    svc = SimpleNamespace(http=http_settings(config), observe_request=lambda *args: None)  # telemetry's sink
     client = TestClient(TestServer(make_app(svc)), **session)  # type: ignore[arg-type]
     await client.start_server()
     return client

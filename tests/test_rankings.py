@@ -52,7 +52,7 @@ async def daemon(tmp_path: Path, aiohttp_client: Any, ultralytics_env: Path):
     async with running_service(tmp_path, ThreadExecutor(), paths={"allowed_roots": [str(tmp_path)]},
                                eval={"imgsz": 320, "batch": 8}) as svc:
         await asyncio.wait_for(svc.workers_ready.wait(), 300)
-        client = await aiohttp_client(make_app(svc))
+        client = await aiohttp_client(make_app(svc.facade))
         client.data, client.root = data, tmp_path  # type: ignore[attr-defined]
         yield client
 

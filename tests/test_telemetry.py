@@ -66,7 +66,7 @@ async def test_job_gauges_use_the_status_label_and_match_the_store(tmp_path: Pat
         async with http.delete(f"{url(svc)}/v1/vision/jobs/{ids[0]}") as r:
             assert r.status == 200
         s = await scrape(http, url(svc))
-        stored = await svc.database.read(lambda c: c.execute(
+        stored = await svc.db.read(lambda c: c.execute(
             "SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status").fetchall())
 
     assert {(labels["kind"], labels["status"]): v for labels, v in s["vision_evald_jobs"]} == \
@@ -87,7 +87,7 @@ async def test_promotions_count_and_the_promoted_version_follows_current(tmp_pat
             async with http.post(f"{url(svc)}/v1/vision/models/det/{path}", json=body) as r:
                 assert r.status == 200, await r.text()
         s = await scrape(http, url(svc))
-        stored = dict(await svc.database.read(lambda c: c.execute(
+        stored = dict(await svc.db.read(lambda c: c.execute(
             "SELECT decision, COUNT(*) FROM promotions GROUP BY decision").fetchall()))
 
     assert stored == {"promoted": 2, "rollback": 1}

@@ -1,0 +1,142 @@
+"""What the HTTP layer needs from the daemon, declared here: the ``Facade`` protocol and its value types.
+
+Handlers talk to one object of this shape (``handlers.context.service``) and
+to nothing else of the daemon: they never see its config, its database or
+its sub-services, and this package imports nothing from ``daemon``. The
+daemon's composition root builds the implementation (``daemon.facade``) and
+hands it to ``handlers.app.make_app``; mypy checks that it conforms.
+
+Requests arrive parsed and bounded (``handlers.body``) as the submission
+dataclasses below; the facade resolves models and datasets and refuses with
+the errors of ``vocab.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class PublicJob(Protocol):
+    """A job as answered: ``public()`` is its JSON form (``store.jobs.Job``)."""
+
+    def public(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How the HTTP server is set up (the ``[server]`` config)."""
+
+    host: str
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    max_body_bytes: int
+    auth_token: str  # "" when requests need none
+    upstream_url: str  # "" when nothing is forwarded
+
+
+@dataclass(frozen=True)
+class RequestDefaults:
+    """What a request that leaves a field out gets (the ``[eval]`` and ``[promotion]`` config)."""
+
+    batch: int
+    split: str
+    bootstrap_resamples: int
+    bootstrap_seed: int
+
+
+@dataclass(frozen=True)
+class EvalSubmission:
+    """``POST /v1/vision/eval``, parsed."""
+
+    model: str
+    dataset: str
+    imgsz: int | None
+    batch: int
+    weights: dict[str, Any] | None
+    allow_class_mismatch: bool
+    auto_promote: bool
+    gates: dict[str, Any] | None
+    name: str | None
+    fmt: str | None
+    split: str
+
+
+@dataclass(frozen=True)
+class CompareSubmission:
+    """``POST /v1/vision/eval/compare``, parsed."""
+
+    model_a: str
+    model_b: str
+    dataset: str
+    imgsz: int | None
+    batch: int
+    weights: dict[str, Any] | None
+    bootstrap_resamples: int
+    bootstrap_seed: int
+    name_a: str | None
+    name_b: str | None
+    split: str
+
+
+@dataclass(frozen=True)
+class TrainSubmission:
+    """``POST /v1/vision/train``, parsed (its ``config`` object merged with the flat fields)."""
+
+    model: str
+    dataset: str
+    task: str
+    epochs: int
+    batch: int
+    imgsz: int
+    learning_rate: float
+    patience: int
+    base_model: str | None
+    auto_eval: bool
+    auto_promote: bool
+    eval_weights: dict[str, Any] | None
+    gates: dict[str, Any] | None
+    split: str
+
+
+class Facade(Protocol):
+    """Everything a handler may ask of the daemon. ``kinds`` limits a job lookup to those job kinds
+    (NotFound otherwise); errors are ``vocab.errors`` exceptions, mapped to HTTP in one place."""
+
+    @property
+    def http(self) -> HttpSettings: ...
+
+    @property
+    def defaults(self) -> RequestDefaults: ...
+
+    # jobs
+    async def submit_eval(self, request: EvalSubmission) -> PublicJob: ...
+    async def submit_compare(self, request: CompareSubmission) -> PublicJob: ...
+    async def submit_train(self, request: TrainSubmission) -> PublicJob: ...
+    async def job(self, job_id: str, kinds: tuple[str, ...] = ...) -> PublicJob: ...
+    async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> tuple[Sequence[PublicJob], int]: ...
+    async def cancel(self, job_id: str, kinds: tuple[str, ...] = ...) -> PublicJob: ...
+    async def predictions_path(self, job_id: str) -> Path: ...
+
+    # rankings and models
+    async def leaderboard_json(self, dataset: str | None, limit: int, weights: dict[str, float] | None = None,
+                               all_content: bool = False, split: str = "val") -> bytes: ...
+    async def history(self, model_name: str, limit: int, weights: dict[str, float] | None = None,
+                      split: str | None = None) -> list[dict[str, Any]]: ...
+    async def list_models(self) -> dict[str, Any]: ...
+    async def model_detail(self, name: str) -> dict[str, Any]: ...
+    async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]: ...
+    async def rollback(self, name: str, reason: str | None) -> dict[str, Any]: ...
+
+    # an evaluation's analysis (curves, errors, images)
+    async def eval_id_of_job(self, job_id: str) -> int: ...
+    async def evaluation(self, eval_id: int) -> dict[str, Any]: ...
+    async def artifact(self, eval_id: int, kind: str, *, full: bool = True) -> dict[str, Any]: ...
+    async def image(self, eval_id: int, name: str) -> tuple[Path, str]: ...
+
+    # health and telemetry
+    def health(self) -> dict[str, Any]: ...
+    async def metrics_exposition(self) -> bytes: ...
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None: ...
