@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, free_port, make_dataset, place_model
-from vision_eval.cli import render_compare, render_eval
+from vision_eval.render import render_compare, render_eval
 
 TOKEN = "cli-test-token"
 IMGSZ = "320"  # the fixture checkpoints were trained at 192; the API's minimum is 320

@@ -31,7 +31,7 @@ import pytest
 
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
 from tests.test_error_analysis import read_ground_truth, recompute
-from vision_eval.cli import render_compare
+from vision_eval.render import render_compare
 
 pytestmark = pytest.mark.ultralytics
 TOKEN = "dashboard-test-token"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from vision_eval.cli import render_leaderboard
+from vision_eval.render import render_leaderboard
 from vision_eval.text_table import ELLIPSIS, clip, display_width, table
 
 

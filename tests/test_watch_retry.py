@@ -210,7 +210,7 @@ async def test_repeated_outside_failures_back_off_and_own_faults_wait_for_new_by
 
 
 def test_the_cli_shows_each_checkpoints_state_and_what_waits() -> None:
-    from vision_eval.cli import render_model
+    from vision_eval.render import render_model
 
     m = {"name": "det", "path": "/m/det", "current": None, "versions": [], "evaluations": [], "promotions": [],
          "checkpoints": [{"path": "/m/det/v1.pt", "sha256": "ab" * 32, "state": "retry", "attempts": 2,
