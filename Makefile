@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/vision-evald
 
+# Four pytest processes on two cores: the real-daemon tests spend much of their time waiting on child
+# processes; whole modules go to one process each (--dist loadfile), so a module's daemon is shared.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
 # ruff (rule set explained in pyproject.toml) and mypy over the packages; .ci/run runs it before the tests.
 lint: install

@@ -6,7 +6,10 @@ is checked against the page whenever the page exists. Only these are
 substituted: the host and port (both ``localhost:14345`` and
 ``localhost:11540`` become the daemon's), the dataset paths (every example
 path becomes the test dataset) and the image size (640 -> 320: the fixture
-checkpoints were trained small). The poll example's job id ``a1b2c3d4`` is the
+checkpoints were trained small). The Python scripts also get two changes of
+pace that change no request or answer: the train example's 20 epochs become
+2 (the API takes any count; 20 epochs on a CPU only cost a minute) and their
+poll sleeps (5 and 10 s) become 0.5 s. The poll example's job id ``a1b2c3d4`` is the
 id the previous example's answer gave, as the page says. The page lost the
 Python examples' indentation; the copies below restore it and are compared
 with the page line by line, leading whitespace aside.
@@ -15,8 +18,8 @@ Model names are the spec's own: the daemon's models folder holds
 ``my-detector/current.pt`` and ``aerial-5epoch/v1.pt`` (evaluated once before
 the history example); ``aerial-v3`` and ``aerial-v4`` are trained by the
 examples. The dataset is tiny (4 train and 6 val images, all three classes,
-small objects among them) so that the examples' 10 and 20 training epochs at
-the default image size run in a test.
+small objects among them) so that the examples' trainings at the default
+image size run in a test.
 Each answer's shape is checked; the curl train jobs are cancelled once
 answered (their 10 epochs would only cost time), the Python examples run to
 their end.
@@ -223,7 +226,12 @@ class Env:
 
     def python(self, example: str, name: str) -> str:
         script = self.root / name
-        script.write_text(self.substitute(example), encoding="utf-8")
+        text = self.substitute(example)
+        for old, new in (('"epochs": 20,', '"epochs": 2,'), ("time.sleep(10)", "time.sleep(0.5)"),
+                         ("time.sleep(5)", "time.sleep(0.5)")):
+            assert text.count(old) <= 1, old
+            text = text.replace(old, new)
+        script.write_text(text, encoding="utf-8")
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900,
                               check=False)
         assert proc.returncode == 0, (proc.stdout, proc.stderr, self.daemon.log_tail())
