@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from handlers.middleware import Handler, json_error
+from handlers.middleware import REQUEST_ID, Handler, json_error
 
 log = logging.getLogger("vision_evald.http")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -111,7 +111,7 @@ class BrowserGuard:
             if reason is None:
                 return await handler(request)
             log.warning("refused %s %s (request id %s): %s", request.method, request.path,
-                        request.get("request_id"), reason)
+                        request.get(REQUEST_ID), reason)
             response = json_error(403, reason)
             response.force_close()  # the body was never read: do not parse it as the next request
             return response

@@ -47,12 +47,15 @@ def status_of(exc: errors.VisionEvalError) -> int:
     return 500
 
 
+REQUEST_ID = web.RequestKey("request_id", str)  # the id logged with a request and echoed as X-Request-Id
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
         rid = secrets.token_hex(8)
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     response = await handler(request)
     response.headers["X-Request-Id"] = rid
     return response
@@ -80,7 +83,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_error(exc.status, detail, headers)
     except Exception:
-        log.exception("request %s %s failed (request id %s)", request.method, request.path, request.get("request_id"))
+        log.exception("request %s %s failed (request id %s)", request.method, request.path, request.get(REQUEST_ID))
         return json_error(500, f"internal error (request id {request.get('request_id')}); see the daemon log")
 
 

@@ -27,7 +27,7 @@ from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
-from handlers.middleware import json_error
+from handlers.middleware import REQUEST_ID, json_error
 
 log = logging.getLogger("vision_evald.proxy")
 
@@ -82,7 +82,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=_end_to_end(upstream.headers))
-        response.headers["X-Request-Id"] = request["request_id"]
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():

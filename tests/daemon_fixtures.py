@@ -104,7 +104,81 @@ def place_model(models_root: Path, name: str, source: Path, filename: str = "v1.
     return target
 
 
-class Daemon:
+class DaemonApi:
+    """What tests ask of a running daemon, over its HTTP API and its SQLite file; shared by ``Daemon`` (a
+    child process) and ``tests.inprocess.InProcessDaemon`` (a service in a thread). A subclass provides
+    ``url``, ``db_path``, ``assert_alive()`` and ``log_tail()``."""
+
+    db_path: Path
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def assert_alive(self) -> None:
+        raise NotImplementedError
+
+    def log_tail(self, n: int = 60) -> str:
+        raise NotImplementedError
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/healthz", timeout=10.0).json()
+
+    def wait_workers_ready(self, timeout: float = WORKERS_READY_TIMEOUT_S, *, not_pid: int | None = None) -> dict[str, Any]:
+        """Wait until /healthz reports ready workers (with a worker pid other than ``not_pid``)."""
+        def ready() -> dict[str, Any] | None:
+            h = self.health()
+            pid = h.get("worker_info", {}).get("pid")
+            if h.get("workers") == "ready" and pid and pid != not_pid:
+                return h
+            return None
+        return self.wait_for(ready, timeout, "workers ready")
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.assert_alive()
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.log_tail()}")
+            time.sleep(interval)
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Read the daemon's SQLite file directly (read-only; WAL allows it while the daemon writes)."""
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    # -- API helpers ---------------------------------------------------------------------------
+    def submit_eval(self, **body: Any) -> dict[str, Any]:
+        body.setdefault("imgsz", API_IMGSZ)
+        r = httpx.post(f"{self.url}/v1/vision/eval", json=body, timeout=30.0)
+        assert r.status_code == 202, (r.status_code, r.text)
+        return r.json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        r = httpx.get(f"{self.url}/v1/vision/jobs/{job_id}", timeout=10.0)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()
+
+    def wait_job(self, job_id: str, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+                 timeout: float = JOB_TIMEOUT_S, predicate: Callable[[dict[str, Any]], bool] | None = None
+                 ) -> dict[str, Any]:
+        """Poll a job until its status is one of ``statuses`` (and ``predicate`` holds)."""
+        def done() -> dict[str, Any] | None:
+            job = self.job(job_id)
+            if job["status"] in statuses and (predicate is None or predicate(job)):
+                return job
+            return None
+        return self.wait_for(done, timeout, f"job {job_id} to reach {statuses}")
+
+
+class Daemon(DaemonApi):
     """One ``vision-evald`` child process on its own files and port (see module contract)."""
 
     def __init__(self, root: Path, *, config: dict[str, dict[str, Any]] | None = None, name: str = "daemon") -> None:
@@ -174,30 +248,6 @@ class Daemon:
                 time.sleep(0.2)
         raise AssertionError(f"daemon did not answer /healthz within {timeout:.0f} s:\n{self.log_tail()}")
 
-    def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/healthz", timeout=10.0).json()
-
-    def wait_workers_ready(self, timeout: float = WORKERS_READY_TIMEOUT_S, *, not_pid: int | None = None) -> dict[str, Any]:
-        """Wait until /healthz reports ready workers (with a worker pid other than ``not_pid``)."""
-        def ready() -> dict[str, Any] | None:
-            h = self.health()
-            pid = h.get("worker_info", {}).get("pid")
-            if h.get("workers") == "ready" and pid and pid != not_pid:
-                return h
-            return None
-        return self.wait_for(ready, timeout, "workers ready")
-
-    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            self.assert_alive()
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.log_tail()}")
-            time.sleep(interval)
-
     def assert_alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             code = None if self.proc is None else self.proc.returncode
@@ -254,37 +304,6 @@ class Daemon:
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log().splitlines()[-n:])
 
-    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Read the daemon's SQLite file directly (read-only; WAL allows it while the daemon writes)."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
-
-    # -- API helpers ---------------------------------------------------------------------------
-    def submit_eval(self, **body: Any) -> dict[str, Any]:
-        body.setdefault("imgsz", API_IMGSZ)
-        r = httpx.post(f"{self.url}/v1/vision/eval", json=body, timeout=30.0)
-        assert r.status_code == 202, (r.status_code, r.text)
-        return r.json()
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        r = httpx.get(f"{self.url}/v1/vision/jobs/{job_id}", timeout=10.0)
-        assert r.status_code == 200, (r.status_code, r.text)
-        return r.json()
-
-    def wait_job(self, job_id: str, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
-                 timeout: float = JOB_TIMEOUT_S, predicate: Callable[[dict[str, Any]], bool] | None = None
-                 ) -> dict[str, Any]:
-        """Poll a job until its status is one of ``statuses`` (and ``predicate`` holds)."""
-        def done() -> dict[str, Any] | None:
-            job = self.job(job_id)
-            if job["status"] in statuses and (predicate is None or predicate(job)):
-                return job
-            return None
-        return self.wait_for(done, timeout, f"job {job_id} to reach {statuses}")
 
 
 def make_dataset(root: Path, n_val: int, seed: int) -> Path:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 from daemon.config import Config, parse_config
 from daemon.service import Service
+from tests.daemon_fixtures import DaemonApi
 from vocab.errors import InternalError, VisionEvalError
 
 
@@ -111,3 +114,106 @@ async def wait_job(client: Any, job_id: str, timeout: float = 600.0) -> dict[str
             return job  # type: ignore[no-any-return]
         await asyncio.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish within {timeout} s")
+
+
+class InProcessDaemon(DaemonApi):
+    """The surface of ``tests.daemon_fixtures.Daemon`` over a real ``Service`` running in a thread of the
+    test process, with a ``ThreadExecutor`` (the worker tasks run in the test process, whose torch is
+    already warm: no child process, no torch import per daemon).
+
+    For tests that talk to the daemon over HTTP (sync clients, subprocesses such as the CLI or curl) and
+    need no process of its own: what needs one (kill -9, SIGTERM, a worker to kill, torch isolation)
+    keeps ``Daemon``. Its SQLite file, models folder and HTTP port are real; ``log()`` is what the
+    service logged while it ran (INFO and up, tracebacks included).
+    """
+
+    def __init__(self, root: Path, *, config: dict[str, dict[str, Any]] | None = None, name: str = "daemon") -> None:
+        self.root = root
+        self.models_root = root / "models"
+        self.state_dir = root / "state"
+        self.db_path = root / "eval.db"
+        self.extra = config or {}
+        self.port = 0
+        self.models_root.mkdir(parents=True, exist_ok=True)
+        self.service: Service | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._log = _Records()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_workers: bool = True) -> InProcessDaemon:
+        assert self.service is None, "already running"
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="in-process-daemon", daemon=True)
+        self._thread.start()
+        self._loop = loop
+        self._log.attach()
+        self.service = Service(service_config(self.root, **self.extra), executor=ThreadExecutor())
+        asyncio.run_coroutine_threadsafe(self.service.start(), loop).result(timeout=120)
+        assert self.service.bound_port is not None
+        self.port = self.service.bound_port
+        if wait_workers:
+            self.wait_workers_ready()
+        return self
+
+    def stop(self) -> None:
+        """Close the service (running jobs requeued, as on SIGTERM) and end its thread. Idempotent."""
+        if self.service is None or self._loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.service.close(), self._loop).result(timeout=120)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            assert self._thread is not None
+            self._thread.join(timeout=30)
+            self._loop.close()
+            self._log.detach()
+            self.service, self._loop = None, None
+
+    def log(self) -> str:
+        return self._log.text()
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def assert_alive(self) -> None:
+        assert self.service is not None and self._thread is not None and self._thread.is_alive(), \
+            f"the in-process daemon is not running:\n{self.log_tail()}"
+
+    def descendants(self) -> list[Any]:
+        return []  # no child process: the worker tasks run in threads of the test process
+
+
+class _Records(logging.Handler):
+    """Every record of the service's loggers (INFO and up) while it runs, formatted as its log file would be."""
+
+    LOGGERS = ("daemon", "handlers", "store", "evaluation", "vision_evald", "aiohttp")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+        self._levels: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def attach(self) -> None:
+        for name in self.LOGGERS:
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+            logger.addHandler(self)
+
+    def detach(self) -> None:
+        for name, level in self._levels.items():
+            logger = logging.getLogger(name)
+            logger.removeHandler(self)
+            logger.setLevel(level)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)

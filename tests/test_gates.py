@@ -1,6 +1,7 @@
 """Promotion gates end to end: a paired bootstrap against the incumbent decides, and refusals say why.
 
-Real daemon, real workers, real checkpoints. The class-regression rule itself
+A real service in the test process (HTTP, SQLite, the worker tasks in a thread:
+tests.inprocess.InProcessDaemon), real checkpoints. The class-regression rule itself
 is unit-tested in test_compare_stats.py on synthetic evidence (our fixture
 checkpoints cannot be made to win overall while losing one class); here the
 plumbing is proven: gates from the request reach the decision, the
@@ -16,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.daemon_fixtures import STRONG_PT, WEAK_PT, DaemonApi, make_dataset, place_model
+from tests.inprocess import InProcessDaemon
 from tests.watch_fixtures import resave_checkpoint
 
 pytestmark = pytest.mark.ultralytics
@@ -25,7 +27,7 @@ GATES = {"require_significant": True, "max_class_regression": 0.0, "min_class_su
          "max_size_recall_regression": 0.0}
 
 
-def _eval_promote(daemon: Daemon, model_path: Path, dataset: Path, gates: dict[str, Any] | None) -> dict[str, Any]:
+def _eval_promote(daemon: DaemonApi, model_path: Path, dataset: Path, gates: dict[str, Any] | None) -> dict[str, Any]:
     job = daemon.submit_eval(model=str(model_path), dataset=str(dataset), auto_promote=True, gates=gates)
     done = daemon.wait_job(job["job_id"])
     assert done["status"] == "completed", done
@@ -36,7 +38,7 @@ def test_gates_promote_a_significant_gain_and_refuse_no_gain(tmp_path: Path) -> 
     resaved = tmp_path / "strong-resaved.pt"
     resave = resave_checkpoint(STRONG_PT, resaved, "gates")  # same weights, other bytes
     dataset = make_dataset(tmp_path / "data", n_val=24, seed=21)
-    daemon = Daemon(tmp_path / "daemon", config={"promotion": {"bootstrap_resamples": 300}})
+    daemon = InProcessDaemon(tmp_path / "daemon", config={"promotion": {"bootstrap_resamples": 300}})
     v1 = place_model(daemon.models_root, "gated", WEAK_PT, "v1.pt")
     v2 = place_model(daemon.models_root, "gated", STRONG_PT, "v2.pt")
     daemon.start()
@@ -69,7 +71,7 @@ def test_gates_promote_a_significant_gain_and_refuse_no_gain(tmp_path: Path) -> 
 
 def test_gate_refusal_names_the_failed_gate_in_the_result_and_the_ledger(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data", n_val=24, seed=22)
-    daemon = Daemon(tmp_path / "daemon", config={"promotion": {"bootstrap_resamples": 300, "bootstrap_seed": 7}})
+    daemon = InProcessDaemon(tmp_path / "daemon", config={"promotion": {"bootstrap_resamples": 300, "bootstrap_seed": 7}})
     v1 = place_model(daemon.models_root, "g2", WEAK_PT, "v1.pt")
     v2 = place_model(daemon.models_root, "g2", STRONG_PT, "v2.pt")
     daemon.start()
