@@ -284,7 +284,9 @@ class JobQueue:
             outcome = "completed"
             log.info("job %s completed", job.id)
         finally:
-            self._running.pop(job.id, None)
+            ended = self._running.pop(job.id, None)
+            if ended is not None and ended.writer is not None:
+                ended.writer.cancel()  # a progress write still waiting would only be dropped (status != running)
             self._wake.set()
         self.metrics.observe(job.kind, outcome, time.monotonic() - started)
         if outcome != "retried":

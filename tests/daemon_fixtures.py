@@ -110,6 +110,8 @@ class DaemonApi:
     ``url``, ``db_path``, ``assert_alive()`` and ``log_tail()``."""
 
     db_path: Path
+    models_root: Path
+    state_dir: Path
 
     @property
     def url(self) -> str:

@@ -2,7 +2,8 @@
 
 Unit level: ``parity_verdict`` on hand-made paired statistics.
 
-Daemon level: a real ``vision-evald`` (watcher off, one CPU worker) decides
+Daemon level: a real service in the test process (``tests.inprocess.InProcessDaemon``: watcher
+off, the worker tasks in a thread) decides
 promotions of candidates submitted with ``auto_promote``. The candidate
 v2.pt (strong.pt) beats the incumbent v1.pt (weak.pt), but its v2.onnx is the
 (static) export of weak.pt: it is refused, with the parity numbers in the
@@ -26,10 +27,11 @@ from tests.daemon_fixtures import (
     API_IMGSZ,
     STRONG_PT,
     WEAK_PT,
-    Daemon,
+    DaemonApi,
     make_dataset,
     place_model,
 )
+from tests.inprocess import InProcessDaemon
 
 LIMITS = {"max_delta": 0.005, "max_class_delta": 0.02, "min_class_support": 10}
 
@@ -100,12 +102,12 @@ def _export_as(source: Path, target: Path, *, dynamic: bool = True) -> Path:
     return target
 
 
-def _ledger(daemon: Daemon, name: str) -> list[dict[str, Any]]:
+def _ledger(daemon: DaemonApi, name: str) -> list[dict[str, Any]]:
     rows = daemon.query("SELECT * FROM promotions WHERE model_name = ? ORDER BY id", (name,))
     return [{**dict(r), "details": json.loads(r["details"] or "{}")} for r in rows]
 
 
-def _promote(daemon: Daemon, model: Path, dataset: Path) -> dict[str, Any]:
+def _promote(daemon: DaemonApi, model: Path, dataset: Path) -> dict[str, Any]:
     job = daemon.submit_eval(model=str(model), dataset=str(dataset), auto_promote=True)
     done = daemon.wait_job(job["job_id"])
     assert done["status"] == "completed", done
@@ -115,7 +117,7 @@ def _promote(daemon: Daemon, model: Path, dataset: Path) -> dict[str, Any]:
 @pytest.mark.usefixtures("ultralytics_env")
 def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data", n_val=24, seed=31)
-    daemon = Daemon(tmp_path / "daemon", config={"eval": {"imgsz": API_IMGSZ},
+    daemon = InProcessDaemon(tmp_path / "daemon", config={"eval": {"imgsz": API_IMGSZ},
                                                  "promotion": {"bootstrap_resamples": 50,
                                                                "export_wait_s": 0.0}})
     models = daemon.models_root / "par"

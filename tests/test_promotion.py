@@ -4,7 +4,8 @@ atomic swaps, the ``dataset_best`` baseline and the incumbent evaluated first.
 Unit level: ``daemon.files.atomic_copy`` / ``publish_new`` on real files and
 ``daemon.promotion._promotion_stack`` on ledger rows.
 
-Daemon level: one ``vision-evald`` child process for the module (watcher on,
+Daemon level: one real service for the module, in the test process
+(``tests.inprocess.InProcessDaemon``: the worker tasks in a thread; watcher on,
 settle 0.5 s, rescans every second, ``[eval] imgsz = 320``,
 ``[watch] default_dataset`` = a 16-image synthetic val set, baseline
 "current"), each case on its own model name; checkpoints arrive as
@@ -25,7 +26,8 @@ import pytest
 
 from daemon.files import ContentChanged, atomic_copy, publish_new
 from daemon.promotion import _promotion_stack
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset
+from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
+from tests.inprocess import InProcessDaemon
 from tests.watch_fixtures import (
     WatchEnv,
     copy_file,
@@ -129,7 +131,7 @@ def test_promotion_stack() -> None:
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("promotion")
     dataset = make_dataset(root / "data", n_val=16, seed=0)
-    daemon = Daemon(root, config=watch_config(watch={"default_dataset": str(dataset)}))
+    daemon = InProcessDaemon(root, config=watch_config(watch={"default_dataset": str(dataset)}))
     e = WatchEnv(daemon, dataset)
     try:
         daemon.start()
@@ -345,7 +347,7 @@ def test_dataset_best_baseline_is_the_spec_literal_rule(env: WatchEnv, tmp_path:
     # by far less than min_delta), another sha256.
     strong2 = tmp_path / "strong-resaved.pt"
     resave = resave_checkpoint(STRONG_PT, strong2, "dataset_best")
-    daemon = Daemon(tmp_path / "best", config=watch_config(
+    daemon = InProcessDaemon(tmp_path / "best", config=watch_config(
         watch={"default_dataset": str(env.dataset)}, promotion={"baseline": "dataset_best", "min_delta": 0.1}))
     best = WatchEnv(daemon, env.dataset)
     try:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from tests.daemon_fixtures import API_IMGSZ, REPO_ROOT, Daemon, stable_checkpoint
+from tests.daemon_fixtures import API_IMGSZ, REPO_ROOT, DaemonApi, stable_checkpoint
 
 SETTLE_S = 0.5
 RESCAN_S = 1.0
@@ -113,7 +113,7 @@ def resave_checkpoint(src: Path, dest: Path, note: str) -> subprocess.Popen[byte
 class WatchEnv:
     """A running daemon with the watcher on, and what the tests ask of it."""
 
-    def __init__(self, daemon: Daemon, dataset: Path | None = None) -> None:
+    def __init__(self, daemon: DaemonApi, dataset: Path | None = None) -> None:
         self.daemon = daemon
         self.dataset = dataset  # the val set the tests evaluate on, when there is one
 
