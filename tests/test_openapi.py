@@ -5,8 +5,8 @@
    GET) is in the document, and every documented (path, method) is a route.
    Every POST takes JSON and both form encodings; every operation lists its
    error statuses with the ``{"detail": string}`` body.
-2. A schemathesis run against a real daemon (a child process, nothing
-   mocked): for every operation, positive and negative cases generated from
+2. A schemathesis run against a real service over real HTTP (in the test
+   process, ``tests.inprocess.InProcessDaemon``; nothing mocked): for every operation, positive and negative cases generated from
    the document (a fixed number per operation, derandomised, no shrinking
    phase so a failure does not run away with the clock), each sent to the
    daemon and checked for: no 5xx, a documented status code, a documented
@@ -36,7 +36,7 @@ from daemon.facade import http_settings
 from handlers.app import make_app
 from handlers.middleware import is_public
 from handlers.openapi import DOCUMENT, FORM_URLENCODED, JSON, MULTIPART, document
-from tests.daemon_fixtures import Daemon
+from tests.inprocess import InProcessDaemon
 
 EXAMPLES_PER_OPERATION = 25  # positive and negative each: ~1,000 requests in all
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -103,7 +103,7 @@ def test_every_operation_documents_its_bodies_and_errors() -> None:
 def empty_daemon(tmp_path_factory: pytest.TempPathFactory):
     """A daemon with no models and nothing evaluable under its allowed root."""
     root = tmp_path_factory.mktemp("openapi")
-    daemon = Daemon(root, config={"paths": {"allowed_roots": [str(root / "allowed")]},
+    daemon = InProcessDaemon(root, config={"paths": {"allowed_roots": [str(root / "allowed")]},
                                   "jobs": {"max_queued": 5}})
     (root / "allowed").mkdir()
     try:
@@ -113,14 +113,14 @@ def empty_daemon(tmp_path_factory: pytest.TempPathFactory):
         daemon.stop()
 
 
-def test_served_document_is_the_module_document(empty_daemon: Daemon) -> None:
+def test_served_document_is_the_module_document(empty_daemon: InProcessDaemon) -> None:
     r = httpx.get(f"{empty_daemon.url}/openapi.json", timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.json() == document()
 
 
-def test_schemathesis_no_server_errors_and_responses_conform(empty_daemon: Daemon) -> None:
+def test_schemathesis_no_server_errors_and_responses_conform(empty_daemon: InProcessDaemon) -> None:
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis.errors import Unsatisfiable
