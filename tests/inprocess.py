@@ -3,8 +3,9 @@ with an executor that runs the real worker tasks (``daemon.worker_main.TASKS``) 
 test process instead of spawned worker processes.
 
 ``ThreadExecutor`` stands in for ``WorkerPool`` only because spawning warm torch processes per test
-is slow; what runs is the same code. It cannot interrupt a running task (a thread cannot be
-killed), so a cancel of a *running* job is not exercised through it; a queued job cancels normally.
+is slow; what runs is the same code. A thread cannot be killed: a cancelled or timed-out task is
+stopped at its next progress report (every batch of an evaluation or a training), where
+``WorkerPool`` kills its worker at once; the job's outcome is the same.
 ``start()`` waits for ``release`` to be set: until then the queue dispatches nothing, so a test can
 inspect and cancel queued jobs deterministically.
 """
@@ -15,15 +16,30 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from daemon.config import Config, parse_config
 from daemon.service import Service
-from tests.daemon_fixtures import DaemonApi
-from vocab.errors import InternalError, VisionEvalError
+from tests.daemon_fixtures import DaemonApi, write_toml
+from vocab.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError
+
+
+async def _first(*waits: Any) -> None:
+    """Wait until the first of ``waits`` (coroutines) is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+class _Stopped(BaseException):
+    """Raised in a task's thread at its next progress report once nobody waits for it (a BaseException, so
+    that no ``except Exception`` on the way swallows it)."""
 
 
 class ThreadExecutor:
@@ -35,6 +51,8 @@ class ThreadExecutor:
         self.release = asyncio.Event()
         if released:
             self.release.set()
+        self.gate = asyncio.Event()  # cleared: every task waits to start (InProcessDaemon.paused)
+        self.gate.set()
 
     async def start(self) -> None:
         # _info imports torch: only tests that run tasks get here.
@@ -49,14 +67,36 @@ class ThreadExecutor:
         from daemon.worker_main import TASKS
 
         loop = asyncio.get_running_loop()
+        stop = threading.Event()
 
         def progress(value: float, detail: dict[str, Any] | None = None) -> None:
+            if stop.is_set():
+                raise _Stopped  # the task is abandoned: end its thread at this report
             loop.call_soon_threadsafe(on_progress, float(value))
             if detail is not None and on_detail is not None:
                 loop.call_soon_threadsafe(on_detail, detail)
 
+        if not self.gate.is_set():
+            await _first(self.gate.wait(), cancel.wait())
+            if cancel.is_set():
+                raise JobCancelled("cancelled by request before it started")
+        task = asyncio.ensure_future(asyncio.to_thread(TASKS[kind], params, progress))
+        cancelled = asyncio.ensure_future(cancel.wait())
         try:
-            return await asyncio.wait_for(asyncio.to_thread(TASKS[kind], params, progress), timeout)
+            done, _ = await asyncio.wait({task, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the daemon is stopping: the job goes back to the queue
+            stop.set()
+            raise
+        finally:
+            cancelled.cancel()
+        if task not in done:  # cancelled by request, or past its timeout: stop it at its next progress report
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+            if cancel.is_set():
+                raise JobCancelled("cancelled by request; its task was stopped")
+            raise JobTimedOut(f"{kind} task ran past its timeout of {timeout:g} s; it was stopped")
+        try:
+            return task.result()
         except VisionEvalError:
             raise
         except Exception as exc:  # as WorkerPool reports a task's unexpected error
@@ -132,6 +172,7 @@ class InProcessDaemon(DaemonApi):
         self.models_root = root / "models"
         self.state_dir = root / "state"
         self.db_path = root / "eval.db"
+        self.config_path = root / f"{name}.toml"
         self.extra = config or {}
         self.port = 0
         self.models_root.mkdir(parents=True, exist_ok=True)
@@ -155,6 +196,11 @@ class InProcessDaemon(DaemonApi):
         asyncio.run_coroutine_threadsafe(self.service.start(), loop).result(timeout=120)
         assert self.service.bound_port is not None
         self.port = self.service.bound_port
+        # The config file a client may read (``vision-eval --config``): the service's server and paths.
+        write_toml(self.config_path, {
+            "server": {**self.extra.get("server", {}), "host": "127.0.0.1", "port": self.port},
+            "paths": {"models_root": str(self.models_root), "state_dir": str(self.state_dir),
+                      "db_path": str(self.db_path)}})
         if wait_workers:
             self.wait_workers_ready()
         return self
@@ -165,6 +211,8 @@ class InProcessDaemon(DaemonApi):
             return
         try:
             asyncio.run_coroutine_threadsafe(self.service.close(), self._loop).result(timeout=120)
+            # the task threads end at their next progress report: wait for them, the loop still open
+            asyncio.run_coroutine_threadsafe(self._loop.shutdown_default_executor(), self._loop).result(timeout=120)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             assert self._thread is not None
@@ -172,6 +220,30 @@ class InProcessDaemon(DaemonApi):
             self._loop.close()
             self._log.detach()
             self.service, self._loop = None, None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Inside, no task starts: a job submitted meanwhile waits (queued, or running before its task),
+        so a cancel sent inside is certain to land before any work is done."""
+        executor = self._executor()
+        self._call(executor.gate.clear)
+        try:
+            yield
+        finally:
+            self._call(executor.gate.set)
+
+    def _executor(self) -> ThreadExecutor:
+        assert self.service is not None and isinstance(self.service.executor, ThreadExecutor)
+        return self.service.executor
+
+    def _call(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the service's loop and wait for it."""
+        assert self._loop is not None
+
+        async def call() -> None:
+            fn()
+
+        asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
 
     def log(self) -> str:
         return self._log.text()

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, free_port, make_dataset, place_model
+from tests.daemon_fixtures import STRONG_PT, WEAK_PT, free_port, make_dataset, place_model
+from tests.inprocess import InProcessDaemon
 from vision_eval.render import render_compare, render_eval
 
 TOKEN = "cli-test-token"
@@ -42,7 +43,7 @@ def vision_eval(*args: str, url: str | None = None, token: str | None = TOKEN,
 
 
 class Env:
-    def __init__(self, daemon: Daemon, dataset: Path, other_names: Path) -> None:
+    def __init__(self, daemon: InProcessDaemon, dataset: Path, other_names: Path) -> None:
         self.daemon = daemon
         self.dataset = dataset
         self.other_names = other_names  # the same images, different class names: evaluations fail
@@ -65,7 +66,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     data["names"] = {0: "cat", 1: "dog", 2: "bird"}
     other = root / "data" / "other-names.yaml"
     other.write_text(yaml.safe_dump(data))
-    daemon = Daemon(root, config={"server": {"auth_token": TOKEN}, "paths": {"allowed_roots": [str(root)]},
+    daemon = InProcessDaemon(root, config={"server": {"auth_token": TOKEN}, "paths": {"allowed_roots": [str(root)]},
                                   "eval": {"imgsz": 320}})
     place_model(daemon.models_root, "det", STRONG_PT, "v1.pt")
     place_model(daemon.models_root, "weak", WEAK_PT, "v1.pt")
@@ -250,12 +251,12 @@ def test_failed_job_exits_1_with_its_error(env: Env) -> None:
 
 @needs_daemon
 def test_no_wait_then_cancel(env: Env) -> None:
-    # Not cached (a new imgsz): the job is queued or running when the cancel arrives.
-    job = env.json("eval", "weak", str(env.dataset), "--imgsz", "352", "--no-wait")
-    assert job["status"] == "queued"
-    proc = env.cli("cancel", job["job_id"])
-    assert proc.returncode == 0, proc.stderr
-    assert job["job_id"] in proc.stdout
+    with env.daemon.paused():  # no task starts: the cancel lands before any work, whatever the timing
+        job = env.json("eval", "weak", str(env.dataset), "--imgsz", "352", "--no-wait")
+        assert job["status"] == "queued"
+        proc = env.cli("cancel", job["job_id"])
+        assert proc.returncode == 0, proc.stderr
+        assert job["job_id"] in proc.stdout
 
     def finished() -> str | None:
         status = next(j for j in env.json("jobs")["jobs"] if j["job_id"] == job["job_id"])["status"]

@@ -38,8 +38,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemon_fixtures import REPO_ROOT, STRONG_PT, Daemon, place_model
+from tests.daemon_fixtures import REPO_ROOT, STRONG_PT, DaemonApi, place_model
 from tests.fixtures.synth import make_dataset
+from tests.inprocess import InProcessDaemon
 
 pytestmark = pytest.mark.ultralytics
 
@@ -200,7 +201,7 @@ def test_the_copies_are_the_pages_examples() -> None:
 
 # -- running them -------------------------------------------------------------------------------
 class Env:
-    def __init__(self, daemon: Daemon, dataset: Path, root: Path) -> None:
+    def __init__(self, daemon: DaemonApi, dataset: Path, root: Path) -> None:
         self.daemon = daemon
         self.dataset = dataset
         self.root = root
@@ -242,7 +243,7 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("spec")
     dataset = make_dataset(root / "data", n_train=4, n_val=6, seed=5)
-    daemon = Daemon(root, config={"paths": {"allowed_roots": [str(root)]}, "eval": {"imgsz": 320}})
+    daemon = InProcessDaemon(root, config={"paths": {"allowed_roots": [str(root)]}, "eval": {"imgsz": 320}})
     place_model(daemon.models_root, "my-detector", STRONG_PT, "current.pt")
     place_model(daemon.models_root, "aerial-5epoch", STRONG_PT, "v1.pt")
     try:
