@@ -78,8 +78,8 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
     )
 
     from evaluation.datasets import fingerprint, load_dataset
-    from evaluation.evaluate import gt_boxes
     from evaluation.evidence import load_evidence
+    from evaluation.ground_truth import gt_boxes
 
     dataset = load_dataset(params["dataset_path"])
     if fingerprint(dataset) != params["dataset_fingerprint"]:

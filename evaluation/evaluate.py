@@ -21,9 +21,10 @@ import numpy as np
 
 from evaluation.analysis_store import build_artifacts, write_artifacts
 from evaluation.curves import from_metric
-from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
+from evaluation.datasets import check_class_names, fingerprint, load_dataset
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
+from evaluation.ground_truth import gt_boxes
 from evaluation.metrics import core_metrics
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
 from evaluation.speed import speed_summary
@@ -46,22 +47,6 @@ class EvalRequest:
     split: str = "val"  # the dataset split evaluated: val, test or train
     rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def gt_boxes(dataset: Dataset, image: Path, ori_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Ground truth of one image from its label file: xywh in original pixels (float64) and classes.
-
-    x = (cx - w/2) * W, y = (cy - h/2) * H, w = w * W, h = h * H, with W x H the
-    image size; the area of a box is w * h.
-    """
-    height, width = ori_shape
-    labels = dataset.labels[image]
-    xywh = np.array(
-        [[(lb.cx - lb.w / 2) * width, (lb.cy - lb.h / 2) * height, lb.w * width, lb.h * height] for lb in labels],
-        dtype=np.float64,
-    ).reshape(-1, 4)
-    cls = np.array([lb.cls for lb in labels], dtype=np.int64)
-    return xywh, cls
 
 
 def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:

@@ -1,6 +1,9 @@
-"""The typed application key through which handlers reach the daemon: its ``Facade`` (handlers.facade)."""
+"""How handlers reach the daemon (its ``Facade``, handlers.facade, under a typed app key) and answer JSON."""
 
 from __future__ import annotations
+
+import json
+import math
 
 from aiohttp import web
 
@@ -15,6 +18,20 @@ def service(request: web.Request) -> Facade:
 
 
 def json_response(value: object, status: int = 200) -> web.Response:
-    from handlers.middleware import dumps
-
     return web.json_response(value, status=status, dumps=dumps)
+
+
+def dumps(value: object) -> str:
+    """JSON for responses: NaN and infinities become null (JSON has none)."""
+    return json.dumps(_clean(value), default=str)
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+

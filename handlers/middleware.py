@@ -8,9 +8,7 @@ Every error leaves as JSON ``{"detail": ...}`` with the status of its class in
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import math
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -111,18 +109,3 @@ def auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
         return await handler(request)
 
     return middleware
-
-
-def dumps(value: object) -> str:
-    """JSON for responses: NaN and infinities become null (JSON has none)."""
-    return json.dumps(_clean(value), default=str)
-
-
-def _clean(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value

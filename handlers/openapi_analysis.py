@@ -7,34 +7,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.openapi_parts import ERROR_TEXT, JOB_ID, json_content, path_param, query, responses
+
 _OBJECT = {"type": "object", "additionalProperties": True}
 
 
 def paths() -> dict[str, Any]:
     """The documented operations, keyed by path."""
-    from handlers.openapi import (
-        ERROR_TEXT,
-        JOB_ID,
-        _json,
-        _path_param,
-        _query,
-        _responses,
-    )
-
-    eval_id = _path_param("eval_id", "A stored evaluation's id (eval_id in results, leaderboard and history).",
+    eval_id = path_param("eval_id", "A stored evaluation's id (eval_id in results, leaderboard and history).",
                           pattern="^[0-9]{1,18}$")
-    image = _path_param("image", "An image name the evaluation lists (its errors' ``images``), relative to the "
+    image = path_param("image", "An image name the evaluation lists (its errors' ``images``), relative to the "
                                  "val folder. Nothing else is served.", minLength=1)
-    boxes = _query("boxes", {"type": "boolean", "default": True},
+    boxes = query("boxes", {"type": "boolean", "default": True},
                    "Include the per-box lists (prediction_types, missed_boxes); false leaves them out.")
     curves = {"summary": "Curves of an evaluation: PR per class and all, P/R/F1 against confidence "
                          "(at most 101 points each), with the operating point.",
-              "responses": _responses(200, "The curves.", _json(_OBJECT), (404, 409))}
+              "responses": responses(200, "The curves.", json_content(_OBJECT), (404, 409))}
     errors = {"summary": "Error analysis of an evaluation at its operating point (DESIGN.md): error types "
                          "overall, per class and per size bucket, confusion matrix, failure examples.",
-              "responses": _responses(200, "The error analysis.", _json(_OBJECT), (404, 409))}
+              "responses": responses(200, "The error analysis.", json_content(_OBJECT), (404, 409))}
     images = {"summary": "An image of the evaluation's dataset, by a name the evaluation lists.",
-              "responses": {**_responses(200, "The image file.", {"image/*": {"schema": {"type": "string",
+              "responses": {**responses(200, "The image file.", {"image/*": {"schema": {"type": "string",
                                                                                       "format": "binary"}}},
                                          (404, 409))}}
     out: dict[str, Any] = {}
@@ -44,20 +37,20 @@ def paths() -> dict[str, Any]:
         out[base + "/images/{image}"] = {"get": {**images, "parameters": [param, image]}}
     out["/v1/vision/evaluations/{eval_id}"] = {"get": {
         "summary": "A stored evaluation's result, by id (also when its job was pruned).",
-        "parameters": [eval_id], "responses": _responses(200, "The result.", _json(_OBJECT), (404,))}}
-    html_error = {"description": ERROR_TEXT[400], "content": _json({"$ref": "#/components/schemas/Error"})}
+        "parameters": [eval_id], "responses": responses(200, "The result.", json_content(_OBJECT), (404,))}}
+    html_error = {"description": ERROR_TEXT[400], "content": json_content({"$ref": "#/components/schemas/Error"})}
     out["/"] = {"get": {"summary": "The dashboard (HTML; open without the token: it holds no data).", "security": [],
                         "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
                                       "400": html_error}}}
     out["/dashboard/session"] = {"get": {
         "summary": "Whether API calls need the bearer token (asked by the dashboard before its first call).",
-        "security": [], "responses": {"200": {"description": "auth_required", "content": _json(_OBJECT)},
+        "security": [], "responses": {"200": {"description": "auth_required", "content": json_content(_OBJECT)},
                                       "400": html_error}}}
     out["/dashboard/{name}"] = {"get": {
         "summary": "A static file of the dashboard (a fixed list: app.js, charts.js, pages.js, style.css).",
-        "security": [], "parameters": [_path_param("name", "The file name.", minLength=1)],
+        "security": [], "parameters": [path_param("name", "The file name.", minLength=1)],
         "responses": {"200": {"description": "The file.", "content": {"text/javascript": {"schema": {"type": "string"}},
                                                                       "text/css": {"schema": {"type": "string"}}}},
                       "400": html_error,
-                      "404": {"description": ERROR_TEXT[404], "content": _json({"$ref": "#/components/schemas/Error"})}}}}
+                      "404": {"description": ERROR_TEXT[404], "content": json_content({"$ref": "#/components/schemas/Error"})}}}}
     return out

@@ -35,7 +35,8 @@ from daemon.config import Config
 from daemon.facade import http_settings
 from handlers.app import make_app
 from handlers.middleware import is_public
-from handlers.openapi import DOCUMENT, FORM_URLENCODED, JSON, MULTIPART, document
+from handlers.openapi import DOCUMENT, document
+from handlers.openapi_parts import FORM_URLENCODED, JSON, MULTIPART
 from tests.inprocess import InProcessDaemon
 
 EXAMPLES_PER_OPERATION = 25  # positive and negative each: ~1,000 requests in all
