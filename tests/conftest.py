@@ -87,12 +87,26 @@ def _is_heavy(item: pytest.Item) -> bool:
     return False
 
 
+# The longest modules (real daemons killed and restarted, trainings, fuzzing), started first: `make test`
+# hands whole modules to its pytest processes in collection order, so a long one started last would
+# stretch the run by its whole length. Only the order changes; every test still runs.
+LONGEST_FIRST = ("test_recovery", "test_faults", "test_openapi", "test_export_parity", "test_spec_examples",
+                 "test_train", "test_cli", "test_watcher", "test_gates", "test_promotion", "test_security",
+                 "test_ray_backend", "test_api", "test_dashboard", "test_metrics")
+
+
+def _module_rank(item: pytest.Item) -> int:
+    name = item.path.stem
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if ULTRALYTICS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ultralytics)
         if _is_heavy(item):
             item.add_marker(pytest.mark.heavy)
+    items.sort(key=_module_rank)  # stable: each module keeps its own order
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -262,7 +262,7 @@ class InProcessDaemon(DaemonApi):
 class _Records(logging.Handler):
     """Every record of the service's loggers (INFO and up) while it runs, formatted as its log file would be."""
 
-    LOGGERS = ("daemon", "handlers", "store", "evaluation", "vision_evald", "aiohttp")
+    LOGGERS = ("daemon", "handlers", "store", "evaluation", "vision_evald", "aiohttp", "apscheduler")
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)

@@ -1,6 +1,7 @@
 """POST /v1/vision/train (issue 4): train, publish v<n>.pt + ONNX + pipeline.json, auto-eval, auto-promote.
 
-One ``vision-evald`` child process for the module, with the watcher ON
+One real service for the module, in the test process (``tests.inprocess.InProcessDaemon``: the
+worker tasks, training included, in a thread; a cancel stops a training at its next batch), with the watcher ON
 (settle 0.5 s, rescans every second) so that a trained checkpoint appearing
 in the models folder is seen by it, and must not be evaluated a second time.
 Real training with ultralytics on CPU: ``yolov8n.yaml`` from scratch (bundled,
@@ -16,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemon_fixtures import Daemon
 from tests.fixtures.synth import make_dataset
+from tests.inprocess import InProcessDaemon
 from tests.openapi_check import check
 from tests.watch_fixtures import WatchEnv, sha256_file, watch_config
 
@@ -31,7 +32,7 @@ FINISHED = ("completed", "failed", "cancelled")
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("train")
     dataset = make_dataset(root / "data", n_train=16, n_val=8, seed=3)
-    daemon = Daemon(root, config=watch_config())
+    daemon = InProcessDaemon(root, config=watch_config())
     e = WatchEnv(daemon, dataset)
     try:
         daemon.start()
