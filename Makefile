@@ -30,7 +30,7 @@ lint: install
 
 # No real daemon, no worker, no torch: the in-process logic in well under a minute.
 test-fast: install
-	$(PY) -m pytest -q -m "not heavy"
+	$(PY) -m pytest -q -n 2 -m "not heavy"
 
 fixtures: install
 	$(PY) tests/fixtures/make_fixtures.py

@@ -109,12 +109,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=_module_rank)  # stable: each module keeps its own order
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """``make test-fast`` (``-m "not heavy"``) promises no torch: fail the run if a light test imported it."""
-    markexpr = session.config.getoption("markexpr", "") or ""
-    if "not heavy" in markexpr and "torch" in sys.modules:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print("\nerror: a test selected by -m 'not heavy' imported torch; mark it heavy", file=sys.stderr)
+_TORCH_SEEN: list[str] = []  # the light test that first imported torch in this process
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """``make test-fast`` (``-m "not heavy"``) promises no torch: the light test after which torch is loaded
+    fails, by name (once per process; this works in every pytest-xdist worker too)."""
+    outcome = yield
+    report = outcome.get_result()
+    markexpr = item.config.getoption("markexpr", "") or ""
+    if call.when == "teardown" and "not heavy" in markexpr and "torch" in sys.modules and not _TORCH_SEEN:
+        _TORCH_SEEN.append(item.nodeid)
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} imported torch but is selected by -m 'not heavy': mark it heavy"
 
 
 # --------------------------------------------------------------------------- environment
