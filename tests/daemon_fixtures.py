@@ -107,11 +107,18 @@ def place_model(models_root: Path, name: str, source: Path, filename: str = "v1.
 class DaemonApi:
     """What tests ask of a running daemon, over its HTTP API and its SQLite file; shared by ``Daemon`` (a
     child process) and ``tests.inprocess.InProcessDaemon`` (a service in a thread). A subclass provides
-    ``url``, ``db_path``, ``assert_alive()`` and ``log_tail()``."""
+    ``url``, ``assert_alive()`` and ``log_tail()``."""
 
-    db_path: Path
-    models_root: Path
-    state_dir: Path
+    def __init__(self, root: Path, *, config: dict[str, dict[str, Any]] | None = None, name: str = "daemon") -> None:
+        """The daemon's files under ``root`` (its models folder made); ``config``: sections over the defaults."""
+        self.root = root
+        self.models_root = root / "models"
+        self.state_dir = root / "state"
+        self.db_path = root / "eval.db"
+        self.config_path = root / f"{name}.toml"
+        self.extra = config or {}
+        self.port = 0
+        self.models_root.mkdir(parents=True, exist_ok=True)
 
     @property
     def url(self) -> str:
@@ -184,17 +191,10 @@ class Daemon(DaemonApi):
     """One ``vision-evald`` child process on its own files and port (see module contract)."""
 
     def __init__(self, root: Path, *, config: dict[str, dict[str, Any]] | None = None, name: str = "daemon") -> None:
-        self.root = root
-        self.models_root = root / "models"
-        self.state_dir = root / "state"
-        self.db_path = root / "eval.db"
-        self.config_path = root / f"{name}.toml"
+        super().__init__(root, config=config, name=name)
         self.log_path = root / f"{name}.log"
-        self.extra = config or {}
-        self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
-        self.models_root.mkdir(parents=True, exist_ok=True)
 
     # -- configuration and lifecycle -----------------------------------------------------------
     def _sections(self) -> dict[str, dict[str, Any]]:

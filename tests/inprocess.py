@@ -86,6 +86,7 @@ class ThreadExecutor:
             done, _ = await asyncio.wait({task, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # the daemon is stopping: the job goes back to the queue
             stop.set()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # ends unawaited, with _Stopped
             raise
         finally:
             cancelled.cancel()
@@ -168,14 +169,7 @@ class InProcessDaemon(DaemonApi):
     """
 
     def __init__(self, root: Path, *, config: dict[str, dict[str, Any]] | None = None, name: str = "daemon") -> None:
-        self.root = root
-        self.models_root = root / "models"
-        self.state_dir = root / "state"
-        self.db_path = root / "eval.db"
-        self.config_path = root / f"{name}.toml"
-        self.extra = config or {}
-        self.port = 0
-        self.models_root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root, config=config, name=name)
         self.service: Service | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -81,7 +81,7 @@ def tmp_files(*folders: Path) -> list[Path]:
 
 
 def test_daemon_kill9_mid_auto_promote_evaluation_completes_and_promotes_once(tmp_path: Path) -> None:
-    big = make_dataset(tmp_path / "big", n_val=60, seed=71)
+    big = make_dataset(tmp_path / "big", n_val=40, seed=71)
     d = Daemon(tmp_path, config={"jobs": {"max_attempts": 2}})
     v1 = place_model(d.models_root, "m", STRONG_PT)
     current = d.models_root / "m" / "current.pt"
@@ -198,7 +198,7 @@ def test_daemon_kill9_mid_promotion_leaves_a_complete_current_pt_and_a_reconcile
 
 
 def test_sigterm_during_a_job_requeues_it_without_using_an_attempt(tmp_path: Path) -> None:
-    big = make_dataset(tmp_path / "big", n_val=60, seed=72)
+    big = make_dataset(tmp_path / "big", n_val=40, seed=72)
     d = Daemon(tmp_path, config={"jobs": {"max_attempts": 1}})
     place_model(d.models_root, "m", WEAK_PT)
     try:
@@ -237,7 +237,7 @@ class Env:
 
     def busy_worker(self, seed: int) -> str:
         """Start a longer evaluation and wait until it runs: jobs submitted now stay queued a while."""
-        data = make_dataset(self.root / f"blocker{seed}", n_val=50, seed=seed)
+        data = make_dataset(self.root / f"blocker{seed}", n_val=32, seed=seed)
         job_id = self.d.submit_eval(model=str(self.strong), dataset=str(data))["job_id"]
         self.d.wait_job(job_id, ("running",), timeout=120)
         return job_id

@@ -128,7 +128,7 @@ def test_metrics_is_valid_prometheus_text_from_the_start(env: Env) -> None:
 
 def test_jobs_queue_depth_and_durations(env: Env) -> None:
     d = env.d
-    blocker = make_dataset(env.root / "blocker", n_val=80, seed=91)
+    blocker = make_dataset(env.root / "blocker", n_val=40, seed=91)
     first = d.submit_eval(model=str(env.strong), dataset=str(blocker))["job_id"]
     d.wait_job(first, ("running",), timeout=120)
     waiting = [d.submit_eval(model=str(env.strong), dataset=str(env.small), batch_size=b)["job_id"]

@@ -9,8 +9,9 @@
 - 50 concurrent polling clients while jobs run: only 200s, and SQLite never
   reports "database is locked".
 
-Evaluations that must be interrupted run on 96 synthetic images (6 batches) at imgsz
-320; every wait polls the API with a deadline.
+Evaluations that must be interrupted run on 48 synthetic images (6 batches of 8) at
+imgsz 320, and are interrupted once their first batch is done; every wait polls the API with a
+deadline.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def running_with_progress(job: dict[str, Any]) -> bool:
 
 
 def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Path) -> None:
-    big = make_dataset(tmp_path / "big", n_val=96, seed=11)
+    big = make_dataset(tmp_path / "big", n_val=48, seed=11)
     small = make_dataset(tmp_path / "small", n_val=24, seed=12)
     daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 2}})
     place_model(daemon.models_root, "strong", STRONG_PT)
@@ -110,7 +111,7 @@ def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Pat
 def test_repeated_daemon_kill9_costs_no_attempt_and_every_job_completes(tmp_path: Path) -> None:
     """max_attempts = 1: had any of the daemon's deaths been charged to a job, that job would fail."""
     rng = random.Random(15)
-    data = make_dataset(tmp_path / "data", n_val=64, seed=31)
+    data = make_dataset(tmp_path / "data", n_val=48, seed=31)
     daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 1}})
     place_model(daemon.models_root, "strong", STRONG_PT)
     place_model(daemon.models_root, "weak", WEAK_PT)
@@ -165,7 +166,7 @@ def attempts_of(daemon: Daemon, job_id: str) -> int:
 
 def test_worker_kill9_mid_evaluation_is_retried_and_completes(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "kill_once", n_val=96, seed=21)
+    data = make_dataset(d.root / "kill_once", n_val=48, seed=21)
     job_id = d.submit_eval(model="strong", dataset=str(data))["job_id"]
     d.wait_job(job_id, ("running",), timeout=180, predicate=running_with_progress)
     killed = kill_worker_of(d)
@@ -185,7 +186,7 @@ def test_worker_kill9_mid_evaluation_is_retried_and_completes(served: Daemon) ->
 
 def test_worker_killed_on_every_attempt_fails_with_a_clear_error(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "kill_always", n_val=96, seed=22)
+    data = make_dataset(d.root / "kill_always", n_val=48, seed=22)
     job_id = d.submit_eval(model="weak", dataset=str(data))["job_id"]
     killed = []
     for attempt in (1, 2):
