@@ -90,9 +90,9 @@ def _is_heavy(item: pytest.Item) -> bool:
 # The longest modules (real daemons killed and restarted, trainings, fuzzing), started first: `make test`
 # hands whole modules to its pytest processes in collection order, so a long one started last would
 # stretch the run by its whole length. Only the order changes; every test still runs.
-LONGEST_FIRST = ("test_recovery", "test_faults", "test_openapi", "test_export_parity", "test_spec_examples",
-                 "test_train", "test_cli", "test_watcher", "test_gates", "test_promotion", "test_security",
-                 "test_ray_backend", "test_api", "test_dashboard", "test_metrics")
+LONGEST_FIRST = ("test_daemon_kill9", "test_faults_kills", "test_recovery", "test_faults", "test_openapi",
+                 "test_export_parity", "test_spec_examples", "test_train", "test_cli", "test_watcher", "test_gates",
+                 "test_promotion", "test_security", "test_ray_backend", "test_api", "test_dashboard", "test_metrics")
 
 
 def _module_rank(item: pytest.Item) -> int:

@@ -308,6 +308,19 @@ class Daemon(DaemonApi):
 
 
 
+def running_with_progress(job: dict[str, Any]) -> bool:
+    """A job that is running and has reported progress (its evaluation is under way)."""
+    return job["status"] == "running" and job["progress"] > 0
+
+
+def process_gone(proc: psutil.Process) -> bool:
+    """Whether a process has exited (a zombie awaiting its reaper counts as exited)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def make_dataset(root: Path, n_val: int, seed: int) -> Path:
     from tests.fixtures.synth import make_dataset as _make
 

@@ -1,8 +1,7 @@
 """Crash recovery and load, against a real daemon in a child process (nothing mocked).
 
-- kill -9 of the daemon with one job running and one queued: after a restart
-  on the same files both complete exactly once, and no worker outlives the
-  daemon (PR_SET_PDEATHSIG);
+(kill -9 of the daemon itself: tests/test_daemon_kill9.py.)
+
 - kill -9 of a worker mid-evaluation: the job is retried (or fails with a
   clear error once its attempts are used up), a new worker replaces the dead
   one, and the daemon keeps serving;
@@ -22,118 +21,22 @@ import random
 import signal
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import psutil
 import pytest
 
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.daemon_fixtures import (
+    STRONG_PT,
+    WEAK_PT,
+    Daemon,
+    make_dataset,
+    place_model,
+    process_gone,
+    running_with_progress,
+)
 
 pytestmark = pytest.mark.ultralytics
-
-
-def _gone(proc: psutil.Process) -> bool:
-    """Whether a process has exited (a zombie awaiting its reaper counts as exited)."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_all_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    alive = [p for p in procs if not _gone(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.2)
-        alive = [p for p in alive if not _gone(p)]
-    return alive
-
-
-def running_with_progress(job: dict[str, Any]) -> bool:
-    return job["status"] == "running" and job["progress"] > 0
-
-
-# --------------------------------------------------------------------------- (a) kill -9 of the daemon
-
-
-def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Path) -> None:
-    big = make_dataset(tmp_path / "big", n_val=48, seed=11)
-    small = make_dataset(tmp_path / "small", n_val=24, seed=12)
-    daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 2}})
-    place_model(daemon.models_root, "strong", STRONG_PT)
-    place_model(daemon.models_root, "weak", WEAK_PT)
-    try:
-        daemon.start()
-        first = daemon.submit_eval(model="strong", dataset=str(big))["job_id"]
-        second = daemon.submit_eval(model="weak", dataset=str(small))["job_id"]
-        daemon.wait_job(first, ("running",), timeout=180, predicate=running_with_progress)
-        assert daemon.job(second)["status"] == "queued"
-        worker_pid = daemon.health()["worker_info"]["pid"]
-
-        children = daemon.kill9()
-        assert worker_pid in {c.pid for c in children}, (worker_pid, children)
-        alive = wait_all_gone(children, timeout=20)
-        assert not alive, f"processes outlived the daemon's kill -9: {[(p.pid, p.cmdline()) for p in alive]}"
-
-        # What the crash left on disk: the first job still "running", the second queued, no result yet.
-        rows = {r["id"]: dict(r) for r in daemon.query("SELECT id, status, attempts FROM jobs")}
-        assert rows[first]["status"] == "running" and rows[first]["attempts"] == 1
-        assert rows[second]["status"] == "queued" and rows[second]["attempts"] == 0
-        assert daemon.query("SELECT COUNT(*) FROM eval_results")[0][0] == 0
-
-        daemon.start()  # same config, database, models and state dir
-        assert "recovered interrupted jobs: 1 requeued, 0 failed" in daemon.log()
-        done_first = daemon.wait_job(first, timeout=300)
-        done_second = daemon.wait_job(second, timeout=300)
-        assert done_first["status"] == "completed", done_first
-        assert done_second["status"] == "completed", done_second
-        assert done_first["result"]["cached"] is False and done_second["result"]["cached"] is False
-
-        jobs = daemon.query("SELECT id, status, attempts FROM jobs ORDER BY seq")
-        assert [(r["id"], r["status"]) for r in jobs] == [(first, "completed"), (second, "completed")]
-        # The daemon's death charged no attempt: each job used one, and the first counts one interruption.
-        assert {r["id"]: r["attempts"] for r in jobs} == {first: 1, second: 1}
-        interruptions = {r["id"]: r["interruptions"] for r in daemon.query("SELECT id, interruptions FROM jobs")}
-        assert interruptions == {first: 1, second: 0}
-        results = daemon.query("SELECT id, job_id, model_name FROM eval_results ORDER BY id")
-        assert sorted(r["job_id"] for r in results) == sorted([first, second]), [dict(r) for r in results]
-        assert {r["job_id"]: r["id"] for r in results} == {
-            first: done_first["result"]["eval_id"], second: done_second["result"]["eval_id"],
-        }
-        board = daemon.query("SELECT model_name FROM leaderboard_best ORDER BY model_name")
-        assert [r["model_name"] for r in board] == ["strong", "weak"]
-    finally:
-        daemon.stop()
-
-
-def test_repeated_daemon_kill9_costs_no_attempt_and_every_job_completes(tmp_path: Path) -> None:
-    """max_attempts = 1: had any of the daemon's deaths been charged to a job, that job would fail."""
-    rng = random.Random(15)
-    data = make_dataset(tmp_path / "data", n_val=48, seed=31)
-    daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 1}})
-    place_model(daemon.models_root, "strong", STRONG_PT)
-    place_model(daemon.models_root, "weak", WEAK_PT)
-    try:
-        daemon.start()
-        ids = [daemon.submit_eval(model=m, dataset=str(data), batch_size=b)["job_id"]
-               for m, b in (("strong", 8), ("weak", 8), ("strong", 16), ("weak", 16))]
-        for _ in range(3):
-            running = daemon.wait_for(
-                lambda: [j for j in ids if running_with_progress(daemon.job(j))], 300, "a job running")
-            time.sleep(rng.uniform(0.0, 1.5))  # a random moment within the running evaluation
-            daemon.kill9()
-            assert daemon.query("SELECT status FROM jobs WHERE id = ?", (running[0],))[0][0] in ("running", "completed")
-            daemon.start()
-        done = [daemon.wait_job(j, timeout=300) for j in ids]
-        assert [j["status"] for j in done] == ["completed"] * 4, [(j["job_id"], j["status"], j["error"]) for j in done]
-        rows = daemon.query("SELECT attempts, interruptions FROM jobs")
-        assert all(r["attempts"] == 1 for r in rows), [dict(r) for r in rows]
-        assert sum(r["interruptions"] for r in rows) >= 1  # at least one kill landed on a running job
-        assert daemon.query("SELECT COUNT(DISTINCT job_id) AS n, COUNT(*) AS rows FROM eval_results")[0][:] == (4, 4)
-    finally:
-        daemon.stop()
 
 
 # --------------------------------------------------------------------------- (b, c) one daemon for the rest
@@ -181,7 +84,7 @@ def test_worker_kill9_mid_evaluation_is_retried_and_completes(served: Daemon) ->
     # A new worker replaced the dead one and the daemon goes on serving.
     health = d.wait_workers_ready(not_pid=killed, timeout=120)
     assert health["ok"] is True
-    assert not psutil.pid_exists(killed) or _gone(psutil.Process(killed))
+    assert not psutil.pid_exists(killed) or process_gone(psutil.Process(killed))
 
 
 def test_worker_killed_on_every_attempt_fails_with_a_clear_error(served: Daemon) -> None:
