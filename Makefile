@@ -19,9 +19,10 @@ run: install
 	$(VENV)/bin/vision-evald
 
 # Four pytest processes on two cores: the real-daemon tests spend much of their time waiting on child
-# processes; whole modules go to one process each (--dist loadfile), so a module's daemon is shared.
+# processes; whole modules go to one process each (--dist loadfile), so a module's daemon is shared,
+# in collection order (--no-loadscope-reorder: tests/conftest.py puts the longest modules first).
 test: install
-	$(PY) -m pytest -q -n 4 --dist loadfile
+	$(PY) -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
 
 # ruff (rule set explained in pyproject.toml) and mypy over the packages; .ci/run runs it before the tests.
 lint: install

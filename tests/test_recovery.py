@@ -8,9 +8,10 @@
 - 50 concurrent polling clients while jobs run: only 200s, and SQLite never
   reports "database is locked".
 
-Evaluations that must be interrupted run on 48 synthetic images (6 batches of 8) at
-imgsz 320, and are interrupted once their first batch is done; every wait polls the API with a
-deadline.
+Evaluations that must be interrupted run at imgsz 320 on 48 synthetic images (6 batches of 8),
+96 for the one killed on each of its two attempts (the second must still be running when its new
+worker has started), and are interrupted once their first batch is done; every wait polls the API
+with a deadline.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def test_worker_kill9_mid_evaluation_is_retried_and_completes(served: Daemon) ->
 
 def test_worker_killed_on_every_attempt_fails_with_a_clear_error(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "kill_always", n_val=48, seed=22)
+    data = make_dataset(d.root / "kill_always", n_val=96, seed=22)  # killed twice: its size is only margin
     job_id = d.submit_eval(model="weak", dataset=str(data))["job_id"]
     killed = []
     for attempt in (1, 2):
