@@ -53,6 +53,9 @@ class Decision:
     def promoted(self) -> bool:
         return self.decision == "promoted"
 
+    def promote(self, reason: str) -> None:
+        self.decision, self.reason = "promoted", reason
+
     def refuse(self, reason: str) -> None:
         self.decision, self.reason = "refused", reason
 

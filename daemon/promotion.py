@@ -114,7 +114,7 @@ class Promoter:
             previous_sha256=previous_sha, weights=weights, baseline=self.config.baseline, gate_settings=gates,
         )
         if previous_sha is None:
-            d.decision, d.reason = "promoted", f"first version of {spec.model_name}: no current.pt"
+            d.promote(f"first version of {spec.model_name}: no current.pt")
             return d
         if previous_sha == result["checkpoint_sha256"]:
             d.refuse("the candidate is already what current.pt holds")
@@ -125,7 +125,7 @@ class Promoter:
         incumbent, baseline_desc = await self._baseline(spec, result, current, previous_sha, ctx)
         baseline_score = d.previous_score = None if incumbent is None else composite_score(incumbent, weights)
         if incumbent is None or baseline_score is None:
-            d.decision, d.reason = "promoted", f"{baseline_desc} has no score"
+            d.promote(f"{baseline_desc} has no score")
             return d
         stats, d.significance = await self._statistics(incumbent, result, weights, ctx)
         gain = Gain.of(new_score, baseline_score, stats)

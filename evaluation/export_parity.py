@@ -1,7 +1,7 @@
 """The export-parity verdict: does an ONNX export score what its ``.pt`` scores, on the same images?
 
 Pure Python on the paired statistics of the export (a) against its ``.pt`` (b)
-(``compare_stats.paired_bootstrap`` over both evaluations' evidence, so the
+(``evaluation.stats.bootstrap.paired_bootstrap`` over both evaluations' evidence, so the
 point values are the two models on exactly the same images). An export fails
 when |Δ mAP50-95| exceeds ``max_delta``, or when a class with at least
 ``min_class_support`` ground-truth objects loses more than ``max_class_delta``

@@ -26,13 +26,14 @@ MAX_LINES = 450
 
 
 def _imports(path: Path) -> set[str]:
-    """The top-level packages a module imports, at any depth (``TYPE_CHECKING`` blocks included)."""
+    """Every module name a module imports, at any depth (function-local and ``TYPE_CHECKING`` imports
+    included); ``from a import b`` gives both ``a`` and ``a.b`` (b may be a module)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
+            found.update({node.module, *(f"{node.module}.{alias.name}" for alias in node.names)})
     return found
 
 
@@ -40,7 +41,7 @@ def _imports(path: Path) -> set[str]:
 def test_packages_import_one_way(package: str) -> None:
     wrong = {}
     for path in sorted((REPO / package).rglob("*.py")):
-        ours = (_imports(path) & set(PACKAGES)) - {package}
+        ours = {name.split(".")[0] for name in _imports(path)} & set(PACKAGES) - {package}
         if ours - ALLOWED[package]:
             wrong[str(path.relative_to(REPO))] = sorted(ours - ALLOWED[package])
     assert not wrong, f"{package}/ may import only {sorted(ALLOWED[package])} of ours: {wrong}"
@@ -53,16 +54,7 @@ def _module_graph() -> dict[str, set[str]]:
         for path in (REPO / package).rglob("*.py"):
             name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
             modules[name] = path
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets.update({node.module, *(f"{node.module}.{a.name}" for a in node.names)})
-            elif isinstance(node, ast.Import):
-                targets.update(a.name for a in node.names)
-        graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
+    return {name: {t for t in _imports(path) if t in modules and t != name} for name, path in modules.items()}
 
 
 def test_no_import_cycle_even_inside_functions() -> None:
