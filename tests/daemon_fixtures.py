@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ class DaemonApi:
         self.extra = config or {}
         self.port = 0
         self.models_root.mkdir(parents=True, exist_ok=True)
+        self._http: httpx.Client | None = None
 
     @property
     def url(self) -> str:
@@ -130,8 +132,24 @@ class DaemonApi:
     def log_tail(self, n: int = 60) -> str:
         raise NotImplementedError
 
+    @property
+    def http(self) -> httpx.Client:
+        """A keep-alive client on this daemon's URL, made anew when a restart changes the port.
+
+        One client, not ``httpx.get`` per request: every new httpx client builds an SSL context (~35 ms of
+        CPU, even for plain http), which the polling loops would pay several times a second."""
+        if self._http is None or self._http.base_url != httpx.URL(self.url + "/"):
+            self.close_http()
+            self._http = httpx.Client(base_url=self.url, timeout=30.0)
+        return self._http
+
+    def close_http(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
     def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/healthz", timeout=10.0).json()
+        return self.http.get("/healthz", timeout=10.0).json()
 
     def wait_workers_ready(self, timeout: float = WORKERS_READY_TIMEOUT_S, *, not_pid: int | None = None) -> dict[str, Any]:
         """Wait until /healthz reports ready workers (with a worker pid other than ``not_pid``)."""
@@ -166,12 +184,12 @@ class DaemonApi:
     # -- API helpers ---------------------------------------------------------------------------
     def submit_eval(self, **body: Any) -> dict[str, Any]:
         body.setdefault("imgsz", API_IMGSZ)
-        r = httpx.post(f"{self.url}/v1/vision/eval", json=body, timeout=30.0)
+        r = self.http.post("/v1/vision/eval", json=body)
         assert r.status_code == 202, (r.status_code, r.text)
         return r.json()
 
     def job(self, job_id: str) -> dict[str, Any]:
-        r = httpx.get(f"{self.url}/v1/vision/jobs/{job_id}", timeout=10.0)
+        r = self.http.get(f"/v1/vision/jobs/{job_id}", timeout=10.0)
         assert r.status_code == 200, (r.status_code, r.text)
         return r.json()
 
@@ -244,7 +262,7 @@ class Daemon(DaemonApi):
             if self.proc is not None and self.proc.poll() is not None:
                 return False
             try:
-                httpx.get(f"{self.url}/healthz", timeout=2.0)
+                self.http.get("/healthz", timeout=2.0)
                 return True
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -265,6 +283,19 @@ class Daemon(DaemonApi):
             return psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+
+    @contextmanager
+    def paused(self) -> Iterator[int]:
+        """Inside, the daemon's worker process is stopped (SIGSTOP), so the task it holds cannot finish and
+        the jobs behind it stay queued, however loaded the machine is; SIGCONT on leaving (a no-op if the
+        worker was killed meanwhile, e.g. by a cancel). Yields the worker's pid."""
+        pid = self.health()["worker_info"]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield pid
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def kill9(self) -> list[psutil.Process]:
         """SIGKILL the daemon process only (not its group); returns its descendants as they were."""
@@ -293,6 +324,7 @@ class Daemon(DaemonApi):
                 child.kill()
             except psutil.NoSuchProcess:
                 pass
+        self.close_http()
         if self._log_file is not None:
             self._log_file.close()
 

@@ -213,6 +213,7 @@ class InProcessDaemon(DaemonApi):
             self._thread.join(timeout=30)
             self._loop.close()
             self._log.detach()
+            self.close_http()
             self.service, self._loop = None, None
 
     @contextmanager

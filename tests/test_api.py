@@ -48,7 +48,7 @@ class Env:
         self.daemon = daemon
         self.root = root
         self.small = small  # 24 val images: quick evaluations
-        self.big = big  # 150 val images: an evaluation long enough to cancel
+        self.big = big  # 64 val images (8 batches): an evaluation still running when its first batch is done
         self.url = daemon.url
         self.client = httpx.Client(base_url=daemon.url, timeout=30.0)
 
@@ -62,7 +62,7 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("api")
     small = make_dataset(root / "small", n_val=24, seed=0)
-    big = make_dataset(root / "big", n_val=150, seed=3)
+    big = make_dataset(root / "big", n_val=64, seed=3)
     daemon = Daemon(root, config={"paths": {"allowed_roots": [str(root)]}, "eval": {"imgsz": 320},
                                   "server": {"max_body_bytes": MAX_BODY}})
     place_model(daemon.models_root, "my-detector", STRONG_PT, "current.pt")
@@ -480,24 +480,25 @@ def test_compare_a_model_with_itself_is_a_tie_form_data(env: Env, example: dict[
 def test_cancel_queued_running_and_finished_jobs(env: Env, example: dict[str, Any]) -> None:
     d = env.daemon
     worker_pid = d.health()["worker_info"]["pid"]
-    running = d.submit_eval(model="my-detector", dataset=str(env.big))  # 150 images: not cached yet
+    running = d.submit_eval(model="my-detector", dataset=str(env.big))  # not cached yet
     d.wait_job(running["job_id"], ("running",), timeout=120, predicate=lambda j: j["progress"] > 0)
-    queued = d.submit_eval(model="weak", dataset=str(env.big))
-    assert d.job(queued["job_id"])["status"] == "queued"  # one worker, busy
+    with d.paused():  # its worker frozen mid-evaluation: it cannot finish before the cancel lands
+        queued = d.submit_eval(model="weak", dataset=str(env.big))
+        assert d.job(queued["job_id"])["status"] == "queued"  # one worker, busy
 
-    # A queued job is cancelled at once.
-    r = env.client.delete(f"/v1/vision/jobs/{queued['job_id']}")
-    assert r.status_code == 200, r.text
-    assert r.json()["status"] == "cancelled"
-    job = d.job(queued["job_id"])
-    assert job["status"] == "cancelled" and job["completed_at"] and job["result"] is None
-    # Cancelling it again: it is finished now.
-    r = env.client.delete(f"/v1/vision/jobs/{queued['job_id']}")
-    assert r.status_code == 409 and "cancelled" in detail_of(r)
+        # A queued job is cancelled at once.
+        r = env.client.delete(f"/v1/vision/jobs/{queued['job_id']}")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "cancelled"
+        job = d.job(queued["job_id"])
+        assert job["status"] == "cancelled" and job["completed_at"] and job["result"] is None
+        # Cancelling it again: it is finished now.
+        r = env.client.delete(f"/v1/vision/jobs/{queued['job_id']}")
+        assert r.status_code == 409 and "cancelled" in detail_of(r)
 
-    # A running job is stopped (its worker is killed and replaced).
-    r = env.client.delete(f"/v1/vision/jobs/{running['job_id']}")
-    assert r.status_code == 200, r.text
+        # A running job is stopped (its worker is killed and replaced).
+        r = env.client.delete(f"/v1/vision/jobs/{running['job_id']}")
+        assert r.status_code == 200, r.text
     job = d.wait_job(running["job_id"], timeout=120)
     assert job["status"] == "cancelled", job
     assert d.query("SELECT COUNT(*) FROM eval_results WHERE job_id = ?", (running["job_id"],))[0][0] == 0

@@ -58,14 +58,7 @@ class Env:
 
     def post_eval(self, **body: Any) -> httpx.Response:
         body.setdefault("imgsz", API_IMGSZ)
-        return httpx.post(f"{self.d.url}/v1/vision/eval", json=body, timeout=60)
-
-    def busy_worker(self, seed: int) -> str:
-        """Start a longer evaluation and wait until it runs: jobs submitted now stay queued a while."""
-        data = make_dataset(self.root / f"blocker{seed}", n_val=32, seed=seed)
-        job_id = self.d.submit_eval(model=str(self.strong), dataset=str(data))["job_id"]
-        self.d.wait_job(job_id, ("running",), timeout=120)
-        return job_id
+        return self.d.http.post("/v1/vision/eval", json=body, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +143,15 @@ def test_dataset_deleted_between_submit_and_run_fails_clearly(env: Env) -> None:
     d = env.d
     doomed = make_dataset(env.root / "doomed", n_val=8, seed=81)
     doomed_images = make_dataset(env.root / "doomed_images", n_val=8, seed=82)
-    busy = env.busy_worker(seed=83)
-    gone_yaml = d.submit_eval(model=str(env.strong), dataset=str(doomed))["job_id"]
-    gone_images = d.submit_eval(model=str(env.strong), dataset=str(doomed_images))["job_id"]
-    shutil.rmtree(doomed.parent)
-    shutil.rmtree(doomed_images.parent / "images")
-    assert d.job(gone_yaml)["status"] == "queued" and d.job(gone_images)["status"] == "queued"
+    blocker = make_dataset(env.root / "blocker", n_val=8, seed=83)
+    with d.paused():  # the one worker frozen on the blocker: the jobs behind it cannot start
+        busy = d.submit_eval(model=str(env.strong), dataset=str(blocker))["job_id"]
+        d.wait_job(busy, ("running",), timeout=60)
+        gone_yaml = d.submit_eval(model=str(env.strong), dataset=str(doomed))["job_id"]
+        gone_images = d.submit_eval(model=str(env.strong), dataset=str(doomed_images))["job_id"]
+        shutil.rmtree(doomed.parent)
+        shutil.rmtree(doomed_images.parent / "images")
+        assert d.job(gone_yaml)["status"] == "queued" and d.job(gone_images)["status"] == "queued"
     job = d.wait_job(gone_yaml, timeout=180)
     assert job["status"] == "failed" and "not found" in job["error"] and str(doomed) in job["error"], job
     job = d.wait_job(gone_images, timeout=180)

@@ -128,12 +128,13 @@ def test_metrics_is_valid_prometheus_text_from_the_start(env: Env) -> None:
 
 def test_jobs_queue_depth_and_durations(env: Env) -> None:
     d = env.d
-    blocker = make_dataset(env.root / "blocker", n_val=40, seed=91)
-    first = d.submit_eval(model=str(env.strong), dataset=str(blocker))["job_id"]
-    d.wait_job(first, ("running",), timeout=120)
-    waiting = [d.submit_eval(model=str(env.strong), dataset=str(env.small), batch_size=b)["job_id"]
-               for b in (4, 8)]
-    s = env.metrics()
+    blocker = make_dataset(env.root / "blocker", n_val=8, seed=91)
+    with d.paused():  # the one worker frozen on the first job: the others stay queued
+        first = d.submit_eval(model=str(env.strong), dataset=str(blocker))["job_id"]
+        d.wait_job(first, ("running",), timeout=60)
+        waiting = [d.submit_eval(model=str(env.strong), dataset=str(env.small), batch_size=b)["job_id"]
+                   for b in (4, 8)]
+        s = env.metrics()
     assert value_of(s, "vision_evald_queue_depth") >= 2, s.get("vision_evald_queue_depth")
     assert value_of(s, "vision_evald_jobs", kind="eval", status="queued") >= 2
     assert value_of(s, "vision_evald_jobs", kind="eval", status="running") == 1

@@ -86,7 +86,7 @@ class Env:
                            models=self.daemon.models_root, small=self.small)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
+        return self.daemon.http.post(path, **kwargs)
 
     def jobs_count(self) -> int:
         return self.daemon.query("SELECT COUNT(*) FROM jobs")[0][0]
@@ -321,17 +321,18 @@ def test_download_key_is_never_executed_when_val_vanishes_before_the_run(env: En
     d = env.daemon
     markers = env.root / "markers_run"
     markers.mkdir()
-    blocker = make_dataset(env.allowed / "blocker", n_val=50, seed=40)
+    blocker = make_dataset(env.allowed / "blocker", n_val=8, seed=40)
     yamls = _download_yamls(env.allowed / "dl_run", markers, with_val=True, seed=50)
-    busy = d.submit_eval(model="good", dataset=str(blocker))["job_id"]
-    d.wait_job(busy, ("running",), timeout=120)
     queued = {}
-    for kind, path in yamls.items():
-        job = d.submit_eval(model="good", dataset=str(path))
-        queued[kind] = job["job_id"]
-        shutil.rmtree(path.parent / "images" / "val")  # valid at submit time, gone before the run
-    for job_id in queued.values():
-        assert d.job(job_id)["status"] == "queued", "the job started before its val split was removed"
+    with d.paused():  # the one worker frozen on the blocker: the jobs behind it cannot start
+        busy = d.submit_eval(model="good", dataset=str(blocker))["job_id"]
+        d.wait_job(busy, ("running",), timeout=60)
+        for kind, path in yamls.items():
+            job = d.submit_eval(model="good", dataset=str(path))
+            queued[kind] = job["job_id"]
+            shutil.rmtree(path.parent / "images" / "val")  # valid at submit time, gone before the run
+        for job_id in queued.values():
+            assert d.job(job_id)["status"] == "queued", "the job started before its val split was removed"
     for kind, job_id in queued.items():
         job = d.wait_job(job_id, timeout=240)
         assert job["status"] == "failed", (kind, job)

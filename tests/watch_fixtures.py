@@ -127,10 +127,10 @@ class WatchEnv:
 
     # -- HTTP ----------------------------------------------------------------------------------
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", timeout=30.0, **kw)
+        return self.daemon.http.get(path, **kw)
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", timeout=60.0, **kw)
+        return self.daemon.http.post(path, timeout=60.0, **kw)
 
     def model(self, name: str) -> dict[str, Any]:
         r = self.get(f"/v1/vision/models/{name}")
