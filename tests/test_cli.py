@@ -306,7 +306,8 @@ def test_promote_and_rollback(env: Env) -> None:
 
 @needs_daemon
 def test_train_with_auto_promote_waits_for_the_result(env: Env) -> None:
-    proc = env.cli("train", "fresh", str(env.dataset), "--epochs", "1", "--imgsz", IMGSZ, "--batch", "8",
+    tiny = make_dataset(env.daemon.root / "tiny", n_val=8, seed=4)  # one batch: the CLI is what is tested
+    proc = env.cli("train", "fresh", str(tiny), "--epochs", "1", "--imgsz", IMGSZ, "--batch", "8",
                    "--base-model", "weak", "--auto-promote")
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert re.search(r"^trained\s+fresh v1 \(1 epochs\)", proc.stdout, re.M)

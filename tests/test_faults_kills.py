@@ -89,7 +89,7 @@ def padded_checkpoint(source: Path, dest: Path, mb: int, seed: int) -> Path:
     return dest
 
 
-KILLS = 4
+KILLS = 3
 
 
 def _promote_forever(url: str, stop: threading.Event, acked: list[int], interrupted: list[str]) -> None:

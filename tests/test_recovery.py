@@ -158,7 +158,7 @@ async def _storm(d: Daemon, job_ids: list[str], clients: int, max_s: float) -> t
 
 def test_fifty_concurrent_clients_while_jobs_run(served: Daemon) -> None:
     d = served
-    data = make_dataset(d.root / "storm", n_val=48, seed=31)
+    data = make_dataset(d.root / "storm", n_val=16, seed=31)
     job_ids = [d.submit_eval(model=m, dataset=str(data))["job_id"] for m in ("strong", "weak")]
     statuses, errors = asyncio.run(_storm(d, job_ids, clients=50, max_s=300))
 

@@ -150,17 +150,32 @@ def test_train_json_with_auto_eval_and_auto_promote(env: WatchEnv) -> None:
     assert r.status_code == 409, r.text
 
 
-def test_train_form_data(env: WatchEnv) -> None:
-    """The spec's form-data form: flat fields, booleans as strings (as the spec's Python example sends)."""
-    name = "trained-form"
-    r = env.post("/v1/vision/train", data={
-        "model": name, "dataset": str(env.dataset), "task": "detection",
-        "epochs": "1", "imgsz": "320", "batch_size": "8", "auto_eval": "true", "auto_promote": "true",
-    })
-    assert r.status_code == 202, r.text
-    job = wait_train(env, r.json()["job_id"])
-    result = check_trained(env, name, job)
-    check_not_evaluated_again(env, name, job["job_id"], result["checkpoint_sha256"])
+def test_train_form_data_makes_the_same_job_as_json(env: WatchEnv) -> None:
+    """The spec's form-data form (flat fields, booleans as strings, as the spec's Python example sends)
+    stores the same job as the JSON form, auto-eval and auto-promote included. What the JSON form's job
+    then does is test_train_json_with_auto_eval_and_auto_promote; the two share everything after parsing."""
+    fields = {"dataset": str(env.dataset), "task": "detection", "epochs": "1", "imgsz": "320", "batch_size": "8",
+              "learning_rate": "0.02", "patience": "7", "auto_eval": "true", "auto_promote": "true"}
+    with env.daemon.paused():  # neither job starts: what is compared is what was stored
+        form = env.post("/v1/vision/train", data={"model": "trained-form", **fields})
+        body = {"model": "trained-form-json", "dataset": str(env.dataset), "task": "detection",
+                "config": {"epochs": 1, "imgsz": 320, "batch_size": 8, "learning_rate": 0.02, "patience": 7},
+                "auto_eval": True, "auto_promote": True}
+        as_json = env.post("/v1/vision/train", json=body)
+        assert form.status_code == 202 and as_json.status_code == 202, (form.text, as_json.text)
+        ids = [form.json()["job_id"], as_json.json()["job_id"]]
+        stored = {r["id"]: json.loads(r["params"]) for r in env.daemon.query(
+            "SELECT id, params FROM jobs WHERE id IN (?, ?)", tuple(ids))}
+        for job_id in ids:
+            assert env.daemon.http.delete(f"/v1/vision/train/{job_id}").status_code == 200
+    from_form, from_json = stored[ids[0]], stored[ids[1]]
+    assert (from_form.pop("model"), from_json.pop("model")) == ("trained-form", "trained-form-json")
+    assert from_form == from_json
+    assert (from_form["auto_eval"], from_form["auto_promote"]) == (True, True)
+    assert (from_form["epochs"], from_form["imgsz"], from_form["batch"]) == (1, 320, 8)
+    assert (from_form["learning_rate"], from_form["patience"]) == (0.02, 7)
+    for job_id in ids:
+        assert wait_train(env, job_id, timeout=60)["status"] == "cancelled"
 
 
 def test_unsupported_task_is_a_400_naming_what_is_supported(env: WatchEnv) -> None:
