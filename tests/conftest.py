@@ -17,6 +17,7 @@ the same evaluation runs at most once per session, whichever test asks first.
 from __future__ import annotations
 
 import atexit
+import functools
 import inspect
 import json
 import shutil
@@ -77,14 +78,17 @@ def _is_heavy(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     for defs in (info.name2fixturedefs.values() if info else ()):
         funcs.extend(d.func for d in defs)
-    for func in funcs:
-        try:
-            source = inspect.getsource(func) if func is not None else ""
-        except (OSError, TypeError):
-            continue
-        if any(token in source for token in HEAVY_TOKENS):
-            return True
-    return False
+    return any(func is not None and _starts_something(func) for func in funcs)
+
+
+@functools.cache
+def _starts_something(func: Callable[..., Any]) -> bool:
+    """Whether a function's source names a HEAVY_TOKENS entry (cached: fixtures are shared by many tests)."""
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+    return any(token in source for token in HEAVY_TOKENS)
 
 
 # The longest modules (real daemons killed and restarted, trainings, fuzzing), started first: `make test`

@@ -1,7 +1,8 @@
 """kill -9 of the daemon itself, against a real daemon in a child process (nothing mocked).
 
-- with one job running and one queued: after a restart on the same files both complete exactly
-  once, and no worker outlives the daemon (PR_SET_PDEATHSIG);
+- with an auto-promote evaluation running and another job queued: nothing is promoted by the dying
+  daemon, no worker outlives it (PR_SET_PDEATHSIG), and after a restart on the same files both jobs
+  complete exactly once and the promotion is recorded once, current.pt the evaluated checkpoint;
 - twice at random moments under ``max_attempts = 1``: the daemon's deaths cost no attempt and
   every job completes.
 
@@ -20,6 +21,7 @@ import psutil
 import pytest
 
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model, process_gone, running_with_progress
+from tests.watch_fixtures import sha256_file
 
 pytestmark = pytest.mark.ultralytics
 
@@ -36,15 +38,16 @@ def wait_all_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Pr
 # --------------------------------------------------------------------------- (a) kill -9 of the daemon
 
 
-def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Path) -> None:
+def test_daemon_kill9_then_restart_completes_each_job_and_its_promotion_exactly_once(tmp_path: Path) -> None:
     big = make_dataset(tmp_path / "big", n_val=48, seed=11)
     small = make_dataset(tmp_path / "small", n_val=24, seed=12)
     daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 2}})
-    place_model(daemon.models_root, "strong", STRONG_PT)
+    v1 = place_model(daemon.models_root, "strong", STRONG_PT)
     place_model(daemon.models_root, "weak", WEAK_PT)
+    current = daemon.models_root / "strong" / "current.pt"
     try:
         daemon.start()
-        first = daemon.submit_eval(model="strong", dataset=str(big))["job_id"]
+        first = daemon.submit_eval(model="strong", dataset=str(big), auto_promote=True)["job_id"]
         second = daemon.submit_eval(model="weak", dataset=str(small))["job_id"]
         daemon.wait_job(first, ("running",), timeout=180, predicate=running_with_progress)
         assert daemon.job(second)["status"] == "queued"
@@ -55,11 +58,13 @@ def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Pat
         alive = wait_all_gone(children, timeout=20)
         assert not alive, f"processes outlived the daemon's kill -9: {[(p.pid, p.cmdline()) for p in alive]}"
 
-        # What the crash left on disk: the first job still "running", the second queued, no result yet.
+        # What the crash left on disk: the first job still "running", the second queued, no result, no promotion.
         rows = {r["id"]: dict(r) for r in daemon.query("SELECT id, status, attempts FROM jobs")}
         assert rows[first]["status"] == "running" and rows[first]["attempts"] == 1
         assert rows[second]["status"] == "queued" and rows[second]["attempts"] == 0
         assert daemon.query("SELECT COUNT(*) FROM eval_results")[0][0] == 0
+        assert not current.exists(), "promoted before the evaluation finished"
+        assert daemon.query("SELECT COUNT(*) FROM promotions")[0][0] == 0
 
         daemon.start()  # same config, database, models and state dir
         assert "recovered interrupted jobs: 1 requeued, 0 failed" in daemon.log()
@@ -82,6 +87,12 @@ def test_daemon_kill9_then_restart_completes_each_job_exactly_once(tmp_path: Pat
         }
         board = daemon.query("SELECT model_name FROM leaderboard_best ORDER BY model_name")
         assert [r["model_name"] for r in board] == ["strong", "weak"]
+
+        # The promotion the kill interrupted happened once, after the restart.
+        assert done_first["result"]["promotion"]["decision"] == "promoted", done_first["result"]["promotion"]
+        promotions = daemon.query("SELECT decision, new_sha256 FROM promotions WHERE model_name = 'strong'")
+        assert [r["decision"] for r in promotions] == ["promoted"], [dict(r) for r in promotions]
+        assert promotions[0]["new_sha256"] == sha256_file(v1) == sha256_file(current)
     finally:
         daemon.stop()
 

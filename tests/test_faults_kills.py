@@ -4,10 +4,9 @@ A module of its own (from tests/test_faults.py, whose other fault tests share on
 test`` gives each pytest process whole modules, and these long tests each start their own daemon.
 Every test asserts that nothing is lost (each accepted job ends exactly once, with one stored
 result when it completes) and that ``current.pt`` is always a complete file: its sha256 is one of
-the checkpoints that were promoted.
+the checkpoints that were promoted. (kill -9 mid-evaluation of an auto-promote job:
+tests/test_daemon_kill9.py.)
 
-- kill -9 of the daemon mid-evaluation of an auto-promote job, then restart:
-  the job completes once, its promotion is recorded once, current.pt is v1;
 - kill -9 of the daemon in a loop of manual promotions of two ~30 MB
   checkpoints (so a copy takes a while), then restart, several times: after
   every kill current.pt is absent (before the first swap) or byte-identical
@@ -43,37 +42,6 @@ pytestmark = pytest.mark.ultralytics
 
 def tmp_files(*folders: Path) -> list[Path]:
     return [p for folder in folders if folder.is_dir() for p in folder.iterdir() if ".tmp-" in p.name]
-
-
-# --------------------------------------------------------------------------- kill -9 mid-evaluation, auto-promote
-
-
-def test_daemon_kill9_mid_auto_promote_evaluation_completes_and_promotes_once(tmp_path: Path) -> None:
-    big = make_dataset(tmp_path / "big", n_val=40, seed=71)
-    d = Daemon(tmp_path, config={"jobs": {"max_attempts": 2}})
-    v1 = place_model(d.models_root, "m", STRONG_PT)
-    current = d.models_root / "m" / "current.pt"
-    try:
-        d.start()
-        job_id = d.submit_eval(model="m", dataset=str(big), auto_promote=True)["job_id"]
-        d.wait_job(job_id, ("running",), timeout=120, predicate=running_with_progress)
-        d.kill9()
-        assert not current.exists(), "promoted before the evaluation finished"
-        assert d.query("SELECT COUNT(*) FROM promotions")[0][0] == 0
-
-        d.start()
-        job = d.wait_job(job_id, timeout=240)
-        assert job["status"] == "completed", job
-        assert job["result"]["promotion"]["decision"] == "promoted", job["result"]["promotion"]
-        # The daemon's own death charges no attempt: it counts as an interruption.
-        row = d.query("SELECT attempts, interruptions FROM jobs WHERE id = ?", (job_id,))[0]
-        assert (row["attempts"], row["interruptions"]) == (1, 1)
-        assert d.query("SELECT COUNT(*) FROM eval_results WHERE job_id = ?", (job_id,))[0][0] == 1
-        rows = d.query("SELECT decision, new_sha256, details FROM promotions WHERE model_name = 'm'")
-        assert [r["decision"] for r in rows] == ["promoted"], [dict(r) for r in rows]
-        assert rows[0]["new_sha256"] == sha256_file(v1) == sha256_file(current)
-    finally:
-        d.stop()
 
 
 # --------------------------------------------------------------------------- kill -9 mid-promotion
