@@ -38,6 +38,7 @@ WEAK_PT = FIXTURES_DIR / "weak.pt"
 API_IMGSZ = 320
 WORKERS_READY_TIMEOUT_S = 240.0
 JOB_TIMEOUT_S = 240.0
+STABLE_S = 2.0  # a checkpoint unmodified this long is no longer being written
 
 
 def vision_evald_command() -> list[str]:
@@ -78,22 +79,21 @@ def write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
 
 
 def stable_checkpoint(path: Path, timeout: float = 300.0) -> Path:
-    """Wait until ``path`` is a complete torch zip archive whose size no longer changes.
+    """Wait until ``path`` is a complete torch zip archive, unmodified for ``STABLE_S`` seconds.
 
-    weak.pt may be rewritten by ``make fixtures`` while tests run; never copy a half-written file.
+    weak.pt may be rewritten by ``make fixtures`` while tests run; never copy a half-written file. A file
+    last written long ago (the usual case: the committed checkpoints) is returned without waiting.
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            size = path.stat().st_size
-            time.sleep(0.5)
-            if size > 0 and path.stat().st_size == size and zipfile.is_zipfile(path):
+            if time.time() - path.stat().st_mtime >= STABLE_S and zipfile.is_zipfile(path):
                 return path
         except FileNotFoundError:
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} did not become a stable checkpoint within {timeout:.0f} s")
-        time.sleep(1.0)
+        time.sleep(0.5)
 
 
 def place_model(models_root: Path, name: str, source: Path, filename: str = "v1.pt") -> Path:
