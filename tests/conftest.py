@@ -94,9 +94,10 @@ def _starts_something(func: Callable[..., Any]) -> bool:
 # The longest modules (real daemons killed and restarted, trainings, fuzzing), started first: `make test`
 # hands whole modules to its pytest processes in collection order, so a long one started last would
 # stretch the run by its whole length. Only the order changes; every test still runs.
-LONGEST_FIRST = ("test_daemon_kill9", "test_faults_kills", "test_recovery", "test_faults", "test_openapi",
-                 "test_export_parity", "test_spec_examples", "test_train", "test_cli", "test_watcher", "test_gates",
-                 "test_promotion", "test_security", "test_ray_backend", "test_api", "test_dashboard", "test_metrics")
+LONGEST_FIRST = ("test_spec_examples", "test_security", "test_recovery", "test_train", "test_faults_kills",
+                 "test_export_parity", "test_daemon_kill9", "test_watcher", "test_promotion", "test_faults",
+                 "test_openapi", "test_ray_backend", "test_dashboard", "test_metrics", "test_cli", "test_api",
+                 "test_rankings", "test_promotion_decisions", "test_gates")
 
 
 def _module_rank(item: pytest.Item) -> int:
