@@ -8,7 +8,7 @@ substituted: the host and port (both ``localhost:14345`` and
 path becomes the test dataset) and the image size (640 -> 320: the fixture
 checkpoints were trained small). The Python scripts also get two changes of
 pace that change no request or answer: the train example's 20 epochs become
-2 (the API takes any count; 20 epochs on a CPU only cost a minute) and their
+1 (the API takes any count; 20 epochs on a CPU only cost a minute) and their
 poll sleeps (5 and 10 s) become 0.5 s. The poll example's job id ``a1b2c3d4`` is the
 id the previous example's answer gave, as the page says. The page lost the
 Python examples' indentation; the copies below restore it and are compared
@@ -228,7 +228,7 @@ class Env:
     def python(self, example: str, name: str) -> str:
         script = self.root / name
         text = self.substitute(example)
-        for old, new in (('"epochs": 20,', '"epochs": 2,'), ("time.sleep(10)", "time.sleep(0.5)"),
+        for old, new in (('"epochs": 20,', '"epochs": 1,'), ("time.sleep(10)", "time.sleep(0.5)"),
                          ("time.sleep(5)", "time.sleep(0.5)")):
             assert text.count(old) <= 1, old
             text = text.replace(old, new)
