@@ -21,8 +21,10 @@ run: install
 # Four pytest processes on two cores: the real-daemon tests spend much of their time waiting on child
 # processes; whole modules go to one process each (--dist loadfile), so a module's daemon is shared,
 # in collection order (--no-loadscope-reorder: tests/conftest.py puts the longest modules first).
+# PYTHONDONTWRITEBYTECODE is emptied for the run (an environment may set it): the suite starts some 150
+# Python processes (daemons, workers, CLI calls), and each would compile this project's modules anew.
 test: install
-	$(PY) -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
 
 # ruff (rule set explained in pyproject.toml) and mypy over the packages; .ci/run runs it before the tests.
 lint: install
@@ -31,7 +33,7 @@ lint: install
 
 # No real daemon, no worker, no torch: the in-process logic in well under a minute.
 test-fast: install
-	$(PY) -m pytest -q -n 2 -m "not heavy"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 -m "not heavy"
 
 fixtures: install
 	$(PY) tests/fixtures/make_fixtures.py
