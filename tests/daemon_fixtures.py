@@ -138,7 +138,7 @@ class DaemonApi:
 
         One client, not ``httpx.get`` per request: every new httpx client builds an SSL context (~35 ms of
         CPU, even for plain http), which the polling loops would pay several times a second."""
-        if self._http is None or self._http.base_url != httpx.URL(self.url + "/"):
+        if self._http is None or str(self._http.base_url).rstrip("/") != self.url:
             self.close_http()
             self._http = httpx.Client(base_url=self.url, timeout=30.0)
         return self._http

@@ -50,7 +50,7 @@ class Env:
         self.small = small  # 24 val images: quick evaluations
         self.big = big  # 64 val images (8 batches): an evaluation still running when its first batch is done
         self.url = daemon.url
-        self.client = httpx.Client(base_url=daemon.url, timeout=30.0)
+        self.client = daemon.http  # the daemon helper's keep-alive client
 
     def job_ids(self) -> list[str]:
         r = self.client.get("/v1/vision/jobs", params={"limit": 1000})
@@ -69,9 +69,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     place_model(daemon.models_root, "weak", WEAK_PT, "v1.pt")
     try:
         daemon.start()
-        e = Env(daemon, root, small, big)
-        yield e
-        e.client.close()
+        yield Env(daemon, root, small, big)
     finally:
         daemon.stop()
 

@@ -4,11 +4,10 @@ Every test asserts that nothing is lost (each accepted job ends exactly once,
 with one stored result when it completes) and that ``current.pt`` is always a
 complete file: its sha256 is one of the checkpoints that were promoted.
 
-Already covered by tests/test_recovery.py and not repeated here: kill -9 of a
-worker mid-evaluation (retried, or failed clearly once attempts run out) and
-kill -9 of the daemon with one job running and one queued.
-
-kill -9 and SIGTERM of the daemon mid-work: tests/test_faults_kills.py.
+Covered elsewhere and not repeated here: kill -9 of a worker mid-evaluation
+(tests/test_recovery.py), kill -9 of the daemon with jobs in flight
+(tests/test_daemon_kill9.py), kill -9 mid-promotion and SIGTERM
+(tests/test_faults_kills.py).
 
 Here, on one daemon for the module:
 - a corrupt and a truncated .pt, submitted to POST /v1/vision/eval and dropped

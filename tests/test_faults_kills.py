@@ -98,7 +98,7 @@ def test_daemon_kill9_mid_promotion_leaves_a_complete_current_pt_and_a_reconcile
                 latest = d.query("SELECT new_sha256 FROM promotions WHERE model_name = 'm' AND "
                                  "decision IN ('promoted', 'rollback') ORDER BY id DESC LIMIT 1")
                 assert latest and latest[0]["new_sha256"] == sha256_file(current), "ledger not reconciled"
-                detail = httpx.get(f"{d.url}/v1/vision/models/m", timeout=10).json()
+                detail = d.http.get("/v1/vision/models/m").json()
                 assert detail["current"]["sha256"] == sha256_file(current)
             ids = {r["id"] for r in d.query("SELECT id FROM promotions")}
             assert set(acked) <= ids, f"acknowledged promotions missing from the ledger: {set(acked) - ids}"

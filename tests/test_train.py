@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fixtures.synth import make_dataset
@@ -146,7 +145,7 @@ def test_train_json_with_auto_eval_and_auto_promote(env: WatchEnv) -> None:
     result = check_trained(env, name, job)
     check_not_evaluated_again(env, name, job["job_id"], result["checkpoint_sha256"])
     # A finished job cannot be cancelled.
-    r = httpx.delete(f"{env.url}/v1/vision/train/{job['job_id']}", timeout=30)
+    r = env.daemon.http.delete(f"/v1/vision/train/{job['job_id']}")
     assert r.status_code == 409, r.text
 
 
@@ -204,7 +203,7 @@ def test_cancel_a_running_train_job(env: WatchEnv) -> None:
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
     wait_train(env, job_id, lambda j: j["status"] == "running" and j["progress"] > 0)  # training for real
-    r = httpx.delete(f"{env.url}/v1/vision/train/{job_id}", timeout=30)
+    r = env.daemon.http.delete(f"/v1/vision/train/{job_id}")
     assert r.status_code == 200, r.text
     job = wait_train(env, job_id, timeout=120)  # 200 epochs would take far longer: the cancel stopped it
     assert job["status"] == "cancelled", job
@@ -232,6 +231,6 @@ def test_train_job_reports_each_epoch_while_it_runs(env: WatchEnv) -> None:
     check_epoch_numbers(later)
     listed = env.get("/v1/vision/train?status=running").json()["jobs"]
     assert [j["current_epoch"] >= later["current_epoch"] for j in listed if j["job_id"] == job_id] == [True]
-    assert httpx.delete(f"{env.url}/v1/vision/train/{job_id}", timeout=30).status_code == 200
+    assert env.daemon.http.delete(f"/v1/vision/train/{job_id}").status_code == 200
     assert wait_train(env, job_id, timeout=60)["status"] == "cancelled"
     env.daemon.wait_workers_ready()
