@@ -22,7 +22,8 @@ from store import adopt_llamafarm, promotions, rankings, results
 from store.adopt_llamafarm import inspect, prepare
 from store.database import Database
 from store.schema import MIGRATIONS
-from tests.daemon_fixtures import Daemon, vision_evald_command, write_toml
+from tests.daemon_fixtures import vision_evald_command, write_toml
+from tests.inprocess import InProcessDaemon
 from tests.llamafarm_fixtures import (
     lf_promotions,
     lf_rows,
@@ -243,8 +244,10 @@ def test_daemon_refuses_a_foreign_file_with_one_line_and_exit_2(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "eval.db"]
 
 
-def test_real_daemon_adopts_and_serves_the_rows(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path)
+def test_a_started_daemon_adopts_and_serves_the_rows(tmp_path: Path) -> None:
+    """The real ``Service`` (in this process: ``tests.inprocess.InProcessDaemon``) adopts the file at start,
+    keeps a byte-identical backup, and serves the adopted rows over HTTP."""
+    daemon = InProcessDaemon(tmp_path)
     make_llamafarm_db(daemon.db_path, lf_rows(daemon.models_root, "/data/set/data.yaml"), lf_promotions())
     original = sha256_of(daemon.db_path)
     try:

@@ -351,6 +351,26 @@ def test_a_failure_example_image_loads_in_the_gallery(env: Env, browser: Any, sh
     assert _console_errors(browser) == []
 
 
+def test_a_real_daemon_refuses_the_cross_site_rollback_and_the_rebinding_host(env: Env) -> None:
+    """Issue 15's request against the vision-evald process: a rollback of the promoted ``det`` posted by a
+    foreign page (``Origin: http://evil.example``), or sent through a rebinding ``Host``, is a 403 JSON
+    answer, with the token (which would otherwise roll back) and without it (a 403, not the token's 401:
+    the guard comes first), and changes nothing. tests/test_browser_guard.py covers every route in process."""
+    d = env.daemon
+    current = d.models_root / "det" / "current.pt"
+    before = current.read_bytes()
+    ledger = d.query("SELECT COUNT(*) AS n FROM promotions")[0]["n"]
+    for headers in ({"Origin": "http://evil.example"}, {"Host": f"evil.example:{d.port}"}):
+        for client_headers in ({"Authorization": f"Bearer {TOKEN}"}, {}):
+            r = httpx.post(f"{d.url}/v1/vision/models/det/rollback", data={"reason": "x"},
+                           headers={**client_headers, **headers}, timeout=10)
+            assert r.status_code == 403 and isinstance(r.json()["detail"], str), (headers, r.text)
+    assert env.http.get("/v1/vision/models", headers={"Host": f"evil.example:{d.port}"}).status_code == 403
+    assert current.read_bytes() == before
+    assert d.query("SELECT COUNT(*) AS n FROM promotions")[0]["n"] == ledger
+    assert env.http.get("/v1/vision/models").status_code == 200
+
+
 def test_the_http_process_stays_free_of_torch_and_plotting(env: Env) -> None:
     """After evaluations, analyses (one recomputed on demand), images and every page: the daemon process
     has neither torch nor matplotlib mapped; its worker does have torch (the check can see it)."""

@@ -224,15 +224,16 @@ def test_upstream_url_must_be_an_http_url(bad: str) -> None:
     assert parse_config({"server": {"upstream_url": "http://127.0.0.1:11541"}}, environ={}).server.upstream_url
 
 
-def test_real_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
-    """The config key, the daemon process and the app together: a stand-in runtime (stdlib server in a
-    thread) gets the unknown /v1/vision/detect request, and its answer comes back unchanged."""
+def test_a_started_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
+    """The config key, the started service and its app together (the real ``Service`` in this process,
+    ``tests.inprocess.InProcessDaemon``, on a real port): a stand-in runtime (stdlib server in a thread)
+    gets the unknown /v1/vision/detect request, and its answer comes back unchanged."""
     import http.server
     import threading
 
     import httpx
 
-    from tests.daemon_fixtures import Daemon
+    from tests.inprocess import InProcessDaemon
 
     seen: list[tuple[str, str, bytes]] = []
 
@@ -253,7 +254,7 @@ def test_real_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
 
     runtime = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=runtime.serve_forever, daemon=True).start()
-    daemon = Daemon(tmp_path, config={"server": {"upstream_url": f"http://127.0.0.1:{runtime.server_port}"}})
+    daemon = InProcessDaemon(tmp_path, config={"server": {"upstream_url": f"http://127.0.0.1:{runtime.server_port}"}})
     try:
         daemon.start(wait_workers=False)
         r = httpx.post(f"{daemon.url}/v1/vision/detect?model=yolo", content=b'{"image": "x"}', timeout=30)

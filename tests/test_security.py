@@ -1,4 +1,11 @@
-"""Security of the HTTP API against a real daemon in a child process (nothing mocked).
+"""Security of the HTTP API against a started daemon (nothing mocked).
+
+The daemon is the real ``Service`` in the test process (``tests.inprocess.InProcessDaemon``: real
+SQLite file, models folder, HTTP port and start-up reconcile; the worker tasks run in a thread): what
+is checked here is the HTTP layer, path resolution and dataset handling, which are the same code in
+the ``vision-evald`` process. What needs that process keeps one: refusing to start on a non-loopback
+host (the command's exit code) here, and the browser guard of a real daemon in
+tests/test_dashboard.py.
 
 - Paths: traversal in model names and paths, absolute paths outside
   ``[paths] allowed_roots``, a sibling folder that merely shares the allowed
@@ -53,12 +60,12 @@ from tests.daemon_fixtures import (
     API_IMGSZ,
     STRONG_PT,
     WEAK_PT,
-    Daemon,
     make_dataset,
     place_model,
     vision_evald_command,
     write_toml,
 )
+from tests.inprocess import InProcessDaemon
 
 MAX_BODY = 64 * 1024
 TOKEN = "t0ken-Sec-4f9c2a"
@@ -67,7 +74,7 @@ POST_ROUTES = ("/v1/vision/eval", "/v1/vision/eval/compare", "/v1/vision/train",
 
 
 class Env:
-    def __init__(self, daemon: Daemon, root: Path) -> None:
+    def __init__(self, daemon: InProcessDaemon, root: Path) -> None:
         self.daemon = daemon
         self.root = root
         self.allowed = root / "allowed"
@@ -127,7 +134,7 @@ class OpenWatch:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("security")
-    daemon = Daemon(root, config={"paths": {"allowed_roots": [str(root / "allowed")]}})
+    daemon = InProcessDaemon(root, config={"paths": {"allowed_roots": [str(root / "allowed")]}})
     e = Env(daemon, root)
     place_model(daemon.models_root, "good", STRONG_PT)
     make_dataset(e.allowed / "small", n_val=16, seed=1)
@@ -410,18 +417,10 @@ def test_wrong_content_types_are_415(env: Env, route: str) -> None:
 # --------------------------------------------------------------------------- token and binding
 
 
-class NoHostDaemon(Daemon):
-    """A daemon whose config file does not set [server] host: the default applies."""
-
-    def _sections(self) -> dict[str, dict[str, Any]]:
-        sections = super()._sections()
-        sections["server"].pop("host")
-        return sections
-
-
 @pytest.fixture(scope="module")
-def token_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    daemon = NoHostDaemon(tmp_path_factory.mktemp("token"), config={"server": {"auth_token": TOKEN}})
+def token_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDaemon]:
+    """A daemon with a bearer token and no [server] host in its config: the default applies."""
+    daemon = InProcessDaemon(tmp_path_factory.mktemp("token"), config={"server": {"auth_token": TOKEN}})
     try:
         daemon.start(wait_workers=False)
         yield daemon
@@ -429,7 +428,7 @@ def token_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         daemon.stop()
 
 
-def test_bearer_token_is_required_everywhere_but_healthz(token_daemon: Daemon) -> None:
+def test_bearer_token_is_required_everywhere_but_healthz(token_daemon: InProcessDaemon) -> None:
     url = token_daemon.url
     good = {"Authorization": f"Bearer {TOKEN}"}
     wrong_headers = [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {TOKEN}x"},
@@ -459,16 +458,16 @@ def test_bearer_token_is_required_everywhere_but_healthz(token_daemon: Daemon) -
         assert_json_error(client.get(f"/v1/vision/jobs?access_token={TOKEN}"), 401)
 
 
-def test_default_bind_is_loopback(token_daemon: Daemon, tmp_path: Path) -> None:
+def test_default_bind_is_loopback(token_daemon: InProcessDaemon, tmp_path: Path) -> None:
     assert load_config(None, environ={}).server.host == "127.0.0.1"
     assert load_config(write_toml(tmp_path / "c.toml", {"server": {"port": 11599}}), environ={}).server.host \
         == "127.0.0.1"
-    assert "host" not in token_daemon._sections()["server"]
-    listening = [c for c in psutil.Process(token_daemon.pid).net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN]
+    assert "host" not in token_daemon.extra["server"]
+    # The daemon's listening sockets (in this process, on its port): loopback only, no wildcard address.
+    listening = [c for c in psutil.Process().net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == token_daemon.port]
     assert listening, "the daemon listens on nothing"
     assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
-    assert {c.laddr.port for c in listening} == {token_daemon.port}
 
 
 @pytest.mark.parametrize("server", [
