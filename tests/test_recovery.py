@@ -5,6 +5,9 @@
 - kill -9 of a worker mid-evaluation: the job is retried (or fails with a
   clear error once its attempts are used up), a new worker replaces the dead
   one, and the daemon keeps serving;
+- a cancel of a job mid-evaluation kills its worker (a process can be
+  stopped at once, where tests.inprocess stops a thread at its next batch),
+  and a fresh worker takes the next job;
 - 50 concurrent polling clients while jobs run: only 200s, and SQLite never
   reports "database is locked".
 
@@ -108,6 +111,27 @@ def test_worker_killed_on_every_attempt_fails_with_a_clear_error(served: Daemon)
     d.wait_workers_ready(not_pid=killed[-1], timeout=120)
     small = make_dataset(d.root / "after_kills", n_val=16, seed=23)
     nxt = d.submit_eval(model="weak", dataset=str(small))["job_id"]
+    job = d.wait_job(nxt, timeout=240)
+    assert job["status"] == "completed" and job["result"]["cached"] is False, job
+
+
+def test_cancelling_a_running_job_kills_its_worker_and_a_fresh_one_goes_on(served: Daemon) -> None:
+    d = served
+    data = make_dataset(d.root / "cancel", n_val=64, seed=24)  # 4 batches: the cancel lands after the first
+    job_id = d.submit_eval(model="strong", dataset=str(data))["job_id"]
+    d.wait_job(job_id, ("running",), timeout=180, predicate=running_with_progress)
+    with d.paused() as pid:  # its worker frozen mid-evaluation: it cannot finish before the cancel lands
+        r = d.http.delete(f"/v1/vision/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        worker = psutil.Process(pid)
+        d.wait_for(lambda: process_gone(worker), 30, f"the cancelled job's worker {pid} to be killed")
+    job = d.wait_job(job_id, timeout=60)
+    assert job["status"] == "cancelled" and job["result"] is None, job
+    assert d.query("SELECT COUNT(*) FROM eval_results WHERE job_id = ?", (job_id,))[0][0] == 0
+
+    d.wait_workers_ready(not_pid=pid, timeout=120)
+    small = make_dataset(d.root / "after_cancel", n_val=8, seed=25)
+    nxt = d.submit_eval(model="strong", dataset=str(small))["job_id"]
     job = d.wait_job(nxt, timeout=240)
     assert job["status"] == "completed" and job["result"]["cached"] is False, job
 
