@@ -82,10 +82,10 @@ def test_numbers_equal_an_in_process_evaluation(ray_daemon: Daemon, run_eval: An
 
 
 def test_actor_killed_mid_job_is_replaced_and_the_job_retried(ray_daemon: Daemon, tmp_path: Path) -> None:
-    data = make_dataset(tmp_path / "big", n_val=48, seed=4)
+    data = make_dataset(tmp_path / "big", n_val=64, seed=4)  # 32 batches: killed after its first
     before = _actor(ray_daemon)["pid"]
-    job = ray_daemon.submit_eval(model="det", dataset=str(data), imgsz=640, batch_size=2)
-    ray_daemon.wait_job(job["job_id"], ("running",), predicate=lambda j: j["progress"] > 0.05)
+    job = ray_daemon.submit_eval(model="det", dataset=str(data), imgsz=API_IMGSZ, batch_size=2)
+    ray_daemon.wait_job(job["job_id"], ("running",), predicate=lambda j: j["progress"] > 0)
     os.kill(before, signal.SIGKILL)
     done = ray_daemon.wait_job(job["job_id"])
     assert done["status"] == "completed", done
