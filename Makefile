@@ -23,8 +23,11 @@ run: install
 # in collection order (--no-loadscope-reorder: tests/conftest.py puts the longest modules first).
 # PYTHONDONTWRITEBYTECODE is emptied for the run (an environment may set it): the suite starts some 150
 # Python processes (daemons, workers, CLI calls), and each would compile this project's modules anew.
+# OMP_NUM_THREADS=1: one torch thread per process (pytest processes, daemons' workers, CLI calls inherit
+# it). Four processes with torch's default of one thread per core would run 8 threads on 2 cores, and
+# OpenMP threads spin while they wait: measured, about 35 s of CPU and 15-30 s of the run lost to it.
 test: install
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
+	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
 
 # ruff (rule set explained in pyproject.toml) and mypy over the packages; .ci/run runs it before the tests.
 lint: install

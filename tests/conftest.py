@@ -94,10 +94,11 @@ def _starts_something(func: Callable[..., Any]) -> bool:
 # The longest modules (real daemons killed and restarted, trainings, fuzzing), started first: `make test`
 # hands whole modules to its pytest processes in collection order, so a long one started last would
 # stretch the run by its whole length. Only the order changes; every test still runs.
-LONGEST_FIRST = ("test_spec_examples", "test_security", "test_recovery", "test_train", "test_faults_kills",
-                 "test_export_parity", "test_daemon_kill9", "test_watcher", "test_promotion", "test_faults",
-                 "test_openapi", "test_ray_backend", "test_dashboard", "test_metrics", "test_cli", "test_api",
-                 "test_rankings", "test_promotion_decisions", "test_gates")
+LONGEST_FIRST = ("test_train", "test_spec_examples", "test_recovery", "test_watcher", "test_security",
+                 "test_export_parity", "test_faults_kills", "test_daemon_kill9", "test_faults", "test_cli",
+                 "test_ray_backend", "test_openapi", "test_promotion", "test_metrics", "test_dashboard",
+                 "test_rankings", "test_gates", "test_promotion_decisions", "test_offline", "test_speed_stats",
+                 "test_api")
 
 
 def _module_rank(item: pytest.Item) -> int:
