@@ -166,36 +166,49 @@ def _validate(path: Path, extra_env: dict[str, str] | None = None) -> subprocess
     )
 
 
+BAD_CONFIGS = {
+    "unknown_key.toml": "[server]\nprot = 1\n",
+    "unknown_section.toml": "[sever]\nport = 1\n",
+    "bad_type.toml": '[server]\nport = "x"\n',
+    "not_toml.toml": "[server\nport = 1\n",
+    "exposed.toml": '[server]\nhost = "0.0.0.0"\n',
+}
+GOOD_CONFIG = '[server]\nport = 11600\n[paths]\nmodels_root = "/srv/models"\n[watch]\nenabled = false\n'
+
+
+def test_every_kind_of_bad_config_is_a_config_error(tmp_path: Path) -> None:
+    """What ``vision-evald`` turns into exit 2 and one "configuration error" line (checked on the command
+    below): every kind of mistake is a ConfigError, never another exception."""
+    for name, text in BAD_CONFIGS.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigError):
+            load_config(path, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml", environ={})
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD_CONFIG)
+    assert load_config(good, environ={"VISION_EVALD_SERVER_PORT": "11601"}).server.port == 11601
+    with pytest.raises(ConfigError, match="port"):  # environment overrides are validated too
+        load_config(good, environ={"VISION_EVALD_SERVER_PORT": "0"})
+
+
 def test_validate_config_exit_codes(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
-    good.write_text('[server]\nport = 11600\n[paths]\nmodels_root = "/srv/models"\n[watch]\nenabled = false\n')
+    good.write_text(GOOD_CONFIG)
     r = _validate(good)
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
 
-    bad_cases = {
-        "unknown_key.toml": "[server]\nprot = 1\n",
-        "unknown_section.toml": "[sever]\nport = 1\n",
-        "bad_type.toml": '[server]\nport = "x"\n',
-        "not_toml.toml": "[server\nport = 1\n",
-        "exposed.toml": '[server]\nhost = "0.0.0.0"\n',
-    }
-    for name, text in bad_cases.items():
-        path = tmp_path / name
-        path.write_text(text)
-        r = _validate(path)
-        assert r.returncode == 2, (name, r.returncode, r.stdout, r.stderr)
-        assert "configuration error" in r.stderr, (name, r.stderr)
-        assert "Traceback" not in r.stderr, (name, r.stderr)
+    bad = tmp_path / "bad_type.toml"
+    bad.write_text(BAD_CONFIGS["bad_type.toml"])
+    r = _validate(bad)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "configuration error" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
-    r = _validate(tmp_path / "missing.toml")
-    assert r.returncode == 2 and "not found" in r.stderr
-
-    # Environment overrides are part of what is validated.
+    # The command reads the environment: its overrides are part of what is validated.
     r = _validate(good, {"VISION_EVALD_SERVER_PORT": "0"})
     assert r.returncode == 2 and "port" in r.stderr
-    r = _validate(good, {"VISION_EVALD_SERVER_PORT": "11601"})
-    assert r.returncode == 0, r.stderr
 
 
 def test_daemon_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ from tests.daemon_fixtures import (
     write_toml,
 )
 from tests.inprocess import InProcessDaemon
+from vocab.errors import ConfigError
 
 MAX_BODY = 64 * 1024
 TOKEN = "t0ken-Sec-4f9c2a"
@@ -470,23 +471,37 @@ def test_default_bind_is_loopback(token_daemon: InProcessDaemon, tmp_path: Path)
     assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
 
 
-@pytest.mark.parametrize("server", [
+NON_LOOPBACK = [
     {"host": "0.0.0.0"},
     {"host": "::"},
     {"host": "192.0.2.10"},
     {"host": "0.0.0.0", "allow_non_loopback": True},  # the flag alone is not enough: a token is required too
     {"host": "0.0.0.0", "auth_token": TOKEN},  # a token alone is not enough either
-], ids=["any-v4", "any-v6", "lan-address", "flag-without-token", "token-without-flag"])
-def test_non_loopback_host_without_token_refuses_to_start(tmp_path: Path, server: dict[str, Any]) -> None:
+]
+
+
+@pytest.mark.parametrize("server", NON_LOOPBACK,
+                         ids=["any-v4", "any-v6", "lan-address", "flag-without-token", "token-without-flag"])
+def test_non_loopback_host_without_token_and_flag_is_a_config_error(tmp_path: Path, server: dict[str, Any]) -> None:
+    cfg = write_toml(tmp_path / "bad.toml", {"server": {"port": 11598, **server}})
+    with pytest.raises(ConfigError, match="loopback"):
+        load_config(cfg, environ={})
+    allowed = write_toml(tmp_path / "ok.toml", {"server": {"port": 11598, **server, "allow_non_loopback": True,
+                                                           "auth_token": TOKEN}})
+    assert load_config(allowed, environ={}).server.host == server["host"]  # both together: allowed
+
+
+def test_non_loopback_host_refuses_to_start_with_exit_2(tmp_path: Path) -> None:
+    """The command itself (each variant above is the same ConfigError, which main turns into exit 2)."""
     cfg = write_toml(tmp_path / "bad.toml", {
-        "server": {"port": 11598, **server},
+        "server": {"port": 11598, "host": "0.0.0.0"},
         "paths": {"models_root": str(tmp_path / "models"), "state_dir": str(tmp_path / "state")},
     })
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISION_EVALD_")}
     for args in (["--config", str(cfg)], ["--validate-config", str(cfg)]):
         proc = subprocess.run([*vision_evald_command(), *args], env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, (args, proc.returncode, proc.stdout, proc.stderr)
-        assert "loopback" in proc.stderr, proc.stderr
+        assert "loopback" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "models").exists(), "the daemon got as far as creating its folders"
 
 
