@@ -69,7 +69,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     small = make_dataset(root / "small", n_val=24, seed=0)
     fresh = make_dataset(root / "fresh", n_val=8, seed=3)
     daemon = InProcessDaemon(root, config={"paths": {"allowed_roots": [str(root)]}, "eval": {"imgsz": 320},
-                                  "server": {"max_body_bytes": MAX_BODY}})
+                                           "server": {"max_body_bytes": MAX_BODY}})
     place_model(daemon.models_root, "my-detector", STRONG_PT, "current.pt")
     place_model(daemon.models_root, "weak", WEAK_PT, "v1.pt")
     try:

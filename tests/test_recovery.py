@@ -121,9 +121,9 @@ def test_cancelling_a_running_job_kills_its_worker_and_a_fresh_one_goes_on(serve
     job_id = d.submit_eval(model="strong", dataset=str(data))["job_id"]
     d.wait_job(job_id, ("running",), timeout=180, predicate=running_with_progress)
     with d.paused() as pid:  # its worker frozen mid-evaluation: it cannot finish before the cancel lands
+        worker = psutil.Process(pid)
         r = d.http.delete(f"/v1/vision/jobs/{job_id}")
         assert r.status_code == 200, r.text
-        worker = psutil.Process(pid)
         d.wait_for(lambda: process_gone(worker), 30, f"the cancelled job's worker {pid} to be killed")
     job = d.wait_job(job_id, timeout=60)
     assert job["status"] == "cancelled" and job["result"] is None, job
