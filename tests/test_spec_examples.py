@@ -20,9 +20,9 @@ the history example); ``aerial-v3`` and ``aerial-v4`` are trained by the
 examples. The dataset is tiny (4 train and 6 val images, all three classes,
 small objects among them) so that the examples' trainings at the default
 image size run in a test.
-Each answer's shape is checked; the curl train jobs are cancelled once
-answered (their 10 epochs would only cost time), the Python examples run to
-their end.
+Each answer's shape is checked; the curl train jobs are held and cancelled once
+answered, before they start (their 10 epochs would only cost time), the Python
+examples run to their end.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemon_fixtures import REPO_ROOT, STRONG_PT, DaemonApi, place_model
+from tests.daemon_fixtures import REPO_ROOT, STRONG_PT, place_model
 from tests.fixtures.synth import make_dataset
 from tests.inprocess import InProcessDaemon
 
@@ -201,7 +201,7 @@ def test_the_copies_are_the_pages_examples() -> None:
 
 # -- running them -------------------------------------------------------------------------------
 class Env:
-    def __init__(self, daemon: DaemonApi, dataset: Path, root: Path) -> None:
+    def __init__(self, daemon: InProcessDaemon, dataset: Path, root: Path) -> None:
         self.daemon = daemon
         self.dataset = dataset
         self.root = root
@@ -288,11 +288,13 @@ def test_curl_examples(env: Env) -> None:
     assert len(rows) <= 10 and {r["dataset"] for r in rows} == {str(env.dataset.resolve())}
     code, runs = env.curl(history)
     assert code == 200 and runs and all(r["model_name"] == "aerial-5epoch" for r in runs), runs
-    for command in trains:
-        code, job = env.curl(command)
-        check_submitted(code, job, "train")
-        assert (job["total_epochs"], job["current_epoch"]) == (10, 0)
-        assert httpx.delete(f"{env.daemon.url}/v1/vision/train/{job['job_id']}", timeout=30).status_code == 200
+    with env.daemon.paused():  # held: each train job is cancelled before its training starts
+        for command in trains:
+            code, job = env.curl(command)
+            check_submitted(code, job, "train")
+            assert (job["total_epochs"], job["current_epoch"]) == (10, 0)
+            assert httpx.delete(f"{env.daemon.url}/v1/vision/train/{job['job_id']}", timeout=30).status_code == 200
+            assert env.daemon.wait_job(job["job_id"], timeout=60)["status"] == "cancelled"
 
 
 def test_python_examples(env: Env) -> None:
