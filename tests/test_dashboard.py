@@ -362,8 +362,8 @@ def test_a_real_daemon_refuses_the_cross_site_rollback_and_the_rebinding_host(en
     ledger = d.query("SELECT COUNT(*) AS n FROM promotions")[0]["n"]
     for headers in ({"Origin": "http://evil.example"}, {"Host": f"evil.example:{d.port}"}):
         for client_headers in ({"Authorization": f"Bearer {TOKEN}"}, {}):
-            r = httpx.post(f"{d.url}/v1/vision/models/det/rollback", data={"reason": "x"},
-                           headers={**client_headers, **headers}, timeout=10)
+            r = d.http.post("/v1/vision/models/det/rollback", data={"reason": "x"},
+                            headers={**client_headers, **headers})
             assert r.status_code == 403 and isinstance(r.json()["detail"], str), (headers, r.text)
     assert env.http.get("/v1/vision/models", headers={"Host": f"evil.example:{d.port}"}).status_code == 403
     assert current.read_bytes() == before

@@ -293,7 +293,7 @@ def test_curl_examples(env: Env) -> None:
             code, job = env.curl(command)
             check_submitted(code, job, "train")
             assert (job["total_epochs"], job["current_epoch"]) == (10, 0)
-            assert httpx.delete(f"{env.daemon.url}/v1/vision/train/{job['job_id']}", timeout=30).status_code == 200
+            assert env.daemon.http.delete(f"/v1/vision/train/{job['job_id']}").status_code == 200
             assert env.daemon.wait_job(job["job_id"], timeout=60)["status"] == "cancelled"
 
 
