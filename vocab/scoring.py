@@ -1,37 +1,24 @@
-"""The composite score and the rules for custom weights (DESIGN.md, "Metric definitions").
+"""The composite score and the rules for custom weights (docs/metrics.md, "Composite score").
 
 ``resolve_weights`` turns a client's weights object into the applied weights
-(validated, summing to 1); ``composite_score`` applies them to a result,
-dropping terms whose metric is null and renormalising the rest.
+of a task (validated against that task's weight keys, summing to 1);
+``composite_score`` applies them to a result, dropping terms whose metric is
+null and renormalising the rest. Each task's weight keys and default weights
+are declared in ``vocab.tasks``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vocab.errors import WeightsError
+from vocab.tasks import DEFAULT_TASK, TASKS, task
 
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "mAP50_95": 0.35,
-    "mAP50": 0.20,
-    "small_object_recall": 0.20,
-    "f1": 0.15,
-    "speed": 0.10,
-}
-
-WEIGHT_KEYS: tuple[str, ...] = (
-    "mAP50_95",
-    "mAP50",
-    "precision",
-    "recall",
-    "f1",
-    "small_object_recall",
-    "medium_object_recall",
-    "large_object_recall",
-    "speed",
-)
+# Detection's, the spec's defaults (every task's are in vocab.tasks).
+DEFAULT_WEIGHTS: dict[str, float] = TASKS[DEFAULT_TASK].default_weights
+WEIGHT_KEYS: tuple[str, ...] = TASKS[DEFAULT_TASK].weight_keys
 
 _SUM_TOLERANCE = 1e-9
 
@@ -43,8 +30,8 @@ def speed_score(inference_ms: float | None) -> float | None:
     return min(1.0, max(0.0, (500.0 - float(inference_ms)) / 450.0))
 
 
-def validate_weights(weights: Any) -> dict[str, float]:
-    """Check a client's weights object; return it as ``{key: float}``.
+def validate_weights(weights: Any, task_name: str = DEFAULT_TASK) -> dict[str, float]:
+    """Check a client's weights object against the task's weight keys; return it as ``{key: float}``.
 
     ``None`` and ``{}`` mean "defaults" and return ``{}``. Raises
     ``WeightsError`` naming the offending key for an unknown key, a value that
@@ -58,11 +45,12 @@ def validate_weights(weights: Any) -> dict[str, float]:
         raise WeightsError(
             f"weights must be an object mapping metric names to numbers, got {type(weights).__name__}"
         )
+    keys = task(task_name).weight_keys
     given: dict[str, float] = {}
     for key, value in weights.items():
-        if key not in WEIGHT_KEYS:
+        if key not in keys:
             raise WeightsError(
-                f"unknown weights key {key!r}; allowed keys: {', '.join(WEIGHT_KEYS)}"
+                f"unknown weights key {key!r} for {task(task_name).name}; allowed keys: {', '.join(keys)}"
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise WeightsError(f"weights[{key!r}] must be a number, got {value!r}")
@@ -79,17 +67,18 @@ def validate_weights(weights: Any) -> dict[str, float]:
     return given
 
 
-def resolve_weights(weights: Any = None) -> dict[str, float]:
-    """The applied weights for a client's weights object (validated first).
+def resolve_weights(weights: Any = None, task_name: str = DEFAULT_TASK) -> dict[str, float]:
+    """The applied weights of a task for a client's weights object (validated first).
 
     Given weights are kept as given; the default weights of the keys not
     given are scaled to fill ``1 - sum(given)``. When no default weight is left
     to fill with, the given weights are normalised to sum to 1.
     """
-    given = validate_weights(weights)
+    given = validate_weights(weights, task_name)
+    defaults = task(task_name).default_weights
     if not given:
-        return dict(DEFAULT_WEIGHTS)
-    remaining = {k: w for k, w in DEFAULT_WEIGHTS.items() if k not in given}
+        return dict(defaults)
+    remaining = {k: w for k, w in defaults.items() if k not in given}
     remaining_total = sum(remaining.values())
     given_total = sum(given.values())
     if remaining_total > 0:
@@ -103,10 +92,10 @@ def resolve_weights(weights: Any = None) -> dict[str, float]:
     return {k: w / given_total for k, w in given.items()}
 
 
-def metric_values(result: Mapping[str, Any]) -> dict[str, float | None]:
-    """The value of every weighable metric of a result (``speed`` = speed_score)."""
+def metric_values(result: Mapping[str, Any], keys: Iterable[str] = WEIGHT_KEYS) -> dict[str, float | None]:
+    """The value of each of ``keys`` in a result (``speed`` = speed_score of its ``inference_ms``)."""
     values: dict[str, float | None] = {}
-    for key in WEIGHT_KEYS:
+    for key in keys:
         if key == "speed":
             values[key] = speed_score(result.get("inference_ms"))
         else:
@@ -121,7 +110,7 @@ def composite_score(result: Mapping[str, Any], applied_weights: Mapping[str, flo
     A term whose metric is null is dropped; None when every weighted term is
     null (nothing to score on).
     """
-    values = metric_values(result)
+    values = metric_values(result, applied_weights)
     used = {k: w for k, w in applied_weights.items() if w > 0 and values.get(k) is not None}
     total = sum(used.values())
     if total <= 0:

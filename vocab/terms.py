@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vocab.tasks import DEFAULT_TASK, TASKS
+
 ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
 JOB_STATUSES: tuple[str, ...] = ACTIVE_STATUSES + FINISHED_STATUSES
@@ -14,14 +16,12 @@ JOB_KINDS: tuple[str, ...] = ("eval", "compare", "train")
 
 SPLITS: tuple[str, ...] = ("val", "test", "train")  # val is the default everywhere
 
-# The metrics a comparison reports side by side (``diff`` is a - b, the spec's sign).
-COMPARED_METRICS: tuple[str, ...] = (
-    "mAP50", "mAP50_95", "precision", "recall", "f1", "inference_ms",
-    "small_object_recall", "medium_object_recall", "large_object_recall", "score",
-)
+# The metrics a detection comparison reports side by side (``diff`` is a - b, the spec's sign); each
+# task's are ``vocab.tasks.Task.compared_metrics``.
+COMPARED_METRICS: tuple[str, ...] = TASKS[DEFAULT_TASK].compared_metrics
 
-# Request bounds (the spec's ranges).
-IMGSZ_MIN, IMGSZ_MAX = 320, 2560
+# Request bounds (the spec's ranges; imgsz per task in vocab.tasks, detection's here).
+IMGSZ_MIN, IMGSZ_MAX = TASKS[DEFAULT_TASK].imgsz_min, TASKS[DEFAULT_TASK].imgsz_max
 BATCH_MIN, BATCH_MAX = 1, 256
 
 # The promotion gates and their one set of defaults (evaluation.stats.gates validates and applies them).
