@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from daemon.paths import daemon_state_dir
+from vocab.paths import daemon_state_dir
 from evaluation.models import check_name
 from evaluation.stats.gates import config_default
 from handlers.browser_guard import parse_origin

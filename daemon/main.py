@@ -16,8 +16,8 @@ from pathlib import Path
 
 from daemon.config import Config, load_config
 from daemon.logs import FORMATS, configure_logging
-from daemon.paths import config_candidates, discover_config
-from daemon.version import version
+from vocab.paths import config_candidates, discover_config
+from vocab.version import version
 from vocab.errors import ConfigError, DatabaseRefused, HomeInUse
 
 

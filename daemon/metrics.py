@@ -38,7 +38,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.version import version
+from vocab.version import version
 from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 prometheus_client.disable_created_metrics()  # no ``*_created`` series beside every counter and histogram

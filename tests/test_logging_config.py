@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import paths
+from vocab import paths
 from daemon.config import Config, parse_config
 from daemon.logs import configure_logging
 from daemon.main import config_path
-from daemon.paths import config_candidates, daemon_state_dir, discover_config
+from vocab.paths import config_candidates, daemon_state_dir, discover_config
 
 TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 

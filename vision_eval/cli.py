@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.paths import DEFAULT_MODELS_ROOT
-from daemon.version import version
+from vocab.paths import DEFAULT_MODELS_ROOT
+from vocab.version import version
 from store.export import CSV_FIELDS, to_csv
 from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
 from vision_eval.client import Client

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from daemon.paths import default_state_dir
+from vocab.paths import default_state_dir
 from evaluation.models import looks_like_path, resolve_model
 from vision_eval.progress import ProgressBar
 
