@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.config import Config, load_config
-from daemon.logs import FORMATS, configure_logging
+from daemon.app.config import Config, load_config
+from daemon.app.logs import FORMATS, configure_logging
+from vocab.errors import ConfigError, DatabaseRefused, HomeInUse
 from vocab.paths import config_candidates, discover_config
 from vocab.version import version
-from vocab.errors import ConfigError, DatabaseRefused, HomeInUse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def config_path(given: Path | None) -> Path | None:
 
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
-    from daemon.service import Service
+    from daemon.app.service import Service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

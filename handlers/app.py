@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from handlers import analysis, dashboard, evals, health, jobs, leaderboard, models, openapi, proxy, train
+from handlers import dashboard, evals, evaluation_routes, health, jobs, leaderboard, models, openapi, proxy, train
 from handlers.browser_guard import BrowserGuard
 from handlers.context import MAX_BODY_BYTES, SERVICE
 from handlers.facade import Facade
@@ -31,7 +31,7 @@ def make_app(svc: Facade) -> web.Application:
     )
     app[SERVICE] = svc
     app[MAX_BODY_BYTES] = cfg.max_body_bytes
-    for module in (health, openapi, leaderboard, analysis, evals, jobs, train, models, dashboard):
+    for module in (health, openapi, leaderboard, evaluation_routes, evals, jobs, train, models, dashboard):
         app.add_routes(module.routes())
     if cfg.upstream_url:  # last: it takes only what no route above takes
         proxy.install(app, cfg.upstream_url, own_token=bool(cfg.auth_token))

@@ -3,7 +3,7 @@
 Handlers talk to one object of this shape (``handlers.context.service``) and
 to nothing else of the daemon: they never see its config, its database or
 its sub-services, and this package imports nothing from ``daemon``. The
-daemon's composition root builds the implementation (``daemon.facade``) and
+daemon's composition root builds the implementation (``daemon.app.service_facade``) and
 hands it to ``handlers.app.make_app``; mypy checks that it conforms.
 
 Requests arrive parsed and bounded (``handlers.body``) as the submission
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 
 class PublicJob(Protocol):
-    """A job as answered: ``public()`` is its JSON form (``store.jobs.Job``)."""
+    """A job as answered: ``public()`` is its JSON form (``store.job_table.Job``)."""
 
     def public(self) -> dict[str, Any]: ...
 

@@ -1,4 +1,4 @@
-"""OpenAPI paths of the evaluation-analysis routes (handlers/analysis.py) and the dashboard (handlers/dashboard.py).
+"""OpenAPI paths of the evaluation-analysis routes (handlers/evaluation_routes.py) and the dashboard (handlers/dashboard.py).
 
 Merged into ``handlers.openapi.PATHS``; kept apart so that module stays small.
 """

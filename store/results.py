@@ -88,7 +88,7 @@ def find_cached(conn: sqlite3.Connection, cache_key: str) -> sqlite3.Row | None:
 
 
 def find_request(conn: sqlite3.Connection, request_key: str) -> sqlite3.Row | None:
-    """The most recent result of exactly this request (see ``daemon.evaluations.request_key``)."""
+    """The most recent result of exactly this request (see ``daemon.jobs.evaluations.request_key``)."""
     return conn.execute(
         "SELECT * FROM eval_results WHERE request_key = ? ORDER BY id DESC LIMIT 1", (request_key,)
     ).fetchone()

@@ -1,5 +1,5 @@
 """An in-process daemon for tests: the real ``Service`` (SQLite, queue, promotion, HTTP on a free port)
-with an executor that runs the real worker tasks (``daemon.worker_main.TASKS``) in a thread of the
+with an executor that runs the real worker tasks (``daemon.jobs.worker_main.TASKS``) in a thread of the
 test process instead of spawned worker processes.
 
 ``ThreadExecutor`` stands in for ``WorkerPool`` only because spawning warm torch processes per test
@@ -21,8 +21,8 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, parse_config
-from daemon.service import Service
+from daemon.app.config import Config, parse_config
+from daemon.app.service import Service
 from tests.daemon_fixtures import DaemonApi, write_toml
 from vocab.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError
 
@@ -43,7 +43,7 @@ class _Stopped(BaseException):
 
 
 class ThreadExecutor:
-    """The ``Executor`` protocol over ``daemon.worker_main.TASKS`` run in a thread (see module contract)."""
+    """The ``Executor`` protocol over ``daemon.jobs.worker_main.TASKS`` run in a thread (see module contract)."""
 
     def __init__(self, device: str = "cpu", *, released: bool = True) -> None:
         self.device = device
@@ -56,7 +56,7 @@ class ThreadExecutor:
 
     async def start(self) -> None:
         # _info imports torch: only tests that run tasks get here.
-        from daemon.worker_main import _info
+        from daemon.jobs.worker_main import _info
 
         await self.release.wait()
         self.info = await asyncio.to_thread(_info, self.device)
@@ -64,7 +64,7 @@ class ThreadExecutor:
     async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
                   timeout: float, cancel: asyncio.Event,
                   on_detail: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        from daemon.worker_main import TASKS
+        from daemon.jobs.worker_main import TASKS
 
         loop = asyncio.get_running_loop()
         stop = threading.Event()

@@ -1,7 +1,7 @@
 """In-process promotion decisions: a real database, real evaluations, the daemon's own ``Promoter``.
 
 ``tests.inprocess.ThreadExecutor`` runs the worker tasks
-(``daemon.worker_main.TASKS``: the same ultralytics evaluation and numpy
+(``daemon.jobs.worker_main.TASKS``: the same ultralytics evaluation and numpy
 bootstrap code a worker process runs) in a thread of this process instead of
 a spawned child: the only stand-in is the process boundary, which these
 tests do not exercise (tests/test_faults.py and tests/test_isolation.py do).
@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from daemon.config import PromotionConfig
-from daemon.evaluations import EvalSpec, Evaluations
-from daemon.promotion import Promoter
-from daemon.queue import JobContext
-from store import jobs as jobq
+from daemon.app.config import PromotionConfig
+from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.queue import JobContext
+from daemon.promote.promotion import Promoter
+from store import job_table as jobq
 from store.database import Database
 from tests.conftest import EVAL_BATCH, EVAL_DEVICE, EVAL_IMGSZ
 from tests.inprocess import ThreadExecutor

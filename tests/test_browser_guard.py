@@ -35,8 +35,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.config import Config, ServerConfig, parse_config
-from daemon.service import Service
+from daemon.app.config import Config, ServerConfig, parse_config
+from daemon.app.service import Service
 from handlers.browser_guard import BrowserGuard, parse_origin, split_host_header
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset, place_model
 from vocab.errors import ConfigError, JobCancelled

@@ -1,4 +1,4 @@
-"""config.example.toml documents every key of daemon/config.py, set to its default, so it can never drift."""
+"""config.example.toml documents every key of daemon/app/config.py, set to its default, so it can never drift."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import re
 import tomllib
 
-from daemon.config import Config, ModelConfig, load_config, parse_config
+from daemon.app.config import Config, ModelConfig, load_config, parse_config
 from tests.daemon_fixtures import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"

@@ -63,7 +63,7 @@ def test_a_fresh_checkpoint_waits_for_an_export_that_lands_after_it(tmp_path: Pa
     import asyncio
     import os
 
-    from daemon.export_parity import wait_for_export
+    from daemon.promote.parity import wait_for_export
 
     pt, onnx = tmp_path / "v1.pt", tmp_path / "v1.onnx"
     pt.write_bytes(b"checkpoint")
@@ -82,7 +82,7 @@ def test_a_fresh_checkpoint_waits_for_an_export_that_lands_after_it(tmp_path: Pa
     os.utime(old, (1, 1))  # an old checkpoint: no export is coming
     assert asyncio.run(wait_for_export(old, tmp_path / "v2.onnx", wait_s=600.0, poll_s=0.05)) is False
     # An export is expected only where the exporter has written exports of other versions.
-    from daemon.export_parity import _exports_expected
+    from daemon.promote.parity import _exports_expected
 
     assert _exports_expected(tmp_path / "v2.onnx") is True  # v1.onnx is there
     assert _exports_expected(tmp_path / "v1.onnx") is False  # only itself

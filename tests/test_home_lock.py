@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.home_lock import HomeLock, lock_paths
+from daemon.app.home_lock import HomeLock, lock_paths
 from tests.daemon_fixtures import Daemon, free_port, vision_evald_command, write_toml
 from vocab.errors import HomeInUse
 

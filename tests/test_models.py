@@ -1,4 +1,4 @@
-"""How a client's model string becomes a checkpoint file (evaluation/models.py), on real files in tmp_path."""
+"""How a client's model string becomes a checkpoint file (evaluation/model_resolution.py), on real files in tmp_path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.models import resolve_model
+from evaluation.model_resolution import resolve_model
 from vocab.errors import InvalidRequest, NotFound, PathNotAllowed
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import Config, PathsConfig
-from daemon.submissions import Submissions
-from evaluation.models import name_for_path, resolve_model
+from daemon.app.config import Config, PathsConfig
+from daemon.jobs.submissions import Submissions
+from evaluation.model_resolution import name_for_path, resolve_model
 from vocab.errors import InvalidRequest
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.export_meta import export_shape, read_export
-from evaluation.models import resolve_model
+from evaluation.model_resolution import resolve_model
 from tests.conftest import EVAL_BATCH, EVAL_IMGSZ, EvalFn
 from vocab.errors import CheckpointError, InvalidRequest, NotFound
 
@@ -131,7 +131,7 @@ def test_a_model_name_in_onnx_format_resolves_to_its_highest_export(tmp_path: Pa
 
 
 def test_the_cache_key_includes_the_format() -> None:
-    from daemon.evaluations import cache_key
+    from daemon.jobs.evaluations import cache_key
 
     base = ("sha", "fp", 320, 8, "cpu", "8.4.190")
     assert cache_key(*base) == cache_key(*base, "pt")  # keys stored before formats existed still hit

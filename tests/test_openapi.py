@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.config import Config
-from daemon.facade import http_settings
+from daemon.app.config import Config
+from daemon.app.service_facade import http_settings
 from handlers.app import make_app
 from handlers.middleware import is_public
 from handlers.openapi import DOCUMENT, document

@@ -1,8 +1,8 @@
 """Promotion of ``<name>/current.pt`` (issue 4): decisions, the audit trail, manual promote, rollback,
 atomic swaps, the ``dataset_best`` baseline and the incumbent evaluated first.
 
-Unit level: ``daemon.files.atomic_copy`` / ``publish_new`` on real files and
-``daemon.promotion._promotion_stack`` on ledger rows.
+Unit level: ``vocab.files.atomic_copy`` / ``publish_new`` on real files and
+``daemon.promote.promotion._promotion_stack`` on ledger rows.
 
 Daemon level: one real service for the module, in the test process
 (``tests.inprocess.InProcessDaemon``: the worker tasks in a thread; watcher on,
@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from daemon.files import ContentChanged, atomic_copy, publish_new
-from daemon.promotion import _promotion_stack
+from daemon.promote.promotion import _promotion_stack
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
 from tests.inprocess import InProcessDaemon
 from tests.watch_fixtures import (
@@ -36,13 +35,14 @@ from tests.watch_fixtures import (
     watch_config,
     write_pipeline,
 )
+from vocab.files import ContentChanged, atomic_copy, publish_new
 
 STRONG_SHA = sha256_file(STRONG_PT)
 WEAK_SHA = sha256_file(WEAK_PT)
 STRONG_BYTES = STRONG_PT.read_bytes()
 WEAK_BYTES = WEAK_PT.read_bytes()
 
-# --------------------------------------------------------------------------- daemon.files
+# --------------------------------------------------------------------------- vocab.files
 
 
 def _tmp_left(folder: Path) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import PromotionConfig
+from daemon.app.config import PromotionConfig
 from tests.conftest import EVAL_IMGSZ
 from tests.promotion_harness import Harness, resave_in_process
 from tests.watch_fixtures import sha256_file

@@ -20,8 +20,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.config import Config, ServerConfig, parse_config
-from daemon.facade import http_settings
+from daemon.app.config import Config, ServerConfig, parse_config
+from daemon.app.service_facade import http_settings
 from handlers.app import make_app
 from vocab.errors import ConfigError
 

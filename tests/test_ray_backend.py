@@ -1,4 +1,4 @@
-"""The Ray backend (daemon/ray_backend.py): a real daemon with ``[workers] backend = "ray"`` on a
+"""The Ray backend (daemon/jobs/ray_backend.py): a real daemon with ``[workers] backend = "ray"`` on a
 local Ray head that declares one GPU (none exists: pinning is exercised, inference runs on the CPU).
 
 - an evaluation's numbers and predictions equal an in-process evaluation with the same arguments;
@@ -107,7 +107,7 @@ def test_metrics_show_jobs_per_actor_with_node_and_gpu(ray_daemon: Daemon) -> No
 
 def test_a_node_seeing_other_checkpoint_bytes_refuses_and_names_itself(tmp_path: Path) -> None:
     """The check each actor makes before an evaluation (run here without Ray: it is plain file reading)."""
-    from daemon.ray_actor import verify_inputs
+    from daemon.jobs.ray_actor import verify_inputs
     from evaluation.datasets import file_sha256, fingerprint, load_dataset
 
     data = make_dataset(tmp_path / "data", n_val=2, seed=1)
@@ -128,8 +128,8 @@ def test_a_node_seeing_other_checkpoint_bytes_refuses_and_names_itself(tmp_path:
 def test_files_made_on_a_node_land_where_a_local_worker_would_write_them(tmp_path: Path) -> None:
     """Staging and landing (no Ray needed): a train task's checkpoint in node-local scratch, an export
     beside a staged input, and an evaluation's named outputs all come back to the daemon's paths."""
-    from daemon.ray_actor import _Staging
-    from daemon.ray_backend import _land_files
+    from daemon.jobs.ray_actor import _Staging
+    from daemon.jobs.ray_backend import _land_files
 
     daemon_work = tmp_path / "state" / "train" / "job1"
     staging = _Staging("train", {"work_dir": str(daemon_work), "epochs": 1}, {})

@@ -55,7 +55,7 @@ import psutil
 import pytest
 import yaml
 
-from daemon.config import load_config
+from daemon.app.config import load_config
 from tests.daemon_fixtures import (
     API_IMGSZ,
     STRONG_PT,

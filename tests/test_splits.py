@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config import Config
-from daemon.submissions import Submissions
+from daemon.app.config import Config
+from daemon.jobs.submissions import Submissions
 from evaluation.datasets import fingerprint, load_dataset
 from store import rankings, results
 from store.database import Database

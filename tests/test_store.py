@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from store import jobs as jobq
+from store import job_table as jobq
 from store import rankings, results
 from store.database import BUSY_TIMEOUT_MS, Database
 from store.schema import MIGRATIONS
@@ -190,7 +190,7 @@ def test_checkpoint_claim_is_taken_once(db: Database) -> None:
 
 def test_queue_submit_with_a_taken_claim_returns_none(db: Database) -> None:
     """``JobQueue.submit(claim=...)`` inserts the job and its claim in one transaction, or nothing."""
-    from daemon.queue import JobQueue
+    from daemon.jobs.queue import JobQueue
 
     async def scenario() -> tuple[Any, Any]:
         async def never(ctx: Any) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
-from vocab.version import version
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, place_model
 from tests.inprocess import running_service, url
 from tests.test_metrics import Samples, parse_prometheus, value_of
+from vocab.version import version
 
 JOB_ROUTE = "/v1/vision/jobs/{job_id}"
 

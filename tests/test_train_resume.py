@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
+from daemon.app.config import parse_config
 from daemon.clock import iso, utcnow
-from daemon.config import parse_config
-from daemon.ingest import Ingest
-from daemon.queue import JobQueue
-from daemon.retry import Outcomes
-from daemon.training import Trainer
-from daemon.watcher import file_state
+from daemon.jobs.queue import JobQueue
+from daemon.train.trainer import Trainer
+from daemon.watch.ingest import Ingest
+from daemon.watch.retry import Outcomes
+from daemon.watch.watcher import file_state
 from store import promotions
 from store.database import Database
 from tests.daemon_fixtures import STRONG_PT

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from daemon.config import parse_config
-from daemon.ingest import Ingest
-from daemon.queue import JobContext, JobQueue
-from daemon.retry import RETRY_BACKOFF, Outcomes, is_outside, next_retry
-from daemon.watcher import Watcher, file_state
+from daemon.app.config import parse_config
+from daemon.jobs.queue import JobContext, JobQueue
+from daemon.watch.ingest import Ingest
+from daemon.watch.retry import RETRY_BACKOFF, Outcomes, is_outside, next_retry
+from daemon.watch.watcher import Watcher, file_state
 from evaluation.datasets import fingerprint, load_dataset
 from store import checkpoint_states
 from store.database import Database
@@ -70,7 +70,7 @@ def test_outside_failures_are_told_from_a_checkpoints_own_faults() -> None:
 
 
 class Rig:
-    """The watcher's side of the daemon, wired as ``daemon.service`` wires it."""
+    """The watcher's side of the daemon, wired as ``daemon.app.service`` wires it."""
 
     def __init__(self, root: Path, clock: Clock, outcome: Callable[[dict[str, Any]], None]) -> None:
         self.root = root

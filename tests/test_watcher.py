@@ -1,6 +1,6 @@
 """The models-folder watcher (issue 4): real files in a real watched folder, a real daemon, real evaluations.
 
-Unit level: ``daemon.watcher.candidate`` (which names are checkpoints),
+Unit level: ``daemon.watch.watcher.candidate`` (which names are checkpoints),
 ``is_complete_zip`` (a truncated checkpoint is not complete) and a
 ``Watcher`` on its own event loop with a recording callback (no daemon).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.watcher import Watcher, candidate, file_state, is_complete_zip
+from daemon.watch.watcher import Watcher, candidate, file_state, is_complete_zip
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset
 from tests.watch_fixtures import (
     SETTLE_S,
@@ -113,8 +113,8 @@ async def test_a_stop_during_a_rescan_logs_no_error(tmp_path: Path, caplog: pyte
     """The daemon's scheduler stopped while a rescan runs: apscheduler cancels the job's task, which must
     end quietly, not as an ERROR with a traceback. The rescan here is a coroutine that never finishes
     on its own (a stand-in for a slow ``Watcher.scan``, so the stop always meets it)."""
+    from daemon.app.scheduler import build_scheduler
     from daemon.clock import utcnow
-    from daemon.scheduler import build_scheduler
     from store.database import Database
 
     started = asyncio.Event()

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from daemon.watcher import WAIT_VISIBLE_PERIODS, Watcher, file_state
+from daemon.watch.watcher import WAIT_VISIBLE_PERIODS, Watcher, file_state
 from tests.daemon_fixtures import STRONG_PT
 from tests.watch_fixtures import copy_file
 

@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vocab.paths import DEFAULT_MODELS_ROOT
-from vocab.version import version
 from store.export import CSV_FIELDS, to_csv
 from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
 from vision_eval.client import Client
@@ -38,7 +36,9 @@ from vision_eval.render import (
     render_train,
 )
 from vocab.errors import VisionEvalError
+from vocab.paths import DEFAULT_MODELS_ROOT
 from vocab.terms import JOB_KINDS, JOB_STATUSES, SPLITS
+from vocab.version import version
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 LOCAL_DEFAULTS = {"imgsz": 640, "batch": 16, "device": "auto", "models_root": str(DEFAULT_MODELS_ROOT)}
@@ -171,7 +171,7 @@ def connect(args: argparse.Namespace) -> Client:
     url, token = args.url, args.token
     config_token = None
     if args.config is not None:
-        from daemon.config import load_config
+        from daemon.app.config import load_config
 
         server = load_config(args.config).server
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)
@@ -226,7 +226,7 @@ def _abs(raw: str) -> str:
 
 
 def _model(raw: str) -> str:
-    from evaluation.models import looks_like_path
+    from evaluation.model_resolution import looks_like_path
 
     return _abs(raw) if looks_like_path(raw) else raw
 

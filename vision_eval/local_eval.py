@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vocab.paths import default_state_dir
-from evaluation.models import looks_like_path, resolve_model
+from evaluation.model_resolution import looks_like_path, resolve_model
 from vision_eval.progress import ProgressBar
+from vocab.paths import default_state_dir
 
 
 def run_local_eval(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ def config_default(key: str) -> Any:
 
 
 def from_config(config: Any) -> dict[str, Any]:
-    """Gate settings from an object with the gates as attributes (daemon.config.PromotionConfig)."""
+    """Gate settings from an object with the gates as attributes (daemon.app.config.PromotionConfig)."""
     settings = {key: getattr(config, key) for key in GATE_KEYS}
     for key in _NULLABLE:
         if settings[key] is not None and settings[key] < 0:

@@ -13,7 +13,7 @@ the training it already did) instead of training again. A job cancelled
 after publishing removes its version when no decision has read it yet (else
 the version stays, decided); a job that ends failed after publishing leaves
 its claim to the watcher, which releases it and evaluates the version unless
-a decision has read it (``daemon.ingest``). The work folder of every job that has ended (completed,
+a decision has read it (``daemon.watch.ingest``). The work folder of every job that has ended (completed,
 failed or cancelled) is removed, and leftovers are pruned at start-up.
 """
 
@@ -29,18 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
-from daemon.evaluations import EvalSpec, Evaluations
-from daemon.files import fsync_dir, publish_new, tmp_name
-from daemon.promotion import Promoter
-from daemon.queue import JobContext
-from daemon.workers import Executor
+from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.queue import JobContext
+from daemon.jobs.workers import Executor
+from daemon.promote.promotion import Promoter
 from evaluation.datasets import file_sha256
-from evaluation.models import CURRENT, list_versions
+from evaluation.model_resolution import CURRENT, list_versions
 from store import checkpoint_states as claims
-from store import jobs as jobq
+from store import job_table as jobq
 from store import promotions
 from store.database import Database
 from vocab.errors import InternalError, JobCancelled, VisionEvalError
+from vocab.files import fsync_dir, publish_new, tmp_name
 
 log = logging.getLogger(__name__)
 TRAINED = "trained.json"  # in the work folder: what the worker's training returned

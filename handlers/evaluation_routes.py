@@ -6,7 +6,7 @@
 
 ``errors`` holds the per-box lists (``prediction_types``, one letter per
 row of the predictions artifact, and ``missed_boxes``) unless ``?boxes=false``. An image is served only by a name
-the evaluation lists (see ``daemon.analysis``).
+the evaluation lists (see ``daemon.app.analyses``).
 """
 
 from __future__ import annotations

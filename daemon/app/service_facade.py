@@ -1,6 +1,6 @@
 """The daemon as the HTTP layer sees it: ``DaemonFacade``, the implementation of ``handlers.facade.Facade``.
 
-The composition root (``daemon.service``) builds it from the started parts
+The composition root (``daemon.app.service``) builds it from the started parts
 and hands it to the app; handlers reach nothing else. It only routes and
 shapes: submissions go to ``Submissions``, reads to the store, decisions to
 the ``Promoter``, analyses to ``Analyses``. The leaderboard JSON is cached
@@ -18,16 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.analysis import Analyses
-from daemon.config import Config
-from daemon.metrics import Snapshot, Telemetry, promoted_from
-from daemon.models_view import ShaCache, model_detail, model_list
-from daemon.promotion import Promoter
-from daemon.queue import JobQueue
-from daemon.submissions import Submissions
-from daemon.watcher import Watcher
-from daemon.workers import Executor
-from evaluation.models import expand_user
+from daemon.app.analyses import Analyses
+from daemon.app.config import Config
+from daemon.app.models_view import ShaCache, model_detail, model_list
+from daemon.app.prometheus import Snapshot, Telemetry, promoted_from
+from daemon.jobs.queue import JobQueue
+from daemon.jobs.submissions import Submissions
+from daemon.jobs.workers import Executor
+from daemon.promote.promotion import Promoter
+from daemon.watch.watcher import Watcher
+from evaluation.model_resolution import expand_user
 from handlers.facade import (
     CompareSubmission,
     EvalSubmission,
@@ -35,7 +35,7 @@ from handlers.facade import (
     RequestDefaults,
     TrainSubmission,
 )
-from store import jobs as jobq
+from store import job_table as jobq
 from store import promotions, rankings, results
 from store.database import Database
 from vocab.errors import Conflict, InvalidRequest, NotFound
@@ -200,7 +200,7 @@ class DaemonFacade:
                 "worker_info": p.executor.info}
 
     async def metrics_exposition(self) -> bytes:
-        """The Prometheus text exposition of ``GET /metrics`` (daemon/metrics.py)."""
+        """The Prometheus text exposition of ``GET /metrics`` (daemon/app/prometheus.py)."""
         p = self.parts
         snapshot = Snapshot(
             jobs_by_status=await p.db.read(jobq.counts), promotions_by_decision=await p.db.read(promotions.counts),

@@ -1,12 +1,12 @@
 """The Ray backend of the ``Executor`` protocol: one warm actor per worker slot, on a Ray cluster.
 
-Same contract as ``daemon.workers.WorkerPool``: a task is ``(kind, params)``,
+Same contract as ``daemon.jobs.workers.WorkerPool``: a task is ``(kind, params)``,
 it returns the task's result or raises the worker's ``VisionEvalError``,
 ``WorkerDied`` (the actor or its node died), ``JobTimedOut`` or
 ``JobCancelled``; an actor that dies or is killed (cancel, timeout) is
 replaced. The daemon stays the only SQLite writer and the only place that
 promotes: actors compute and return results and file bytes, and this module
-writes those files where a local worker would have (``daemon.ray_actor``).
+writes those files where a local worker would have (``daemon.jobs.ray_actor``).
 
 While the Ray head cannot be reached, ``available()`` is False (``/healthz``
 answers 503) and tasks wait for it instead of failing. ``ray`` is imported
@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.files import atomic_write_bytes
-from daemon.ray_actor import ROLES, TaskActor
-from daemon.workers import DetailFn, ProgressFn, error_from, take_idle
+from daemon.jobs.ray_actor import ROLES, TaskActor
+from daemon.jobs.workers import DetailFn, ProgressFn, error_from, take_idle
 from vocab.errors import JobCancelled, JobTimedOut, WorkerDied
+from vocab.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 PROGRESS_POLL_S = 0.5

@@ -3,7 +3,7 @@
 ``Executor`` is what the job runner needs from whatever runs heavy tasks:
 today a pool of local spawned processes (``WorkerPool``); later, perhaps a
 distributed engine on a GPU cluster. A task is ``(kind, params)`` as in
-``daemon.worker_main.TASKS``; it returns a JSON-able dict or raises a
+``daemon.jobs.worker_main.TASKS``; it returns a JSON-able dict or raises a
 ``VisionEvalError`` (the worker's own, re-raised here by class name),
 ``WorkerDied``, ``JobTimedOut`` or ``JobCancelled``.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from daemon.worker_main import worker_main
+from daemon.jobs.worker_main import worker_main
 from vocab import errors
 from vocab.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError, WorkerDied
 

@@ -25,21 +25,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from daemon.app.config import PromotionConfig
 from daemon.clock import Clock, iso, utcnow
-from daemon.config import PromotionConfig
-from daemon.decision import Decision, Gain, identical_reason, judge
-from daemon.evaluations import EvalSpec, Evaluations
-from daemon.export_parity import ExportParity
-from daemon.files import ContentChanged, atomic_copy, remove_stray_tmp
-from daemon.queue import JobContext
-from daemon.workers import Executor
+from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.queue import JobContext
+from daemon.jobs.workers import Executor
+from daemon.promote.decision import Decision, Gain, identical_reason, judge
+from daemon.promote.parity import ExportParity
 from evaluation.datasets import file_sha256
 from evaluation.evidence import load_evidence, same_predictions
-from evaluation.models import CURRENT, check_name, list_versions
+from evaluation.model_resolution import CURRENT, check_name, list_versions
 from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
 from vocab.errors import Conflict, NotFound, PathNotAllowed
+from vocab.files import ContentChanged, atomic_copy, remove_stray_tmp
 from vocab.scoring import composite_score, resolve_weights
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config
-from daemon.queue import JobQueue
+from daemon.app.config import Config
+from daemon.jobs.queue import JobQueue
 from evaluation.architectures import detection_architecture
 from evaluation.datasets import check_train_split, load_dataset
 from evaluation.export_meta import export_shape, model_format, read_export
-from evaluation.models import (
+from evaluation.model_resolution import (
     ResolvedModel,
     check_name,
     expand_user,
@@ -31,7 +31,7 @@ from evaluation.models import (
     resolve_model,
 )
 from evaluation.stats.gates import validate_gates
-from store.jobs import Job
+from store.job_table import Job
 from vocab.errors import (
     DatasetError,
     InvalidRequest,

@@ -38,8 +38,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from vocab.version import version
 from vocab.scoring import DEFAULT_WEIGHTS, composite_score
+from vocab.version import version
 
 prometheus_client.disable_created_metrics()  # no ``*_created`` series beside every counter and histogram
 DURATION_BUCKETS_S = (1, 5, 15, 60, 300, 900, 3600, 14400, float("inf"))

@@ -20,7 +20,7 @@ from typing import Any
 from evaluation.analysis_store import ARTIFACTS, read_artifact
 from evaluation.datasets import load_dataset
 from evaluation.evidence import load_evidence
-from store import jobs as jobq
+from store import job_table as jobq
 from store import results
 from store.database import Database
 from vocab.errors import Conflict, NotFound

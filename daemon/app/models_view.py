@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.datasets import file_sha256
-from evaluation.models import CURRENT, NAME_RE, check_name, list_versions
+from evaluation.model_resolution import CURRENT, NAME_RE, check_name, list_versions
 from store import checkpoint_states, promotions, rankings
 from store.database import Database
 from vocab.errors import NotFound, PathNotAllowed

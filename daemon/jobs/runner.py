@@ -5,16 +5,16 @@
 - ``compare``: both evaluations (cache reused), the spec's comparison, and
   paired-bootstrap statistics computed by a worker from both evidence files.
 - ``train``: training in a worker, the new version written, optional
-  evaluation and promotion (see ``daemon.training``).
+  evaluation and promotion (see ``daemon.train.trainer``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from daemon.evaluations import EvalSpec, Evaluations
-from daemon.queue import JobContext
-from daemon.workers import Executor
+from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.queue import JobContext
+from daemon.jobs.workers import Executor
 from evaluation.comparison import compare_errors, compare_results
 from evaluation.stats.gates import gain_basis
 from vocab.errors import InvalidRequest, VisionEvalError

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
-from daemon.queue import JobContext
-from daemon.workers import Executor
+from daemon.jobs.queue import JobContext
+from daemon.jobs.workers import Executor
 from evaluation.datasets import (
     Dataset,
     check_class_names,
@@ -177,7 +177,7 @@ class Evaluations:
             "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
             "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "rect": spec.rect,
             "work_dir": str(art / "work"),
-            # what a remote worker must find (daemon.ray_actor)
+            # what a remote worker must find (daemon.jobs.ray_actor)
             "checkpoint_sha256": ident.sha256, "dataset_fingerprint": ident.fingerprint,
             "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
         }

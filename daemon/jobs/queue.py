@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.app.prometheus import JobMetrics
 from daemon.clock import Clock, iso, utcnow
-from daemon.metrics import JobMetrics
-from store import jobs as jobq
+from store import job_table as jobq
 from store.database import Database
 from vocab.errors import (
     JobCancelled,

@@ -12,7 +12,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from daemon.clock import Clock, iso
-from store import jobs as jobq
+from store import job_table as jobq
 from store.database import Database
 
 log = logging.getLogger(__name__)

@@ -33,14 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.config import PromotionConfig
-from daemon.decision import Decision
-from daemon.evaluations import EvalSpec, Evaluations
-from daemon.queue import JobContext
-from daemon.workers import Executor
+from daemon.app.config import PromotionConfig
+from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.queue import JobContext
+from daemon.jobs.workers import Executor
+from daemon.promote.decision import Decision
 from evaluation.export_meta import read_export
 from evaluation.export_parity import parity_verdict
-from evaluation.models import EXPORT_VERSION_RE, export_beside, list_versions
+from evaluation.model_resolution import EXPORT_VERSION_RE, export_beside, list_versions
 from vocab.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ Files cross machines by value, never by assuming a shared state folder:
   predictions and evidence of an evaluation, with the files written beside
   them such as its error analysis; ``FileRoles.result_files``: named
   by the result, e.g. the trained checkpoint), and the daemon writes them where
-  a local worker would have (``daemon.ray_backend``);
+  a local worker would have (``daemon.jobs.ray_backend``);
 - checkpoints and datasets are read in place (a shared file system, the same
   paths on every node). Before an evaluation the actor checks the
   checkpoint's sha256 and the dataset fingerprint against what the daemon
@@ -136,7 +136,7 @@ class TaskActor:
     """A warm worker (see module contract). Threaded (max_concurrency 2): ``progress`` answers while ``run`` works."""
 
     def __init__(self, device: str, torch_threads: int) -> None:
-        from daemon.worker_main import prepare
+        from daemon.jobs.worker_main import prepare
 
         state = Path(tempfile.gettempdir()) / "vision-evald-ray"  # node-local ultralytics settings and font
         self._info = prepare(str(state), device, torch_threads)
@@ -157,7 +157,7 @@ class TaskActor:
 
     def run(self, kind: str, params: dict[str, Any], inputs: dict[str, bytes]) -> dict[str, Any]:
         """``run_task``'s message for this task, plus the bytes of the files it made (see module contract)."""
-        from daemon.worker_main import run_task
+        from daemon.jobs.worker_main import run_task
 
         self._progress = 0.0
         self._detail = None

@@ -46,7 +46,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from evaluation.models import NAME_RE, version_of
+from evaluation.model_resolution import NAME_RE, version_of
 
 log = logging.getLogger(__name__)
 FileState = tuple[int, int, int]  # size, mtime_ns, inode

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vocab.paths import daemon_state_dir
-from evaluation.models import check_name
+from evaluation.model_resolution import check_name
 from evaluation.stats.gates import config_default
 from handlers.browser_guard import parse_origin
 from vocab.errors import ConfigError, InvalidRequest
+from vocab.paths import daemon_state_dir
 from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
 
 ENV_PREFIX = "VISION_EVALD_"

@@ -1,6 +1,6 @@
 """How sure a promotion decision is: the score gain with its interval, and the reason in words.
 
-Pure: no I/O. ``Promoter`` (daemon/promotion.py) gathers the numbers (both
+Pure: no I/O. ``Promoter`` (daemon/promote/promotion.py) gathers the numbers (both
 scores, the paired bootstrap of candidate against incumbent) and asks this
 module to judge and word them. The rules (README, "Promotion"):
 

@@ -10,7 +10,7 @@ with none, or one that cannot be evaluated, the checkpoint is recorded as
 skipped with the reason and looked at again at the next scan.
 
 A claimed checkpoint is looked at again only when its state says so: an
-outside failure whose retry is due (``daemon.retry``), or a version whose
+outside failure whose retry is due (``daemon.watch.retry``), or a version whose
 train job ended without completing before any promotion decision read it
 (its claim is released and the watcher evaluates it). Hashing and dataset checks run on the watcher's own thread
 pool, so a running job's hashing never queues behind a rescan.
@@ -26,13 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daemon.app.config import Config
+from daemon.app.models_view import ShaCache
 from daemon.clock import Clock, iso, utcnow
-from daemon.config import Config
-from daemon.models_view import ShaCache
-from daemon.queue import JobQueue
-from daemon.watcher import FileState
+from daemon.jobs.queue import JobQueue
+from daemon.watch.watcher import FileState
 from evaluation.datasets import load_dataset
-from evaluation.models import is_under, version_of
+from evaluation.model_resolution import is_under, version_of
 from store import checkpoint_states as states
 from store import promotions
 from store.database import Database
@@ -171,7 +171,7 @@ class Ingest:
         return True
 
     async def ignored(self, path: Path, name: str, reason: str | None) -> None:
-        """An entry the watcher ignores (see ``daemon.watcher``): recorded as skipped (the watcher logs it);
+        """An entry the watcher ignores (see ``daemon.watch.watcher``): recorded as skipped (the watcher logs it);
         reason None: it is gone, and so is its record."""
         if reason is None:
             await self.db.write(lambda c: promotions.clear_skip(c, str(path)))

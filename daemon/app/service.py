@@ -19,26 +19,26 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import sdnotify
-from daemon.analysis import Analyses
+from daemon.app import sdnotify
+from daemon.app.analyses import Analyses
+from daemon.app.config import Config
+from daemon.app.home_lock import HomeLock
+from daemon.app.prometheus import Telemetry
+from daemon.app.scheduler import build_scheduler
+from daemon.app.service_facade import DaemonFacade, Parts
 from daemon.clock import Clock, iso, utcnow
-from daemon.config import Config
-from daemon.evaluations import Evaluations
-from daemon.facade import DaemonFacade, Parts
-from daemon.home_lock import HomeLock
-from daemon.ingest import Ingest
-from daemon.metrics import Telemetry
-from daemon.promotion import Promoter
-from daemon.queue import JobQueue
-from daemon.retry import Outcomes
-from daemon.runner import JobRunner
-from daemon.scheduler import build_scheduler
-from daemon.submissions import Submissions
-from daemon.training import Trainer
-from daemon.watcher import Watcher
-from daemon.workers import Executor, WorkerPool
+from daemon.jobs.evaluations import Evaluations
+from daemon.jobs.queue import JobQueue
+from daemon.jobs.runner import JobRunner
+from daemon.jobs.submissions import Submissions
+from daemon.jobs.workers import Executor, WorkerPool
+from daemon.promote.promotion import Promoter
+from daemon.train.trainer import Trainer
+from daemon.watch.ingest import Ingest
+from daemon.watch.retry import Outcomes
+from daemon.watch.watcher import Watcher
 from handlers.app import JsonErrorAppRunner, make_app
-from store import jobs as jobq
+from store import job_table as jobq
 from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
 
@@ -49,7 +49,7 @@ def build_executor(config: Config) -> Executor:
     """The configured backend: local worker processes, or actors on a Ray cluster (imports ray only then)."""
     w = config.workers
     if w.backend == "ray":
-        from daemon.ray_backend import RayExecutor
+        from daemon.jobs.ray_backend import RayExecutor
 
         return RayExecutor(w.count, w.device, w.torch_threads, address=w.ray_address,
                            gpus_per_worker=w.gpus_per_worker, local_gpus=w.ray_local_gpus)

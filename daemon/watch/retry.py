@@ -25,7 +25,7 @@ from typing import Any
 from daemon.clock import Clock, iso, utcnow
 from store import checkpoint_states as states
 from store.database import Database
-from store.jobs import Job
+from store.job_table import Job
 from vocab.errors import (
     ClassMismatchError,
     DatasetError,
