@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vocab.errors import InvalidRequest, NotFound, PathNotAllowed
+from vocab.files import check_model_name, is_under
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.pt$")
 EXPORT_VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.onnx$")
 MODEL_SUFFIXES = (".pt", ".onnx")
@@ -35,16 +35,6 @@ class ResolvedModel:
     path: Path
     name: str
     version: int | None  # the v<n> it is, when resolved to a versioned file
-
-
-def check_name(name: str) -> str:
-    """A model name is a single folder name: letters, digits, '.', '_', '-'; no '..'."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        raise InvalidRequest(
-            f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
 
 
 def version_of(path: Path) -> int | None:
@@ -75,11 +65,6 @@ def list_versions(model_dir: Path, pattern: re.Pattern[str] = VERSION_RE) -> dic
 def export_beside(checkpoint: Path) -> Path:
     """The ONNX export that belongs beside a checkpoint: ``v<n>.pt`` -> ``v<n>.onnx``."""
     return checkpoint.with_suffix(".onnx")
-
-
-def is_under(path: Path, roots: Sequence[Path]) -> bool:
-    """Whether a resolved path lies under one of the (resolved) roots."""
-    return any(path.is_relative_to(root.resolve()) for root in roots)
 
 
 def looks_like_path(model: str) -> bool:
@@ -145,7 +130,7 @@ def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path],
         if fmt is not None and path.suffix != f".{fmt}":
             raise InvalidRequest(f"format {fmt!r} does not match the model path {model!r}")
         return ResolvedModel(path, name_for_path(expand_user(model, "model path")), any_version_of(path))
-    name = check_name(model)
+    name = check_model_name(model)
     root = models_root.resolve()
     model_dir = root / name
     if fmt == "onnx":
@@ -153,7 +138,7 @@ def resolve_model(model: str, models_root: Path, allowed_roots: Sequence[Path],
     current = model_dir / CURRENT
     if current.is_file():
         real = current.resolve()
-        if not real.is_relative_to(root):
+        if not is_under(real, root):
             raise PathNotAllowed(f"{current} is a link that leaves the models root")
         return ResolvedModel(real if real != current else current, name, None)
     versions = list_versions(model_dir)
@@ -174,6 +159,6 @@ def _latest(name: str, root: Path, versions: dict[int, Path]) -> ResolvedModel:
     """The highest version of ``versions`` (ascending), which must not be a link leaving the models root."""
     n, path = next(reversed(versions.items()))
     real = path.resolve()
-    if not real.is_relative_to(root):
+    if not is_under(real, root):
         raise PathNotAllowed(f"{path} is a link that leaves the models root")
     return ResolvedModel(real, name, n)

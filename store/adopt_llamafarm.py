@@ -44,6 +44,7 @@ from typing import Any
 from store import promotions, results
 from store.schema import MIGRATIONS, apply
 from vocab.errors import DatabaseRefused
+from vocab.files import fsync_dir
 from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -206,11 +207,7 @@ def _copy_aside(path: Path, now: datetime) -> Path:
             shutil.copyfileobj(src, out)
             out.flush()
             os.fsync(out.fileno())
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
         return target
     raise OSError(f"no free backup name for {path}")
 

@@ -55,3 +55,30 @@ def test_explicit_name_for_a_path_and_its_validation(tmp_path: Path) -> None:
     assert subs.resolve_model("det", "det").name == "det"
     with pytest.raises(InvalidRequest, match="already a model name"):
         subs.resolve_model("det", "other")
+
+
+
+@pytest.mark.parametrize(("name", "valid"), [
+    ("my-detector", True), ("a.b_c-1", True), ("9lives", True), ("x" * 128, True),
+    ("a..b", False), ("..", False), (".hidden", False), ("-dash", False), ("x" * 129, False), ("bad name", False),
+])
+def test_one_model_name_rule_for_the_watcher_the_api_and_the_config(name: str, valid: bool) -> None:
+    """The watcher's candidate test, the API's resolution and the config apply vocab.files' one rule:
+    ``a..b`` is refused by each of them alike (it used to pass the watcher and fail the store)."""
+    from daemon.app.config import parse_config
+    from daemon.watch.watcher import candidate
+    from vocab.errors import ConfigError, NotFound
+    from vocab.files import is_model_name
+
+    root = Path("/models")
+    assert is_model_name(name) is valid
+    assert candidate(root, root / name / "v1.pt") is valid
+    if valid:
+        with pytest.raises(NotFound):  # past the rule, to the (missing) folder
+            resolve_model(name, Path("/nonexistent-root"), [Path("/")])
+        parse_config({"models": {name: {"dataset": "/data/d.yaml"}}}, environ={})
+    else:
+        with pytest.raises(InvalidRequest, match="invalid model name"):
+            resolve_model(name, Path("/nonexistent-root"), [Path("/")])
+        with pytest.raises(ConfigError, match="invalid model name"):
+            parse_config({"models": {name: {"dataset": "/data/d.yaml"}}}, environ={})

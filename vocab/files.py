@@ -1,22 +1,75 @@
-"""Atomic, durable file publication (DESIGN.md "Identity, caching, promotion").
+"""The file rules every layer shares: model names, "under a root", file identity, atomic publication.
 
-``atomic_copy`` writes a temp file in the destination's folder, fsyncs it,
-``os.replace``s it over the destination and fsyncs the folder: a reader sees
-the old file or the new one, never a mix, and after a crash the rename is
-either fully there or not at all. ``publish_new`` does the same but refuses
-to overwrite an existing name (``os.link``), so two writers can never both
-create the same ``v<n>.pt``.
+- **Model names** (``is_model_name``, ``check_model_name``): a model is a
+  single folder under the models root named with 1-128 letters, digits,
+  ``.``, ``_`` or ``-``, starting with a letter or digit, never containing
+  ``..``. The watcher, the API, the config and the store use this one rule.
+- **Under a root** (``is_under``): a path lies under a root when its resolved
+  form (symlinks followed) lies under the root's resolved form.
+- **File identity** (``FileIdentity``, ``identity``): device, inode, size and
+  mtime in nanoseconds; equal identities mean "the same file, unchanged" for
+  every cache keyed by a file (hashes, watcher settling).
+- **Atomic publication, one fsync policy** (docs/development.md, "Files"):
+  every file another reader may see is written to a temp file in the
+  destination's folder, fsynced, ``os.replace``d over the destination, and
+  the folder is fsynced: a reader sees the old file or the new one, never a
+  mix, and after a crash the rename is either fully there or not at all.
+  ``atomic_copy`` copies (optionally checking the bytes' sha256),
+  ``atomic_write_bytes``/``atomic_write_text``/``atomic_write_json`` write
+  data, ``publish_new`` refuses to overwrite an existing name (``os.link``),
+  so two writers can never both create the same ``v<n>.pt``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from vocab.errors import InvalidRequest
 
 TMP_MARK = ".tmp-"
 _CHUNK = 1 << 20
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MODEL_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
+FileIdentity = tuple[int, int, int, int]  # (st_dev, st_ino, st_size, st_mtime_ns)
+
+
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` is a valid model name (see module contract)."""
+    return isinstance(name, str) and bool(MODEL_NAME_RE.match(name)) and ".." not in name
+
+
+def check_model_name(name: object) -> str:
+    """``name`` when it is a valid model name; InvalidRequest saying the rule otherwise."""
+    if not is_model_name(name):
+        raise InvalidRequest(f"invalid model name {name!r}: use {MODEL_NAME_RULE}")
+    assert isinstance(name, str)
+    return name
+
+
+def is_under(path: Path, roots: Path | Iterable[Path]) -> bool:
+    """Whether ``path``, resolved, lies under one of ``roots``, resolved (a root itself counts)."""
+    real = path.resolve()
+    return any(real.is_relative_to(root.resolve()) for root in ([roots] if isinstance(roots, Path) else roots))
+
+
+def identity(st: os.stat_result) -> FileIdentity:
+    """The identity of a stat result (see module contract)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def identity_of(path: Path) -> FileIdentity | None:
+    """The identity of the file at ``path`` (symlinks followed); None when it cannot be stat'ed."""
+    try:
+        return identity(os.stat(path))
+    except OSError:
+        return None
 
 
 class ContentChanged(Exception):
@@ -77,6 +130,16 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(dest.parent)
+
+
+def atomic_write_text(dest: Path, text: str) -> None:
+    """``atomic_write_bytes`` of ``text`` in UTF-8."""
+    atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def atomic_write_json(dest: Path, value: Any, indent: int | None = None) -> None:
+    """``atomic_write_bytes`` of ``value`` as JSON."""
+    atomic_write_text(dest, json.dumps(value, indent=indent))
 
 
 def publish_new(src: Path, dest: Path, expected_sha256: str | None = None) -> bool:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from evaluation.model_resolution import check_name
 from evaluation.stats.gates import config_default
 from handlers.browser_guard import parse_origin
 from vocab.errors import ConfigError, InvalidRequest
+from vocab.files import check_model_name
 from vocab.paths import daemon_state_dir
 from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
 
@@ -264,7 +264,7 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> 
         raise ConfigError("[models] must be a table of [models.<name>] tables")
     for name, table in raw_models.items():
         try:
-            check_name(name)
+            check_model_name(name)
         except InvalidRequest as exc:
             raise ConfigError(f"[models.{name}]: {exc.detail}") from exc
         models[name] = _section(f"models.{name}", ModelConfig, table)

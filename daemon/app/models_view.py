@@ -14,25 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.datasets import file_sha256
-from evaluation.model_resolution import CURRENT, NAME_RE, check_name, list_versions
+from evaluation.model_resolution import CURRENT, list_versions
 from store import checkpoint_states, promotions, rankings
 from store.database import Database
 from vocab.errors import NotFound, PathNotAllowed
+from vocab.files import FileIdentity, check_model_name, identity_of, is_model_name, is_under
 
 
 class ShaCache:
     """sha256 of files, recomputed only when a file's (size, mtime_ns, inode) changes."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self._cache: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._cache: dict[str, tuple[FileIdentity, str]] = {}
         self.max_entries = max_entries
 
     def sha256(self, path: Path) -> str | None:
-        try:
-            st = path.stat()
-        except OSError:
+        state = identity_of(path)
+        if state is None:
             return None
-        state = (st.st_size, st.st_mtime_ns, st.st_ino)
         hit = self._cache.get(str(path))
         if hit is not None and hit[0] == state:
             return hit[1]
@@ -51,7 +50,7 @@ def model_names(root: Path) -> list[str]:
     except OSError:
         return names
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and NAME_RE.match(entry.name):
+        if entry.is_dir(follow_symlinks=False) and is_model_name(entry.name):
             d = Path(entry.path)
             if (d / CURRENT).is_file() or list_versions(d):
                 names.append(entry.name)
@@ -60,7 +59,7 @@ def model_names(root: Path) -> list[str]:
 
 def _leaves_root(path: Path, root: Path) -> bool:
     try:
-        return not path.resolve().is_relative_to(root.resolve())
+        return not is_under(path, root)
     except OSError:
         return True
 
@@ -73,7 +72,7 @@ def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
     checkpoint that is such a link is listed without a hash and with the
     reason, so the rest of the model stays visible.
     """
-    model_dir = root / check_name(name)
+    model_dir = root / check_model_name(name)
     versions = list_versions(model_dir)
     current = model_dir / CURRENT
     if not versions and not current.is_file():

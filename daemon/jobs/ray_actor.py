@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vocab.files import is_under
+
 
 @dataclass(frozen=True)
 class FileRoles:
@@ -122,7 +124,7 @@ class _Staging:
                 continue
             path = Path(result[key]).resolve()
             for param, base in self.bases.items():
-                if path.is_relative_to(base.resolve()):
+                if is_under(path, base):
                     files[key] = {"param": param, "relative": str(path.relative_to(base.resolve())),
                                   "data": path.read_bytes()}
                     break

@@ -24,9 +24,7 @@ from evaluation.datasets import check_train_split, load_dataset
 from evaluation.export_meta import export_shape, model_format, read_export
 from evaluation.model_resolution import (
     ResolvedModel,
-    check_name,
     expand_user,
-    is_under,
     looks_like_path,
     resolve_model,
 )
@@ -39,6 +37,7 @@ from vocab.errors import (
     PathNotAllowed,
     UnsupportedTask,
 )
+from vocab.files import check_model_name, is_under
 from vocab.scoring import resolve_weights
 
 SUPPORTED_TASKS = ("detection", "detect")
@@ -60,7 +59,7 @@ class Submissions:
         resolved = resolve_model(model, self.config.models_root, self.config.allowed_roots, fmt)
         if name is None:
             return resolved
-        check_name(name)
+        check_model_name(name)
         if not looks_like_path(model.strip()) and name != resolved.name:
             raise InvalidRequest(f"name {name!r} can only name a checkpoint path; the model {model!r} is "
                                  "already a model name")
@@ -147,7 +146,7 @@ class Submissions:
                     gates: dict[str, Any] | None = None, split: str = "val") -> Job:
         if task not in SUPPORTED_TASKS:
             raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
-        check_name(model)
+        check_model_name(model)
         resolve_weights(eval_weights)
         gates = validate_gates(gates)
         ds = await self.check_dataset(dataset, split if auto_eval or auto_promote else "val", train=True)

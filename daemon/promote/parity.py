@@ -42,6 +42,7 @@ from evaluation.export_meta import read_export
 from evaluation.export_parity import parity_verdict
 from evaluation.model_resolution import EXPORT_VERSION_RE, export_beside, list_versions
 from vocab.errors import CheckpointError
+from vocab.files import identity_of
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "required", "off")
@@ -124,20 +125,12 @@ def _exports_expected(export: Path) -> bool:
     return any(p != export for p in list_versions(export.parent, EXPORT_VERSION_RE).values())
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 async def wait_for_export(checkpoint: Path, export: Path, wait_s: float, poll_s: float = 1.0) -> bool:
     """True once ``export`` exists and is unchanged over one poll; False when it does not exist and
     ``checkpoint`` is older than ``wait_s`` seconds (no export is coming)."""
     previous = None
     while True:
-        ident = await asyncio.to_thread(_identity, export)
+        ident = await asyncio.to_thread(identity_of, export)
         if ident is not None and ident == previous:
             return True
         if ident is None:

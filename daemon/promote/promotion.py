@@ -34,12 +34,12 @@ from daemon.promote.decision import Decision, Gain, identical_reason, judge
 from daemon.promote.parity import ExportParity
 from evaluation.datasets import file_sha256
 from evaluation.evidence import load_evidence, same_predictions
-from evaluation.model_resolution import CURRENT, check_name, list_versions
+from evaluation.model_resolution import CURRENT, list_versions
 from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
 from vocab.errors import Conflict, NotFound, PathNotAllowed
-from vocab.files import ContentChanged, atomic_copy, remove_stray_tmp
+from vocab.files import ContentChanged, atomic_copy, check_model_name, is_under, remove_stray_tmp
 from vocab.scoring import composite_score, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class Promoter:
     def current_path(self, name: str) -> Path:
         """``<root>/<name>/current.pt``; PathNotAllowed if the folder or the file is a link that leaves
         the root (reading or writing through it would touch files outside the models root)."""
-        path = self.models_root / check_name(name) / CURRENT
-        if not path.resolve().is_relative_to(self.models_root.resolve()):
+        path = self.models_root / check_model_name(name) / CURRENT
+        if not is_under(path, self.models_root):
             raise PathNotAllowed(f"{path} is a link that leaves the models root")
         return path
 
@@ -205,10 +205,10 @@ class Promoter:
     # -- manual promotion and rollback ---------------------------------------------------------
     async def promote_version(self, name: str, version: int, actor: str, reason: str | None) -> dict[str, Any]:
         """Make ``v<version>.pt`` current now, whatever its score (audited)."""
-        source = list_versions(self.models_root / check_name(name)).get(version)
+        source = list_versions(self.models_root / check_model_name(name)).get(version)
         if source is None:
             raise NotFound(f"model {name} has no v{version}.pt")
-        if not source.resolve().is_relative_to(self.models_root.resolve()):
+        if not is_under(source, self.models_root):
             raise PathNotAllowed(f"{source} is a link that leaves the models root")
         async with self._lock(name):
             new_sha = await asyncio.to_thread(file_sha256, source)
@@ -226,7 +226,7 @@ class Promoter:
 
     async def rollback(self, name: str, actor: str, reason: str | None) -> dict[str, Any]:
         """Restore the checkpoint that was current before the last promotion (byte for byte)."""
-        if not (self.models_root / check_name(name)).is_dir():
+        if not (self.models_root / check_model_name(name)).is_dir():
             raise NotFound(f"model not found: {name}")
         async with self._lock(name):
             ledger = await self.db.read(lambda c: promotions.promoted_history(c, name))

@@ -23,7 +23,6 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -40,20 +39,10 @@ from store import job_table as jobq
 from store import promotions
 from store.database import Database
 from vocab.errors import InternalError, JobCancelled, VisionEvalError
-from vocab.files import fsync_dir, publish_new, tmp_name
+from vocab.files import atomic_write_json, fsync_dir, publish_new
 
 log = logging.getLogger(__name__)
 TRAINED = "trained.json"  # in the work folder: what the worker's training returned
-
-
-def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    tmp = tmp_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class Trainer:
@@ -103,7 +92,7 @@ class Trainer:
             job_id=ctx.job.id, on_progress=ctx.phase(0.0, 0.8).progress, timeout=ctx.remaining(),
             cancel=ctx.cancel_event, on_detail=ctx.report_detail,
         )
-        await asyncio.to_thread(write_json_atomic, work / TRAINED, trained)
+        await asyncio.to_thread(atomic_write_json, work / TRAINED, trained, 2)
         return trained
 
     async def _finish(self, name: str, version: int, path: Path, sha: str, trained: dict[str, Any],
@@ -207,7 +196,7 @@ class Trainer:
             "parameters": {k: p[k] for k in ("epochs", "batch", "imgsz", "learning_rate", "patience", "device")},
             "created_at": iso(self.clock()), "final_metrics": metrics,
         }
-        await asyncio.to_thread(write_json_atomic, path, value)
+        await asyncio.to_thread(atomic_write_json, path, value, 2)
         return str(path)
 
 

@@ -32,11 +32,12 @@ from daemon.clock import Clock, iso, utcnow
 from daemon.jobs.queue import JobQueue
 from daemon.watch.watcher import FileState
 from evaluation.datasets import load_dataset
-from evaluation.model_resolution import is_under, version_of
+from evaluation.model_resolution import version_of
 from store import checkpoint_states as states
 from store import promotions
 from store.database import Database
 from vocab.errors import QueueFull, VisionEvalError
+from vocab.files import is_under
 from vocab.terms import SPLITS
 
 log = logging.getLogger(__name__)

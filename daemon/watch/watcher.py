@@ -4,7 +4,7 @@ watchdog events are a hint, a periodic full scan is the truth (inotify drops
 events on overflow, and an observer thread can die). Either way a candidate
 path is *poked*. Reads are not writes: opens and closes without a write are
 not even hints, and a poke restarts the path's settle timer only when the
-file's ``(size, mtime_ns, inode)`` differs from the last look, so a file
+file's identity (device, inode, size, mtime) differs from the last look, so a file
 that another process (a backup, an indexer, our own hashing) reads in a
 loop still settles. ``settle_s`` after the last change the state must be
 unchanged and the file must read as a complete zip archive (torch
@@ -46,10 +46,11 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from evaluation.model_resolution import NAME_RE, version_of
+from evaluation.model_resolution import version_of
+from vocab.files import FileIdentity, identity_of, is_model_name
 
 log = logging.getLogger(__name__)
-FileState = tuple[int, int, int]  # size, mtime_ns, inode
+FileState = FileIdentity  # a checkpoint's state: the same file, unchanged, has the same identity
 OnStable = Callable[[Path, FileState], Awaitable[bool]]
 OnIgnored = Callable[[Path, str, str | None], Awaitable[None]]  # path, model, reason (None: not any more)
 T = TypeVar("T")
@@ -67,15 +68,12 @@ def candidate(root: Path, path: Path) -> bool:
         rel = path.relative_to(root)
     except ValueError:
         return False
-    return len(rel.parts) == 2 and bool(NAME_RE.match(rel.parts[0])) and version_of(path) is not None
+    return len(rel.parts) == 2 and is_model_name(rel.parts[0]) and version_of(path) is not None
 
 
 def file_state(path: Path) -> FileState | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+    """The state of a checkpoint file: its identity (``vocab.files.identity_of``); None when it is gone."""
+    return identity_of(path)
 
 
 def is_complete_zip(path: Path) -> bool:
@@ -353,7 +351,7 @@ def _ignored_folder(entry: os.DirEntry[str]) -> str | None:
             return ("the model folder is a symbolic link; the watcher does not follow links: "
                     "put the checkpoints in a real folder under the models root")
         return None
-    if entry.is_dir(follow_symlinks=False) and not NAME_RE.match(entry.name):
+    if entry.is_dir(follow_symlinks=False) and not is_model_name(entry.name):
         return ("the folder name is not a model name the watcher accepts: use 1-128 letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit")
     return None
