@@ -252,18 +252,3 @@ def prune_finished(conn: sqlite3.Connection, older_than: str) -> int:
         (older_than,),
     )
     return cur.rowcount
-
-
-def claim_checkpoint(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, *, job_id: str, now: str) -> bool:
-    """Record that ``job_id`` owns this checkpoint content of ``model_name``; False if already claimed."""
-    cur = conn.execute(
-        "INSERT INTO checkpoint_claims (model_name, sha256, job_id, path, created_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (model_name, sha256) DO NOTHING",
-        (model_name, sha256, job_id, path, now),
-    )
-    return cur.rowcount == 1
-
-
-def claimed_shas(conn: sqlite3.Connection, model_name: str) -> set[str]:
-    rows = conn.execute("SELECT sha256 FROM checkpoint_claims WHERE model_name = ?", (model_name,)).fetchall()
-    return {r["sha256"] for r in rows}

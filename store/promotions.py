@@ -1,4 +1,4 @@
-"""The ``promotions`` audit trail and the ``skipped_checkpoints`` record."""
+"""The ``promotions`` audit trail."""
 
 from __future__ import annotations
 
@@ -49,32 +49,6 @@ def promoted_history(conn: sqlite3.Connection, model_name: str) -> list[dict[str
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT decision, COUNT(*) AS n FROM promotions GROUP BY decision").fetchall()
     return {r["decision"]: r["n"] for r in rows}
-
-
-def record_skip(conn: sqlite3.Connection, path: str, model_name: str, sha256: str | None, reason: str, now: str) -> None:
-    conn.execute(
-        "INSERT INTO skipped_checkpoints (path, model_name, sha256, reason, created_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, reason = excluded.reason, "
-        "created_at = excluded.created_at",
-        (path, model_name, sha256, reason, now),
-    )
-
-
-def clear_skip(conn: sqlite3.Connection, path: str) -> None:
-    conn.execute("DELETE FROM skipped_checkpoints WHERE path = ?", (path,))
-
-
-def skipped(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT path, sha256, reason, created_at FROM skipped_checkpoints WHERE model_name = ? ORDER BY path",
-        (model_name,),
-    ).fetchall()
-    return [dict(r) for r in rows]
-
-
-def skip_of(conn: sqlite3.Connection, path: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT sha256, reason, created_at FROM skipped_checkpoints WHERE path = ?", (path,)).fetchone()
-    return dict(row) if row else None
 
 
 def decided_on(conn: sqlite3.Connection, model_name: str, sha256: str) -> bool:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from store import checkpoints, rankings, results
 from store import job_table as jobq
-from store import rankings, results
 from store.database import BUSY_TIMEOUT_MS, Database
 from store.schema import MIGRATIONS
 from vocab.errors import ServiceClosed
@@ -180,12 +180,12 @@ def test_requeue_with_refund_keeps_attempts(db: Database) -> None:
 def test_checkpoint_claim_is_taken_once(db: Database) -> None:
     """The de-duplication key of the job store (formerly ``jobs.dedupe_key``, now ``checkpoint_claims``)."""
     claim_ = lambda job_id, model="m", sha="sha-abc": db.write_sync(  # noqa: E731
-        lambda c: jobq.claim_checkpoint(c, model, sha, f"/m/{model}/v1.pt", job_id=job_id, now=NOW))
+        lambda c: checkpoints.claim_checkpoint(c, model, sha, f"/m/{model}/v1.pt", job_id=job_id, now=NOW))
     assert claim_("one") is True
     assert claim_("two") is False  # same model, same content: already claimed
     assert claim_("three", model="other") is True  # the key is (model, sha256)
     assert claim_("four", sha="sha-def") is True
-    assert db.read_sync(lambda c: jobq.claimed_shas(c, "m")) == {"sha-abc", "sha-def"}
+    assert db.read_sync(lambda c: checkpoints.claimed_shas(c, "m")) == {"sha-abc", "sha-def"}
 
 
 def test_queue_submit_with_a_taken_claim_returns_none(db: Database) -> None:

@@ -28,7 +28,7 @@ from daemon.watch.ingest import Ingest
 from daemon.watch.retry import RETRY_BACKOFF, Outcomes, is_outside, next_retry
 from daemon.watch.watcher import Watcher, file_state
 from evaluation.datasets import fingerprint, load_dataset
-from store import checkpoint_states
+from store import checkpoints
 from store.database import Database
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
 from tests.watch_fixtures import copy_file, write_pipeline
@@ -105,7 +105,7 @@ class Rig:
         return [dict(r) for r in rows]
 
     def state(self, name: str) -> list[dict[str, Any]]:
-        return self.db.read_sync(lambda c: checkpoint_states.for_model(c, name))
+        return self.db.read_sync(lambda c: checkpoints.for_model(c, name))
 
     async def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout

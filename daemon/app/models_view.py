@@ -15,7 +15,7 @@ from typing import Any
 
 from evaluation.datasets import file_sha256
 from evaluation.model_resolution import CURRENT, list_versions
-from store import checkpoint_states, promotions, rankings
+from store import checkpoints, promotions, rankings
 from store.database import Database
 from vocab.errors import NotFound, PathNotAllowed
 from vocab.files import FileIdentity, check_model_name, identity_of, is_model_name, is_under
@@ -104,8 +104,8 @@ def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
 async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
     out = await asyncio.to_thread(describe_files, root, name, shas)
     out["evaluations"] = await db.read(lambda c: rankings.latest_for_model(c, name, 20))
-    out["skipped"] = await db.read(lambda c: promotions.skipped(c, name))
-    out["checkpoints"] = await db.read(lambda c: checkpoint_states.for_model(c, name))
+    out["skipped"] = await db.read(lambda c: checkpoints.skipped(c, name))
+    out["checkpoints"] = await db.read(lambda c: checkpoints.for_model(c, name))
     out["promotions"] = await db.read(lambda c: promotions.history(c, name, 50))
     return out
 

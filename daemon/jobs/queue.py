@@ -28,6 +28,7 @@ from typing import Any
 
 from daemon.app.prometheus import JobMetrics
 from daemon.clock import Clock, iso, utcnow
+from store import checkpoints
 from store import job_table as jobq
 from store.database import Database
 from vocab.errors import (
@@ -135,7 +136,7 @@ class JobQueue:
                 job_id = secrets.token_hex(6)
                 if jobq.get(conn, job_id) is None:
                     break
-            if claim is not None and not jobq.claim_checkpoint(conn, *claim, job_id=job_id, now=self.now()):
+            if claim is not None and not checkpoints.claim_checkpoint(conn, *claim, job_id=job_id, now=self.now()):
                 return None
             return jobq.insert(
                 conn, job_id=job_id, kind=kind, trigger=trigger, params=params, created_at=self.now(),

@@ -34,7 +34,7 @@ from daemon.jobs.workers import Executor
 from daemon.promote.promotion import Promoter
 from evaluation.datasets import file_sha256
 from evaluation.model_resolution import CURRENT, list_versions
-from store import checkpoint_states as claims
+from store import checkpoints as claims
 from store import job_table as jobq
 from store import promotions
 from store.database import Database
@@ -163,7 +163,7 @@ class Trainer:
         model_dir = self.models_root / name
         await asyncio.to_thread(model_dir.mkdir, parents=True, exist_ok=True)
         now = iso(self.clock())
-        await self.db.write(lambda c: jobq.claim_checkpoint(c, name, sha, str(best), job_id=ctx.job.id, now=now))
+        await self.db.write(lambda c: claims.claim_checkpoint(c, name, sha, str(best), job_id=ctx.job.id, now=now))
         for _ in range(100):
             versions = await asyncio.to_thread(list_versions, model_dir)
             n = max(versions, default=0) + 1

@@ -33,7 +33,7 @@ from daemon.jobs.queue import JobQueue
 from daemon.watch.watcher import FileState
 from evaluation.datasets import load_dataset
 from evaluation.model_resolution import version_of
-from store import checkpoint_states as states
+from store import checkpoints as states
 from store import promotions
 from store.database import Database
 from vocab.errors import QueueFull, VisionEvalError
@@ -131,7 +131,7 @@ class Ingest:
         except QueueFull:
             log.warning("watcher: queue full; %s will be retried at the next scan", path)
             return False
-        await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+        await self.db.write(lambda c: states.clear_skip(c, str(path)))
         if job is None:
             log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
         else:
@@ -158,7 +158,7 @@ class Ingest:
         else:
             # Already owned by a job (e.g. a train job publishes v<n>.pt before its pipeline.json):
             # nothing to do, and in particular nothing to record as skipped.
-            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+            await self.db.write(lambda c: states.clear_skip(c, str(path)))
             log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
             return True
         await self.db.write(lambda c: states.release_claim(c, name, sha))
@@ -175,16 +175,16 @@ class Ingest:
         """An entry the watcher ignores (see ``daemon.watch.watcher``): recorded as skipped (the watcher logs it);
         reason None: it is gone, and so is its record."""
         if reason is None:
-            await self.db.write(lambda c: promotions.clear_skip(c, str(path)))
+            await self.db.write(lambda c: states.clear_skip(c, str(path)))
             return
         now = iso(self.clock())
-        await self.db.write(lambda c: promotions.record_skip(c, str(path), name, None, reason, now))
+        await self.db.write(lambda c: states.record_skip(c, str(path), name, None, reason, now))
 
     async def _skip(self, path: Path, name: str, sha: str | None, reason: str) -> None:
         """Record (and log) a skip, once while its sha256 and reason stay the same."""
-        before = await self.db.read(lambda c: promotions.skip_of(c, str(path)))
+        before = await self.db.read(lambda c: states.skip_of(c, str(path)))
         if before is not None and (before["sha256"], before["reason"]) == (sha, reason):
             return
         log.warning("watcher: skipping %s: %s", path, reason)
         now = iso(self.clock())
-        await self.db.write(lambda c: promotions.record_skip(c, str(path), name, sha, reason, now))
+        await self.db.write(lambda c: states.record_skip(c, str(path), name, sha, reason, now))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
-from store import checkpoint_states as states
+from store import checkpoints as states
 from store.database import Database
 from store.job_table import Job
 from vocab.errors import (

@@ -1,5 +1,11 @@
-"""Queries on ``checkpoint_states`` (the watcher's state of each checkpoint content it queued) and on
-the ``checkpoint_claims`` they hang off. Every function takes a connection."""
+"""A checkpoint's life in the store, in one place: claims, states and skips. Every function takes a connection.
+
+- ``checkpoint_claims``: which job owns each checkpoint content of a model (the watcher never evaluates a
+  claimed checkpoint again; a train job claims its output before publishing it);
+- ``checkpoint_states``: the watcher's state of each checkpoint content it queued (evaluated, waiting to
+  retry an outside failure, or failed for a fault of its own);
+- ``skipped_checkpoints``: checkpoint files the watcher saw but could not queue, with the reason.
+"""
 
 from __future__ import annotations
 
@@ -79,3 +85,44 @@ def unsettled(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         "LEFT JOIN jobs j ON j.id = s.job_id WHERE s.state = 'queued' "
         "AND (j.id IS NULL OR j.status IN ('completed', 'failed', 'cancelled'))").fetchall()
     return [dict(r) for r in rows]
+
+
+def claim_checkpoint(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, *, job_id: str, now: str) -> bool:
+    """Record that ``job_id`` owns this checkpoint content of ``model_name``; False if already claimed."""
+    cur = conn.execute(
+        "INSERT INTO checkpoint_claims (model_name, sha256, job_id, path, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (model_name, sha256) DO NOTHING",
+        (model_name, sha256, job_id, path, now),
+    )
+    return cur.rowcount == 1
+
+
+def claimed_shas(conn: sqlite3.Connection, model_name: str) -> set[str]:
+    rows = conn.execute("SELECT sha256 FROM checkpoint_claims WHERE model_name = ?", (model_name,)).fetchall()
+    return {r["sha256"] for r in rows}
+
+
+def record_skip(conn: sqlite3.Connection, path: str, model_name: str, sha256: str | None, reason: str, now: str) -> None:
+    conn.execute(
+        "INSERT INTO skipped_checkpoints (path, model_name, sha256, reason, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, reason = excluded.reason, "
+        "created_at = excluded.created_at",
+        (path, model_name, sha256, reason, now),
+    )
+
+
+def clear_skip(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute("DELETE FROM skipped_checkpoints WHERE path = ?", (path,))
+
+
+def skipped(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT path, sha256, reason, created_at FROM skipped_checkpoints WHERE model_name = ? ORDER BY path",
+        (model_name,),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def skip_of(conn: sqlite3.Connection, path: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT sha256, reason, created_at FROM skipped_checkpoints WHERE path = ?", (path,)).fetchone()
+    return dict(row) if row else None
