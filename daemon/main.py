@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.app.config import Config, load_config
 from daemon.app.logs import FORMATS, configure_logging
+from vocab.config import Config, load_config
 from vocab.errors import ConfigError, DatabaseRefused, HomeInUse
 from vocab.paths import config_candidates, discover_config
 from vocab.version import version

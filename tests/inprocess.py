@@ -21,9 +21,9 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from daemon.app.config import Config, parse_config
 from daemon.app.service import Service
 from tests.daemon_fixtures import DaemonApi, write_toml
+from vocab.config import Config, parse_config
 from vocab.errors import InternalError, JobCancelled, JobTimedOut, VisionEvalError
 
 

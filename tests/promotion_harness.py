@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from daemon.app.config import PromotionConfig
 from daemon.jobs.evaluations import EvalSpec, Evaluations
 from daemon.jobs.queue import JobContext
 from daemon.promote.promotion import Promoter
@@ -24,6 +23,7 @@ from store import job_table as jobq
 from store.database import Database
 from tests.conftest import EVAL_BATCH, EVAL_DEVICE, EVAL_IMGSZ
 from tests.inprocess import ThreadExecutor
+from vocab.config import PromotionConfig
 
 
 def _job(job_id: str) -> jobq.Job:

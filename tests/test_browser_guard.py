@@ -35,11 +35,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.app.config import Config, ServerConfig, parse_config
 from daemon.app.service import Service
-from handlers.browser_guard import BrowserGuard, parse_origin, split_host_header
+from handlers.browser_guard import BrowserGuard
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset, place_model
+from vocab.config import Config, ServerConfig, parse_config
 from vocab.errors import ConfigError, JobCancelled
+from vocab.hosts import parse_origin, split_host_header
 
 TABLES = ("jobs", "eval_results", "promotions", "checkpoint_claims", "skipped_checkpoints")
 FOREIGN = ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Host": "evil.example:11540"},

@@ -78,7 +78,7 @@ def _loaded_packages(code: str) -> set[str]:
 def test_the_client_library_stands_alone_and_the_daemon_never_imports_it() -> None:
     assert _loaded_packages("import vision_eval.client, vision_eval.aclient") == {"vision_eval"}
     daemon_side = _loaded_packages("import daemon.main, daemon.app.service, daemon.app.service_facade, handlers.app\n"
-                                   "from daemon.app.config import Config\nfrom daemon.app.service import Service\n"
+                                   "from vocab.config import Config\nfrom daemon.app.service import Service\n"
                                    "Service(Config())")
     assert "vision_eval" not in daemon_side and {"daemon", "handlers"} <= daemon_side
 

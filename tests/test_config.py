@@ -1,4 +1,4 @@
-"""daemon/app/config.py and ``vision-evald --validate-config``: defaults, strictness, env overrides, exposure."""
+"""vocab/config.py and ``vision-evald --validate-config``: defaults, strictness, env overrides, exposure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app.config import Config, load_config, parse_config
 from tests.daemon_fixtures import REPO_ROOT, vision_evald_command
+from vocab.config import Config, load_config, parse_config
 from vocab.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""config.example.toml documents every key of daemon/app/config.py, set to its default, so it can never drift."""
+"""config.example.toml documents every key of vocab/config.py, set to its default, so it can never drift."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 import re
 import tomllib
 
-from daemon.app.config import Config, ModelConfig, load_config, parse_config
 from tests.daemon_fixtures import REPO_ROOT
+from vocab.config import Config, ModelConfig, load_config, parse_config
 
 EXAMPLE = REPO_ROOT / "config.example.toml"
 # Every section dataclass of Config, by section name ([models.<name>] tables are optional).

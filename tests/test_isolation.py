@@ -21,8 +21,11 @@ ALLOWED = {
     "evaluation": {"vocab"},
     "handlers": {"store", "vocab"},
     "daemon": {"evaluation", "handlers", "store", "vocab"},
+    # The client: never the server (its local evaluation imports the evaluation stack lazily).
+    "vision_eval": {"evaluation", "store", "vocab"},
 }
 MAX_LINES = 450
+MAX_DAEMON_TOP = 12
 
 
 def _imports(path: Path) -> set[str]:
@@ -81,9 +84,32 @@ def test_no_import_cycle_even_inside_functions() -> None:
 
 
 def test_no_module_is_over_450_lines() -> None:
-    long = {str(p.relative_to(REPO)): n for package in ("daemon", "handlers", "store", "evaluation")
+    long = {str(p.relative_to(REPO)): n for package in PACKAGES
             for p in (REPO / package).rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, long
+
+
+def test_daemon_is_sub_packages_with_few_modules_at_its_top() -> None:
+    top = sorted(p.name for p in (REPO / "daemon").glob("*.py"))
+    assert len(top) <= MAX_DAEMON_TOP, top
+    assert {p.name for p in (REPO / "daemon").iterdir() if (p / "__init__.py").is_file()} >= {
+        "app", "jobs", "watch", "promote", "train"}
+
+
+def test_module_names_do_not_collide_across_packages() -> None:
+    """A module's name says what it holds, once: no two product modules share a file name."""
+    seen: dict[str, list[str]] = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            if path.name != "__init__.py":
+                seen.setdefault(path.stem, []).append(str(path.relative_to(REPO)))
+    assert not {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def test_the_client_loads_no_server_and_no_numerics() -> None:
+    code = "import sys, vision_eval.cli\nprint(sorted(m for m in ('aiohttp', 'numpy', 'torch') if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_a_started_daemon_imports_no_heavy_module(tmp_path: Path) -> None:

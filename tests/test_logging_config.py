@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app.config import Config, parse_config
 from daemon.app.logs import configure_logging
 from daemon.main import config_path
 from vocab import paths
+from vocab.config import Config, parse_config
 from vocab.paths import config_candidates, daemon_state_dir, discover_config
 
 TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app.config import Config, PathsConfig
 from daemon.jobs.submissions import Submissions
 from evaluation.model_resolution import name_for_path, resolve_model
+from vocab.config import Config, PathsConfig
 from vocab.errors import InvalidRequest
 
 
@@ -65,8 +65,8 @@ def test_explicit_name_for_a_path_and_its_validation(tmp_path: Path) -> None:
 def test_one_model_name_rule_for_the_watcher_the_api_and_the_config(name: str, valid: bool) -> None:
     """The watcher's candidate test, the API's resolution and the config apply vocab.files' one rule:
     ``a..b`` is refused by each of them alike (it used to pass the watcher and fail the store)."""
-    from daemon.app.config import parse_config
     from daemon.watch.watcher import candidate
+    from vocab.config import parse_config
     from vocab.errors import ConfigError, NotFound
     from vocab.files import is_model_name
 

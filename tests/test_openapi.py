@@ -31,13 +31,13 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.app.config import Config
 from daemon.app.service_facade import http_settings
 from handlers.app import make_app
 from handlers.middleware import is_public
 from handlers.openapi import DOCUMENT, document
 from handlers.openapi_parts import FORM_URLENCODED, JSON, MULTIPART
 from tests.inprocess import InProcessDaemon
+from vocab.config import Config
 
 EXAMPLES_PER_OPERATION = 15  # positive and negative each: about 600 requests in all
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app.config import PromotionConfig
 from tests.conftest import EVAL_IMGSZ
 from tests.promotion_harness import Harness, resave_in_process
 from tests.watch_fixtures import sha256_file
+from vocab.config import PromotionConfig
 from vocab.scoring import composite_score, resolve_weights
 
 pytestmark = pytest.mark.ultralytics

@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.app.config import Config, ServerConfig, parse_config
 from daemon.app.service_facade import http_settings
 from handlers.app import make_app
+from vocab.config import Config, ServerConfig, parse_config
 from vocab.errors import ConfigError
 
 TOKEN = "s3cret-token"

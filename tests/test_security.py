@@ -55,7 +55,6 @@ import psutil
 import pytest
 import yaml
 
-from daemon.app.config import load_config
 from tests.daemon_fixtures import (
     API_IMGSZ,
     STRONG_PT,
@@ -66,6 +65,7 @@ from tests.daemon_fixtures import (
     write_toml,
 )
 from tests.inprocess import InProcessDaemon
+from vocab.config import load_config
 from vocab.errors import ConfigError
 
 MAX_BODY = 64 * 1024

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.app.config import Config
 from daemon.jobs.submissions import Submissions
 from evaluation.datasets import fingerprint, load_dataset
 from store import rankings, results
 from store.database import Database
 from tests.conftest import EvalFn
 from tests.test_store import result_row
+from vocab.config import Config
 from vocab.errors import DatasetError
 
 

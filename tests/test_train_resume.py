@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from daemon.app.config import parse_config
 from daemon.clock import iso, utcnow
 from daemon.jobs.queue import JobQueue
 from daemon.train.trainer import Trainer
@@ -33,6 +32,7 @@ from store.database import Database
 from tests.daemon_fixtures import STRONG_PT
 from tests.fixtures.synth import make_dataset
 from tests.watch_fixtures import sha256_file
+from vocab.config import parse_config
 from vocab.errors import DatasetError, JobCancelled
 
 

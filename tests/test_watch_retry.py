@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from daemon.app.config import parse_config
 from daemon.jobs.queue import JobContext, JobQueue
 from daemon.watch.ingest import Ingest
 from daemon.watch.retry import RETRY_BACKOFF, Outcomes, is_outside, next_retry
@@ -32,6 +31,7 @@ from store import checkpoints
 from store.database import Database
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
 from tests.watch_fixtures import copy_file, write_pipeline
+from vocab.config import parse_config
 from vocab.errors import (
     CheckpointError,
     ClassMismatchError,

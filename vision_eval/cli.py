@@ -171,7 +171,7 @@ def connect(args: argparse.Namespace) -> Client:
     url, token = args.url, args.token
     config_token = None
     if args.config is not None:
-        from daemon.app.config import load_config
+        from vocab.config import load_config
 
         server = load_config(args.config).server
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)

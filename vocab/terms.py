@@ -33,3 +33,10 @@ GATE_DEFAULTS: dict[str, Any] = {
     "max_size_recall_regression": None,  # None: off
 }
 GATE_KEYS: tuple[str, ...] = tuple(GATE_DEFAULTS)
+GATE_OFF = -1.0  # a config file's "gate off" for the gates whose default is None (TOML has no null; any value < 0)
+
+
+def gate_config_default(key: str) -> Any:
+    """The ``[promotion]`` config default of a gate (``GATE_OFF`` for a gate off by default)."""
+    value = GATE_DEFAULTS[key]
+    return GATE_OFF if value is None else value

@@ -21,7 +21,6 @@ from aiohttp import web
 
 from daemon.app import sdnotify
 from daemon.app.analyses import Analyses
-from daemon.app.config import Config
 from daemon.app.home_lock import HomeLock
 from daemon.app.prometheus import Telemetry
 from daemon.app.scheduler import build_scheduler
@@ -41,6 +40,7 @@ from handlers.app import JsonErrorAppRunner, make_app
 from store import job_table as jobq
 from store.adopt_llamafarm import refuse_unusable
 from store.database import Database
+from vocab.config import Config
 
 log = logging.getLogger(__name__)
 

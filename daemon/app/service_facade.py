@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from daemon.app.analyses import Analyses
-from daemon.app.config import Config
 from daemon.app.models_view import ShaCache, model_detail, model_list
 from daemon.app.prometheus import Snapshot, Telemetry, promoted_from
 from daemon.jobs.queue import JobQueue
@@ -38,6 +37,7 @@ from handlers.facade import (
 from store import job_table as jobq
 from store import promotions, rankings, results
 from store.database import Database
+from vocab.config import Config
 from vocab.errors import Conflict, InvalidRequest, NotFound
 
 

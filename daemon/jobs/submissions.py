@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from daemon.app.config import Config
 from daemon.jobs.queue import JobQueue
 from evaluation.architectures import detection_architecture
 from evaluation.datasets import check_train_split, load_dataset
@@ -30,6 +29,7 @@ from evaluation.model_resolution import (
 )
 from evaluation.stats.gates import validate_gates
 from store.job_table import Job
+from vocab.config import Config
 from vocab.errors import (
     DatasetError,
     InvalidRequest,

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.app.config import PromotionConfig
 from daemon.jobs.evaluations import EvalSpec, Evaluations
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
@@ -41,6 +40,7 @@ from daemon.promote.decision import Decision
 from evaluation.export_meta import read_export
 from evaluation.export_parity import parity_verdict
 from evaluation.model_resolution import EXPORT_VERSION_RE, export_beside, list_versions
+from vocab.config import PromotionConfig
 from vocab.errors import CheckpointError
 from vocab.files import identity_of
 

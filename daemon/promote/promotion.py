@@ -25,7 +25,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from daemon.app.config import PromotionConfig
 from daemon.clock import Clock, iso, utcnow
 from daemon.jobs.evaluations import EvalSpec, Evaluations
 from daemon.jobs.queue import JobContext
@@ -38,6 +37,7 @@ from evaluation.model_resolution import CURRENT, list_versions
 from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
+from vocab.config import PromotionConfig
 from vocab.errors import Conflict, NotFound, PathNotAllowed
 from vocab.files import ContentChanged, atomic_copy, check_model_name, is_under, remove_stray_tmp
 from vocab.scoring import composite_score, resolve_weights

@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.app.config import Config
 from daemon.app.models_view import ShaCache
 from daemon.clock import Clock, iso, utcnow
 from daemon.jobs.queue import JobQueue
@@ -36,6 +35,7 @@ from evaluation.model_resolution import version_of
 from store import checkpoints as states
 from store import promotions
 from store.database import Database
+from vocab.config import Config
 from vocab.errors import QueueFull, VisionEvalError
 from vocab.files import is_under
 from vocab.terms import SPLITS

@@ -1,9 +1,9 @@
-"""The promotion gates: their one set of defaults, their validation, and their verdict on a comparison.
+"""The promotion gates: their validation and their verdict on a comparison.
 
-The gates are the keys of ``GATE_DEFAULTS``. The daemon's ``[promotion]``
-config takes its defaults from here (``config_default``: a gate that is off,
-``None`` here, is spelled ``-1`` in TOML, which has no null) and turns a
-config back into gate settings with ``from_config``; a request's overrides
+The gates are the keys of ``vocab.terms.GATE_DEFAULTS``. The daemon's
+``[promotion]`` config takes its defaults from there (``gate_config_default``:
+a gate that is off, ``None``, is spelled ``-1`` in TOML, which has no null)
+and turns a config back into gate settings with ``from_config``; a request's overrides
 are checked by ``validate_gates``. ``evaluate_gates`` needs only a
 comparison's numbers (``bootstrap.paired_bootstrap``'s result), not the engine.
 """
@@ -17,18 +17,11 @@ from evaluation.stats.reference import SIZE_KEYS
 from vocab.errors import InvalidRequest
 from vocab.terms import GATE_DEFAULTS, GATE_KEYS
 
-OFF = -1.0  # a config file's "gate off" for the gates whose default is None (any value < 0)
 _NULLABLE = ("max_class_regression", "max_size_recall_regression")
 
 
-def config_default(key: str) -> Any:
-    """The ``[promotion]`` config default of a gate (``OFF`` for a gate off by default)."""
-    value = GATE_DEFAULTS[key]
-    return OFF if value is None else value
-
-
 def from_config(config: Any) -> dict[str, Any]:
-    """Gate settings from an object with the gates as attributes (daemon.app.config.PromotionConfig)."""
+    """Gate settings from an object with the gates as attributes (vocab.config.PromotionConfig)."""
     settings = {key: getattr(config, key) for key in GATE_KEYS}
     for key in _NULLABLE:
         if settings[key] is not None and settings[key] < 0:

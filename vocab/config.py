@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from evaluation.stats.gates import config_default
-from handlers.browser_guard import parse_origin
 from vocab.errors import ConfigError, InvalidRequest
 from vocab.files import check_model_name
+from vocab.hosts import parse_origin
 from vocab.paths import daemon_state_dir
-from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
+from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN, gate_config_default
 
 ENV_PREFIX = "VISION_EVALD_"
 
@@ -88,12 +87,12 @@ class WatchConfig:
 @dataclass(frozen=True)
 class PromotionConfig:
     baseline: str = "current"  # or "dataset_best"
-    # The gates: their defaults are evaluation.stats.gates' (< 0: a gate off).
-    min_delta: float = config_default("min_delta")
-    require_significant: bool = config_default("require_significant")  # false: the spec's literal rule
-    max_class_regression: float = config_default("max_class_regression")
-    min_class_support: int = config_default("min_class_support")
-    max_size_recall_regression: float = config_default("max_size_recall_regression")
+    # The gates: their defaults are vocab.terms' (< 0: a gate off).
+    min_delta: float = gate_config_default("min_delta")
+    require_significant: bool = gate_config_default("require_significant")  # false: the spec's literal rule
+    max_class_regression: float = gate_config_default("max_class_regression")
+    min_class_support: int = gate_config_default("min_class_support")
+    max_size_recall_regression: float = gate_config_default("max_size_recall_regression")
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
     export_parity: str = "auto"  # "auto" (check an export beside the candidate), "required" or "off"
