@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint fixtures bench clean
+.PHONY: install browser run test test-fast lint fixtures bench clean
 
 install: $(STAMP)
 
@@ -14,6 +14,22 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
+
+# The browser tests (tests/test_dashboard.py) drive Debian's headless Chromium through chromium-driver.
+# Installed here when missing, as root; without root, make stops and prints the one command to run.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "browser: chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		echo "browser: installing $(BROWSER_PACKAGES) with apt-get (for the dashboard's browser tests)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); \
+	else \
+		echo "browser: chromium and chromedriver are missing, and installing them needs root. Run:"; \
+		echo "    sudo apt-get install -y --no-install-recommends $(BROWSER_PACKAGES)"; \
+		echo "then make test again."; \
+		exit 1; \
+	fi
 
 run: install
 	$(VENV)/bin/vision-evald
@@ -26,7 +42,7 @@ run: install
 # OMP_NUM_THREADS=1: one torch thread per process (pytest processes, daemons' workers, CLI calls inherit
 # it). Four processes with torch's default of one thread per core would run 8 threads on 2 cores, and
 # OpenMP threads spin while they wait: measured, about 35 s of CPU and 15-30 s of the run lost to it.
-test: install
+test: install browser
 	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
 
 # ruff (rule set explained in pyproject.toml) and mypy over the packages; .ci/run runs it before the tests.
