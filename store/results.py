@@ -112,10 +112,6 @@ def latest_of_checkpoint(conn: sqlite3.Connection, sha256: str, model_name: str)
     ).fetchone()
 
 
-def has_checkpoint(conn: sqlite3.Connection, sha256: str) -> bool:
-    return conn.execute("SELECT 1 FROM eval_results WHERE checkpoint_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
-
-
 # A .pt evaluated with rectangular batches: never an ONNX export's row or a square-padded parity reference.
 _LIKE = "dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ? AND format = 'pt' AND rect = 1"
 

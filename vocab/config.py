@@ -22,7 +22,7 @@ from vocab.errors import ConfigError, InvalidRequest
 from vocab.files import check_model_name
 from vocab.hosts import parse_origin
 from vocab.paths import daemon_state_dir
-from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN, gate_config_default
+from vocab.terms import BATCH_MAX, BATCH_MIN, EXPORT_PARITY_MODES, IMGSZ_MAX, IMGSZ_MIN, gate_config_default
 
 ENV_PREFIX = "VISION_EVALD_"
 
@@ -236,8 +236,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[promotion] baseline must be \"current\" or \"dataset_best\"")
     if cfg.eval.split not in ("val", "test", "train"):
         raise ConfigError("[eval] split must be \"val\", \"test\" or \"train\"")
-    if cfg.promotion.export_parity not in ("auto", "required", "off"):
-        raise ConfigError("[promotion] export_parity must be \"auto\", \"required\" or \"off\"")
+    if cfg.promotion.export_parity not in EXPORT_PARITY_MODES:
+        raise ConfigError(f"[promotion] export_parity must be one of {', '.join(map(repr, EXPORT_PARITY_MODES))}")
     if cfg.promotion.max_export_delta < 0 or cfg.promotion.max_export_class_delta < 0:
         raise ConfigError("[promotion] max_export_delta and max_export_class_delta must be >= 0")
     if not IMGSZ_MIN <= cfg.eval.imgsz <= IMGSZ_MAX or not BATCH_MIN <= cfg.eval.batch <= BATCH_MAX:

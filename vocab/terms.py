@@ -33,6 +33,8 @@ GATE_DEFAULTS: dict[str, Any] = {
     "max_size_recall_regression": None,  # None: off
 }
 GATE_KEYS: tuple[str, ...] = tuple(GATE_DEFAULTS)
+# [promotion] export_parity: check an export beside the candidate when there is one, require one, or never.
+EXPORT_PARITY_MODES: tuple[str, ...] = ("auto", "required", "off")
 GATE_OFF = -1.0  # a config file's "gate off" for the gates whose default is None (TOML has no null; any value < 0)
 
 

@@ -154,9 +154,6 @@ class RayExecutor:
     def available(self) -> bool:
         return self.healthy()
 
-    def actor_pids(self) -> list[int]:
-        return [i["pid"] for i in self._actors.values()]
-
     # -- running tasks -------------------------------------------------------------------------
     async def run(
         self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: ProgressFn, timeout: float,

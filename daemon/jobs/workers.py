@@ -34,6 +34,8 @@ _DIED = object()
 _CANCELLED = object()
 _TIMED_OUT = object()
 READY_TIMEOUT_S = 600.0  # importing torch on a cold disk can be slow
+RESTART_BACKOFF_S = 1.0  # the first retry of a replacement that failed to start; doubled after each failure
+RESTART_BACKOFF_MAX_S = 60.0
 
 ProgressFn = Callable[[float], None]
 T = TypeVar("T")
@@ -107,17 +109,22 @@ def describe_exit(exitcode: int | None) -> str:
 class WorkerPool:
     """``size`` warm spawned worker processes (see module contract)."""
 
-    def __init__(self, size: int, state_dir: str, device: str = "auto", torch_threads: int = 0) -> None:
+    def __init__(self, size: int, state_dir: str, device: str = "auto", torch_threads: int = 0,
+                 target: Callable[..., None] = worker_main) -> None:
+        """``target`` is the worker process's body (``worker_main``; tests give a light stand-in that speaks
+        the same protocol)."""
         self.size = size
         self.state_dir = state_dir
         self.device = device
         self.torch_threads = torch_threads
+        self.target = target
         self.info: dict[str, Any] = {}
         self.restarts = 0
         self._ctx = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._task_ids = itertools.count(1)
+        self._restarting: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -131,7 +138,7 @@ class WorkerPool:
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=worker_main, args=(child, self.state_dir, self.device, self.torch_threads),
+            target=self.target, args=(child, self.state_dir, self.device, self.torch_threads),
             name="vision-evald-worker",
         )
         process.start()  # from the loop thread: PR_SET_PDEATHSIG follows the spawning thread
@@ -171,24 +178,45 @@ class WorkerPool:
             self._workers.remove(worker)
 
     async def _replace(self, worker: _Worker) -> None:
+        """Kill ``worker`` and start another. Only a worker whose ready message has been read ever enters
+        the idle queue: a replacement that fails to start is retried in the background, with backoff, so
+        its late ready message can never be taken for a task's answer, nor a healthy worker for a dead one."""
         self._discard(worker)
         if self._closed:
             return
         self.restarts += 1
-        replacement = self._spawn()
+        if not await self._start_one():
+            task = asyncio.create_task(self._restart_with_backoff(), name="worker-restart")
+            self._restarting.add(task)
+            task.add_done_callback(self._restarting.discard)
+
+    async def _start_one(self) -> bool:
+        """Spawn a worker and put it in the idle queue once it is ready; False (nothing queued) if it failed."""
+        worker = self._spawn()
         try:
-            await self._wait_ready(replacement)
+            await self._wait_ready(worker)
         except (TimeoutError, WorkerDied):
-            log.exception("replacement worker failed to start; retrying on next use")
-            self._discard(replacement)
-            replacement = self._spawn()
-        self._idle.put_nowait(replacement)
+            log.exception("a replacement worker failed to start")
+            self._discard(worker)
+            return False
+        self._idle.put_nowait(worker)
+        return True
+
+    async def _restart_with_backoff(self) -> None:
+        """Start a replacement until one is ready (or the pool closes), waiting longer after each failure."""
+        for attempt in itertools.count():
+            await asyncio.sleep(min(RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_S * 2 ** attempt))
+            if self._closed or await self._start_one():
+                return
 
     async def close(self) -> None:
         """Stop every worker: ask politely, then kill. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        for task in list(self._restarting):
+            task.cancel()
+        await asyncio.gather(*self._restarting, return_exceptions=True)
         for worker in list(self._workers):
             try:
                 worker.conn.send(None)
@@ -200,13 +228,11 @@ class WorkerPool:
             self._discard(worker)
 
     def healthy(self) -> bool:
-        return not self._closed and all(w.process.is_alive() for w in self._workers)
+        """Every worker of the pool is there and alive (False while a replacement is being restarted)."""
+        return not self._closed and len(self._workers) == self.size and all(w.process.is_alive() for w in self._workers)
 
     def available(self) -> bool:
         return not self._closed  # a dead local worker is replaced at once: never a reason to refuse
-
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers]
 
     # -- running tasks -------------------------------------------------------------------------
     async def run(

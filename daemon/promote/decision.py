@@ -102,9 +102,6 @@ class Gain:
                 text += " (interval of the accuracy part: no batch timings)"
         return text
 
-    def beyond_noise(self, min_delta: float) -> bool:
-        return self.ci_low is not None and self.ci_low > min_delta
-
     def public(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -45,7 +45,6 @@ from vocab.errors import CheckpointError
 from vocab.files import identity_of
 
 log = logging.getLogger(__name__)
-MODES = ("auto", "required", "off")
 
 
 class ExportParity:
