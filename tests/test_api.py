@@ -573,17 +573,21 @@ def test_predictions_of_a_completed_eval(env: Env, example: dict[str, Any]) -> N
         assert len(p["bbox"]) == 4 and p["bbox"][2] > 0 and p["bbox"][3] > 0
         assert 0 <= p["score"] <= 1
 
-    # A compare job has no predictions of its own; a cancelled or failed eval has none yet.
-    compares = env.client.get("/v1/vision/jobs", params={"kind": "compare", "limit": 1}).json()["jobs"]
-    if compares:
-        r = env.client.get(f"/v1/vision/eval/{compares[0]['job_id']}/predictions")
-        assert r.status_code == 404, r.text
-        detail_of(r)
-    cancelled = env.client.get("/v1/vision/jobs", params={"status": "cancelled", "kind": "eval", "limit": 1}).json()
-    if cancelled["jobs"]:
-        r = env.client.get(f"/v1/vision/eval/{cancelled['jobs'][0]['job_id']}/predictions")
-        assert r.status_code == 409, r.text
-        detail_of(r)
+    # A compare job has no predictions of its own; a cancelled eval has none. Both made here, held so
+    # that no work runs, and cancelled: nothing depends on what other tests left behind.
+    d = env.daemon
+    with d.paused():
+        compare = env.client.post("/v1/vision/eval/compare", json={
+            "model_a": "my-detector", "model_b": "weak", "dataset": str(env.fresh)}).json()
+        cancelled = d.submit_eval(model="weak", dataset=str(env.fresh))
+        for job in (compare, cancelled):
+            assert env.client.delete(f"/v1/vision/jobs/{job['job_id']}").status_code == 200
+    for job in (compare, cancelled):
+        assert d.wait_job(job["job_id"], timeout=120)["status"] == "cancelled"
+    r = env.client.get(f"/v1/vision/eval/{compare['job_id']}/predictions")
+    assert r.status_code == 404 and "compare job" in detail_of(r), r.text
+    r = env.client.get(f"/v1/vision/eval/{cancelled['job_id']}/predictions")
+    assert r.status_code == 409 and "cancelled" in detail_of(r), r.text
 
 
 def test_healthz_and_no_server_errors_in_the_log(env: Env) -> None:

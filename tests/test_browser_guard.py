@@ -162,9 +162,9 @@ async def test_foreign_origins_and_hosts_are_refused_on_every_route_with_no_effe
         status, job = await _submit(session, env, {})
         assert status == 202, job
         running_id = job["job_id"]
-        for _ in range(200):  # the stand-in executor now holds it running
-            if running_id in env.svc.executor.calls:  # type: ignore[attr-defined]
-                break
+        deadline = asyncio.get_running_loop().time() + 30
+        while running_id not in env.svc.executor.calls:  # type: ignore[attr-defined]  # the stand-in holds it
+            assert asyncio.get_running_loop().time() < deadline, "the submitted job never reached the executor"
             await asyncio.sleep(0.05)
         before = env.snapshot()
         calls_before = len(env.svc.executor.calls)  # type: ignore[attr-defined]
@@ -179,7 +179,8 @@ async def test_foreign_origins_and_hosts_are_refused_on_every_route_with_no_effe
                     assert isinstance(answer.get("detail"), str) and answer["detail"], answer
                     refused += 1
         assert refused >= 60
-        await asyncio.sleep(0.5)  # anything a refused request had started would have written by now
+        # Every effect a request can have (a job row, a promotion, a file) is committed before its answer is
+        # sent, and every refused request has been answered: nothing is left to wait for.
         assert env.snapshot() == before
         assert len(env.svc.executor.calls) == calls_before  # type: ignore[attr-defined]
         status, job = await _send(session, "GET", f"{env.base}/v1/vision/jobs/{running_id}", {}, None)

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,8 +270,12 @@ def test_request_ids_are_echoed_and_logged(env: Env) -> None:
     generated = r.headers["X-Request-Id"]
     assert re.fullmatch(r"[0-9a-f]{16}", generated)
 
-    time.sleep(0.3)  # the access log line is written after the response
-    log = d.log()
+    # The access log line is written after the response: wait for the last request's line.
+    def logged() -> str | None:
+        text = d.log()
+        return text if f"request_id={generated}" in text else None
+
+    log = d.wait_for(logged, 30, "the access log line of the last request")
     assert re.search(rf'"GET /v1/vision/jobs\?limit=1 HTTP/1.1" 200 .* request_id={rid}$', log, re.M), d.log_tail()
     assert re.search(rf'"POST /v1/vision/eval HTTP/1.1" 400 .* request_id={rid}-e$', log, re.M)
     assert f"request_id={generated}" in log

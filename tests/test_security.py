@@ -101,13 +101,20 @@ class Env:
 
 
 class OpenWatch:
-    """Every file opened under some folders, as inotify reports it (IN_OPEN), from ``start()`` on."""
+    """Every file opened under some folders, as inotify reports it (IN_OPEN), from ``start()`` on.
+
+    inotify delivers a folder's events in order: opening a sentinel file of our own and waiting for its
+    event shows that every earlier open has arrived (no sleeping to let events come in)."""
+
+    SENTINEL = ".open-watch-sentinel"
 
     def __init__(self, folders: list[Path]) -> None:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers.inotify import InotifyObserver
 
+        self.folders = folders
         self.opened: list[str] = []
+        self.marks = 0
         opened = self.opened
 
         class Handler(FileSystemEventHandler):
@@ -121,15 +128,26 @@ class OpenWatch:
 
     def start(self) -> None:
         self.observer.start()
-        time.sleep(0.2)
+        self._flush()
 
     def stop(self) -> None:
         self.observer.stop()
         self.observer.join(timeout=10)
 
+    def _flush(self) -> None:
+        """Open a sentinel in every watched folder and wait for those events: all earlier ones are in."""
+        self.marks += 1
+        sentinels = [str(folder / f"{self.SENTINEL}-{self.marks}") for folder in self.folders]
+        for path in sentinels:
+            Path(path).write_bytes(b"")
+        deadline = time.monotonic() + 30
+        while not all(p in self.opened for p in sentinels):
+            assert time.monotonic() < deadline, "inotify never reported the sentinel opens"
+            time.sleep(0.01)
+
     def since(self, mark: int) -> list[str]:
-        time.sleep(0.5)  # let the last events arrive
-        return self.opened[mark:]
+        self._flush()
+        return [p for p in self.opened[mark:] if self.SENTINEL not in Path(p).name]
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +338,9 @@ def test_download_key_is_never_executed_at_submit(env: Env) -> None:
         assert_json_error(env.post("/v1/vision/eval/compare",
                                    json={"model_a": "good", "model_b": "good", "dataset": str(path)}), 400)
         assert_json_error(env.post("/v1/vision/train", json={"model": "newmodel", "dataset": str(path)}), 400)
-    time.sleep(1.0)
+    # Submit-time checks run before the answer: every request has been answered, so anything they could
+    # have executed would be on disk now (test_sanitised_yaml_gives_ultralytics_nothing_to_execute shows
+    # the marker check catches a live download: vector).
     assert _markers(markers) == [], "a dataset's download: was executed"
     assert env.jobs_count() == before
 
@@ -346,7 +366,8 @@ def test_download_key_is_never_executed_when_val_vanishes_before_the_run(env: En
         assert job["status"] == "failed", (kind, job)
         assert "val" in job["error"].lower() or "not found" in job["error"].lower(), job["error"]
     assert d.wait_job(busy, timeout=240)["status"] == "completed"
-    time.sleep(1.0)
+    # Each job ran (and failed) in the worker before its failure was recorded: whatever it executed is on
+    # disk by now.
     assert _markers(markers) == [], "a dataset's download: was executed"
     assert d.health()["ok"] is True
 

@@ -99,7 +99,9 @@ async def test_watcher_calls_back_once_per_complete_stable_file(tmp_path: Path) 
         while len(calls) < 2 and loop.time() < deadline:
             await asyncio.sleep(0.05)
         assert await watcher.scan() == 0  # both handled in their current state: nothing to poke
-        await asyncio.sleep(settle * 2.5)  # any stray timer would have fired by now
+        while not watcher.quiet():  # the last check winding down; once quiet, no timer is left to fire
+            assert loop.time() < deadline, "the watcher never went quiet"
+            await asyncio.sleep(0.01)
     finally:
         await watcher.stop()
     assert [(c[0], c[1], c[2]) for c in calls] == [

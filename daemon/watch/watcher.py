@@ -158,6 +158,11 @@ class Watcher:
     def healthy(self) -> bool:
         return self._observer is not None and self._observer.is_alive()
 
+    def quiet(self) -> bool:
+        """No settle timer is running and no check is in flight: nothing more happens until a new event
+        or scan."""
+        return not self._timers and not self._checking and not self._tasks
+
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking file I/O on the watcher's own threads (the default executor without a pool)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
