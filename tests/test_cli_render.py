@@ -108,6 +108,8 @@ def test_a_classification_shows_per_class_f1_and_its_confusion_matrix(width: int
     header = next(line for line in lines if line.startswith("CLASS"))
     assert header.split() == ["CLASS", "P", "R", "F1", "SUPPORT"]
     assert next(line for line in lines if line.startswith("rose ")).split() == ["rose", "0.8182", "0.9000", "0.8571", "10"]
+    alias = render_eval({**result("classification", home), "task": "classify"}, width)  # ultralytics' name
+    assert "task        classification" in alias and any(line.split()[:1] == ["top1"] for line in alias.splitlines())
 
 
 @pytest.mark.parametrize("width", WIDTHS)

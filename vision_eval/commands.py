@@ -21,7 +21,8 @@ from vision_eval.api import body
 from vision_eval.client import Client
 from vision_eval.formats import shown_path
 from vision_eval.progress import ProgressBar
-from vision_eval.render import render_compare, render_eval, render_train
+from vision_eval.render import render_eval, render_train
+from vision_eval.render_compare import render_compare
 from vision_eval.render_models import render_cancelled, render_decision, render_jobs, render_model, render_models
 from vision_eval.render_rankings import render_history, render_leaderboard
 from vision_eval.text_table import paragraph

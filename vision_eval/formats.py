@@ -17,7 +17,7 @@ from typing import Any
 
 from vision_eval.text_table import fmt
 from vocab.paths import DEFAULT_MODELS_ROOT
-from vocab.tasks import DEFAULT_TASK, TASKS, Task
+from vocab.tasks import ALIASES, DEFAULT_TASK, TASKS, Task
 
 _IRREGULAR = {"batch": "batches", "class": "classes"}
 
@@ -111,12 +111,14 @@ def shown_path(path: Any, *bases: Path | None) -> str:
 
 
 def task_of(row: Mapping[str, Any]) -> Task:
-    """The task of a result, a ranking row or a group (``task``, else the default task's)."""
+    """The task of a result, a ranking row or a group (``task``, an ultralytics alias too; else, or when
+    the name is unknown, the default task)."""
     name = row.get("task")
     group = row.get("group")
     if name is None and isinstance(group, Mapping):
         name = group.get("task")
-    return TASKS.get(str(name), TASKS[DEFAULT_TASK]) if name is not None else TASKS[DEFAULT_TASK]
+    name = str(name) if name is not None else DEFAULT_TASK
+    return TASKS.get(ALIASES.get(name, name), TASKS[DEFAULT_TASK])
 
 
 def metrics_of(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], bool]:
