@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vocab.errors import InvalidRequest, NotFound, PathNotAllowed
-from vocab.files import check_model_name, is_under
+from vocab.files import MODEL_SUFFIXES, check_model_name, is_under, looks_like_path
 
 VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.pt$")
 EXPORT_VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.onnx$")
-MODEL_SUFFIXES = (".pt", ".onnx")
 CURRENT = "current.pt"
 
 
@@ -65,10 +64,6 @@ def list_versions(model_dir: Path, pattern: re.Pattern[str] = VERSION_RE) -> dic
 def export_beside(checkpoint: Path) -> Path:
     """The ONNX export that belongs beside a checkpoint: ``v<n>.pt`` -> ``v<n>.onnx``."""
     return checkpoint.with_suffix(".onnx")
-
-
-def looks_like_path(model: str) -> bool:
-    return "/" in model or "\\" in model or model.endswith(MODEL_SUFFIXES)
 
 
 def resolve_path(raw: str, allowed_roots: Sequence[Path]) -> Path:

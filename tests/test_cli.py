@@ -34,7 +34,7 @@ def vision_eval(*args: str, url: str | None = None, token: str | None = TOKEN,
                 timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run the installed CLI; the environment names the daemon unless url/token are None."""
     script = Path(sys.executable).parent / "vision-eval"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_EVAL_", "VISION_EVALD_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_EVAL_", "VISION_EVALD_")) and k != "COLUMNS"}
     if url:
         env["VISION_EVAL_URL"] = url
     if token:
@@ -148,7 +148,7 @@ def test_compare_renders_bootstrap_statistics_and_their_absence() -> None:
 def test_eval_summary_shows_the_speed_spread() -> None:
     out = render_eval({"model_name": "m", "inference_ms": 20.51, "inference_ms_iqr": 1.84, "inference_batches": 2})
     line = next(x for x in out.splitlines() if x.startswith("inference_ms"))
-    assert "20.5" in line and "IQR 1.8 over 2 batches" in line
+    assert "20.5 ms" in line and "IQR 1.8 ms over 2 batches" in line
     assert "IQR" not in render_eval({"model_name": "m", "inference_ms": 20.5})  # older results: no spread
 
 
@@ -182,7 +182,9 @@ def test_leaderboard_table_and_json(env: Env, evaluated) -> None:
     board = env.json("leaderboard", "--limit", "5")
     assert board[0]["rank"] == 1 and board[0]["model_name"] == "det"
     assert columns(rows[0])[3] == f"{board[0]['score']:.4f}"
-    assert env.cli("leaderboard", "--dataset", "/nowhere.yaml").stdout.strip() == "no evaluations yet"
+    unknown = env.cli("leaderboard", "--dataset", "/nowhere.yaml")
+    assert unknown.stdout.strip() == f"no evaluations of that dataset; known datasets: {env.dataset}"
+    assert unknown.stderr.strip() == f"(asked vision-evald at {env.daemon.url}: from $VISION_EVAL_URL)"
 
 
 @needs_daemon
@@ -310,6 +312,6 @@ def test_train_with_auto_promote_waits_for_the_result(env: Env) -> None:
     proc = env.cli("train", "fresh", str(tiny), "--epochs", "1", "--imgsz", IMGSZ, "--batch", "8",
                    "--base-model", "weak", "--auto-promote")
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
-    assert re.search(r"^trained\s+fresh v1 \(1 epochs\)", proc.stdout, re.M)
+    assert re.search(r"^trained\s+fresh v1 \(1 epoch\)", proc.stdout, re.M)
     assert "evaluation:" in proc.stdout and "promotion: promoted: first version of fresh" in proc.stdout
     assert env.json("models", "fresh")["current"]["version"] == 1

@@ -22,7 +22,7 @@ ALLOWED = {
     "handlers": {"store", "vocab"},
     "daemon": {"evaluation", "handlers", "store", "vocab"},
     # The client: never the server (its local evaluation imports the evaluation stack lazily).
-    "vision_eval": {"evaluation", "store", "vocab"},
+    "vision_eval": {"evaluation", "vocab"},
 }
 MAX_LINES = 450
 MAX_DAEMON_TOP = 12

@@ -64,7 +64,7 @@ class AsyncClient(Endpoints[Coroutine[Any, Any, Any]]):
     async def _request(self, call: Call) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": call.accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
@@ -75,7 +75,7 @@ class AsyncClient(Endpoints[Coroutine[Any, Any, Any]]):
                     raise ApiError(resp.status, error_detail(raw, resp.reason or ""), resp.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # refused, DNS, timeout, not HTTP
             raise Unreachable(self.url, str(exc) or type(exc).__name__) from None
-        return decode(raw, self.url)
+        return decode(raw, self.url, call)
 
     async def wait(self, job_id: str, on_update: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
                    interval: float = 0.25, max_interval: float = 2.0) -> dict[str, Any]:

@@ -45,12 +45,19 @@ class Unreachable(Exception):
 
 @dataclass(frozen=True)
 class Call:
-    """One HTTP request of the API; ``path`` is unquoted, ``query`` values None are left out."""
+    """One HTTP request of the API; ``path`` is unquoted, ``query`` values None are left out; ``text``:
+    the answer is text (CSV), not JSON."""
 
     method: str
     path: str
     body: dict[str, Any] | None = None
     query: dict[str, Any] | None = None
+    text: bool = False
+
+    @property
+    def accept(self) -> str:
+        """The ``Accept`` header of the call."""
+        return "text/csv, text/plain" if self.text else "application/json"
 
     def url(self, base: str) -> str:
         """``base`` + the quoted path + the encoded query string."""
@@ -81,12 +88,16 @@ def error_detail(raw: bytes, reason: str) -> str:
     return text[:500] or reason
 
 
-def decode(raw: bytes, url: str) -> Any:
-    """A success body as JSON (None when empty); ``Unreachable`` when it is not JSON."""
+def decode(raw: bytes, url: str, call: Call) -> Any:
+    """A success body: the text for a ``text`` call, else the JSON (None when empty); ``Unreachable`` when
+    it is not what the call expects."""
     try:
+        if call.text:
+            return raw.decode("utf-8")
         return json.loads(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Unreachable(url, "the answer is not JSON (is this the vision-evald API?)") from None
+        expected = "UTF-8 text" if call.text else "JSON"
+        raise Unreachable(url, f"the answer is not {expected} (is this the vision-evald API?)") from None
 
 
 def poll_intervals(first: float, most: float) -> Iterator[float]:
@@ -122,29 +133,34 @@ class Endpoints(Generic[R]):
             model_a=model_a, model_b=model_b, dataset=dataset, imgsz=imgsz, batch_size=batch_size,
             weights=weights, bootstrap_resamples=bootstrap_resamples, bootstrap_seed=bootstrap_seed, split=split)))
 
-    def train(self, model: str, dataset: str, *, config: dict[str, Any] | None = None,
+    def train(self, model: str, dataset: str, *, task: str | None = None, config: dict[str, Any] | None = None,
               base_model: str | None = None, auto_eval: bool = False, auto_promote: bool = False,
               eval_weights: dict[str, float] | None = None, split: str | None = None) -> R:
-        """Submit ``POST /v1/vision/train``; the job. ``config``: epochs, batch_size, imgsz, learning_rate,
+        """Submit ``POST /v1/vision/train``; the job. ``task``: a task name or ultralytics alias
+        (``vocab.tasks``; None: the daemon's default); ``config``: epochs, batch_size, imgsz, learning_rate,
         patience (the daemon's defaults for those left out); ``split``: the one the new version is evaluated on."""
         return self._send(Call("POST", "/v1/vision/train", body(
-            model=model, dataset=dataset, task="detection", config=config or None, base_model=base_model,
+            model=model, dataset=dataset, task=task, config=config or None, base_model=base_model,
             auto_eval=auto_eval, auto_promote=auto_promote, eval_weights=eval_weights, split=split)))
 
     # -- reads ------------------------------------------------------------------------------
     def leaderboard(self, *, dataset: str | None = None, limit: int | None = None, split: str | None = None,
-                    weights: str | None = None, content: str | None = None) -> R:
+                    weights: str | None = None, content: str | None = None, task: str | None = None,
+                    format: str | None = None) -> R:
         """Models ranked by their best score on a split (default val; a list of rows), under ``weights``
-        (JSON text; default weights if None); ``content="all"`` adds results of a dataset's earlier contents."""
+        (JSON text; default weights if None); ``content="all"`` adds results of a dataset's earlier contents;
+        ``task`` keeps one task's; ``format="csv"``: the same rows as CSV text."""
         return self._send(Call("GET", "/v1/vision/eval/leaderboard", query={
-            "dataset": dataset, "limit": limit, "split": split, "weights": weights, "content": content}))
+            "dataset": dataset, "limit": limit, "split": split, "weights": weights, "content": content,
+            "task": task, "format": format}, text=format == "csv"))
 
     def history(self, model: str, *, limit: int | None = None, split: str | None = None,
-                weights: str | None = None) -> R:
-        """Every evaluation of one model (on a split, when given), newest first (a list of rows), scored
-        under ``weights``."""
+                weights: str | None = None, task: str | None = None, format: str | None = None) -> R:
+        """Every evaluation of one model (on a split, of a task, when given), newest first (a list of rows),
+        scored under ``weights``; ``format="csv"``: the same rows as CSV text."""
         return self._send(Call("GET", f"/v1/vision/eval/leaderboard/{model}",
-                               query={"limit": limit, "split": split, "weights": weights}))
+                               query={"limit": limit, "split": split, "weights": weights, "task": task,
+                                      "format": format}, text=format == "csv"))
 
     def jobs(self, *, status: str | None = None, kind: str | None = None, limit: int | None = None) -> R:
         """``{"jobs": [...], ...}``, newest first."""

@@ -15,33 +15,21 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from store.export import CSV_FIELDS, to_csv
-from vision_eval.api import DEFAULT_URL, ApiError, Unreachable, body
+from vision_eval.api import DEFAULT_URL, ApiError, Unreachable
 from vision_eval.client import Client
-from vision_eval.progress import ProgressBar
-from vision_eval.render import (
-    render_cancelled,
-    render_compare,
-    render_decision,
-    render_eval,
-    render_history,
-    render_jobs,
-    render_leaderboard,
-    render_model,
-    render_models,
-    render_train,
-)
+from vision_eval.commands import COMMANDS, EXIT_UNREACHABLE, EXIT_USAGE, Context, Exit
+from vision_eval.text_table import terminal_width
 from vocab.errors import VisionEvalError
 from vocab.paths import DEFAULT_MODELS_ROOT
+from vocab.tasks import TASK_INPUTS
 from vocab.terms import JOB_KINDS, JOB_STATUSES, SPLITS
 from vocab.version import version
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 LOCAL_DEFAULTS = {"imgsz": 640, "batch": 16, "device": "auto", "models_root": str(DEFAULT_MODELS_ROOT)}
+TASK_HELP = f"one of {', '.join(TASK_INPUTS)}"
 
 
 # --------------------------------------------------------------------------- arguments
@@ -108,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--all-content", action="store_true",
                     help="also results of a dataset's earlier contents (marked), not only its current one")
     lb.add_argument("--split", choices=SPLITS, help="rank evaluations of this split (default val)")
+    lb.add_argument("--task", choices=TASK_INPUTS, metavar="TASK", help=f"only evaluations of this task ({TASK_HELP})")
     lb.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     hist = command("history", "every evaluation of one model, newest first")
@@ -115,11 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--limit", type=int)
     hist.add_argument("--weights", help="score every row by these weights, a JSON object")
     hist.add_argument("--split", choices=SPLITS, help="only evaluations of this split")
+    hist.add_argument("--task", choices=TASK_INPUTS, metavar="TASK", help=f"only evaluations of this task ({TASK_HELP})")
     hist.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
 
     tr = command("train", "train a new version of a model")
     tr.add_argument("model", help="model name: the new checkpoint becomes <models root>/<model>/v<n>.pt")
     tr.add_argument("dataset")
+    tr.add_argument("--task", choices=TASK_INPUTS, metavar="TASK",
+                    help=f"what the model does ({TASK_HELP}; default: the daemon's, detection)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--batch", type=int)
     tr.add_argument("--imgsz", type=int)
@@ -158,32 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- entry point
 
 
-class Exit(Exception):
-    """Stop with this exit status, after printing ``message`` on stderr."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def connect(args: argparse.Namespace) -> Client:
-    """The client for --url/--token, else the --config file's server, else the environment."""
-    url, token = args.url, args.token
-    config_token = None
+def connect(args: argparse.Namespace) -> tuple[Client, str | None]:
+    """The client for --url/--token, else the --config file's server, else the environment; and where its
+    URL came from, in words (None: --url)."""
+    url, source, config_token = args.url, None, None
     if args.config is not None:
-        from vocab.config import load_config
+        from vocab.config import load_config  # only with --config: the daemon's own reading of its file
 
         server = load_config(args.config).server
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)
-        url = url or f"http://{f'[{host}]' if ':' in host else host}:{server.port}"
+        if url is None:
+            url, source = f"http://{f'[{host}]' if ':' in host else host}:{server.port}", f"from {args.config}"
         config_token = server.auth_token or None
-    url = url or os.environ.get("VISION_EVAL_URL") or DEFAULT_URL
-    token = token or os.environ.get("VISION_EVAL_TOKEN") or config_token
-    return Client(url, token)
+    if url is None and os.environ.get("VISION_EVAL_URL"):
+        url, source = os.environ["VISION_EVAL_URL"], "from $VISION_EVAL_URL"
+    if url is None:
+        url, source = DEFAULT_URL, "the default URL; name another with --url, $VISION_EVAL_URL or --config"
+    token = args.token or os.environ.get("VISION_EVAL_TOKEN") or config_token
+    return Client(url, token), source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    where = None  # which daemon answered, for a "not found"
     try:
         if args.command == "eval" and args.local:
             from vision_eval.local_eval import run_local_eval
@@ -192,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if getattr(args, key) is None:
                     setattr(args, key, value)
             return run_local_eval(args)
-        return COMMANDS[args.command](connect(args), args)
+        client, source = connect(args)
+        where = f"(asked vision-evald at {client.url}: {source})" if source else None
+        return COMMANDS[args.command](Context(client, args, source, terminal_width()))
     except VisionEvalError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
@@ -202,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         if exc.status < 500:
             print(f"error: {exc.detail} (HTTP {exc.status})", file=sys.stderr)
+            if exc.status == 404 and where is not None:
+                print(where, file=sys.stderr)
             return EXIT_USAGE
         retry = f"; retry after {exc.retry_after} s" if exc.retry_after else ""
         print(f"error: the daemon answered HTTP {exc.status}: {exc.detail}{retry}", file=sys.stderr)
@@ -215,160 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
-
-
-# --------------------------------------------------------------------------- commands
-
-
-def _abs(raw: str) -> str:
-    """A client-side path made absolute (the daemon resolves relative paths against its own cwd)."""
-    return str(Path(raw).expanduser().absolute())
-
-
-def _model(raw: str) -> str:
-    from evaluation.model_resolution import looks_like_path
-
-    return _abs(raw) if looks_like_path(raw) else raw
-
-
-def _json_arg(raw: str | None, option: str) -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise Exit(EXIT_USAGE, f"error: {option} is not valid JSON: {exc}") from None
-
-
-def cmd_eval(client: Client, args: argparse.Namespace) -> int:
-    for option in ("device", "models_root"):
-        if getattr(args, option) is not None:
-            raise Exit(EXIT_USAGE, f"error: --{option.replace('_', '-')} applies only to eval --local")
-    if args.predictions and args.no_wait:
-        raise Exit(EXIT_USAGE, "error: --predictions needs the finished job: leave out --no-wait")
-    job = client.eval(_model(args.model), _abs(args.dataset), imgsz=args.imgsz, batch_size=args.batch,
-                      weights=_json_arg(args.weights, "--weights"), allow_class_mismatch=args.allow_class_mismatch,
-                      auto_promote=args.auto_promote, split=args.split)
-    code = submitted(client, args, job, render_eval)
-    if code == EXIT_OK and args.predictions:
-        predictions = client.predictions(job["job_id"])
-        Path(args.predictions).write_text(json.dumps(predictions), encoding="utf-8")
-        print(f"predictions written to {args.predictions}", file=sys.stderr)
-    return code
-
-
-def cmd_compare(client: Client, args: argparse.Namespace) -> int:
-    job = client.compare(_model(args.model_a), _model(args.model_b), _abs(args.dataset), imgsz=args.imgsz,
-                         batch_size=args.batch, weights=_json_arg(args.weights, "--weights"),
-                         bootstrap_resamples=args.resamples, bootstrap_seed=args.seed, split=args.split)
-    return submitted(client, args, job, render_compare)
-
-
-def cmd_train(client: Client, args: argparse.Namespace) -> int:
-    config = body(epochs=args.epochs, batch_size=args.batch, imgsz=args.imgsz,
-                  learning_rate=args.learning_rate, patience=args.patience)
-    job = client.train(args.model, _abs(args.dataset), config=config,
-                       base_model=_model(args.base_model) if args.base_model else None, auto_eval=args.auto_eval,
-                       auto_promote=args.auto_promote, eval_weights=_json_arg(args.eval_weights, "--eval-weights"),
-                       split=args.split)
-    return submitted(client, args, job, render_train)
-
-
-def cmd_leaderboard(client: Client, args: argparse.Namespace) -> int:
-    dataset = _abs(args.dataset) if args.dataset else None
-    _json_arg(args.weights, "--weights")
-    rows = client.leaderboard(dataset=dataset, limit=args.limit, split=args.split, weights=args.weights,
-                              content="all" if args.all_content else None)
-    return output(args, rows, _csv_or(args, "leaderboard", render_leaderboard))
-
-
-def cmd_history(client: Client, args: argparse.Namespace) -> int:
-    _json_arg(args.weights, "--weights")
-    rows = client.history(args.model, limit=args.limit, split=args.split, weights=args.weights)
-    return output(args, rows, _csv_or(args, "history", render_history))
-
-
-def _csv_or(args: argparse.Namespace, kind: str, render: Callable[[Any], str]) -> Callable[[Any], str]:
-    """``render``, or the CSV of the same rows (the HTTP route's columns) with --csv."""
-    if not args.csv:
-        return render
-    return lambda rows: to_csv(rows, CSV_FIELDS[kind]).rstrip("\r\n")
-
-
-def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
-    reply = client.jobs(status=args.status, kind=args.kind, limit=args.limit)
-    return output(args, reply, render_jobs)
-
-
-def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
-    return output(args, client.cancel(args.job_id), render_cancelled)
-
-
-def cmd_models(client: Client, args: argparse.Namespace) -> int:
-    if args.name:
-        return output(args, client.model(args.name), render_model)
-    return output(args, client.models(), render_models)
-
-
-def cmd_promote(client: Client, args: argparse.Namespace) -> int:
-    decision = client.promote(args.name, args.version, reason=args.reason)
-    return output(args, decision, lambda d: render_decision(args.name, d))
-
-
-def cmd_rollback(client: Client, args: argparse.Namespace) -> int:
-    decision = client.rollback(args.name, reason=args.reason)
-    return output(args, decision, lambda d: render_decision(args.name, d))
-
-
-COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
-    "eval": cmd_eval, "compare": cmd_compare, "train": cmd_train, "leaderboard": cmd_leaderboard,
-    "history": cmd_history, "jobs": cmd_jobs, "cancel": cmd_cancel, "models": cmd_models,
-    "promote": cmd_promote, "rollback": cmd_rollback,
-}
-
-
-def output(args: argparse.Namespace, value: Any, render: Callable[[Any], str]) -> int:
-    print(json.dumps(value, indent=2) if args.json else render(value))
-    return EXIT_OK
-
-
-def submitted(client: Client, args: argparse.Namespace, job: dict[str, Any],
-              render: Callable[[dict[str, Any]], str]) -> int:
-    """Wait for a just-submitted job (unless --no-wait) and print it; the exit status of its outcome."""
-    if args.no_wait:
-        return output(args, job, lambda j: f"{j['kind']} job {j['job_id']} {j['status']}\n"
-                                          f"follow it with: vision-eval jobs; cancel: vision-eval cancel {j['job_id']}")
-    job = wait(client, job)
-    if args.json:
-        print(json.dumps(job, indent=2))
-    elif job["status"] == "completed":
-        print(render(job["result"]))
-    if job["status"] != "completed":
-        print(f"error: {job['kind']} job {job['job_id']} {job['status']}: {job.get('error') or 'no error given'}",
-              file=sys.stderr)
-        return EXIT_JOB_FAILED
-    return EXIT_OK
-
-
-def wait(client: Client, job: dict[str, Any]) -> dict[str, Any]:
-    """Poll the job with a progress bar on stderr (redrawn only when something changed)."""
-    bar = ProgressBar(f"{job['kind']} {job['job_id']}")
-    shown: list[Any] = [None]
-
-    def update(j: dict[str, Any]) -> None:
-        state = (j["status"], round(j.get("progress") or 0.0, 3))
-        if state != shown[0]:
-            shown[0] = state
-            bar.label = f"{j['kind']} {j['job_id']} {j['status']:<9}"
-            bar(j.get("progress") or 0.0)
-
-    try:
-        return client.wait(job["job_id"], update)
-    except KeyboardInterrupt:
-        raise Exit(130, f"stopped waiting; job {job['job_id']} goes on in the daemon "
-                        f"(vision-eval cancel {job['job_id']} stops it)") from None
-    finally:
-        bar.close()
 
 
 if __name__ == "__main__":

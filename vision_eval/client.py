@@ -40,7 +40,7 @@ class Client(Endpoints[Any]):
         self.timeout = timeout
 
     def _send(self, call: Call) -> Any:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": call.accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         data = None
@@ -57,7 +57,7 @@ class Client(Endpoints[Any]):
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, DNS, timeout, not HTTP
             reason = getattr(exc, "reason", None) or exc
             raise Unreachable(self.url, str(reason)) from None
-        return decode(raw, self.url)
+        return decode(raw, self.url, call)
 
     def wait(self, job_id: str, on_update: Callable[[dict[str, Any]], None] | None = None,
              interval: float = 0.25, max_interval: float = 2.0) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""``vision-eval eval --local``: evaluate in this process, no daemon needed."""
+"""``vision-eval eval --local``: evaluate in this process, no daemon needed.
+
+The evaluation stack (evaluation/, then torch and ultralytics) is imported by
+the command itself, so that importing this module loads none of it.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from evaluation.model_resolution import looks_like_path, resolve_model
 from vision_eval.progress import ProgressBar
 from vocab.paths import default_state_dir
 
 
 def run_local_eval(args: argparse.Namespace) -> int:
     """Resolve MODEL, evaluate it on DATASET, print the result JSON; 0 on success."""
+    from evaluation.model_resolution import looks_like_path, resolve_model
     from evaluation.offline import apply_settings, configure_environment
 
     models_root = Path(args.models_root).expanduser()

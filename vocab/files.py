@@ -38,6 +38,7 @@ _CHUNK = 1 << 20
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MODEL_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
 FileIdentity = tuple[int, int, int, int]  # (st_dev, st_ino, st_size, st_mtime_ns)
+MODEL_SUFFIXES = (".pt", ".onnx")  # a checkpoint or its ONNX export
 
 
 def is_model_name(name: object) -> bool:
@@ -51,6 +52,11 @@ def check_model_name(name: object) -> str:
         raise InvalidRequest(f"invalid model name {name!r}: use {MODEL_NAME_RULE}")
     assert isinstance(name, str)
     return name
+
+
+def looks_like_path(model: str) -> bool:
+    """Whether a client's model string names a file (a path or a .pt/.onnx name) rather than a model name."""
+    return "/" in model or "\\" in model or model.endswith(MODEL_SUFFIXES)
 
 
 def is_under(path: Path, roots: Path | Iterable[Path]) -> bool:
