@@ -40,8 +40,8 @@ def parity_verdict(stats: Mapping[str, Any], *, max_delta: float, max_class_delt
         if s.get("a") is None and s.get("b") is not None:
             failures.append(f"class {name} (support {s['support']}) has no AP50 from the export")
         elif d is not None and d < -max_class_delta:
-            failures.append(f"class {name} (support {s['support']}) loses {-d:.4f} AP50 in the export "
-                            f"({s['b']:.4f} -> {s['a']:.4f}), more than max_export_class_delta {max_class_delta:g}")
+            failures.append(f"class {name} (support {s['support']}): AP50 {s['b']:.4f} in the .pt -> {s['a']:.4f} "
+                            f"in the export ({d:+.4f}), beyond max_export_class_delta {max_class_delta:g}")
     return {
         "verdict": "fail" if failures else "pass",
         "pt_mAP50_95": m.get("b"), "onnx_mAP50_95": m.get("a"), "delta_mAP50_95": delta,

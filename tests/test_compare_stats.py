@@ -397,7 +397,8 @@ def test_gates_refuse_a_better_candidate_that_loses_a_supported_class() -> None:
     failures = gates.evaluate_gates(out, settings)
     assert [(f["gate"], f["subject"]) for f in failures] == [("max_class_regression", "bird")]
     f = failures[0]
-    assert set(f) == {"gate", "subject", "value", "ci_low", "ci_high", "threshold", "reason"}
+    assert set(f) == {"gate", "subject", "value", "ci_low", "ci_high", "a", "b", "support", "threshold", "reason"}
+    assert (f["a"], f["b"], f["support"]) == (out["per_class"]["bird"]["a"], out["per_class"]["bird"]["b"], support["bird"])
     assert f["value"] < -0.05 and f["ci_high"] < 0 and f["threshold"] == 0.05
     assert "bird" in f["reason"] and "AP50" in f["reason"]
     # without the support floor the rare class is gated too

@@ -84,14 +84,19 @@ def test_gate_refusal_names_the_failed_gate_in_the_result_and_the_ledger(tmp_pat
             "bootstrap_resamples": 300, "bootstrap_seed": 7})
         stats = daemon.wait_job(r.json()["job_id"])["result"]
         basis = stats["statistics"]["gain_basis"]  # the score's interval, or accuracy's without batch timings
-        gain_low = stats["statistics"]["metrics"][basis]["ci_low"]
+        shown = stats["statistics"]["metrics"][basis]  # the quantity the decision's gain is of, with its interval
+        gain_low = shown["ci_low"]
         score_gain = stats["metrics"]["score"]["diff"]  # the spec's diff: a - b
         assert score_gain > gain_low, (score_gain, gain_low)
         # A margin the point estimate clears but the interval's lower bound does not: only the gate refuses.
         margin = gain_low + (score_gain - gain_low) / 2
         refused = _eval_promote(daemon, v2, dataset, {"require_significant": True, "min_delta": margin})
         assert refused["decision"] == "refused", refused
-        assert refused["reason"].startswith(f"gain {score_gain:.4f} ["), refused["reason"]
+        # One quantity per figure: the gain printed is the difference its interval is of.
+        words = {"score": "score gain", "accuracy_score": "accuracy-part gain"}[basis]
+        assert refused["reason"].startswith(
+            f"{words} {shown['diff']:+.4f} [{shown['ci_low']:+.4f}, {shown['ci_high']:+.4f}]"), refused["reason"]
+        assert refused["gain"]["value"] == shown["diff"] and refused["gain"]["basis"] == basis
         assert ": not beyond noise; refused by promotion gates: require_significant" in refused["reason"]
         gate = refused["gates"][0]
         assert gate["gate"] == "require_significant" and gate["threshold"] == margin

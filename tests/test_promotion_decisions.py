@@ -19,6 +19,7 @@ from vocab.config import PromotionConfig
 from vocab.scoring import composite_score, resolve_weights
 
 pytestmark = pytest.mark.ultralytics
+WORDS = {"score": "score gain", "accuracy_score": "accuracy-part gain"}
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_identical_weights_in_new_bytes_are_refused(tmp_path: Path, ultralytics_
         decision = h.evaluate_and_consider(h.spec(copy, version=2))
         assert decision["decision"] == "refused", decision
         assert "predictions identical to the incumbent current.pt" in decision["reason"], decision["reason"]
-        assert decision["reason"].startswith(f"gain {decision['gain']['value']:.4f}")
+        assert decision["reason"].startswith(f"{WORDS[decision['gain']['basis']]} {decision['gain']['value']:+.4f}")
         assert (h.models_root / h.name / "current.pt").read_bytes() == strong_pt.read_bytes()
         row = h.ledger()[0]
         assert (row["decision"], row["reason"]) == ("refused", decision["reason"])
@@ -90,13 +91,18 @@ def test_a_clearly_better_checkpoint_is_promoted_with_its_gain_and_interval(harn
     decision = harness.evaluate_and_consider(harness.spec(harness.place(strong_pt, "v2.pt"), version=2))
     assert decision["decision"] == "promoted", decision
     weights = resolve_weights(None)
-    expected = (composite_score(harness.evaluate(harness.spec(strong_pt)), weights)
-                - composite_score(harness.evaluate(harness.spec(weak_pt)), weights))
+    strong, weak = harness.evaluate(harness.spec(strong_pt)), harness.evaluate(harness.spec(weak_pt))
     gain = decision["gain"]
+    if gain["basis"] == "score":
+        expected = composite_score(strong, weights) - composite_score(weak, weights)
+    else:  # the score without its speed term (too few timed batches for a speed interval)
+        expected = composite_score({**strong, "inference_ms": None}, weights) \
+            - composite_score({**weak, "inference_ms": None}, weights)
     assert gain["value"] == pytest.approx(expected, abs=1e-12)
     assert gain["ci_low"] > 0 and gain["ci_low"] <= gain["value"] <= gain["ci_high"]
     assert decision["reason"].startswith(
-        f"gain {gain['value']:.4f} [{gain['ci_low']:.4f}, {gain['ci_high']:.4f}]: beyond noise; score ")
+        f"{WORDS[gain['basis']]} {gain['value']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]")
+    assert ": beyond noise; score " in decision["reason"]
     assert "gates passed" in decision["reason"]
     assert (harness.models_root / harness.name / "current.pt").read_bytes() == strong_pt.read_bytes()
     row = harness.ledger()[0]

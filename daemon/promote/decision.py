@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evaluation.stats.gates import gain_basis, gates_active
+from vocab.scoring import speed_score
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Decision:
     previous_score: float | None = None
     version: int | None = None
     eval_id: int | None = None
+    baseline_eval_id: int | None = None  # the evaluation the candidate was judged against
     dataset: str | None = None
     weights: dict[str, float] | None = None
     baseline: str | None = None
@@ -70,36 +72,65 @@ class Decision:
                 "export_parity": self.export_parity}
 
 
+# What each basis is, in the words a reason uses.
+BASIS_WORDS = {
+    "score": "score gain",
+    "accuracy_score": "accuracy-part gain",
+}
+
+
 @dataclass(frozen=True)
 class Gain:
-    """The candidate's score minus the baseline's, with the bootstrap interval of that difference.
+    """The candidate's gain over the baseline in ONE quantity, with the bootstrap interval of that quantity.
 
-    ``basis``: the bootstrapped metric the interval is of -- ``score`` (accuracy and speed resampled
-    together) or ``accuracy_score`` (the evidence holds no batch timings) -- or None without statistics.
+    ``basis`` names the quantity: ``score`` (the whole composite score; with statistics, its accuracy and
+    speed resampled together) or ``accuracy_score`` (the score without its speed term, when the evidence
+    has too few timed batches to resample speed). ``value`` is candidate - baseline of exactly that
+    quantity, so ``value`` always lies in [``ci_low``, ``ci_high``]'s own terms. With ``accuracy_score``, the
+    speed part is reported beside it, labelled and without an interval: ``speed`` holds both
+    ``inference_ms`` and the difference of their speed scores. Without statistics (``ci_low`` None) the gain
+    is the difference of the two composite scores.
     """
 
+    basis: str
     value: float
     ci_low: float | None = None
     ci_high: float | None = None
-    basis: str | None = None
     alpha: float = 0.05
+    speed: dict[str, float | None] | None = None
 
     @classmethod
-    def of(cls, new_score: float, baseline_score: float, stats: dict[str, Any] | None) -> Gain:
+    def of(cls, new_score: float, baseline_score: float, stats: dict[str, Any] | None,
+           inference_ms: tuple[float | None, float | None] = (None, None)) -> Gain:
+        """The gain of a candidate (``new_score``, its ``inference_ms[0]``) over a baseline
+        (``baseline_score``, ``inference_ms[1]``) given their paired bootstrap ``stats`` (None: none)."""
         if not stats:
-            return cls(value=new_score - baseline_score)
+            return cls(basis="score", value=new_score - baseline_score)
         basis = gain_basis(stats)
         s = stats.get("metrics", {}).get(basis) or {}
-        return cls(value=new_score - baseline_score, ci_low=s.get("ci_low"), ci_high=s.get("ci_high"),
-                   basis=basis, alpha=float(stats.get("alpha", 0.05)))
+        speed = None
+        if basis == "accuracy_score":
+            a, b = inference_ms
+            sa, sb = speed_score(a), speed_score(b)
+            speed = {"inference_ms_candidate": a, "inference_ms_baseline": b,
+                     "speed_score_diff": None if sa is None or sb is None else sa - sb}
+        value = s.get("diff")
+        return cls(basis=basis, value=new_score - baseline_score if value is None else float(value),
+                   ci_low=s.get("ci_low"), ci_high=s.get("ci_high"), alpha=float(stats.get("alpha", 0.05)),
+                   speed=speed)
 
     def words(self) -> str:
-        """``gain 0.0003 [-0.0041, 0.0047]`` (the interval left out when there is none)."""
-        text = f"gain {self.value:.4f}"
+        """``score gain +0.0003 [-0.0041, +0.0047]``; an accuracy-part gain adds its speed part, labelled."""
+        text = f"{BASIS_WORDS[self.basis]} {self.value:+.4f}"
         if self.ci_low is not None and self.ci_high is not None:
-            text += f" [{self.ci_low:.4f}, {self.ci_high:.4f}]"
-            if self.basis == "accuracy_score":
-                text += " (interval of the accuracy part: no batch timings)"
+            text += f" [{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
+        if self.speed is not None:
+            a, b, d = (self.speed[k] for k in ("inference_ms_candidate", "inference_ms_baseline", "speed_score_diff"))
+            if a is not None and b is not None and d is not None:
+                text += (f" (the score without its speed term: too few timed batches for a speed interval; "
+                         f"speed part: inference {b:.1f} -> {a:.1f} ms, speed score {d:+.4f}, no interval)")
+            else:
+                text += " (the score without its speed term: no timings to compare speed)"
         return text
 
     def public(self) -> dict[str, Any]:
@@ -115,7 +146,7 @@ def judge(gain: Gain, new_score: float, baseline_score: float, baseline_desc: st
           gates: dict[str, Any], failures: list[dict[str, Any]]) -> tuple[str, str]:
     """(decision, reason) for a candidate with a scored baseline; ``failures``: the failed gates."""
     margin = float(gates["min_delta"])
-    compared = f"score {new_score:.4f} {{}} {baseline_desc} {baseline_score:.4f} + min_delta {margin:g}"
+    compared = f"score {new_score:.4f} {{}} {baseline_desc} {baseline_score:.4f} + min_delta {margin:.4f}"
     if not new_score > baseline_score + margin:
         return "refused", f"{gain.words()}: {compared.format('does not beat')}"
     if failures:

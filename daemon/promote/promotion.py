@@ -124,11 +124,12 @@ class Promoter:
             return d
         incumbent, baseline_desc = await self._baseline(spec, result, current, previous_sha, ctx)
         baseline_score = d.previous_score = None if incumbent is None else composite_score(incumbent, weights)
+        d.baseline_eval_id = None if incumbent is None else incumbent.get("eval_id")
         if incumbent is None or baseline_score is None:
             d.promote(f"{baseline_desc} has no score")
             return d
         stats, d.significance = await self._statistics(incumbent, result, weights, ctx)
-        gain = Gain.of(new_score, baseline_score, stats)
+        gain = Gain.of(new_score, baseline_score, stats, (result.get("inference_ms"), incumbent.get("inference_ms")))
         d.gain = gain.public()
         if await self._same_predictions(incumbent, result):
             d.refuse(identical_reason(gain, baseline_desc))

@@ -57,8 +57,11 @@ def validate_gates(raw: Any) -> dict[str, Any] | None:
 
 
 def _failure(gate: str, subject: str, s: Mapping[str, Any], threshold: float | None, reason: str) -> dict[str, Any]:
+    """A failed gate: every number its ``reason`` prints is one of these fields (``a`` the candidate's value,
+    ``b`` the baseline's, ``value`` = a - b with its interval, ``support`` for a class)."""
     return {"gate": gate, "subject": subject, "value": s.get("diff"), "ci_low": s.get("ci_low"),
-            "ci_high": s.get("ci_high"), "threshold": threshold, "reason": reason}
+            "ci_high": s.get("ci_high"), "a": s.get("a"), "b": s.get("b"), "support": s.get("support"),
+            "threshold": threshold, "reason": reason}
 
 
 def _regressed(s: Mapping[str, Any], threshold: float) -> bool:
@@ -120,8 +123,7 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
             failures.append(_failure(
                 "require_significant", subject, s, min_delta,
                 f"{subject.replace('_', ' ')} gain {s['diff']:+.4f} is not established above {min_delta:+.4f}: its "
-                f"{1 - comparison.get('alpha', 0.05):.0%} interval [{lo:+.4f}, {s['ci_high']:+.4f}] "
-                f"reaches {min_delta:+.4f}"))
+                f"interval [{lo:+.4f}, {s['ci_high']:+.4f}] reaches {min_delta:+.4f}"))
 
     thr = g["max_class_regression"]
     if thr is not None:
@@ -133,9 +135,9 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
             if _regressed(s, thr):
                 failures.append(_failure(
                     "max_class_regression", str(name), s, thr,
-                    f"class {name} (support {s['support']}) loses {-s['diff']:.4f} AP50 "
-                    f"({s['b']:.4f} -> {s['a']:.4f}), more than the allowed {thr:.4f}, and the loss is "
-                    f"significant: interval [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] lies below 0"))
+                    f"class {name} (support {s['support']}): AP50 {s['b']:.4f} -> {s['a']:.4f} ({s['diff']:+.4f}), "
+                    f"a loss beyond the allowed {thr:.4f}, and significant: interval "
+                    f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] lies below 0"))
 
     thr = g["max_size_recall_regression"]
     if thr is not None:
@@ -145,7 +147,7 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
             if _regressed(s, thr):
                 failures.append(_failure(
                     "max_size_recall_regression", key, s, thr,
-                    f"{key.replace('_', ' ')} drops by {-s['diff']:.4f} ({s['b']:.4f} -> {s['a']:.4f}), "
-                    f"more than the allowed {thr:.4f}, and the drop is significant: interval "
-                    f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] lies below 0"))
+                    f"{key.replace('_', ' ')} {s['b']:.4f} -> {s['a']:.4f} ({s['diff']:+.4f}), a drop beyond the "
+                    f"allowed {thr:.4f}, and significant: interval [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] "
+                    "lies below 0"))
     return failures
