@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="TOML config file (default: $XDG_CONFIG_HOME/vision-evald/"
                         "config.toml, else /etc/vision-evald/config.toml, when present; else built-in defaults)")
     parser.add_argument("--validate-config", type=Path, metavar="FILE", help="check FILE and exit")
+    parser.add_argument("--host", help="the address to serve on ([server] host; a non-loopback address needs "
+                        "[server] allow_non_loopback and an auth_token, as in the config file)")
+    parser.add_argument("--port", type=int, help="the port to serve on ([server] port; 0: any free port)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-format", default="text", choices=FORMATS,
                         help="text (the time left out when stderr is the systemd journal) or json: one object "
@@ -47,6 +51,18 @@ def config_path(given: Path | None) -> Path | None:
     else:
         log.info("config file: %s (found without --config)", found)
     return found
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The environment the config is read with: ours, plus --host and --port as the VISION_EVALD_SERVER_*
+    overrides they stand for (so a flag beats the environment, which beats the file, and the same checks
+    apply to a flag as to the file)."""
+    environ = dict(os.environ)
+    if args.host is not None:
+        environ["VISION_EVALD_SERVER_HOST"] = args.host
+    if args.port is not None:
+        environ["VISION_EVALD_SERVER_PORT"] = str(args.port)
+    return environ
 
 
 async def serve(config: Config) -> None:
@@ -74,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_config(args.validate_config)
             print(f"{args.validate_config}: ok")
             return 0
-        config = load_config(config_path(args.config))
+        config = load_config(config_path(args.config), flag_overrides(args))
     except ConfigError as exc:
         fatal(args.log_format, f"configuration error: {exc.detail}")
         return 2

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from handlers.body import UnsupportedMediaType
 from handlers.context import MAX_BODY_BYTES
-from vocab import errors
+from vocab import errors, log_context
 
 log = logging.getLogger("vision_evald.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +54,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
         rid = secrets.token_hex(8)
     request[REQUEST_ID] = rid
-    response = await handler(request)
+    with log_context.bind(request_id=rid):
+        response = await handler(request)
     response.headers["X-Request-Id"] = rid
     return response
 
@@ -82,7 +83,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, detail, headers)
     except Exception:
         log.exception("request %s %s failed (request id %s)", request.method, request.path, request.get(REQUEST_ID))
-        return json_error(500, f"internal error (request id {request.get('request_id')}); see the daemon log")
+        return json_error(500, f"internal error (request id {request.get(REQUEST_ID)}); see the daemon log")
 
 
 # Served without the token: the health probe and the dashboard's static files (they hold no data).

@@ -61,6 +61,11 @@ SCHEMAS: dict[str, Any] = {
                                  {"$ref": "#/components/schemas/CompareResult"},
                                  {"$ref": "#/components/schemas/TrainResult"}]},
             "error": _STR,
+            "attempts": {"type": "integer", "minimum": 0,
+                         "description": "Runs started and charged (a run cut short by the daemon's death is not)."},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "interruptions": {"type": "integer", "minimum": 0,
+                              "description": "Times the daemon died while the job ran (it was requeued)."},
             # Train jobs only (LlamaFarm's runtime and designer read these), updated every epoch:
             "current_epoch": {"type": "integer", "minimum": 0, "description": "Train jobs: epochs finished."},
             "epoch": {"type": "integer", "minimum": 0, "description": "Train jobs: the same as current_epoch."},

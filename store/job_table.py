@@ -52,6 +52,9 @@ class Job:
             "trigger": self.trigger,
             "result": self.result,
             "error": self.error,
+            "attempts": self.attempts,  # runs started and charged (a daemon's death mid-run is refunded)
+            "max_attempts": self.max_attempts,
+            "interruptions": self.interruptions,  # times the daemon died while it ran
         }
         if self.kind == "train":
             out.update(self.epoch_fields())

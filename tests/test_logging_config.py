@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from daemon.main import config_path
 from vocab import paths
 from vocab.config import Config, parse_config
 from vocab.paths import config_candidates, daemon_state_dir, discover_config
+from vocab.errors import ConfigError
 
 TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 
@@ -59,6 +61,57 @@ def test_json_format_is_one_object_per_line(root_logging: None) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"]), first["time"]
     assert second["level"] == "ERROR" and second["message"] == "it failed: ünïcode"
     assert "ValueError: bad\nthing" in second["exception"] and "Traceback" in second["exception"]
+
+
+def test_json_lines_carry_the_bound_fields_and_a_sequence_number(root_logging: None) -> None:
+    from vocab import log_context
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream, environ={})
+    log = logging.getLogger("vision_evald.test")
+    log.info("before")
+    with log_context.bind(request_id="r-1"):
+        with log_context.bind(job_id="j-2", model="my-detector"):
+            log.info("inside")
+        log.info("request only")
+    log.info("explicit", extra={"model": "other"})
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["message"] for e in lines] == ["before", "inside", "request only", "explicit"]
+    assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines) and len({e["seq"] for e in lines}) == 4
+    assert "request_id" not in lines[0] and "job_id" not in lines[0]
+    assert (lines[1]["request_id"], lines[1]["job_id"], lines[1]["model"]) == ("r-1", "j-2", "my-detector")
+    assert lines[2]["request_id"] == "r-1" and "job_id" not in lines[2]
+    assert lines[3]["model"] == "other"
+
+
+def test_apschedulers_per_run_lines_are_debug(root_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream, environ={})
+    runs = logging.getLogger("apscheduler.executors.default")
+    runs.info('Running job "rescan" (scheduled at ...)')
+    logging.getLogger("apscheduler.scheduler").info("Scheduler started")  # not per run: kept
+    runs.warning("Run time of job was missed")  # warnings stay warnings
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["logger"], e["level"]) for e in lines] == [
+        ("apscheduler.scheduler", "INFO"), ("apscheduler.executors.default", "WARNING")]
+    stream = io.StringIO()
+    configure_logging("DEBUG", "json", stream, environ={})
+    runs.info('Running job "rescan"')
+    assert json.loads(stream.getvalue())["level"] == "DEBUG"
+
+
+def test_port_and_host_flags_stand_for_their_config_keys(tmp_path: Path) -> None:
+    from daemon.main import flag_overrides, parse_args
+    from vocab.config import load_config
+
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nport = 11600\n")
+    args = parse_args(["--port", "11777", "--host", "127.0.0.2"])
+    cfg = load_config(config, flag_overrides(args))
+    assert (cfg.server.port, cfg.server.host) == (11777, "127.0.0.2")  # a flag beats the file
+    assert load_config(config, flag_overrides(parse_args([]))).server.port == 11600
+    with pytest.raises(ConfigError, match="not a loopback address"):  # the file's checks apply to a flag
+        load_config(config, flag_overrides(parse_args(["--host", "0.0.0.0"])))
 
 
 def test_text_format_leaves_the_time_to_the_journal_only_when_stderr_is_the_journal(
@@ -136,6 +189,38 @@ def test_vision_evald_reads_the_discovered_file_and_logs_json(tmp_path: Path) ->
     assert first["message"] == f"config file: {config} (found without --config)", first
     assert last["level"] == "CRITICAL" and "configuration error" in last["message"]
     assert "no_such_key" in last["message"]
+
+
+def test_vision_evald_serves_on_the_port_flag(tmp_path: Path) -> None:
+    """The installed command with --port: the flag wins over the config file's port, and it serves there
+    (its /healthz answers while its worker is still starting; then SIGTERM stops it cleanly)."""
+    import signal
+
+    import httpx
+
+    from tests.daemon_fixtures import free_port
+
+    port = free_port()
+    config = tmp_path / "c.toml"
+    config.write_text(f"[server]\nport = {free_port()}\n[paths]\nmodels_root = '{tmp_path / 'models'}'\n"
+                      f"state_dir = '{tmp_path / 'state'}'\ndb_path = '{tmp_path / 'eval.db'}'\n[watch]\nenabled = false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISION_EVALD_")}
+    script = Path(sys.executable).parent / "vision-evald"
+    proc = subprocess.Popen([str(script), "--config", str(config), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert r.status_code in (200, 503) and r.json()["database"] == "ok", r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
 
 
 # --------------------------------------------------------------------------- state folder

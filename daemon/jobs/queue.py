@@ -31,6 +31,7 @@ from daemon.clock import Clock, iso, utcnow
 from store import checkpoints
 from store import job_table as jobq
 from store.database import Database
+from vocab import log_context
 from vocab.errors import (
     JobCancelled,
     NotFound,
@@ -254,6 +255,12 @@ class JobQueue:
                 delay = min(delay * 2, 5.0)
 
     async def _execute(self, ctx: JobContext) -> None:
+        job = ctx.job
+        model = job.params.get("model_name") or job.params.get("model")
+        with log_context.bind(job_id=job.id, model=model if isinstance(model, str) else None):
+            await self._execute_bound(ctx)
+
+    async def _execute_bound(self, ctx: JobContext) -> None:
         job = ctx.job
         started = time.monotonic()
         outcome = "failed"
