@@ -21,8 +21,8 @@ from daemon.app.logs import configure_logging
 from daemon.main import config_path
 from vocab import paths
 from vocab.config import Config, parse_config
-from vocab.paths import config_candidates, daemon_state_dir, discover_config
 from vocab.errors import ConfigError
+from vocab.paths import config_candidates, daemon_state_dir, discover_config
 
 TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 
