@@ -12,15 +12,16 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from store.rankings import LEADERBOARD_FIELDS
+from store.rankings import LEADERBOARD_FIELDS, SPEC_METRICS
+from vocab.tasks import ALL_METRICS
 
 HISTORY_FIELDS: tuple[str, ...] = (
-    "eval_id", "timestamp", "model_name", "version", "score", "mAP50", "mAP50_95", "precision", "recall", "f1",
-    "conf_threshold", "inference_ms", "small_object_recall", "medium_object_recall", "large_object_recall",
-    "dataset", "checkpoint_sha256", "job_id", "trigger",
+    "eval_id", "timestamp", "model_name", "version", "task", "score", *dict.fromkeys((*SPEC_METRICS, *ALL_METRICS)),
+    "conf_threshold", "dataset", "imgsz", "batch", "split", "format", "checkpoint_sha256", "job_id", "trigger",
 )
 CSV_FIELDS: dict[str, tuple[str, ...]] = {
-    "leaderboard": tuple(f for f in LEADERBOARD_FIELDS if f != "weights"),  # nested: left out
+    # nested values left out: the group's settings are columns of their own (dataset ... imgsz, group_index)
+    "leaderboard": tuple(f for f in LEADERBOARD_FIELDS if f not in ("weights", "group")),
     "history": HISTORY_FIELDS,
 }
 

@@ -14,6 +14,8 @@ import json
 import sqlite3
 from typing import Any
 
+from vocab.tasks import ALL_METRICS, DEFAULT_TASK
+
 _COLUMNS = (
     "job_id", "trigger", "model_name", "model_version", "model_path", "dataset", "dataset_fingerprint",
     "checkpoint_sha256", "cache_key", "imgsz", "batch", "device", "device_kind", "ultralytics_version",
@@ -22,7 +24,8 @@ _COLUMNS = (
     "medium_object_recall", "large_object_recall", "small_object_count", "medium_object_count",
     "large_object_count", "model_size_mb", "score", "weights", "predictions_path", "evidence_path",
     "result_json", "created_at", "split", "format", "rect", "default_score", "request_key", "source_eval_id",
-    "imgsz_requested", "batch_requested",
+    "imgsz_requested", "batch_requested", "task",
+    *(m for m in ALL_METRICS if m not in ("mAP50", "mAP50_95", "precision", "recall", "f1")),
 )
 _JSON_COLUMNS = ("per_class", "per_class_metrics", "weights")
 
@@ -34,7 +37,7 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any], seen_at: str | None = 
     ``seen_at`` is when the dataset's fingerprint was read (default: the row's ``created_at``).
     """
     values = []
-    row = {"split": "val", "format": "pt", **{k: v for k, v in row.items() if v is not None}}
+    row = {"split": "val", "format": "pt", "task": DEFAULT_TASK, **{k: v for k, v in row.items() if v is not None}}
     row["rect"] = 1 if row.get("rect", True) else 0
     for col in _COLUMNS:
         v = row.get(col)
@@ -48,11 +51,13 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any], seen_at: str | None = 
     if row["format"] != "pt" or row["split"] != "val" or not row["rect"]:
         return eval_id  # kept for val checkpoints only; the other splits' leaderboards are queried
     conn.execute(
-        "INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (model_name, dataset, fingerprint) DO UPDATE SET eval_id = excluded.eval_id, "
+        "INSERT INTO leaderboard_best (model_name, dataset, fingerprint, task, imgsz, eval_id, score) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (model_name, dataset, fingerprint, task, imgsz) DO UPDATE SET eval_id = excluded.eval_id, "
         "score = excluded.score WHERE excluded.score IS NOT NULL "
         "AND (leaderboard_best.score IS NULL OR excluded.score > leaderboard_best.score)",
-        (row["model_name"], row["dataset"], row["dataset_fingerprint"], eval_id, row.get("default_score")),
+        (row["model_name"], row["dataset"], row["dataset_fingerprint"], row["task"], row["imgsz"], eval_id,
+         row.get("default_score")),
     )
     note_content(conn, row["dataset"], row["dataset_fingerprint"], seen_at or row["created_at"])
     return eval_id
@@ -113,13 +118,15 @@ def latest_of_checkpoint(conn: sqlite3.Connection, sha256: str, model_name: str)
 
 
 # A .pt evaluated with rectangular batches: never an ONNX export's row or a square-padded parity reference.
-_LIKE = "dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ? AND format = 'pt' AND rect = 1"
+_LIKE = ("dataset_fingerprint = ? AND imgsz = ? AND batch = ? AND device_kind IS ? AND task = ? AND format = 'pt' "
+         "AND rect = 1")
 
 
 def like_settings(result: dict[str, Any]) -> tuple[Any, ...]:
     """What makes two evaluations comparable (like with like): the dataset content fingerprint, the
-    effective image size and batch, and the device kind, read from a stored result."""
-    return (result["dataset_fingerprint"], int(result["imgsz"]), int(result["batch"]), result.get("device_kind"))
+    effective image size and batch, the device kind and the task, read from a stored result."""
+    return (result["dataset_fingerprint"], int(result["imgsz"]), int(result["batch"]), result.get("device_kind"),
+            result.get("task") or DEFAULT_TASK)
 
 
 def find_like(conn: sqlite3.Connection, sha256: str, settings: tuple[Any, ...]) -> sqlite3.Row | None:

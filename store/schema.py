@@ -217,8 +217,50 @@ INSERT INTO leaderboard_best (model_name, dataset, fingerprint, eval_id, score)
 """
 
 
+# Every task (issues 22 and 25) and like with like on every ranking (issue 23):
+# - task: the result's task; its own metrics get columns so that any weighting scores them in SQL;
+# - leaderboard_best keeps the best row per model, dataset path and content, task and image size: a
+#   setting group of the leaderboard never mixes image sizes or tasks (rows stored before are detection).
+_TASKS_AND_GROUPS = """
+ALTER TABLE eval_results ADD COLUMN task TEXT NOT NULL DEFAULT 'detection';
+ALTER TABLE eval_results ADD COLUMN top1 REAL;
+ALTER TABLE eval_results ADD COLUMN top5 REAL;
+ALTER TABLE eval_results ADD COLUMN macro_f1 REAL;
+ALTER TABLE eval_results ADD COLUMN mask_mAP50_95 REAL;
+ALTER TABLE eval_results ADD COLUMN mask_mAP50 REAL;
+ALTER TABLE eval_results ADD COLUMN mask_precision REAL;
+ALTER TABLE eval_results ADD COLUMN mask_recall REAL;
+ALTER TABLE eval_results ADD COLUMN pose_mAP50_95 REAL;
+ALTER TABLE eval_results ADD COLUMN pose_mAP50 REAL;
+ALTER TABLE eval_results ADD COLUMN pose_precision REAL;
+ALTER TABLE eval_results ADD COLUMN pose_recall REAL;
+CREATE INDEX eval_results_task ON eval_results (task, split, dataset, model_name);
+
+DROP TABLE leaderboard_best;
+CREATE TABLE leaderboard_best (
+    model_name  TEXT NOT NULL,
+    dataset     TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    imgsz       INTEGER NOT NULL,
+    eval_id     INTEGER NOT NULL REFERENCES eval_results (id),
+    score       REAL,
+    PRIMARY KEY (model_name, dataset, fingerprint, task, imgsz)
+);
+CREATE INDEX leaderboard_best_score ON leaderboard_best (score DESC, eval_id);
+CREATE INDEX leaderboard_best_dataset ON leaderboard_best (dataset, score DESC, eval_id);
+INSERT INTO leaderboard_best (model_name, dataset, fingerprint, task, imgsz, eval_id, score)
+    SELECT model_name, dataset, dataset_fingerprint, task, imgsz, id, default_score FROM eval_results r
+    WHERE r.split = 'val' AND r.format = 'pt' AND r.rect = 1
+      AND id = (SELECT id FROM eval_results o WHERE o.model_name = r.model_name AND o.dataset = r.dataset
+                AND o.dataset_fingerprint = r.dataset_fingerprint AND o.task = r.task AND o.imgsz = r.imgsz
+                AND o.split = 'val' AND o.format = 'pt' AND o.rect = 1
+                ORDER BY o.default_score IS NULL, o.default_score DESC, o.id LIMIT 1)
+"""
+
+
 MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _SPLIT_AND_FORMAT,
-                         _V_NUMBERS]
+                         _V_NUMBERS, _TASKS_AND_GROUPS]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -271,10 +271,18 @@ async def test_concurrent_mix_of_models_and_sizes(daemon: Any) -> None:
         assert len(histories[model]) == len(asked)
         for h in histories[model]:
             assert h["weights"] == DEFAULT and h["score"] == pytest.approx(expected_score(h, DEFAULT))
+    # Like with like: one setting group per image size that ran, each ranking every model from 1, each
+    # model's row its best at that size; no group mixes sizes.
     board = await get(daemon, "/v1/vision/eval/leaderboard")
-    assert sorted(r["model_name"] for r in board) == sorted(models)
+    groups: dict[int, list[dict[str, Any]]] = {}
     for row in board:
-        best = max(h["score"] for h in histories[row["model_name"]])
-        assert row["score"] == pytest.approx(best)
-    assert [r["score"] for r in board] == sorted((r["score"] for r in board), reverse=True)
-    assert [r["rank"] for r in board] == [1, 2, 3]
+        assert row["group"]["imgsz"] == row["imgsz"]
+        groups.setdefault(row["imgsz"], []).append(row)
+    assert sorted(groups) == [320, 352, 384]
+    for size, rows in groups.items():
+        assert sorted(r["model_name"] for r in rows) == sorted(models)
+        assert [r["rank"] for r in rows] == [1, 2, 3]
+        assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+        for row in rows:
+            best = max(h["score"] for h in histories[row["model_name"]] if h["imgsz"] == size)
+            assert row["score"] == pytest.approx(best)

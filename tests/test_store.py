@@ -326,25 +326,35 @@ def test_leaderboard_keeps_best_per_model_and_dataset_and_ranks_from_one(db: Dat
     a4 = ins("alpha", "/d/two.yaml", 0.3, "2026-01-01T00:00:06Z")  # another dataset: its own row
     assert len({a1, a2, a3, b1, g1, a4}) == 6
 
+    # Each dataset is a setting group of its own, ranked from 1; the group with the newest evaluation first.
     board = db.read_sync(lambda c: rankings.leaderboard(c, None, 20))
-    assert [(r["rank"], r["model_name"], r["eval_id"]) for r in board] == [
-        (1, "beta", b1), (2, "alpha", a2), (3, "alpha", a4), (4, "gamma", g1),
+    assert [(r["group_index"], r["rank"], r["model_name"], r["eval_id"]) for r in board] == [
+        (0, 1, "alpha", a4), (1, 1, "beta", b1), (1, 2, "alpha", a2), (1, 3, "gamma", g1),
     ]
     assert set(rankings.LEADERBOARD_FIELDS) == set(board[0])
-    assert board[1]["score"] == 0.7 and board[1]["dataset"] == "/d/one.yaml"
-    assert board[1]["timestamp"] == "2026-01-01T00:00:02Z"
+    assert board[0]["group"] == {"dataset": "/d/two.yaml", "dataset_fingerprint": "fp-/d/two.yaml",
+                                 "task": "detection", "split": "val", "format": "pt", "imgsz": 320}
+    assert board[2]["score"] == 0.7 and board[2]["dataset"] == "/d/one.yaml"
+    assert board[2]["timestamp"] == "2026-01-01T00:00:02Z"
 
     one = db.read_sync(lambda c: rankings.leaderboard(c, "/d/one.yaml", 20))
     assert [(r["rank"], r["model_name"]) for r in one] == [(1, "beta"), (2, "alpha"), (3, "gamma")]
     two = db.read_sync(lambda c: rankings.leaderboard(c, "/d/two.yaml", 20))
     assert [(r["rank"], r["eval_id"]) for r in two] == [(1, a4)]
-    assert [r["rank"] for r in db.read_sync(lambda c: rankings.leaderboard(c, None, 2))] == [1, 2]
+    assert [r["rank"] for r in db.read_sync(lambda c: rankings.leaderboard(c, None, 3))] == [1, 1, 2]  # limit: rows in all
     assert db.read_sync(lambda c: rankings.leaderboard(c, "/d/none.yaml", 20)) == []
 
     # A later better score takes the model's row over.
     a5 = ins("alpha", "/d/one.yaml", 0.95, "2026-01-01T00:00:07Z")
     one = db.read_sync(lambda c: rankings.leaderboard(c, "/d/one.yaml", 20))
     assert [(r["rank"], r["model_name"], r["eval_id"]) for r in one][:2] == [(1, "alpha", a5), (2, "beta", b1)]
+
+    # Like with like: the same model at another image size is a group of its own, never ranked with 320 px.
+    at_352 = {**result_row("alpha", "/d/one.yaml", 0.99, "2026-01-01T00:00:08Z"), "imgsz": 352}
+    big = db.write_sync(lambda c: results.insert(c, at_352))
+    one = db.read_sync(lambda c: rankings.leaderboard(c, "/d/one.yaml", 20))
+    assert [(r["group"]["imgsz"], r["rank"], r["eval_id"]) for r in one] == [
+        (352, 1, big), (320, 1, a5), (320, 2, b1), (320, 3, g1)]
 
 
 def test_history_is_newest_first(db: Database) -> None:

@@ -86,6 +86,12 @@ TASK_INPUTS: tuple[str, ...] = (*TASK_NAMES, *ALIASES)
 BY_ULTRALYTICS: dict[str, Task] = {t.ultralytics: t for t in TASKS.values()}
 
 
+# Every metric any task's results carry, in one order (store columns, CSV columns, comparisons).
+ALL_METRICS: tuple[str, ...] = tuple(dict.fromkeys(m for t in TASKS.values() for m in t.metrics))
+# What any task's weights may name (``speed`` is the speed score of ``inference_ms``).
+ALL_WEIGHT_KEYS: tuple[str, ...] = tuple(dict.fromkeys(k for t in TASKS.values() for k in t.weight_keys))
+
+
 def canonical_task(name: str) -> str:
     """The task's name for a name or an ultralytics alias; InvalidRequest naming the valid ones."""
     name = ALIASES.get(name, name)
