@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from evaluation.checkpoint_meta import MAX_PICKLE_BYTES, read_checkpoint_meta
+from evaluation.checkpoint_meta import MAX_PICKLE_BYTES, folder_meta, read_checkpoint_meta
 from tests.conftest import REPO_ROOT, STRONG_PT
 from tests.fixtures.synth import NAMES
 from vocab.errors import CheckpointError
@@ -86,6 +86,18 @@ def test_reader_imports_neither_torch_nor_ultralytics() -> None:
     result = json.loads(out.stdout)
     assert result["loaded"] == []
     assert result["meta"]["names"] == NAMES and result["meta"]["task"] == "detection"
+
+
+def test_model_folder_is_its_current_checkpoint_else_its_newest_readable_version(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    assert folder_meta(folder) is None
+    (folder / "v1.pt").symlink_to(STRONG_PT)
+    (folder / "v2.pt").write_bytes(b"")  # newest, unreadable
+    assert folder_meta(folder) == read_checkpoint_meta(STRONG_PT)
+    fake_pt(folder / "current.pt", {"model": FakeModel(**detection_state()), "train_args": {"task": "pose"}})
+    meta = folder_meta(folder)
+    assert meta is not None and meta.task == "pose"
 
 
 # --------------------------------------------------------------------------- unusable files
