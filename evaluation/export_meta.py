@@ -3,9 +3,9 @@
 ultralytics writes its export settings into the ONNX file's ``metadata_props``
 (``imgsz``, ``batch``, ``names``, ``task``, ``args`` with ``dynamic`` and the
 precision). ``read_export`` parses them with the ``onnx`` package (protobuf
-only), so the HTTP process can check a request against an export before a job
-exists. ``export_shape`` is the one rule for the input shape an export is
-evaluated at: a dynamic export at the requested size, with rectangular
+only), so the HTTP process can check a request against an export (its task
+included) before a job exists. ``export_shape`` is the one rule for the input
+shape an export is evaluated at: a dynamic export at the requested size, with rectangular
 batches like a ``.pt``; a static export only at its own size and batch, padded
 to its square (or fixed rectangle), as ultralytics' validator does.
 """
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from vocab.errors import CheckpointError, InvalidRequest
+from vocab.tasks import BY_ULTRALYTICS, DEFAULT_TASK, task_of_ultralytics
+from vocab.tasks import task as task_named
 
 FORMATS = ("pt", "onnx")
 
@@ -37,7 +39,8 @@ class ExportInfo:
     half: bool  # FP16 weights
     opset: int | None  # the default-domain opset
     names: list[str] | None  # class names by index
-    task: str | None
+    task: str | None  # vision-evald's task name (e.g. "classification"); None when the metadata has none
+    ultralytics_task: str | None  # ultralytics' name of it (e.g. "classify")
     exporter_version: str | None  # ultralytics version that wrote the export
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,8 +75,13 @@ def _input_dims(model: Any) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") else None for d in dims]
 
 
-def read_export(path: str | Path) -> ExportInfo:
-    """The metadata of an ONNX export; CheckpointError when the file is not a usable ONNX detection export."""
+def read_export(path: str | Path, task: str | None = DEFAULT_TASK) -> ExportInfo:
+    """The metadata of an ONNX export; CheckpointError when the file is not a usable ONNX export of ``task``.
+
+    ``task`` (a name or alias) is the task the caller can use; an export of another task is refused, saying
+    both. ``task=None`` reads an export of any task vision-evald knows. An export whose metadata names no
+    task is not refused (it predates ultralytics writing one).
+    """
     import onnx
 
     try:
@@ -94,9 +102,10 @@ def read_export(path: str | Path) -> ExportInfo:
     dynamic = bool(args.get("dynamic", any(d is None for d in dims)))
     batch = _literal(props.get("batch"))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    task = props.get("task")
-    if task not in (None, "detect"):
-        raise CheckpointError(f"ONNX export {path} is a {task!r} model; only detection is supported")
+    ul_task = props.get("task")
+    found = _export_task(path, ul_task)
+    if found is not None and task is not None and found != task_named(task).name:
+        raise CheckpointError(f"ONNX export {path} is a {found} model ({ul_task!r}); expected {task_named(task).name}")
     return ExportInfo(
         imgsz=[int(v) for v in imgsz],
         batch=int(batch) if isinstance(batch, int) else (dims[0] or 1),
@@ -104,9 +113,21 @@ def read_export(path: str | Path) -> ExportInfo:
         half=bool(args.get("half")) or args.get("quantize") == 16,
         opset=int(opset) if opset is not None else None,
         names=_names(_literal(props.get("names"))),
-        task=task,
+        task=found,
+        ultralytics_task=ul_task,
         exporter_version=props.get("version"),
     )
+
+
+def _export_task(path: str | Path, ul_task: str | None) -> str | None:
+    """vision-evald's name of an export's ``task`` metadata; CheckpointError for a task it does not know."""
+    if ul_task is None:
+        return None
+    try:
+        return task_of_ultralytics(ul_task).name
+    except InvalidRequest:
+        raise CheckpointError(f"ONNX export {path} is an ultralytics {ul_task!r} model; vision-evald knows "
+                              f"{', '.join(BY_ULTRALYTICS)} models") from None
 
 
 def export_shape(export: ExportInfo, imgsz: int | None, batch: int, default_imgsz: int) -> tuple[int, int]:

@@ -1,13 +1,19 @@
-"""Training and ONNX export in a worker process (imports torch and ultralytics).
+"""Training and ONNX export of every task in a worker process (imports torch and ultralytics).
 
-``train`` fine-tunes a checkpoint or trains an architecture YAML (``yolov8n.yaml``
-and the like, bundled with ultralytics: nothing is downloaded) on a dataset's
-train split and returns the path of the best weights in its work folder;
-progress is reported per batch, and after every epoch (validation included)
-with the epoch's numbers (``epoch_report``). ``export_onnx`` writes
-``<stem>.onnx`` next to a checkpoint: dynamic by default, so that it is
-evaluated with the same rectangular batches as the ``.pt`` and the
-export-parity gate compares like with like.
+``train`` trains a model of ``params["task"]`` (any name or alias of
+``vocab.tasks``; detection when absent) from ``params["base"]``: an
+architecture YAML bundled with ultralytics (``yolov8n-cls.yaml`` and the like:
+nothing is downloaded), a checkpoint of that task, or the model's current
+checkpoint; a base of another task is refused (``base_problem``) before
+anything trains. Its data is the sanitised dataset YAML for detection,
+segmentation, pose and obb, and the ImageFolder root (``train/<class>/``,
+``val/<class>/`` or ``test/<class>/``) for classification. It returns the
+path of the best weights in its work folder; progress is reported per batch,
+and after every epoch (validation included) with the epoch's numbers
+(``epoch_report``). A progress call that raises (a cancel) stops the training
+at that batch. ``export_onnx`` writes ``<stem>.onnx`` next to a checkpoint:
+dynamic by default, so that it is evaluated with the same rectangular batches
+as the ``.pt`` and the export-parity gate compares like with like.
 """
 
 from __future__ import annotations
@@ -16,9 +22,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
+from evaluation.architectures import base_problem
+from evaluation.checkpoint_meta import read_checkpoint_meta
 from evaluation.datasets import check_train_split, load_dataset
+from vocab.errors import CheckpointError, DatasetError, InvalidRequest
+from vocab.tasks import DEFAULT_TASK, Task
+from vocab.tasks import task as task_named
 
 Progress = Callable[[float], None]
+# Keys of a pose dataset YAML that ultralytics reads and the sanitised YAML does not (yet) keep.
+POSE_KEYS = ("kpt_shape", "flip_idx", "kpt_names")
 
 
 class TrainProgress(Protocol):
@@ -29,15 +44,11 @@ class TrainProgress(Protocol):
 
 def epoch_report(trainer: Any) -> dict[str, Any]:
     """What a finished epoch tells: ``current_epoch``/``epoch`` (1-based), ``total_epochs``, ``loss``
-    (the epoch's mean total training loss, the sum of its components) and ``metrics`` (the training
-    loss components and the validation metrics, under ultralytics' names)."""
-    tloss = trainer.tloss
-    if tloss is None:
-        parts: dict[str, float] = {}
-    elif isinstance(tloss, dict):
-        parts = trainer.label_loss_items(tloss)
-    else:  # older ultralytics: a tensor of components
-        parts = trainer.label_loss_items(tloss, prefix="train")
+    (the epoch's mean total training loss, the sum of its components: box/seg/pose/cls/dfl... as the
+    task has them, the one ``loss`` of classification) and ``metrics`` (the training loss components and
+    the validation metrics, under ultralytics' names, e.g. ``metrics/mAP50-95(B)``,
+    ``metrics/accuracy_top1``)."""
+    parts: dict[str, float] = {} if trainer.tloss is None else trainer.label_loss_items(trainer.tloss)
     metrics = {**parts, **{k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}}
     epoch = int(trainer.epoch) + 1
     return {"current_epoch": epoch, "epoch": epoch, "total_epochs": int(trainer.epochs),
@@ -45,17 +56,37 @@ def epoch_report(trainer: Any) -> dict[str, Any]:
 
 
 def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
-    """Train per ``params`` (base, dataset_path, epochs, batch, imgsz, lr0, patience, device, work_dir)."""
+    """Train per ``params`` (task, base, dataset_path, epochs, batch, imgsz, lr0, patience, device,
+    work_dir); see the module contract. InvalidRequest for a base of another task, DatasetError for
+    data the task cannot train on."""
     from ultralytics import YOLO
 
     from evaluation.validator import resolve_device
 
-    dataset = load_dataset(params["dataset_path"])
-    check_train_split(dataset)
+    task = task_named(params.get("task") or DEFAULT_TASK)
+    problem = base_problem(params["base"], task.name)
+    if problem:
+        raise InvalidRequest(f"base_model: {problem}")
     work = Path(params["work_dir"])
-    data_yaml = dataset.write_sanitised(work)
-    model = YOLO(params["base"], task="detect")
+    data = training_data(task, params["dataset_path"], work)
+    model = YOLO(params["base"], task=task.ultralytics)
     epochs = int(params["epochs"])
+    _add_progress_callbacks(model, progress)
+    model.train(
+        data=data, epochs=epochs, batch=int(params["batch"]), imgsz=int(params["imgsz"]),
+        lr0=float(params["lr0"]), patience=int(params["patience"]), device=resolve_device(params["device"]),
+        workers=0, plots=False, amp=False, save_dir=str(work / "train"), exist_ok=True, verbose=False,
+    )
+    trainer = model.trainer
+    assert trainer is not None  # set by model.train()
+    best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
+    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
+    progress(1.0)
+    return {"checkpoint": str(best), "metrics": metrics, "epochs": epochs, "task": task.name}
+
+
+def _add_progress_callbacks(model: Any, progress: TrainProgress) -> None:
+    """Report per batch, and once per epoch (after its validation) with ``epoch_report``."""
     state = {"batches": 0, "open": False}
 
     def on_epoch_start(trainer: Any) -> None:
@@ -76,23 +107,58 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
     model.add_callback("on_train_epoch_start", on_epoch_start)
     model.add_callback("on_train_batch_end", on_batch_end)
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
-    model.train(
-        data=str(data_yaml), epochs=epochs, batch=int(params["batch"]), imgsz=int(params["imgsz"]),
-        lr0=float(params["lr0"]), patience=int(params["patience"]), device=resolve_device(params["device"]),
-        workers=0, plots=False, amp=False, save_dir=str(work / "train"), exist_ok=True, verbose=False,
-    )
-    trainer = model.trainer
-    assert trainer is not None  # set by model.train()
-    best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
-    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
-    progress(1.0)
-    return {"checkpoint": str(best), "metrics": metrics, "epochs": epochs}
 
 
-def export_onnx(checkpoint: Path, imgsz: int, dynamic: bool = True) -> dict[str, Any]:
-    """Write ``<checkpoint stem>.onnx`` beside the checkpoint; returns its path and whether it is dynamic."""
+def training_data(task: Task, dataset_path: str, work: Path) -> str:
+    """What ultralytics' ``data=`` gets for ``task``: the ImageFolder root for classification, else the
+    sanitised dataset YAML written into ``work`` (with the pose keys). DatasetError when unusable."""
+    if task.ultralytics == "classify":
+        return str(imagefolder_root(Path(dataset_path)))
+    dataset = load_dataset(dataset_path)
+    check_train_split(dataset)
+    path = dataset.write_sanitised(work)
+    if task.ultralytics == "pose":
+        pose = {k: dataset.raw[k] for k in POSE_KEYS if k in dataset.raw}
+        if "kpt_shape" not in pose:
+            raise DatasetError(f"dataset file {dataset.yaml_path} has no 'kpt_shape' (e.g. [17, 3]): a pose "
+                               "dataset says how many keypoints each label has")
+        path.write_text(yaml.safe_dump({**dataset.sanitised(), **pose}, sort_keys=False))
+    return str(path)
+
+
+def imagefolder_root(root: Path) -> Path:
+    """A classification dataset folder: ``train/`` and ``val/`` (else ``test/``) holding the same class
+    folders, each class with at least one file. DatasetError saying what is missing otherwise."""
+    if not root.is_dir():
+        raise DatasetError(f"a classification dataset is a folder with train/<class>/ and val/<class>/ "
+                           f"image folders, got {root}")
+    evaluated = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
+    if not (root / "train").is_dir() or evaluated is None:
+        raise DatasetError(f"classification dataset {root} needs a train/ and a val/ (or test/) folder, each "
+                           "with one folder of images per class")
+    classes: dict[str, list[str]] = {}
+    for split in (root / "train", evaluated):
+        classes[split.name] = sorted(d.name for d in split.iterdir() if d.is_dir())
+        if not classes[split.name]:
+            raise DatasetError(f"{split} has no class folders (one folder of images per class)")
+        empty = [c for c in classes[split.name] if not any(p.is_file() for p in (split / c).iterdir())]
+        if empty:
+            raise DatasetError(f"class folder {split / empty[0]} holds no images")
+    if classes["train"] != classes[evaluated.name]:
+        raise DatasetError(f"the class folders of {root / 'train'} ({', '.join(classes['train'])}) and "
+                           f"{evaluated} ({', '.join(classes[evaluated.name])}) differ: ultralytics numbers "
+                           "classes by their sorted folder names, so both splits need the same ones")
+    return root.resolve()
+
+
+def export_onnx(checkpoint: Path, imgsz: int, dynamic: bool = True, task: str | None = None) -> dict[str, Any]:
+    """Write ``<checkpoint stem>.onnx`` beside the checkpoint; returns its path, whether it is dynamic and
+    its task. ``task`` (None: the checkpoint's own) must be the checkpoint's; CheckpointError otherwise."""
     from ultralytics import YOLO
 
-    out = YOLO(str(checkpoint), task="detect").export(format="onnx", imgsz=imgsz, simplify=False, device="cpu",
-                                                      dynamic=dynamic)
-    return {"onnx": str(out), "dynamic": dynamic}
+    meta = read_checkpoint_meta(checkpoint)
+    if task is not None and task_named(task).name != meta.task:
+        raise CheckpointError(f"checkpoint {checkpoint} is a {meta.task} model, not {task_named(task).name}")
+    out = YOLO(str(checkpoint), task=meta.ultralytics_task).export(
+        format="onnx", imgsz=imgsz, simplify=False, device="cpu", dynamic=dynamic)
+    return {"onnx": str(out), "dynamic": dynamic, "task": meta.task}
