@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from evaluation.models import CURRENT, list_versions
+from evaluation.model_resolution import CURRENT, list_versions
 from vocab.errors import CheckpointError, InvalidRequest
 from vocab.tasks import BY_ULTRALYTICS, task_of_ultralytics
 
