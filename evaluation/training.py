@@ -45,12 +45,14 @@ def epoch_report(trainer: Any) -> dict[str, Any]:
 
 
 def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
-    """Train per ``params`` (base, dataset_path, epochs, batch, imgsz, lr0, patience, device, work_dir)."""
+    """Train per ``params`` (base, dataset_path, epochs, batch, imgsz, lr0, patience, device, work_dir, and
+    cache_root: where a COCO JSON dataset is converted, the same folder its evaluations use)."""
     from ultralytics import YOLO
 
     from evaluation.validator import resolve_device
 
-    dataset = load_dataset(params["dataset_path"])
+    cache_root = params.get("cache_root")
+    dataset = load_dataset(params["dataset_path"], cache_root=Path(cache_root) if cache_root else None)
     check_train_split(dataset)
     work = Path(params["work_dir"])
     data_yaml = dataset.write_sanitised(work)
