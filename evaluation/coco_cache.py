@@ -136,7 +136,7 @@ def _build(coco: CocoFile, final: Path) -> None:
         json_dir, labels = scratch / "json", scratch / "converted"
         json_dir.mkdir()
         (json_dir / "instances_data.json").write_text(json.dumps(_converter_input(coco)))
-        _run_converter(json_dir, labels, scratch)
+        _run_converter(json_dir, labels, scratch, coco.json_path)
         layout = scratch / "layout"
         _lay_out(coco, labels / "labels" / "data", layout)
         record = conversion_record(coco)
@@ -165,19 +165,22 @@ def _converter_input(coco: CocoFile) -> dict[str, Any]:
     }
 
 
-def _run_converter(json_dir: Path, save_dir: Path, scratch: Path) -> None:
+def _run_converter(json_dir: Path, save_dir: Path, scratch: Path, source: Path) -> None:
+    """``convert_coco`` on ``json_dir``: in-process where ultralytics is already imported, else in a child
+    process that is offline, may not install anything and keeps its ultralytics settings in ``scratch``."""
     if "ultralytics" in sys.modules:
         from evaluation.coco_convert import convert_labels
 
         convert_labels(json_dir, save_dir)
         return
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "YOLO_VERBOSE": "False",
-           "YOLO_CONFIG_DIR": str(scratch / "ultralytics"), "OMP_NUM_THREADS": "1",
+           "YOLO_CONFIG_DIR": str(scratch / "ultralytics"), "MPLCONFIGDIR": str(scratch / "matplotlib"),
+           "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "evaluation.coco_convert", str(json_dir), str(save_dir)],
                           env=env, cwd=scratch, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise DatasetError(f"converting {json_dir} with ultralytics' convert_coco failed: "
+        raise DatasetError(f"converting {source} with ultralytics' convert_coco failed: "
                            f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
 
 
