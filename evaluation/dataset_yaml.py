@@ -15,7 +15,9 @@ resolve it against the YAML's own folder, i.e. we accept what a bare val run
 from the YAML's folder accepts. Ultralytics' last resort for a relative
 ``path:`` that does not exist, its ``DATASETS_DIR`` setting, is a folder of
 the user's own ultralytics settings that a daemon cannot know: such a YAML is
-refused with a message that says to give an absolute ``path:``.
+refused with a message that says to give an absolute ``path:``. For the same
+reason nothing is fetched or unpacked: a ``download:`` is never run (a missing
+split is refused), and a zip or tar file must be extracted first.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def find_dataset_yaml(folder: Path) -> Path:
     folder, else anywhere below it, then the same for ``*.yml``; of several, the one named like the folder."""
     files = next((f for e in ("*.yaml", "*.yml") if (f := sorted(folder.glob(e)) or sorted(folder.rglob(e)))), [])
     if not files:
-        raise DatasetError(f"no dataset YAML (*.yaml or *.yml) in the folder {folder}")
+        raise DatasetError(f"no dataset YAML (*.yaml or *.yml) in the folder {folder}: name a dataset YAML or "
+                           "a COCO JSON file instead")
     if len(files) > 1:
         files = [f for f in files if f.stem == folder.stem]  # utils.py:662
     if len(files) != 1:
@@ -65,6 +68,9 @@ def read_yaml(yaml_path: Path) -> dict[str, Any]:
         raise DatasetError(f"dataset file not found: {yaml_path}")
     if not yaml_path.is_file():
         raise DatasetError(f"dataset path is not a file: {yaml_path}")
+    if yaml_path.suffix.lower() in (".zip", ".tar", ".gz", ".tgz"):  # check_det_dataset extracts them (:742-745)
+        raise DatasetError(f"{yaml_path} is an archive: extract it and name its YAML (ultralytics would extract "
+                           "it into its own datasets folder, which a daemon does not write to)")
     if yaml_path.suffix.lower() not in (".yaml", ".yml"):  # YAML.load asserts the suffix (:676)
         raise DatasetError(f"a dataset must be a .yaml/.yml file, a folder holding one, or a COCO .json file, "
                            f"got {yaml_path}")
