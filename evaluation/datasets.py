@@ -1,32 +1,49 @@
-"""Dataset YAMLs: strict loading, validation with clear errors, a sanitised copy, a fingerprint.
+"""Datasets: strict loading, validation with clear errors, a sanitised copy, a fingerprint.
 
 Contract of ``load_dataset``: it either returns a ``Dataset`` whose named
 split (``val`` by default, or ``test`` or ``train``) ultralytics will evaluate
 exactly as listed (every image kept, every label parsed), or raises
 ``DatasetError`` saying which file and line is wrong, or which split is
 missing.
-ultralytics would silently drop images whose labels it cannot use; we refuse
-them instead, so that a number never silently covers fewer images.
+
+What it accepts: a dataset YAML, read and resolved exactly as ultralytics'
+``check_det_dataset`` reads it (``evaluation.dataset_yaml``: a YAML that a bare
+``yolo val`` run from the YAML's folder accepts is accepted, one it refuses
+is refused with the reason); a folder holding one; a COCO JSON file, or a YAML
+whose split entries name JSON files (converted once into a cache,
+``evaluation.coco_cache``). Stricter than a bare val, so that a number never
+silently covers fewer images: ultralytics would drop images whose labels it
+cannot use, or that are missing; we refuse them instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from evaluation.coco_cache import CONVERSION_KEY, is_coco_yaml, prepare
+from evaluation.coco_cache import check as coco_check
+from evaluation.dataset_yaml import (
+    check_entries_exist,
+    check_keys,
+    class_names,
+    dataset_root,
+    find_dataset_yaml,
+    label_path_for,
+    list_images,
+    read_yaml,
+    require_split,
+    resolve_entries,
+)
 from vocab.errors import ClassMismatchError, DatasetError
+from vocab.paths import default_state_dir
 from vocab.terms import SPLITS
 
-# The image suffixes ultralytics 8.4 accepts (ultralytics.data.utils.IMG_FORMATS).
-IMG_SUFFIXES = frozenset(
-    {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm"}
-)
 # Keys handed on to ultralytics; everything else (``download`` above all) is dropped.
 _SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
 
@@ -44,7 +61,11 @@ class Label:
 
 @dataclass
 class Dataset:
-    """A validated dataset YAML and the split it is evaluated on (``val_roots``: that split's folders)."""
+    """A validated dataset and the split it is evaluated on (``val_roots``: that split's folders).
+
+    ``yaml_path`` is the YAML ultralytics reads (for a COCO JSON: the converted one in the cache);
+    ``source`` what the caller named; ``conversion`` what each COCO JSON of the split became
+    (``coco_cache.conversion_record``), None for a YOLO dataset."""
 
     yaml_path: Path
     root: Path
@@ -54,6 +75,8 @@ class Dataset:
     labels: dict[Path, list[Label]] = field(repr=False)
     raw: dict[str, Any] = field(repr=False)
     split: str = "val"
+    source: Path | None = None
+    conversion: list[dict[str, Any]] | None = None
 
     @property
     def nc(self) -> int:
@@ -69,110 +92,46 @@ class Dataset:
 
     def sanitised(self) -> dict[str, Any]:
         """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``, and the
-        evaluated split as ``val`` (ultralytics validates ``val``)."""
+        evaluated split as ``val`` (ultralytics validates ``val``). Its split entries are the YAML's own,
+        which ultralytics resolves against the absolute ``path`` by the rules we followed."""
         out = {k: self.raw[k] for k in _SANITISED_KEYS if k in self.raw}
         out["val"] = self.raw[self.split]
         out["path"] = str(self.root)
         out["names"] = dict(enumerate(self.names))
         out.pop("nc", None)
-        out.setdefault("train", out["val"])  # ultralytics requires a train key even for val
         return out
 
     def write_sanitised(self, directory: Path) -> Path:
-        """Write the sanitised YAML into ``directory`` and return its absolute path."""
+        """Write the sanitised YAML into ``directory`` and return its absolute path.
+
+        A ``.txt`` image list with lines that ultralytics would read relative to the current directory
+        (we read them relative to the YAML's folder) is handed on as an absolute copy written beside it.
+        """
         directory.mkdir(parents=True, exist_ok=True)
+        data = self.sanitised()
+        for key in ("train", "val", "test"):
+            if data.get(key):
+                data[key] = _cwd_free(data, key, self.root, self.yaml_path.parent, directory)
         target = directory / "dataset.yaml"
-        target.write_text(yaml.safe_dump(self.sanitised(), sort_keys=False))
+        target.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         return target.resolve()
 
 
-def label_path_for(image: Path) -> Path:
-    """The YOLO label file of an image: the last ``/images/`` folder becomes ``/labels/``."""
-    s = str(image)
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    if sa in s:
-        s = sb.join(s.rsplit(sa, 1))
-    return Path(s).with_suffix(".txt")
-
-
-def read_yaml_mapping(yaml_path: Path) -> dict[str, Any]:
-    """``yaml.safe_load`` a dataset file; DatasetError when missing, unreadable, not YAML or not a mapping."""
-    if not yaml_path.exists():
-        raise DatasetError(f"dataset file not found: {yaml_path}")
-    if not yaml_path.is_file():
-        raise DatasetError(f"dataset path is not a file: {yaml_path}")
-    try:
-        text = yaml_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read dataset file {yaml_path}: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DatasetError(f"dataset file {yaml_path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DatasetError(
-            f"dataset file {yaml_path} must be a YAML mapping with path/val/names keys, "
-            f"got {type(data).__name__}"
-        )
-    return data
-
-
-def _names(data: dict[str, Any], yaml_path: Path) -> list[str]:
-    names = data.get("names")
-    nc = data.get("nc")
-    if names is None:
-        if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
-            return [f"class_{i}" for i in range(nc)]
-        raise DatasetError(f"dataset file {yaml_path} has no 'names' (or a positive integer 'nc')")
-    if isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError) as exc:
-            raise DatasetError(f"'names' keys in {yaml_path} must be class indices 0..n-1") from exc
-        if keys != list(range(len(keys))):
-            raise DatasetError(f"'names' keys in {yaml_path} must be 0..{len(keys) - 1} without gaps")
-        out = [str(names[k] if k in names else names[str(k)]) for k in keys]
-    elif isinstance(names, list):
-        out = [str(n) for n in names]
-    else:
-        raise DatasetError(f"'names' in {yaml_path} must be a list or a mapping of index to name")
-    if not out:
-        raise DatasetError(f"'names' in {yaml_path} is empty")
-    if nc is not None and nc != len(out):
-        raise DatasetError(f"dataset file {yaml_path}: nc={nc!r} but 'names' lists {len(out)} classes")
-    return out
-
-
-def _root(data: dict[str, Any], yaml_path: Path) -> Path:
-    raw = data.get("path")
-    if raw is None or raw == "":
-        return yaml_path.parent.resolve()
-    if not isinstance(raw, str):
-        raise DatasetError(f"'path' in {yaml_path} must be a string")
-    p = Path(raw).expanduser()
-    # A relative 'path' is taken relative to the YAML file (ultralytics would use the CWD).
-    return (p if p.is_absolute() else yaml_path.parent / p).resolve()
-
-
-def _list_images(entry: str, root: Path, yaml_path: Path, split: str = "val") -> tuple[list[Path], list[Path]]:
-    """Images of one split entry and the folders they are named relative to."""
-    p = Path(entry).expanduser()
-    p = (p if p.is_absolute() else root / p).resolve()
-    if p.is_dir():
-        images = sorted(f for f in p.rglob("*") if f.suffix[1:].lower() in IMG_SUFFIXES and f.is_file())
-        return images, [p]
-    if p.is_file() and p.suffix == ".txt":
-        images = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line:
-                q = Path(line)
-                images.append((q if q.is_absolute() else p.parent / q).resolve())
-        missing = [str(i) for i in images if not i.is_file()]
-        if missing:
-            raise DatasetError(f"{split} list {p} names {len(missing)} missing image(s), e.g. {missing[0]}")
-        return images, [p.parent]
-    raise DatasetError(f"{split} folder missing: {p} (from '{split}: {entry}' in {yaml_path})")
+def _cwd_free(data: dict[str, Any], key: str, root: Path, yaml_dir: Path, directory: Path) -> str | list[str]:
+    """The entries of one split, each ``.txt`` list with current-directory-relative lines replaced by an
+    absolute copy (``<directory>/<key>-<n>.txt``); other entries unchanged."""
+    value = data[key]
+    out = []
+    for n, (entry, path) in enumerate(zip(value if isinstance(value, list) else [value],
+                                          resolve_entries(data, key, root))):
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8-sig").strip().splitlines()
+            if any(x and not x.startswith("./") and not os.path.isabs(x) for x in lines):
+                copy = directory / f"{key}-{n}.txt"
+                copy.write_text("".join(f"{x}\n" for x in list_images([path], yaml_dir)))
+                entry = str(copy.resolve())
+        out.append(entry)
+    return out if isinstance(value, list) else out[0]
 
 
 def parse_label_file(path: Path, nc: int) -> list[Label]:
@@ -222,28 +181,88 @@ def parse_label_file(path: Path, nc: int) -> list[Label]:
     return [Label(int(r[0]), r[1], r[2], r[3], r[4]) for r in unique]
 
 
-def load_dataset(yaml_path: str | Path, split: str = "val") -> Dataset:
-    """Load and validate a dataset YAML and one of its splits (see the module contract)."""
+def default_cache_root() -> Path:
+    """Where converted COCO datasets are cached when no cache root is given (``eval --local``):
+    ``$XDG_CACHE_HOME/vision-evald/converted``. The daemon passes ``<state_dir>/converted``."""
+    return default_state_dir() / "converted"
+
+
+def _dataset_file(path: str | Path, split: str) -> tuple[Path, Path, bool]:
+    """(what the caller named, the YAML or JSON file it stands for, whether that is COCO JSON)."""
     if split not in SPLITS:
         raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    yaml_path = Path(yaml_path).expanduser().resolve()
-    data = read_yaml_mapping(yaml_path)
-    val = data.get(split, data.get("validation") if split == "val" else None)
-    if val is None or val == "" or val == []:
-        raise DatasetError(f"dataset file {yaml_path} has no '{split}' split")
-    entries: Sequence[Any] = val if isinstance(val, list) else [val]
-    if not all(isinstance(e, str) for e in entries):
-        raise DatasetError(f"'{split}' in {yaml_path} must be a path or a list of paths")
-    names = _names(data, yaml_path)
-    root = _root(data, yaml_path)
-    images: list[Path] = []
-    val_roots: list[Path] = []
-    for entry in entries:
-        imgs, roots = _list_images(entry, root, yaml_path, split)
-        images.extend(imgs)
-        val_roots.extend(roots)
+    source = Path(path).expanduser().resolve()
+    file = find_dataset_yaml(source) if source.is_dir() else source
+    coco = file.suffix.lower() == ".json" or (
+        file.suffix.lower() in (".yaml", ".yml") and file.is_file() and is_coco_yaml(read_yaml(file)))
+    return source, file, coco
+
+
+def check_dataset(path: str | Path, split: str = "val", *, train: bool = False) -> None:
+    """What a submission checks, fast and without torch: ``load_dataset``'s checks (and, with ``train``,
+    ``check_train_split``'s), except that COCO JSON is only checked (``coco_cache.check``), not converted:
+    the job converts it. DatasetError says what is wrong."""
+    _, file, coco = _dataset_file(path, split)
+    if coco:
+        for name in (split, "train") if train and file.suffix.lower() != ".json" else (split,):
+            coco_check(file, name)
+        return
+    dataset = load_dataset(file, split)
+    if train:
+        check_train_split(dataset)
+
+
+def load_dataset(path: str | Path, split: str = "val", *, cache_root: Path | None = None) -> Dataset:
+    """Load and validate a dataset and one of its splits (see the module contract).
+
+    ``path``: a dataset YAML, a folder holding one (found as ultralytics finds it), a COCO JSON file,
+    or a YAML naming JSON files; JSON is converted into ``cache_root`` (default: ``default_cache_root()``).
+    """
+    source, yaml_path, converted = _dataset_file(path, split)
+    if converted:
+        yaml_path = prepare(yaml_path, cache_root if cache_root is not None else default_cache_root())
+    data = read_yaml(yaml_path)
+    check_keys(data, yaml_path)
+    require_split(data, split, yaml_path)
+    names = class_names(data, yaml_path)
+    root = dataset_root(data, yaml_path)
+    entries = resolve_entries(data, split, root)
+    check_entries_exist(entries, split, data, yaml_path)
+    images = [Path(x) for x in list_images(entries, yaml_path.parent)]
+    val_roots = _roots(entries)
+    _check_images(images, entries, split, yaml_path)
+    labels = _read_labels(images, names, split, yaml_path)
+    raw = {k: v for k, v in data.items() if k != CONVERSION_KEY}
+    conversion = (data.get(CONVERSION_KEY) or {}).get(split) if converted else None
+    dataset = Dataset(yaml_path, root, names, val_roots, images, labels, raw, split, source, conversion)
+    _check_unique_names(dataset)
+    return dataset
+
+
+def _roots(entries: list[Path]) -> list[Path]:
+    """The folder images are named relative to: the folder entry, or the list file's folder; for several
+    entries, the folder that holds them all (so that equal file names in two folders stay apart)."""
+    roots = list(dict.fromkeys(p if p.is_dir() else p.parent for p in entries))
+    return roots if len(roots) == 1 else [Path(os.path.commonpath(roots))]
+
+
+def _check_images(images: list[Path], entries: list[Path], split: str, yaml_path: Path) -> None:
+    """Every listed image is a file, listed once (ultralytics would drop a missing one, count a
+    repeated one twice)."""
     if not images:
-        raise DatasetError(f"{split} folder of {yaml_path} holds no images ({', '.join(map(str, val_roots))})")
+        raise DatasetError(f"{split} folder of {yaml_path} holds no images ({', '.join(map(str, entries))})")
+    missing = [str(i) for i in images if not i.is_file()]
+    if missing:
+        raise DatasetError(f"{split} split of {yaml_path} names {len(missing)} missing image(s), e.g. {missing[0]}")
+    seen: set[Path] = set()
+    for image in images:
+        if image in seen:
+            raise DatasetError(f"{split} split of {yaml_path} lists {image} twice; ultralytics would "
+                               "evaluate it twice")
+        seen.add(image)
+
+
+def _read_labels(images: list[Path], names: list[str], split: str, yaml_path: Path) -> dict[Path, list[Label]]:
     label_dirs = {label_path_for(i).parent for i in images}
     if not any(d.is_dir() for d in label_dirs):
         raise DatasetError(
@@ -254,9 +273,18 @@ def load_dataset(yaml_path: str | Path, split: str = "val") -> Dataset:
     for image in images:
         lp = label_path_for(image)
         labels[image] = parse_label_file(lp, len(names)) if lp.is_file() else []
-    raw = dict(data)
-    raw[split] = val
-    return Dataset(yaml_path, root, names, val_roots, images, labels, raw, split)
+    return labels
+
+
+def _check_unique_names(dataset: Dataset) -> None:
+    """Results and the fingerprint name images relative to their folder: two may not share a name."""
+    by_name: dict[str, Path] = {}
+    for image in dataset.images:
+        name = dataset.relative_name(image)
+        if name in by_name:
+            raise DatasetError(f"{by_name[name]} and {image} of {dataset.yaml_path} share the name {name!r}, "
+                               "by which results name images: put them in one folder, or rename one")
+        by_name[name] = image
 
 
 def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: bool) -> list[str]:
@@ -264,7 +292,7 @@ def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: 
     if model_names == dataset.names:
         return []
     message = (
-        f"checkpoint class names differ from the dataset's ({dataset.yaml_path}) by index: "
+        f"checkpoint class names differ from the dataset's ({dataset.source or dataset.yaml_path}) by index: "
         f"checkpoint {dict(enumerate(model_names))}, dataset {dict(enumerate(dataset.names))}"
     )
     if not allow_mismatch:
@@ -273,18 +301,14 @@ def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: 
 
 
 def check_train_split(dataset: Dataset) -> None:
-    """DatasetError unless the YAML has a ``train`` split whose every entry exists (a folder or list file)."""
+    """DatasetError unless the YAML's ``train`` split exists: every entry, resolved as ultralytics
+    resolves it, is a folder or list file."""
     train = dataset.raw.get("train")
     if not train:
         raise DatasetError(f"dataset file {dataset.yaml_path} has no 'train' split to train on")
-    entries = train if isinstance(train, list) else [train]
-    if not all(isinstance(e, str) and e for e in entries):
-        raise DatasetError(f"'train' in {dataset.yaml_path} must be a path or a list of paths")
-    for entry in entries:
-        p = Path(entry)
-        p = p if p.is_absolute() else dataset.root / p
-        if not p.exists():
-            raise DatasetError(f"train split missing: {p} (from 'train: {entry}' in {dataset.yaml_path})")
+    for path in resolve_entries(dataset.raw, "train", dataset.root):
+        if not path.exists():
+            raise DatasetError(f"train split missing: {path} (from 'train: {train}' in {dataset.yaml_path})")
 
 
 def fingerprint(dataset: Dataset) -> str:

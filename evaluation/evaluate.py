@@ -47,6 +47,7 @@ class EvalRequest:
     split: str = "val"  # the dataset split evaluated: val, test or train
     rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
     extra: dict[str, Any] = field(default_factory=dict)
+    cache_root: Path | None = None  # where COCO JSON datasets are converted (None: datasets.default_cache_root())
 
 
 def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
@@ -147,7 +148,7 @@ def evaluate(
     export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
     imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
         export_shape(export, request.imgsz, request.batch, 640)
-    dataset = load_dataset(request.dataset_path, request.split)
+    dataset = load_dataset(request.dataset_path, request.split, cache_root=request.cache_root)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
@@ -224,6 +225,7 @@ def evaluate(
         "model_path": str(request.model_path),
         "dataset": str(request.dataset_path),
         "split": dataset.split,
+        **({"coco_conversion": dataset.conversion} if dataset.conversion else {}),
         "warnings": warnings,
         "error_counts": artifacts["errors"]["overall"],
     }

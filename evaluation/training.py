@@ -57,8 +57,9 @@ def epoch_report(trainer: Any) -> dict[str, Any]:
 
 def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
     """Train per ``params`` (task, base, dataset_path, epochs, batch, imgsz, lr0, patience, device,
-    work_dir); see the module contract. InvalidRequest for a base of another task, DatasetError for
-    data the task cannot train on."""
+    work_dir, and cache_root: where a COCO JSON dataset is converted, the same folder its evaluations use);
+    see the module contract. InvalidRequest for a base of another task, DatasetError for data the task
+    cannot train on."""
     from ultralytics import YOLO
 
     from evaluation.validator import resolve_device
@@ -67,8 +68,9 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
     problem = base_problem(params["base"], task.name)
     if problem:
         raise InvalidRequest(f"base_model: {problem}")
+    cache_root = Path(params["cache_root"]) if params.get("cache_root") else None
     work = Path(params["work_dir"])
-    data = training_data(task, params["dataset_path"], work)
+    data = training_data(task, params["dataset_path"], work, cache_root)
     model = YOLO(params["base"], task=task.ultralytics)
     epochs = int(params["epochs"])
     _add_progress_callbacks(model, progress)
@@ -109,12 +111,13 @@ def _add_progress_callbacks(model: Any, progress: TrainProgress) -> None:
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
 
 
-def training_data(task: Task, dataset_path: str, work: Path) -> str:
+def training_data(task: Task, dataset_path: str, work: Path, cache_root: Path | None = None) -> str:
     """What ultralytics' ``data=`` gets for ``task``: the ImageFolder root for classification, else the
-    sanitised dataset YAML written into ``work`` (with the pose keys). DatasetError when unusable."""
+    sanitised dataset YAML written into ``work`` (with the pose keys; a COCO JSON dataset converted into
+    ``cache_root``). DatasetError when unusable."""
     if task.ultralytics == "classify":
         return str(imagefolder_root(Path(dataset_path)))
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_path, cache_root=cache_root)
     check_train_split(dataset)
     path = dataset.write_sanitised(work)
     if task.ultralytics == "pose":

@@ -26,7 +26,7 @@ def _make(root: Path, *, n: int = 3, yaml_text: str | None = None) -> Path:
         Image.new("RGB", size, (i * 40, 100, 100)).save(root / "images" / "val" / f"im{i}.png")
         (root / "labels" / "val" / f"im{i}.txt").write_text(f"{i % 3} 0.5 0.5 0.25 0.5\n1 0.2 0.3 0.1 0.1\n")
     y = root / "data.yaml"
-    y.write_text(yaml_text if yaml_text is not None else "path: .\nval: images/val\nnames: [red, green, blue]\n")
+    y.write_text(yaml_text if yaml_text is not None else "path: .\ntrain: images/val\nval: images/val\nnames: [red, green, blue]\n")
     return y
 
 
@@ -143,7 +143,7 @@ def test_download_key_is_dropped_from_the_sanitised_copy(tmp_path):
     y = _make(
         root,
         yaml_text=(
-            "path: .\nval: images/val\nnames: {0: red, 1: green, 2: blue}\nnc: 3\n"
+            "path: .\ntrain: images/val\nval: images/val\nnames: {0: red, 1: green, 2: blue}\nnc: 3\n"
             "download: |\n  import os; os.system('touch /tmp/pwned-by-dataset')\n"
             "extra_key: whatever\n"
         ),
