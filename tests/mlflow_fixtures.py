@@ -85,10 +85,10 @@ class MlflowServer:
             return False
 
     def stop(self) -> None:
-        """SIGTERM to the server's process group (the CLI and its uvicorn), SIGKILL after 30 s."""
+        """SIGTERM to the server's process group (the CLI and its uvicorn), SIGKILL after 15 s."""
         if self.proc is None:
             return
-        for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:

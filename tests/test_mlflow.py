@@ -27,8 +27,9 @@ from daemon.clock import iso
 from daemon.decision import Decision
 from daemon.tracking import mapping
 from daemon.tracking.config import MlflowConfig
-from daemon.tracking.sender import GIVE_UP_AFTER
+from daemon.tracking.sender import GIVE_UP_AFTER, TrackingStatus
 from daemon.tracking.sink import CLIENT_ENVIRONMENT
+from daemon.tracking.telemetry import tracking_families
 from evaluation.comparison import compare_results
 from tests.mlflow_fixtures import MlflowServer, TrackedDaemon, sha256
 from vocab.errors import ConfigError
@@ -158,7 +159,8 @@ async def test_the_alias_follows_current_pt_through_promotions_a_refusal_and_rol
     assert await daemon.sender.drain() == 1
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.tags["checkpoint_sha256"] == sha1 and champion.description == first["reason"]
-    assert champion.run_id == runs_of(client, daemon, mapping.eval_filter(e1))[0].info.run_id
+    [run1] = runs_of(client, daemon, mapping.eval_filter(e1))
+    assert champion.run_id == run1.info.run_id and run1.data.tags[mapping.DECISION] == "rollback"
     assert champion.source.endswith("/checkpoint/v1.pt")
     assert len(client.search_model_versions(f"name = '{name}'")) == 2  # the version of v1 again, no new one
 
@@ -268,3 +270,23 @@ def test_metrics_are_the_tasks_own() -> None:
                                                   "score": 0.85}
     detection = {"mAP50_95": 0.5, "mAP50": float("nan"), "f1": True, "small_object_recall": 0.4}
     assert mapping.evaluation_metrics(detection) == {"mAP50_95": 0.5, "small_object_recall": 0.4}
+
+
+def test_metrics_families_show_the_outbox_and_the_last_error_time() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status = TrackingStatus(outbox_depth=3, outbox_failed=1, send_errors=7, last_error="MlflowException: down",
+                            last_error_at="2026-03-01T12:00:05Z", last_success_at=None)
+
+    class Collector:
+        def collect(self) -> Any:
+            return tracking_families(status)
+
+    registry = CollectorRegistry()
+    registry.register(Collector())
+    samples = {s.name: s.value for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    assert samples == {"vision_evald_mlflow_outbox_depth": 3, "vision_evald_mlflow_outbox_failed": 1,
+                       "vision_evald_mlflow_send_errors_total": 7,
+                       "vision_evald_mlflow_last_error_timestamp_seconds": 1772366405.0}

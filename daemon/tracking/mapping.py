@@ -14,7 +14,7 @@ Names (each defined here once):
   ``vision_evald.promotion_id`` with ``vision_evald.kind = decision``;
 - a registry version: tags ``checkpoint_sha256``, ``eval_id``, ``decision``; the decision's reason is
   its description. A decision is also written on its evaluation's run as ``vision_evald.decision``
-  and ``vision_evald.decision_reason``.
+  and ``vision_evald.decision_reason`` (the latest decision naming that evaluation).
 """
 
 from __future__ import annotations

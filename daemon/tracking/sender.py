@@ -137,8 +137,9 @@ class OutboxSender:
             await self.db.write(lambda c: outbox.fail(c, record.id, error, iso(moment)))
             return "failed"
         retry_at = iso(moment + timedelta(seconds=self.backoff.delay(attempts)))
-        log.warning("MLflow: %s record %d not sent (attempt %d, next at %s): %s", record.kind, record.id, attempts,
-                    retry_at, error)
+        # Once per record at warning level: an outage of hours is one line, and /healthz tells the rest.
+        log.log(logging.WARNING if attempts == 1 else logging.DEBUG, "MLflow: %s record %d not sent "
+                "(attempt %d, next at %s): %s", record.kind, record.id, attempts, retry_at, error)
         await self.db.write(lambda c: outbox.retry(c, record.id, error, retry_at))
         return "wait"
 

@@ -9,7 +9,8 @@ off half-way, completes what is missing and duplicates nothing.
   (timestamped with the evaluation's time, so a metric logged again is the same point), tags,
   artifacts (``result.json``, ``curves.json``, ``errors.json``, ``confusion_matrix.png``), then finished.
 - comparison: the same, keyed on the compare job's id, linked to both evaluations' runs.
-- refused: the candidate's run gets the decision and its reason as tags.
+- every decision: its evaluation's run gets the decision and its reason as tags (the latest decision that
+  named that evaluation: a refused candidate's run says so).
 - promoted and rollback: the registered model ``<prefix><model>`` holds one version per checkpoint
   content (tag ``checkpoint_sha256``). A checkpoint with no version yet is logged as an artifact
   (``checkpoint/<file>``) of its evaluation's run (of a run of the decision's own when it has none)
@@ -164,7 +165,7 @@ class MlflowSink:
     def decision(self, record: Mapping[str, Any]) -> None:
         d = record["decision"]
         eval_run = self.find_run(mapping.eval_filter(d["eval_id"])) if d.get("eval_id") is not None else None
-        if eval_run is not None and d["decision"] in ("promoted", "refused"):
+        if eval_run is not None:
             self._log(eval_run.info.run_id, record["created_at"], tags=mapping.decision_tags(d))
         if d["decision"] == "refused":
             return
