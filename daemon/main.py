@@ -30,7 +30,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--validate-config", type=Path, metavar="FILE", help="check FILE and exit")
     parser.add_argument("--host", help="the address to serve on ([server] host; a non-loopback address needs "
                         "[server] allow_non_loopback and an auth_token, as in the config file)")
-    parser.add_argument("--port", type=int, help="the port to serve on ([server] port; 0: any free port)")
+    parser.add_argument("--port", type=int, help="the port to serve on ([server] port)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-format", default="text", choices=FORMATS,
                         help="text (the time left out when stderr is the systemd journal) or json: one object "

@@ -259,8 +259,26 @@ INSERT INTO leaderboard_best (model_name, dataset, fingerprint, task, imgsz, eva
 """
 
 
+# The MLflow outbox (daemon/tracking): records waiting to reach the tracking server, sent in id order;
+# one is written in the same transaction as the result, comparison or decision it reports.
+_MLFLOW_OUTBOX = """
+CREATE TABLE mlflow_outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,   -- the order records are sent in
+    kind            TEXT NOT NULL CHECK (kind IN ('evaluation', 'comparison', 'decision')),
+    payload         TEXT NOT NULL,                       -- JSON
+    state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,          -- failed sends so far
+    next_attempt_at TEXT NOT NULL,                       -- ISO time; pending only
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    done_at         TEXT                                 -- sent, or given up (state 'failed')
+);
+CREATE INDEX mlflow_outbox_state ON mlflow_outbox (state, id);
+"""
+
+
 MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _SPLIT_AND_FORMAT,
-                         _V_NUMBERS, _TASKS_AND_GROUPS]
+                         _V_NUMBERS, _TASKS_AND_GROUPS, _MLFLOW_OUTBOX]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
