@@ -20,6 +20,7 @@ from typing import Any
 from vocab.errors import CheckpointError, InvalidRequest
 
 FORMATS = ("pt", "onnx")
+EVALUATED_TASKS = ("detect", "classify")  # the ultralytics tasks evaluation.evaluate supports
 
 
 def model_format(path: str | Path) -> str:
@@ -73,7 +74,8 @@ def _input_dims(model: Any) -> list[int | None]:
 
 
 def read_export(path: str | Path) -> ExportInfo:
-    """The metadata of an ONNX export; CheckpointError when the file is not a usable ONNX detection export."""
+    """The metadata of an ONNX export; CheckpointError when the file is not a usable ONNX export of a task
+    ``EVALUATED_TASKS`` names."""
     import onnx
 
     try:
@@ -95,8 +97,9 @@ def read_export(path: str | Path) -> ExportInfo:
     batch = _literal(props.get("batch"))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     task = props.get("task")
-    if task not in (None, "detect"):
-        raise CheckpointError(f"ONNX export {path} is a {task!r} model; only detection is supported")
+    if task not in (None, *EVALUATED_TASKS):
+        raise CheckpointError(f"ONNX export {path} is a {task!r} model; only {' and '.join(EVALUATED_TASKS)} "
+                              "exports are supported")
     return ExportInfo(
         imgsz=[int(v) for v in imgsz],
         batch=int(batch) if isinstance(batch, int) else (dims[0] or 1),
