@@ -85,8 +85,10 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
 
     evidence = load_evidence(Path(params["evidence_path"]))
     if evidence_task(evidence) == CLASSIFICATION:  # the evidence holds every prediction: no dataset needed
+        names = [str(n) for n in params["class_names"]]  # any further output class by its index
+        names += [str(i) for i in range(len(names), int(evidence["n_classes"]))]
         errors = analyse_classification([str(n) for n in evidence["image_names"]], evidence["true"],
-                                        evidence["top5"], evidence["conf"], list(params["class_names"]))
+                                        evidence["top5"], evidence["conf"], names)
         write_artifacts(Path(params["predictions_path"]).parent, {"errors": errors})
         return {"error_counts": errors["overall"]}
     dataset = load_dataset(params["dataset_path"])

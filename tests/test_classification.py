@@ -144,6 +144,16 @@ def test_the_errors_artifact_links_each_cell_to_its_images(runs: dict[str, ClsRu
     assert mistakes[0]["confidence"] == first["conf"][0] != 0 and mistakes[0]["true"] != mistakes[0]["predicted"]
 
 
+def test_the_errors_artifact_is_rebuilt_from_the_evidence_alone(runs: dict[str, ClsRun], tmp_path: Path) -> None:
+    from evaluation.analysis_store import analyse_stored, read_artifact
+
+    run = runs["weak"]
+    out = analyse_stored({"predictions_path": str(tmp_path / "predictions.json"), "evidence_path":
+                          str(run.evidence_path), "class_names": run.result["class_names"]})
+    assert out == {"error_counts": run.result["error_counts"]}
+    assert read_artifact(tmp_path, "errors") == run.errors
+
+
 def test_a_re_saved_copy_leaves_the_same_evidence_and_another_model_does_not(runs: dict[str, ClsRun]) -> None:
     from evaluation.evidence import load_evidence, same_predictions
 

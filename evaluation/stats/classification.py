@@ -25,7 +25,8 @@ judges it unchanged:
   "found" = classified right; examples: the first ``max_examples`` images).
 - ``mcnemar``: McNemar's exact test on top-1: b = images right only in a, c
   = right only in b, two-sided p = min(1, 2 P[X <= min(b, c)]) with X ~
-  Bin(b + c, 1/2) (the binomial coefficients as exact integers); p = 1 when b + c = 0;
+  Bin(b + c, 1/2) (the binomial coefficients by their recurrence, exact
+  integers, like ``math.comb`` but in one pass); p = 1 when b + c = 0;
   ``significant`` = p < alpha.
 
 The bootstrap draws images with replacement (``bootstrap.draw_multiplicities``,
@@ -39,7 +40,6 @@ Differences are ``a - b``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -104,6 +104,10 @@ def check_pair(ev_a: Mapping[str, Any], ev_b: Mapping[str, Any]) -> int:
         raise ValueError("paired statistics need both evidences over the same images in the same order")
     if not np.array_equal(np.asarray(ev_a["true"]), np.asarray(ev_b["true"])):
         raise ValueError("the evidences hold different true classes for the same images")
+    for ev in (ev_a, ev_b):
+        if np.asarray(ev["true"]).max(initial=0) >= int(ev["n_classes"]) or \
+                np.asarray(ev["top5"]).max(initial=0) >= int(ev["n_classes"]):
+            raise ValueError("an evidence names a class index beyond its n_classes")
     return len(ev_a["image_names"])
 
 
@@ -115,7 +119,7 @@ def mcnemar(hit_a: np.ndarray, hit_b: np.ndarray, alpha: float = 0.05) -> dict[s
     if n == 0:
         p = 1.0
     else:
-        term = tail = math.comb(n, 0)
+        term = tail = 1  # C(n, 0)
         for k in range(min(b, c)):  # C(n, k + 1) = C(n, k) (n - k) / (k + 1), exact in integers
             term = term * (n - k) // (k + 1)
             tail += term
