@@ -66,7 +66,8 @@ def _boxes_from_predictions(rows: list[dict[str, Any]], image_names: list[str]) 
 
 
 def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
-    """Worker task: write the artifacts of a stored evaluation from its predictions and evidence.
+    """Worker task: write the artifacts of a stored evaluation from its predictions and evidence (a
+    classification evaluation's ``errors.json`` from its evidence alone).
 
     params: ``predictions_path``, ``evidence_path``, ``dataset_path``,
     ``dataset_fingerprint`` (the evaluation's; the dataset must still have
@@ -77,15 +78,23 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
         exif_size,  # the size ultralytics read the image at
     )
 
+    from evaluation.classify_analysis import analyse_classification
     from evaluation.datasets import fingerprint, load_dataset
-    from evaluation.evidence import load_evidence
+    from evaluation.evidence import CLASSIFICATION, evidence_task, load_evidence
     from evaluation.ground_truth import gt_boxes
 
+    evidence = load_evidence(Path(params["evidence_path"]))
+    if evidence_task(evidence) == CLASSIFICATION:  # the evidence holds every prediction: no dataset needed
+        names = [str(n) for n in params["class_names"]]  # any further output class by its index
+        names += [str(i) for i in range(len(names), int(evidence["n_classes"]))]
+        errors = analyse_classification([str(n) for n in evidence["image_names"]], evidence["true"],
+                                        evidence["top5"], evidence["conf"], names)
+        write_artifacts(Path(params["predictions_path"]).parent, {"errors": errors})
+        return {"error_counts": errors["overall"]}
     dataset = load_dataset(params["dataset_path"])
     if fingerprint(dataset) != params["dataset_fingerprint"]:
         raise Conflict("the dataset changed since this evaluation; its error analysis cannot be recomputed "
                        "(evaluate again)")
-    evidence = load_evidence(Path(params["evidence_path"]))
     names = [str(n) for n in evidence["image_names"]]
     by_name = {dataset.relative_name(p): p for p in dataset.images}
     if names != [dataset.relative_name(p) for p in dataset.images]:

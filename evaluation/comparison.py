@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vocab.terms import COMPARED_METRICS
+from vocab.errors import InvalidRequest
+from vocab.tasks import DEFAULT_TASK, task
 
 LOWER_IS_BETTER = frozenset({"inference_ms"})
 
@@ -27,9 +28,14 @@ def _better(metric: str, a: float | None, b: float | None) -> str | None:
 
 
 def compare_results(result_a: dict[str, Any], result_b: dict[str, Any], name_a: str, name_b: str) -> dict[str, Any]:
-    """The spec's compare result for two results (both scored with the same weights)."""
+    """The spec's compare result for two results of one task (both scored with the same weights), over the
+    task's compared metrics (``vocab.tasks.Task.compared_metrics``; a result without ``task`` is a
+    detection result). InvalidRequest when the tasks differ."""
+    task_a, task_b = (r.get("task", DEFAULT_TASK) for r in (result_a, result_b))
+    if task_a != task_b:
+        raise InvalidRequest(f"cannot compare a {task_a} model ({name_a}) with a {task_b} model ({name_b})")
     metrics: dict[str, dict[str, Any]] = {}
-    for m in COMPARED_METRICS:
+    for m in task(task_a).compared_metrics:
         a, b = result_a.get(m), result_b.get(m)
         metrics[m] = {
             "a": a,
@@ -50,12 +56,18 @@ def compare_results(result_a: dict[str, Any], result_b: dict[str, Any], name_a: 
 
 
 def compare_evidence(params: dict[str, Any]) -> dict[str, Any]:
-    """Worker task: paired bootstrap statistics from two evidence files (see evaluation.stats.bootstrap)."""
-    from evaluation.evidence import load_evidence
-    from evaluation.stats.bootstrap import statistics
+    """Worker task: paired bootstrap statistics from two evidence files, by the evidences' task
+    (evaluation.stats.bootstrap for detection, evaluation.stats.classification; one shape for both).
+
+    params: ``evidence_a``, ``evidence_b``, ``names`` (class names by index), ``weights`` (the applied
+    weights of the evidences' task), ``n_resamples``, ``seed``.
+    """
+    from evaluation.evidence import CLASSIFICATION, evidence_task, load_evidence
+    from evaluation.stats import bootstrap, classification
 
     ev_a = load_evidence(params["evidence_a"])
     ev_b = load_evidence(params["evidence_b"])
+    statistics = classification.statistics if evidence_task(ev_a) == CLASSIFICATION else bootstrap.statistics
     return statistics(
         ev_a, ev_b, names=params["names"], weights=params.get("weights"),
         n_resamples=int(params.get("n_resamples", 1000)), seed=int(params.get("seed", 0)),

@@ -2,18 +2,21 @@
 
 ``evaluate`` is what a worker process runs for an ``eval`` job and what
 ``vision-eval eval --local`` runs in-process. It imports torch (through
-``evaluation.validator``) only when called.
+``evaluation.validator``) only when called. It loads the checkpoint, reads
+its task from it (ultralytics' ``model.task``, or an export's metadata),
+loads the dataset as that task reads one (a dataset YAML for detection, an
+ImageFolder for classification: ``DATASETS``) and runs the task's pass:
+detection here, classification in ``evaluation.classification``. The
+task-independent part is ``evaluation.eval_common``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,33 +24,20 @@ import numpy as np
 
 from evaluation.analysis_store import build_artifacts, write_artifacts
 from evaluation.curves import from_metric
-from evaluation.datasets import check_class_names, fingerprint, load_dataset
+from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
+from evaluation.eval_common import EvalRequest, Prepared, common_result, scored
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
 from evaluation.ground_truth import gt_boxes
+from evaluation.imagefolder import fingerprint as imagefolder_fingerprint
+from evaluation.imagefolder import load_imagefolder
 from evaluation.metrics import core_metrics
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
-from evaluation.speed import speed_summary
 from vocab.errors import CheckpointError, DatasetError
-from vocab.scoring import composite_score, resolve_weights
+from vocab.scoring import resolve_weights
+from vocab.tasks import task_of_ultralytics
 
-
-@dataclass
-class EvalRequest:
-    """What to evaluate and how. Paths must already be resolved and allowed."""
-
-    model_path: Path
-    dataset_path: Path
-    model_name: str
-    imgsz: int | None = 640  # None: not asked for (a static ONNX export then takes its own)
-    batch: int = 16
-    device: str = "auto"
-    weights: dict[str, Any] | None = None
-    allow_class_mismatch: bool = False
-    split: str = "val"  # the dataset split evaluated: val, test or train
-    rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
-    extra: dict[str, Any] = field(default_factory=dict)
-    cache_root: Path | None = None  # where COCO JSON datasets are converted (None: datasets.default_cache_root())
+__all__ = ["EvalRequest", "evaluate"]
 
 
 def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
@@ -117,14 +107,42 @@ def _load_and_hash(
     raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
 
 
-def speed_ms(speed: Any, key: str) -> float | None:
-    """The validator's ms per image for one stage; None when it reported none (never 0 ms, which would
-    score as the fastest possible model)."""
-    value = speed.get(key) if isinstance(speed, dict) else None
-    if value is None or isinstance(value, bool):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def _detection_dataset(request: EvalRequest) -> Dataset:
+    return load_dataset(request.dataset_path, request.split, cache_root=request.cache_root)
+
+
+def _classification_dataset(request: EvalRequest) -> Any:
+    return load_imagefolder(request.dataset_path, request.split)
+
+
+# Per task: how its dataset is loaded, and its fingerprint.
+DATASETS: dict[str, tuple[Callable[[EvalRequest], Any], Callable[[Any], str]]] = {
+    "detection": (_detection_dataset, fingerprint),
+    "classification": (_classification_dataset, imagefolder_fingerprint),
+}
+
+
+def _prepare(validator: Any, request: EvalRequest, pool: ThreadPoolExecutor) -> tuple[Prepared, Any]:
+    """Load the checkpoint (hashed in ``pool``) and, as its task reads one, the dataset (fingerprinted in
+    ``pool``); check the class names; resolve the settings that will run."""
+    fmt = model_format(request.model_path)
+    export: ExportInfo | None = read_export(request.model_path, task=None) if fmt == "onnx" else None
+    imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
+        export_shape(export, request.imgsz, request.batch, 640)
+    model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, request.model_path, pool)
+    task = task_of_ultralytics(str(model.task)).name
+    weights = resolve_weights(request.weights, task)
+    load, fingerprint_of = DATASETS[task]
+    dataset = load(request)
+    dataset_fp = pool.submit(fingerprint_of, dataset)
+    model_names = export.names if export is not None and export.names else validator.model_class_names(model)
+    # check_class_names reads only .names and .yaml_path, which both dataset kinds have
+    warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
+    device = validator.resolve_device(request.device)
+    if export is not None:
+        device = validator.onnx_device(device)
+    return Prepared(request, model, task, fmt, export, imgsz, batch, device, model_names, weights, checkpoint_sha,
+                    checkpoint_id[2], dataset_fp, warnings), dataset
 
 
 def evaluate(
@@ -138,33 +156,44 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions").
 
-    The error analysis and curves of the same pass (``evaluation.analysis_store``) are written into
-    ``analysis_dir`` when given; their overall counts are the result's ``error_counts``.
+    The error analysis (and, for detection, the curves) of the same pass (``evaluation.analysis_store``) is
+    written into ``analysis_dir`` when given; its overall counts are the result's ``error_counts``.
     """
     from evaluation import validator  # heavy: torch and ultralytics
 
-    applied_weights = resolve_weights(request.weights)
-    fmt = model_format(request.model_path)
-    export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
-    imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
-        export_shape(export, request.imgsz, request.batch, 640)
-    dataset = load_dataset(request.dataset_path, request.split, cache_root=request.cache_root)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
     try:
-        model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, request.model_path, pool)
-        dataset_fp = pool.submit(fingerprint, dataset)
+        prepared, dataset = _prepare(validator, request, pool)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
-    model_names = export.names if export is not None and export.names else validator.model_class_names(model)
-    warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
+    run: Callable[..., dict[str, Any]] = _evaluate_detection
+    if prepared.task == "classification":
+        from evaluation.classification import evaluate_classification
+
+        run = evaluate_classification
+    return run(prepared, dataset, work_dir, predictions_path=predictions_path, evidence_path=evidence_path,
+               analysis_dir=analysis_dir, progress=progress)
+
+
+def _evaluate_detection(
+    p: Prepared,
+    dataset: Dataset,
+    work_dir: Path,
+    *,
+    predictions_path: Path | None,
+    evidence_path: Path | None,
+    analysis_dir: Path | None,
+    progress: Callable[[float], None] | None,
+) -> dict[str, Any]:
+    """The detection pass and result of ``evaluate``."""
+    from evaluation import validator
+
+    request = p.request
     data_yaml = dataset.write_sanitised(work_dir)
-    device = validator.resolve_device(request.device)
-    if export is not None:
-        device = validator.onnx_device(device)
     out = validator.run_pass(
-        model, data_yaml, imgsz=imgsz, batch=batch, device=device,
+        p.model, data_yaml, imgsz=p.imgsz, batch=p.batch, device=p.device,
         save_dir=work_dir / "val", progress=progress, rect=request.rect,
     )
     by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
@@ -192,42 +221,18 @@ def evaluate(
     artifacts = build_artifacts(boxes, rel_names, dataset.names, from_metric(out.metrics.box), core)
     if analysis_dir is not None:
         write_artifacts(analysis_dir, artifacts)
-    speed = out.metrics.speed
     result: dict[str, Any] = {
+        "task": p.task,
         "model_name": request.model_name,
         **core,
-        **speed_summary([t.ms for t in out.timings], [t.images for t in out.timings]),
-        "preprocess_ms": speed_ms(speed, "preprocess"),
-        "postprocess_ms": speed_ms(speed, "postprocess"),
         **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
         **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
         **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
         "size_recall_max_dets": COCO_MAX_DETS,
-        "model_size_mb": checkpoint_id[2] / (1024 * 1024),  # the size of the file that was loaded
-        "images": len(records),
-        "device": device,
-        "device_kind": validator.device_kind(device),
-        "imgsz": out.imgsz,
-        "batch": out.batch,
-        **({"imgsz_requested": request.imgsz} if request.imgsz and out.imgsz != request.imgsz else {}),
-        **({"batch_requested": request.batch} if out.batch != request.batch else {}),
-        "format": fmt,
-        "rect": request.rect and (export is None or export.dynamic),  # a static export is always square
-        **validator.runtime_info(fmt, device),
-        "export": None if export is None else export.as_dict(),
-        "ultralytics_version": validator.ultralytics_version(),
-        "torch_version": validator.torch_version(),
-        "weights": applied_weights,
-        "checkpoint_sha256": checkpoint_sha.result(),
-        "dataset_fingerprint": dataset_fp.result(),
-        "class_names": dataset.names,
-        "model_class_names": model_names,
-        "model_path": str(request.model_path),
-        "dataset": str(request.dataset_path),
-        "split": dataset.split,
+        **common_result(p, images=len(records), imgsz=out.imgsz, batch=out.batch, timings=out.timings,
+                        speed=out.metrics.speed, dataset_names=dataset.names, split=dataset.split),
+        "rect": request.rect and (p.export is None or p.export.dynamic),  # a static export is always square
         **({"coco_conversion": dataset.conversion} if dataset.conversion else {}),
-        "warnings": warnings,
         "error_counts": artifacts["errors"]["overall"],
     }
-    result["score"] = composite_score(result, applied_weights)
-    return result
+    return scored(result, p.weights)

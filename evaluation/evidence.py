@@ -16,6 +16,15 @@ Stored as a compressed ``.npz`` beside the predictions artifact. Arrays, with
   batches ran, the warm-up batch included (``evaluation.speed`` applies the
   warm-up rule). Evidence written before timings were kept lacks them.
 
+A classification evidence (``task`` = ``"classification"``, written by
+``write_classification_evidence``) holds instead, per image in dataset order:
+``image_names``, ``true`` (n, the class index), ``top5`` (n x k, the
+validator's top-k class indices, most probable first, k = min(5, classes)),
+``conf`` (n x k, their probabilities), ``n_classes`` (the table's classes,
+``evaluation.classify_metrics.table_names``), and the same ``batch_ms`` /
+``batch_images``. Every evidence now has a ``task`` entry; one without is a
+detection evidence written before tasks (``evidence_task``).
+
 ``same_predictions`` says whether two evidences hold the same predictions on
 the same images (timings aside).
 """
@@ -23,13 +32,15 @@ the same images (timings aside).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evaluation.size_recall import ImageBoxes, SizeRecall
+
+DETECTION, CLASSIFICATION = "detection", "classification"  # vocab.tasks' names
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -62,10 +73,38 @@ def write_evidence(
         "conf_threshold": np.array(np.nan if conf_threshold is None else conf_threshold),
         "batch_ms": np.array([t.ms for t in timings], dtype=np.float64),
         "batch_images": np.array([t.images for t in timings], dtype=np.int64),
+        "task": np.array(DETECTION),
     }
+    _save(path, arrays)
+
+
+def write_classification_evidence(
+    path: Path, image_names: list[str], true: np.ndarray, top5: np.ndarray, conf: np.ndarray, n_classes: int,
+    timings: Sequence[Any] = (),
+) -> None:
+    """Write the evidence of one classification evaluation atomically (timings: ``validator.BatchTiming``)."""
+    n = len(image_names)
+    _save(path, {
+        "task": np.array(CLASSIFICATION),
+        "image_names": np.array(image_names, dtype=object).astype(str),
+        "true": np.asarray(true, dtype=np.int64).reshape(n),
+        "top5": np.asarray(top5, dtype=np.int64).reshape(n, -1),
+        "conf": np.asarray(conf, dtype=np.float64).reshape(n, -1),
+        "n_classes": np.array(n_classes, dtype=np.int64),
+        "batch_ms": np.array([t.ms for t in timings], dtype=np.float64),
+        "batch_images": np.array([t.images for t in timings], dtype=np.int64),
+    })
+
+
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
     np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(tmp, path)
+
+
+def evidence_task(evidence: Mapping[str, Any]) -> str:
+    """``detection`` or ``classification``: the evidence's ``task`` entry (none: a detection evidence)."""
+    return str(evidence["task"]) if "task" in evidence else DETECTION
 
 
 def load_evidence(path: Path) -> dict[str, np.ndarray]:
@@ -78,10 +117,16 @@ PREDICTION_KEYS = (
     "image_names", "pred_offsets", "tp", "conf", "pred_cls", "target_offsets", "target_cls",
     "gt_offsets", "gt_cls", "gt_bucket", "gt_found", "conf_threshold",
 )
+CLASSIFICATION_PREDICTION_KEYS = ("image_names", "true", "top5", "conf", "n_classes")
+_PREDICTION_KEYS = {DETECTION: PREDICTION_KEYS, CLASSIFICATION: CLASSIFICATION_PREDICTION_KEYS}
 
 
 def same_predictions(ev_a: dict[str, np.ndarray], ev_b: dict[str, np.ndarray]) -> bool:
-    """True when both evidences hold exactly the same predictions, matches and operating point on the same
-    images (every array but the timings equal, NaN equal to NaN): two such evaluations differ only in speed."""
+    """True when both evidences are of one task and hold exactly the same predictions (with, for detection,
+    the same matches and operating point) on the same images (every array but the timings equal, NaN equal
+    to NaN): two such evaluations differ only in speed."""
+    task = evidence_task(ev_a)
+    if evidence_task(ev_b) != task:
+        return False
     return all(k in ev_a and k in ev_b and np.array_equal(ev_a[k], ev_b[k], equal_nan=ev_a[k].dtype.kind == "f")
-               for k in PREDICTION_KEYS)
+               for k in _PREDICTION_KEYS[task])

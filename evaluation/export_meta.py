@@ -22,6 +22,7 @@ from vocab.tasks import BY_ULTRALYTICS, DEFAULT_TASK, task_of_ultralytics
 from vocab.tasks import task as task_named
 
 FORMATS = ("pt", "onnx")
+EVALUATED_TASKS = ("detect", "classify")  # the ultralytics tasks evaluation.evaluate supports
 
 
 def model_format(path: str | Path) -> str:

@@ -25,7 +25,7 @@ from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import ops
 
-from evaluation.export_meta import model_format, read_export
+from evaluation.export_meta import EVALUATED_TASKS, model_format, read_export
 from vocab.errors import CheckpointError
 
 ProgressFn = Callable[[float], None]
@@ -63,13 +63,14 @@ class PassOutput:
     timings: list[BatchTiming]  # in the order the batches ran
 
 
-class CollectingValidator(DetectionValidator):
-    """A DetectionValidator that appends an ``ImageRecord`` per image to ``sink`` and a ``BatchTiming``
-    per batch to ``timings``."""
+class BatchTimer:
+    """A validator mixin that appends a ``BatchTiming`` per batch to ``timings``: the span from the end of
+    ``preprocess`` to the start of ``postprocess``, the validator's own "inference" span."""
 
-    def __init__(self, *args: Any, sink: list[ImageRecord], timings: list[BatchTiming], **kwargs: Any) -> None:
+    device: Any  # set by ultralytics' BaseValidator
+
+    def __init__(self, *args: Any, timings: list[BatchTiming], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sink = sink
         self.timings = timings
         self._started: tuple[float, int] | None = None
 
@@ -79,8 +80,8 @@ class CollectingValidator(DetectionValidator):
         return time.perf_counter()
 
     def preprocess(self, batch: dict[str, Any]) -> dict[str, Any]:
-        batch = super().preprocess(batch)
-        self._started = (self._now(), len(batch["im_file"]))
+        batch = super().preprocess(batch)  # type: ignore[misc]  # the validator's, next in the MRO
+        self._started = (self._now(), len(batch["img"]))
         return batch
 
     def postprocess(self, preds: Any) -> Any:
@@ -88,7 +89,16 @@ class CollectingValidator(DetectionValidator):
             start, images = self._started
             self.timings.append(BatchTiming(ms=(self._now() - start) * 1e3, images=images))
             self._started = None
-        return super().postprocess(preds)
+        return super().postprocess(preds)  # type: ignore[misc]
+
+
+class CollectingValidator(BatchTimer, DetectionValidator):
+    """A DetectionValidator that appends an ``ImageRecord`` per image to ``sink`` and a ``BatchTiming``
+    per batch to ``timings``."""
+
+    def __init__(self, *args: Any, sink: list[ImageRecord], timings: list[BatchTiming], **kwargs: Any) -> None:
+        super().__init__(*args, timings=timings, **kwargs)
+        self.sink = sink
 
     def update_metrics(self, preds: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
         first = len(self.metrics.stats["tp"])
@@ -127,19 +137,20 @@ def device_kind(device: str) -> str:
 
 
 def load_model(path: Path) -> YOLO:
-    """Load a detection checkpoint or ONNX export; CheckpointError for a truncated, corrupt or non-detect
-    file. An export is checked through its metadata here and opened by the validator's AutoBackend."""
+    """Load a checkpoint or ONNX export of a task ``evaluate`` supports (``EVALUATED_TASKS``, read from the
+    checkpoint or the export's metadata); CheckpointError for a truncated, corrupt or other-task file. An
+    export is checked through its metadata here and opened by the validator's AutoBackend."""
     if model_format(path) == "onnx":
-        read_export(path)
-        return YOLO(str(path), task="detect")
+        return YOLO(str(path), task=read_export(path, task=None).ultralytics_task or "detect")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt: not a complete zip archive")
     try:
-        model = YOLO(str(path), task="detect")
+        model = YOLO(str(path))
     except Exception as exc:  # torch/pickle raise many types for a bad file
         raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if model.task != "detect":
-        raise CheckpointError(f"checkpoint {path} is a {model.task!r} model; only detection is supported")
+    if model.task not in EVALUATED_TASKS:
+        raise CheckpointError(f"checkpoint {path} is a {model.task!r} model; only {' and '.join(EVALUATED_TASKS)} "
+                              "models are supported")
     return model
 
 
@@ -167,6 +178,28 @@ def model_class_names(model: YOLO) -> list[str]:
     return [str(names[i]) for i in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
 
 
+def val_pass(model: YOLO, validator: Callable[..., Any], *, progress: ProgressFn | None = None,
+             **val_args: Any) -> tuple[Any, int, int]:
+    """``model.val(validator=validator, plots=False, verbose=False, **val_args)``, reporting progress per
+    batch; returns ultralytics' metrics, the image size it ran at (ultralytics rounds the request up to its
+    stride) and the val dataloader's batch size (never more than the number of images)."""
+    ran: dict[str, int] = {}
+
+    def settings(v: Any) -> None:
+        size = v.args.imgsz
+        ran.update(imgsz=int(max(size) if isinstance(size, (list, tuple)) else size),
+                   batch=int(v.dataloader.batch_size))
+
+    model.add_callback("on_val_end", settings)
+    if progress is not None:
+        model.add_callback("on_val_start", lambda v: progress(0.0))
+        model.add_callback(
+            "on_val_batch_end", lambda v: progress(min(1.0, (v.batch_i + 1) / max(1, len(v.dataloader))))
+        )
+    metrics = model.val(validator=validator, plots=False, verbose=False, **val_args)
+    return metrics, ran["imgsz"], ran["batch"]
+
+
 def run_pass(
     model: YOLO,
     data_yaml: Path,
@@ -182,31 +215,11 @@ def run_pass(
     every image letterboxed to the full square, as a static export sees it)."""
     records: list[ImageRecord] = []
     timings: list[BatchTiming] = []
-    ran: dict[str, int] = {}
-
-    def settings(v: Any) -> None:
-        size = v.args.imgsz
-        ran.update(imgsz=int(max(size) if isinstance(size, (list, tuple)) else size),
-                   batch=int(v.dataloader.batch_size))
-
-    model.add_callback("on_val_end", settings)
-    if progress is not None:
-        model.add_callback("on_val_start", lambda v: progress(0.0))
-        model.add_callback(
-            "on_val_batch_end", lambda v: progress(min(1.0, (v.batch_i + 1) / max(1, len(v.dataloader))))
-        )
-    metrics = model.val(
-        validator=functools.partial(CollectingValidator, sink=records, timings=timings),
-        data=str(data_yaml),
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        plots=False,
-        verbose=False,
-        save_dir=str(save_dir),
-        rect=rect,
+    metrics, ran_imgsz, ran_batch = val_pass(
+        model, functools.partial(CollectingValidator, sink=records, timings=timings), progress=progress,
+        data=str(data_yaml), imgsz=imgsz, batch=batch, device=device, save_dir=str(save_dir), rect=rect,
     )
-    return PassOutput(records=records, metrics=metrics, device=device, imgsz=ran["imgsz"], batch=ran["batch"],
+    return PassOutput(records=records, metrics=metrics, device=device, imgsz=ran_imgsz, batch=ran_batch,
                       timings=timings)
 
 

@@ -91,8 +91,9 @@ def bootstrap_metrics(
 def _score_rows(m: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
     """composite_score row by row over the metrics in ``m`` (speed only when given; NaN metric = null term,
     dropped and renormalised)."""
-    num = np.zeros_like(m["mAP50"])
-    den = np.zeros_like(m["mAP50"])
+    like = next(v for v in m.values() if np.ndim(v) == 1)  # a metric's row (per-class entries are 2-D)
+    num = np.zeros_like(like, dtype=np.float64)
+    den = np.zeros_like(like, dtype=np.float64)
     for k, w in weights.items():
         if w > 0 and k in m:
             v = m[k]
