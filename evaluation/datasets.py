@@ -22,7 +22,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -81,6 +81,11 @@ class Dataset:
     @property
     def nc(self) -> int:
         return len(self.names)
+
+    @property
+    def described(self) -> Path:
+        """How messages name the dataset: the file the user gave (a COCO JSON's source, else the YAML)."""
+        return self.source or self.yaml_path
 
     def relative_name(self, image: str | Path) -> str:
         """``image`` relative to the val images folder that holds it (POSIX separators)."""
@@ -287,12 +292,21 @@ def _check_unique_names(dataset: Dataset) -> None:
         by_name[name] = image
 
 
-def check_class_names(model_names: list[str], dataset: Dataset, allow_mismatch: bool) -> list[str]:
+class NamedDataset(Protocol):
+    """What the class-name check reads of a dataset of any task: its class names and how to name it."""
+
+    names: list[str]
+
+    @property
+    def described(self) -> Path: ...
+
+
+def check_class_names(model_names: list[str], dataset: NamedDataset, allow_mismatch: bool) -> list[str]:
     """Compare class names index by index; raise, or return a warning when mismatch is allowed."""
     if model_names == dataset.names:
         return []
     message = (
-        f"checkpoint class names differ from the dataset's ({dataset.source or dataset.yaml_path}) by index: "
+        f"checkpoint class names differ from the dataset's ({dataset.described}) by index: "
         f"checkpoint {dict(enumerate(model_names))}, dataset {dict(enumerate(dataset.names))}"
     )
     if not allow_mismatch:

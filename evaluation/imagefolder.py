@@ -80,8 +80,8 @@ class ClassificationDataset:
         return len(self.names)
 
     @property
-    def yaml_path(self) -> Path:
-        """The dataset as given (the name ``evaluation.datasets.check_class_names`` reads)."""
+    def described(self) -> Path:
+        """How messages name the dataset: the folder or YAML as given."""
         return self.path
 
     @property

@@ -128,7 +128,7 @@ def class_check(row: Any, dataset: Dataset, allow_mismatch: bool) -> list[str]:
         return check_class_names(names, dataset, allow_mismatch)
     differed = [w for w in stored.get("warnings") or [] if "class names differ" in w]
     if differed and not allow_mismatch:
-        raise ClassMismatchError(f"checkpoint class names differ from the dataset's ({dataset.yaml_path}) by "
+        raise ClassMismatchError(f"checkpoint class names differ from the dataset's ({dataset.described}) by "
                                  f"index (found by evaluation {row['id']}); pass allow_class_mismatch to evaluate "
                                  "anyway")
     return differed
