@@ -13,7 +13,6 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,25 +27,10 @@ from evaluation.ground_truth import gt_boxes
 from evaluation.metrics import core_metrics
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
 from evaluation.speed import speed_summary
+from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, DatasetError
 from vocab.scoring import composite_score, resolve_weights
-
-
-@dataclass
-class EvalRequest:
-    """What to evaluate and how. Paths must already be resolved and allowed."""
-
-    model_path: Path
-    dataset_path: Path
-    model_name: str
-    imgsz: int | None = 640  # None: not asked for (a static ONNX export then takes its own)
-    batch: int = 16
-    device: str = "auto"
-    weights: dict[str, Any] | None = None
-    allow_class_mismatch: bool = False
-    split: str = "val"  # the dataset split evaluated: val, test or train
-    rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
-    extra: dict[str, Any] = field(default_factory=dict)
+from vocab.terms import DEFAULT_IMGSZ
 
 
 def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
@@ -127,44 +111,47 @@ def speed_ms(speed: Any, key: str) -> float | None:
 
 
 def evaluate(
-    request: EvalRequest,
+    spec: EvalSpec,
     work_dir: Path,
     *,
+    device: str = "auto",
     predictions_path: Path | None = None,
     evidence_path: Path | None = None,
     analysis_dir: Path | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions").
+    """Run the evaluation ``spec`` on ``device`` (auto: the first CUDA device, else the CPU) and return the
+    result mapping (docs/metrics.md). The spec's paths must already be resolved and allowed.
 
     The error analysis and curves of the same pass (``evaluation.analysis_store``) are written into
     ``analysis_dir`` when given; their overall counts are the result's ``error_counts``.
     """
     from evaluation import validator  # heavy: torch and ultralytics
 
-    applied_weights = resolve_weights(request.weights)
-    fmt = model_format(request.model_path)
-    export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
-    imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
-        export_shape(export, request.imgsz, request.batch, 640)
-    dataset = load_dataset(request.dataset_path, request.split)
+    applied_weights = resolve_weights(spec.weights)
+    model_path, dataset_path = Path(spec.model_path), Path(spec.dataset_path)
+    fmt = model_format(model_path)
+    export: ExportInfo | None = read_export(model_path) if fmt == "onnx" else None
+    imgsz, batch = (spec.imgsz, spec.batch) if export is None else \
+        export_shape(export, spec.imgsz, spec.batch, DEFAULT_IMGSZ)
+    dataset = load_dataset(dataset_path, spec.split)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
     try:
-        model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, request.model_path, pool)
+        model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, model_path, pool)
         dataset_fp = pool.submit(fingerprint, dataset)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
     model_names = export.names if export is not None and export.names else validator.model_class_names(model)
-    warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
+    warnings = check_class_names(model_names, dataset, spec.allow_class_mismatch)
     data_yaml = dataset.write_sanitised(work_dir)
-    device = validator.resolve_device(request.device)
+    device = validator.resolve_device(device)
     if export is not None:
         device = validator.onnx_device(device)
     out = validator.run_pass(
         model, data_yaml, imgsz=imgsz, batch=batch, device=device,
-        save_dir=work_dir / "val", progress=progress, rect=request.rect,
+        save_dir=work_dir / "val", progress=progress, rect=spec.rect,
     )
     by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
     if any(str(p) not in by_file for p in dataset.images):
@@ -193,7 +180,7 @@ def evaluate(
         write_artifacts(analysis_dir, artifacts)
     speed = out.metrics.speed
     result: dict[str, Any] = {
-        "model_name": request.model_name,
+        "model_name": spec.model_name,
         **core,
         **speed_summary([t.ms for t in out.timings], [t.images for t in out.timings]),
         "preprocess_ms": speed_ms(speed, "preprocess"),
@@ -208,10 +195,10 @@ def evaluate(
         "device_kind": validator.device_kind(device),
         "imgsz": out.imgsz,
         "batch": out.batch,
-        **({"imgsz_requested": request.imgsz} if request.imgsz and out.imgsz != request.imgsz else {}),
-        **({"batch_requested": request.batch} if out.batch != request.batch else {}),
+        **({"imgsz_requested": spec.imgsz} if out.imgsz != spec.imgsz else {}),
+        **({"batch_requested": spec.batch} if out.batch != spec.batch else {}),
         "format": fmt,
-        "rect": request.rect and (export is None or export.dynamic),  # a static export is always square
+        "rect": spec.rect and (export is None or export.dynamic),  # a static export is always square
         **validator.runtime_info(fmt, device),
         "export": None if export is None else export.as_dict(),
         "ultralytics_version": validator.ultralytics_version(),
@@ -221,8 +208,8 @@ def evaluate(
         "dataset_fingerprint": dataset_fp.result(),
         "class_names": dataset.names,
         "model_class_names": model_names,
-        "model_path": str(request.model_path),
-        "dataset": str(request.dataset_path),
+        "model_path": str(model_path),
+        "dataset": str(dataset_path),
         "split": dataset.split,
         "warnings": warnings,
         "error_counts": artifacts["errors"]["overall"],

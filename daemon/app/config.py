@@ -23,7 +23,7 @@ from evaluation.stats.gates import config_default
 from handlers.browser_guard import parse_origin
 from vocab.errors import ConfigError, InvalidRequest
 from vocab.paths import daemon_state_dir
-from vocab.terms import BATCH_MAX, BATCH_MIN, IMGSZ_MAX, IMGSZ_MIN
+from vocab.terms import BATCH_MAX, BATCH_MIN, DEFAULT_BATCH, DEFAULT_IMGSZ, IMGSZ_MAX, IMGSZ_MIN
 
 ENV_PREFIX = "VISION_EVALD_"
 
@@ -72,8 +72,8 @@ class WorkersConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    imgsz: int = 640
-    batch: int = 16
+    imgsz: int = DEFAULT_IMGSZ
+    batch: int = DEFAULT_BATCH
     split: str = "val"  # the dataset split evaluated by default: val, test or train
 
 
