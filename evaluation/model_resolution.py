@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vocab.contract.fields import NAME_PATTERN
 from vocab.errors import InvalidRequest, NotFound, PathNotAllowed
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_RE = re.compile(NAME_PATTERN)  # the contract's: one folder name, no ".."
 VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.pt$")
 EXPORT_VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})\.onnx$")
 MODEL_SUFFIXES = (".pt", ".onnx")

@@ -49,6 +49,7 @@ OBJECT = json_content({"type": "object", "additionalProperties": True})
 HEALTH = {"200": {"description": "Healthy.", "content": json_content(ref("Health"))},
           "503": {"description": "Unhealthy: the body says which part is down.", "content": json_content(ref("Health"))}}
 TEXT = {"schema": {"type": "string"}}
+CSV = {"text/csv": TEXT}  # ?format=csv
 
 
 def _analysis(base: str, param: dict[str, Any]) -> dict[str, Any]:
@@ -83,11 +84,11 @@ PATHS: dict[str, Any] = {
                                            (*POST_ERRORS, 403, 404), requestBody=body(rq.CompareRequest))},
     "/v1/vision/eval/leaderboard": {"get": op(
         "Ranked model leaderboard sorted by composite score.",
-        (200, "Best evaluation of each model (and dataset), ranked.", array_of("LeaderboardEntry")),
+        (200, "Best evaluation of each model (and dataset), ranked.", {**array_of("LeaderboardEntry"), **CSV}),
         parameters=params_of(rq.LeaderboardQuery))},
     "/v1/vision/eval/leaderboard/{model_name}": {"get": op(
         "Evaluation history for a specific model across all runs.",
-        (200, "Evaluations of the model, newest first.", array_of("HistoryEntry")), (404,),
+        (200, "Evaluations of the model, newest first.", {**array_of("HistoryEntry"), **CSV}), (404,),
         parameters=[path_param("model_name", "The model name as evaluations recorded it.", minLength=1),
                     *params_of(rq.HistoryQuery)])},
     "/v1/vision/eval/{job_id}": {"get": op("Poll an eval or compare job.", JOB, (404,), parameters=[JOB_ID])},

@@ -25,7 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 _EXPECTED = {
     "int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
     "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
-    "bool_type": "true or false (or 1 or 0)", "bool_parsing": "true or false (or 1 or 0)",
+    "bool_type": "true or false", "bool_parsing": "true or false",
     "string_type": "a string", "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
     "list_type": "an array",
 }
@@ -59,6 +59,8 @@ def message(model: type[BaseModel], errors: list[ErrorDetails], what: str = "fie
     if loc and loc[-1] == "[key]":
         keys = str((first.get("ctx") or {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
         return f"unknown {'.'.join(loc[:-2])} key {first['input']!r}; allowed: {keys}"
+    if not loc:  # the data as a whole (not an object)
+        return f"{model.__name__} {_problem(model, loc, first)}"
     return f"{what} {'.'.join(loc)!r} {_problem(model, loc, first)}"
 
 
