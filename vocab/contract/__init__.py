@@ -13,4 +13,5 @@ the job parameters are stored as their JSON and read back with
 - ``results``: what jobs produce (evaluation, comparison, training, decision) and the leaderboard rows.
 - ``answers``: the other answers (jobs, models, health, errors).
 - ``validation``: ``parse``, a model from untrusted data or an ``InvalidRequest`` saying what is wrong.
+- ``schema``: their JSON Schema as the OpenAPI document uses it (components, form bodies, parameters).
 """
