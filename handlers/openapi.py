@@ -2,9 +2,9 @@
 
 What is written here is only each route's path, method, summary, which
 contract models it takes and answers, and which error statuses it can
-answer; every schema is generated from ``vocab.contract`` (handlers/
-openapi_parts.py), so the document's bounds are the ones the handlers
-enforce. ``tests/test_openapi.py`` holds the app to it: every route is
+answer; every schema is generated from ``vocab.contract``
+(``vocab.contract.schema``), so the document's bounds are the ones the
+handlers enforce (tests/test_contract_bounds.py). ``tests/test_openapi.py`` holds the app to it: every route is
 described here and nothing else is. Every POST takes ``application/json``
 and the form encodings (object-valued fields such as ``weights`` then as
 JSON text).
