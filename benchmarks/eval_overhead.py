@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
         apply_settings(state)
         from evaluation.datasets import load_dataset
-        from evaluation.evaluate import EvalRequest, evaluate
+        from evaluation.evaluate import evaluate
+        from vocab.contract.params import EvalSpec
 
         if args.data is None:
             from tests.fixtures.synth import make_dataset
@@ -81,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         def ours() -> tuple[float, float]:
             work = tmp / f"ours-{next(counter)}"
             work.mkdir()
-            request = EvalRequest(ckpt, data_yaml, ckpt.stem, imgsz=args.imgsz, batch=args.batch, device="cpu")
+            spec = EvalSpec(model_path=str(ckpt), dataset_path=str(data_yaml), model_name=ckpt.stem,
+                            imgsz=args.imgsz, batch=args.batch)
             t0, c0 = time.perf_counter(), time.process_time()
             evaluate(
-                request, work / "job",
+                spec, work / "job", device="cpu",
                 predictions_path=None if args.no_artifacts else work / "predictions.json",
                 evidence_path=None if args.no_artifacts else work / "evidence.npz",
             )

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from evaluation.offline import apply_settings, configure_environment  # noqa: E402
+from vocab.contract.params import EvalSpec  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,16 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state = tmp / "state"
         configure_environment(state)
-        from evaluation.evaluate import (  # imports ultralytics: after the environment
-            EvalRequest,
-            evaluate,
-        )
+        from evaluation.evaluate import evaluate  # imports ultralytics: after the environment
         from evaluation.training import export_onnx
         from tests.fixtures.synth import make_dataset
 
         apply_settings(state)
         data_yaml = make_dataset(tmp / "data", n_val=args.n_val, seed=0)
-        models: dict[str, tuple[Path, int | None]] = {}
+        models: dict[str, tuple[Path, int]] = {}
         for name, dynamic in (("dynamic", True), ("static", False)):
             folder = tmp / name
             folder.mkdir()
@@ -72,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         def run(key: str) -> tuple[float, float, dict[str, Any]]:
             path, imgsz = models[key]
             work = tmp / f"{key}-{next(counter)}"
-            request = EvalRequest(path, data_yaml, key, imgsz=imgsz, batch=args.batch, device="cpu")
+            spec = EvalSpec(model_path=str(path), dataset_path=str(data_yaml), model_name=key, imgsz=imgsz,
+                            batch=args.batch)
             gc.collect()
             t0, c0 = time.perf_counter(), time.process_time()
-            result = evaluate(request, work, predictions_path=work / "p.json", evidence_path=work / "e.npz")
+            result = evaluate(spec, work, device="cpu", predictions_path=work / "p.json", evidence_path=work / "e.npz")
             return time.perf_counter() - t0, time.process_time() - c0, result
 
         import onnxruntime

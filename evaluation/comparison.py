@@ -57,17 +57,17 @@ def compare_results(result_a: dict[str, Any], result_b: dict[str, Any], name_a: 
 
 def compare_evidence(params: dict[str, Any]) -> dict[str, Any]:
     """Worker task: paired bootstrap statistics from two evidence files, by the evidences' task
-    (evaluation.stats.bootstrap for detection, evaluation.stats.classification; one shape for both).
+    (evaluation.stats.bootstrap for detection, evaluation.stats.classification_stats; one shape for both).
 
     params: ``evidence_a``, ``evidence_b``, ``names`` (class names by index), ``weights`` (the applied
     weights of the evidences' task), ``n_resamples``, ``seed``.
     """
     from evaluation.evidence import CLASSIFICATION, evidence_task, load_evidence
-    from evaluation.stats import bootstrap, classification
+    from evaluation.stats import bootstrap, classification_stats
 
     ev_a = load_evidence(params["evidence_a"])
     ev_b = load_evidence(params["evidence_b"])
-    statistics = classification.statistics if evidence_task(ev_a) == CLASSIFICATION else bootstrap.statistics
+    statistics = classification_stats.statistics if evidence_task(ev_a) == CLASSIFICATION else bootstrap.statistics
     return statistics(
         ev_a, ev_b, names=params["names"], weights=params.get("weights"),
         n_resamples=int(params.get("n_resamples", 1000)), seed=int(params.get("seed", 0)),

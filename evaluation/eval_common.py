@@ -13,36 +13,19 @@ import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from evaluation.export_meta import ExportInfo
 from evaluation.speed import speed_summary
+from vocab.contract.params import EvalSpec
 from vocab.scoring import composite_score
-
-
-@dataclass
-class EvalRequest:
-    """What to evaluate and how. Paths must already be resolved and allowed."""
-
-    model_path: Path
-    dataset_path: Path
-    model_name: str
-    imgsz: int | None = 640  # None: not asked for (a static ONNX export then takes its own)
-    batch: int = 16
-    device: str = "auto"
-    weights: dict[str, Any] | None = None
-    allow_class_mismatch: bool = False
-    split: str = "val"  # the dataset split evaluated: val, test or train
-    rect: bool = True  # rectangular batches (ultralytics' val default); False pads every image to the square
-    cache_root: Path | None = None  # where COCO JSON datasets are converted (None: datasets.default_cache_root())
 
 
 @dataclass
 class Prepared:
     """One evaluation before its validation pass: the loaded checkpoint and the settings that will run."""
 
-    request: EvalRequest
+    request: EvalSpec  # as asked (vocab.contract.params)
     model: Any  # ultralytics.YOLO
     task: str  # vocab.tasks name: detection, classification
     fmt: str  # pt or onnx
@@ -85,7 +68,7 @@ def common_result(p: Prepared, *, images: int, imgsz: int, batch: int, timings: 
         "device_kind": validator.device_kind(p.device),
         "imgsz": imgsz,
         "batch": batch,
-        **({"imgsz_requested": request.imgsz} if request.imgsz and imgsz != request.imgsz else {}),
+        **({"imgsz_requested": request.imgsz} if imgsz != request.imgsz else {}),
         **({"batch_requested": request.batch} if batch != request.batch else {}),
         "format": p.fmt,
         **validator.runtime_info(p.fmt, p.device),

@@ -25,7 +25,7 @@ import numpy as np
 from evaluation.analysis_store import build_artifacts, write_artifacts
 from evaluation.curves import from_metric
 from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
-from evaluation.eval_common import EvalRequest, Prepared, common_result, scored
+from evaluation.eval_common import Prepared, common_result, scored
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
 from evaluation.ground_truth import gt_boxes
@@ -33,11 +33,11 @@ from evaluation.imagefolder import fingerprint as imagefolder_fingerprint
 from evaluation.imagefolder import load_imagefolder
 from evaluation.metrics import core_metrics
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
+from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, DatasetError
 from vocab.scoring import resolve_weights
 from vocab.tasks import task_of_ultralytics
-
-__all__ = ["EvalRequest", "evaluate"]
+from vocab.terms import DEFAULT_IMGSZ
 
 
 def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
@@ -107,54 +107,59 @@ def _load_and_hash(
     raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
 
 
-def _detection_dataset(request: EvalRequest) -> Dataset:
-    return load_dataset(request.dataset_path, request.split, cache_root=request.cache_root)
+def _detection_dataset(spec: EvalSpec, cache_root: Path | None) -> Dataset:
+    return load_dataset(spec.dataset_path, spec.split, cache_root=cache_root)
 
 
-def _classification_dataset(request: EvalRequest) -> Any:
-    return load_imagefolder(request.dataset_path, request.split)
+def _classification_dataset(spec: EvalSpec, cache_root: Path | None) -> Any:
+    return load_imagefolder(spec.dataset_path, spec.split)
 
 
-# Per task: how its dataset is loaded, and its fingerprint.
-DATASETS: dict[str, tuple[Callable[[EvalRequest], Any], Callable[[Any], str]]] = {
+# Per task: how its dataset is loaded (a COCO JSON converted into the cache root), and its fingerprint.
+DATASETS: dict[str, tuple[Callable[[EvalSpec, Path | None], Any], Callable[[Any], str]]] = {
     "detection": (_detection_dataset, fingerprint),
     "classification": (_classification_dataset, imagefolder_fingerprint),
 }
 
 
-def _prepare(validator: Any, request: EvalRequest, pool: ThreadPoolExecutor) -> tuple[Prepared, Any]:
+def _prepare(validator: Any, spec: EvalSpec, device: str, cache_root: Path | None,
+             pool: ThreadPoolExecutor) -> tuple[Prepared, Any]:
     """Load the checkpoint (hashed in ``pool``) and, as its task reads one, the dataset (fingerprinted in
     ``pool``); check the class names; resolve the settings that will run."""
-    fmt = model_format(request.model_path)
-    export: ExportInfo | None = read_export(request.model_path, task=None) if fmt == "onnx" else None
-    imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
-        export_shape(export, request.imgsz, request.batch, 640)
-    model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, request.model_path, pool)
+    model_path = Path(spec.model_path)
+    fmt = model_format(model_path)
+    export: ExportInfo | None = read_export(model_path, task=None) if fmt == "onnx" else None
+    imgsz, batch = (spec.imgsz, spec.batch) if export is None else \
+        export_shape(export, spec.imgsz, spec.batch, DEFAULT_IMGSZ)
+    model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, model_path, pool)
     task = task_of_ultralytics(str(model.task)).name
-    weights = resolve_weights(request.weights, task)
+    weights = resolve_weights(spec.weights, task)
     load, fingerprint_of = DATASETS[task]
-    dataset = load(request)
+    dataset = load(spec, cache_root)
     dataset_fp = pool.submit(fingerprint_of, dataset)
     model_names = export.names if export is not None and export.names else validator.model_class_names(model)
-    # check_class_names reads only .names and .yaml_path, which both dataset kinds have
-    warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
-    device = validator.resolve_device(request.device)
+    warnings = check_class_names(model_names, dataset, spec.allow_class_mismatch)
+    device = validator.resolve_device(device)
     if export is not None:
         device = validator.onnx_device(device)
-    return Prepared(request, model, task, fmt, export, imgsz, batch, device, model_names, weights, checkpoint_sha,
+    return Prepared(spec, model, task, fmt, export, imgsz, batch, device, model_names, weights, checkpoint_sha,
                     checkpoint_id[2], dataset_fp, warnings), dataset
 
 
 def evaluate(
-    request: EvalRequest,
+    spec: EvalSpec,
     work_dir: Path,
     *,
+    device: str = "auto",
+    cache_root: Path | None = None,
     predictions_path: Path | None = None,
     evidence_path: Path | None = None,
     analysis_dir: Path | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions").
+    """Run the evaluation ``spec`` on ``device`` (auto: the first CUDA device, else the CPU) and return the
+    result mapping (docs/metrics.md). The spec's paths must already be resolved and allowed; a COCO JSON
+    dataset is converted into ``cache_root`` (None: ``evaluation.datasets.default_cache_root()``).
 
     The error analysis (and, for detection, the curves) of the same pass (``evaluation.analysis_store``) is
     written into ``analysis_dir`` when given; its overall counts are the result's ``error_counts``.
@@ -165,7 +170,7 @@ def evaluate(
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
     try:
-        prepared, dataset = _prepare(validator, request, pool)
+        prepared, dataset = _prepare(validator, spec, device, cache_root, pool)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
     run: Callable[..., dict[str, Any]] = _evaluate_detection

@@ -1,15 +1,21 @@
-"""Request bodies: JSON or form data into one dict, and typed field readers with clear errors.
+"""Request bodies and query strings into contract models (``vocab.contract``), JSON and form data alike.
 
 Every POST accepts ``application/json`` (an object), and
 ``application/x-www-form-urlencoded`` or ``multipart/form-data`` (flat
 fields; an object-valued field such as ``weights`` is sent as JSON text).
 Anything else is a 415; a body that does not parse is a 400.
 
-Numbers and booleans read the same from JSON and from form text: a form's
-``imgsz=320.0`` is JSON's ``320.0``; booleans are ``true``/``false``/``1``/``0``
-in either. A number too long to mean anything (over ``MAX_INT_DIGITS`` digits,
-or a float that overflows) is a 400 wherever it appears, nested objects
-included. A query parameter may be given once.
+A request model's fields are read as their declared types first
+(``as_declared``), so numbers and booleans read the same from JSON, form
+text and query strings: ``imgsz=320.0`` is JSON's ``320.0`` (an integer
+field takes it as 320); booleans are ``true``/``false``/``1``/``0`` in any
+case; an object field's text is parsed as JSON. A field given as null or
+empty text counts as absent. Then the same model validates every encoding.
+
+Guards before any model sees the data: a number too long to mean anything
+(over ``MAX_INT_DIGITS`` digits, or a float that overflows), NaN or Infinity,
+JSON nested too deeply, a NUL byte in any text, a form field or query
+parameter given twice, a file upload: each is a 400.
 """
 
 from __future__ import annotations
@@ -17,18 +23,22 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
-from typing import Any
+import typing
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from vocab.contract.fields import Request
+from vocab.contract.validation import parse
 from vocab.errors import InvalidRequest
-from vocab.terms import IMGSZ_MAX, IMGSZ_MIN, SPLITS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_INT_DIGITS = 30  # no field means anything by an integer longer than this
 MAX_FLOAT_CHARS = 64
 _NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")  # JSON's number grammar
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+R = TypeVar("R", bound=Request)
 
 
 class UnsupportedMediaType(InvalidRequest):
@@ -62,26 +72,69 @@ def parse_json(text: str | bytes, what: str) -> Any:
         raise InvalidRequest(f"{what} is not valid JSON: nested too deeply") from exc
 
 
-def _form_number(key: str, text: str) -> int | float:
-    """Form text read as JSON reads a number, or InvalidRequest."""
-    text = text.strip()
-    if not _NUMBER_RE.fullmatch(text):
-        raise InvalidRequest(f"field {key!r} must be a number, got {text[:40]!r}")
-    return parse_json(text, f"field {key!r}")
+def _no_nul(value: Any, where: str) -> None:
+    """InvalidRequest if any text in ``value`` (keys included) holds a NUL byte."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidRequest(f"{where} contains a NUL byte")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, where)
+            _no_nul(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item, where)
 
 
-def query_params(request: web.Request, allowed: Iterable[str]) -> dict[str, str]:
-    """The query string as a dict: unknown or repeated parameters are a 400."""
-    query = request.query
-    reject_unknown(dict(query), allowed)
-    for key in query:
-        if len(query.getall(key)) > 1:
-            raise InvalidRequest(f"query parameter {key!r} is given {len(query.getall(key))} times; give it once")
-    return dict(query)
+def _declared(annotation: Any) -> tuple[type, type[BaseModel] | None]:
+    """The JSON type a field's annotation declares (``int``, ``float``, ``bool``, ``str`` or ``dict``) and, for
+    a nested request model, its class."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return dict, annotation if issubclass(annotation, Request) else None
+    if annotation in (bool, int, float, str):
+        return annotation, None
+    if typing.get_origin(annotation) is dict:
+        return dict, None
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return _declared(args[0]) if args else (str, None)
 
 
-async def read_body(request: web.Request) -> tuple[dict[str, Any], bool]:
-    """The body as a dict and whether it came from a form (whose values are strings)."""
+def _as_type(key: str, value: Any, kind: type, nested: type[BaseModel] | None) -> Any:
+    """``value`` read as ``kind`` where it is text (or a whole-number float for an integer); otherwise as given,
+    for the model to accept or refuse."""
+    if kind in (int, float) and isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+        value = parse_json(value.strip(), f"field {key!r}")
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind is bool and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    if kind is bool and type(value) is int and value in (0, 1):
+        return bool(value)
+    if kind is dict and isinstance(value, str):
+        value = parse_json(value, f"field {key!r}")
+    if nested is not None and isinstance(value, dict):
+        return as_declared(nested, value)
+    return value
+
+
+def as_declared(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each of ``model``'s fields read as its declared type (see module contract); null or empty
+    fields left out, unknown ones kept for the model to refuse."""
+    out = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is not None:
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            value = _as_type(key, value, *_declared(field.annotation))
+            if value is None:  # an object field given as the text "null"
+                continue
+        out[key] = value
+    return out
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The body as a dict (a form's values are text); the guards of the module contract applied."""
     ctype = request.content_type
     if ctype == "application/json":
         raw = await request.read()
@@ -90,7 +143,8 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], bool]:
         data = parse_json(raw, "request body")
         if not isinstance(data, dict):
             raise InvalidRequest(f"request body must be a JSON object, got {type(data).__name__}")
-        return data, False
+        _no_nul(data, "request body")
+        return data
     if ctype in FORM_TYPES:
         try:
             form = await request.post()
@@ -99,131 +153,37 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], bool]:
         except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes is the client's
             raise InvalidRequest(f"request body is not valid {ctype} data: {type(exc).__name__}: "
                                  f"{str(exc).strip()[:200]}") from exc
-        data = {}
+        fields = {}
         for key in form:
             values = form.getall(key)
             if len(values) > 1:
                 raise InvalidRequest(f"form field {key!r} is given {len(values)} times")
             if not isinstance(values[0], str):
                 raise InvalidRequest(f"form field {key!r} must be text, not a file upload")
-            data[key] = values[0]
-        return data, True
+            _no_nul(values[0], f"form field {key!r}")
+            fields[key] = values[0]
+        return fields
     raise UnsupportedMediaType(
         f"unsupported Content-Type {ctype or '(none)'!r}: send application/json or form data"
     )
 
 
-def reject_unknown(data: dict[str, Any], allowed: Iterable[str]) -> None:
-    allowed = set(allowed)
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+async def parse_body(request: web.Request, model: type[R]) -> R:
+    """The request body as ``model`` (JSON or form data alike); InvalidRequest saying what is wrong."""
+    return parse(model, as_declared(model, await read_body(request)))
 
 
-def get_str(data: dict[str, Any], key: str, *, required: bool = False, default: str | None = None,
-            max_len: int = 4096) -> str | None:
-    value = data.get(key)
-    if value is None or value == "":
-        if required:
-            raise InvalidRequest(f"field {key!r} is required")
-        return default
-    if not isinstance(value, str):
-        raise InvalidRequest(f"field {key!r} must be a string, got {type(value).__name__}")
-    if len(value) > max_len or "\x00" in value:
-        raise InvalidRequest(f"field {key!r} is too long or contains a NUL byte")
-    return value
+def parse_query(request: web.Request, model: type[R]) -> R:
+    """The query string as ``model``: a parameter given twice, or one ``model`` does not declare, is a 400."""
+    query = request.query
+    for key in query:
+        if len(query.getall(key)) > 1:
+            raise InvalidRequest(f"query parameter {key!r} is given {len(query.getall(key))} times; give it once")
+        _no_nul(query[key], f"query parameter {key!r}")
+    return parse(model, as_declared(model, dict(query)), "query parameter")
 
 
-def require_str(data: dict[str, Any], key: str, *, max_len: int = 4096) -> str:
-    """A required string field (absent or empty: 400)."""
-    value = get_str(data, key, required=True, max_len=max_len)
-    assert value is not None
-    return value
-
-
-def get_split(data: dict[str, Any]) -> str | None:
-    """The request's dataset split (val, test or train); None when it names none."""
-    value = get_str(data, "split", max_len=16)
-    if value is not None and value not in SPLITS:
-        raise InvalidRequest(f"field 'split' must be one of {', '.join(SPLITS)}, got {value!r}")
-    return value
-
-
-def get_imgsz(data: dict[str, Any]) -> int | None:
-    """The request's imgsz, or None when it names none (the daemon's default, or a static export's own)."""
-    if data.get("imgsz") in (None, ""):
-        return None
-    return get_int(data, "imgsz", default=0, lo=IMGSZ_MIN, hi=IMGSZ_MAX)
-
-
-def _number(data: dict[str, Any], key: str, what: str) -> int | float | None:
-    """A numeric field as JSON would give it (form text parsed as a JSON number); None when absent."""
-    value = data.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise InvalidRequest(f"field {key!r} must be {what}, got a boolean")
-    if isinstance(value, str):
-        value = _form_number(key, value)
-    if not isinstance(value, (int, float)):
-        raise InvalidRequest(f"field {key!r} must be {what}, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise InvalidRequest(f"field {key!r} must be a finite number, got {value!r}")
-    return value
-
-
-def get_int(data: dict[str, Any], key: str, *, default: int, lo: int, hi: int) -> int:
-    """An integer field in [lo, hi]; a float with no fraction (``320.0``) counts as its integer."""
-    value = _number(data, key, "an integer")
-    if value is None:
-        return default
-    if isinstance(value, float):
-        if value != int(value):
-            raise InvalidRequest(f"field {key!r} must be an integer, got {value!r}")
-        value = int(value)
-    if not lo <= value <= hi:
-        raise InvalidRequest(f"field {key!r} must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def get_float(data: dict[str, Any], key: str, *, default: float, lo: float, hi: float,
-              lo_open: bool = False) -> float:
-    """A number field in [lo, hi] (``(lo, hi]`` with ``lo_open``)."""
-    value = _number(data, key, "a number")
-    if value is None:
-        return default
-    if not (lo < value if lo_open else lo <= value) or not value <= hi:
-        bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
-        raise InvalidRequest(f"field {key!r} must be in {bounds}, got {value!r}")
-    return float(value)
-
-
-_TRUE, _FALSE = ("true", "1"), ("false", "0")
-
-
-def get_bool(data: dict[str, Any], key: str, *, default: bool = False) -> bool:
-    """true/false, or 1/0, as JSON values or as text (any case)."""
-    value = data.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise InvalidRequest(f"field {key!r} must be true or false (or 1 or 0), got {value!r}")
-
-
-def get_object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """An object-valued field: a JSON object, or (in forms) JSON text of one; null means absent."""
-    value = data.get(key)
-    if isinstance(value, str):
-        if not value.strip() or value.strip() == "null":
-            return None
-        value = parse_json(value, f"field {key!r}")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"field {key!r} must be an object, got {type(value).__name__}")
-    return value
+def parse_path(request: web.Request, model: type[R]) -> R:
+    """The route's path parameters that ``model`` declares, as ``model``."""
+    params = {key: value for key, value in request.match_info.items() if key in model.model_fields}
+    return parse(model, as_declared(model, params), "path parameter")

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.body import get_bool, get_int, reject_unknown
+from handlers.body import parse_path, parse_query
 from handlers.context import json_response, service
+from vocab.contract.requests import ErrorsQuery, EvaluationPath, NoQuery
 
 
 async def _eval_id(request: web.Request) -> int:
     if "job_id" in request.match_info:
         return await service(request).eval_id_of_job(request.match_info["job_id"])
-    return get_int(dict(request.match_info), "eval_id", default=0, lo=1, hi=2**62)
+    return parse_path(request, EvaluationPath).eval_id
 
 
 async def evaluation(request: web.Request) -> web.Response:
@@ -28,14 +29,12 @@ async def evaluation(request: web.Request) -> web.Response:
 
 
 async def curves(request: web.Request) -> web.Response:
-    reject_unknown(dict(request.query), ())
+    parse_query(request, NoQuery)
     return json_response(await service(request).artifact(await _eval_id(request), "curves"))
 
 
 async def errors(request: web.Request) -> web.Response:
-    query = dict(request.query)
-    reject_unknown(query, ("boxes",))
-    full = get_bool(query, "boxes", default=True)
+    full = parse_query(request, ErrorsQuery).boxes
     return json_response(await service(request).artifact(await _eval_id(request), "errors", full=full))
 
 

@@ -6,9 +6,10 @@ its sub-services, and this package imports nothing from ``daemon``. The
 daemon's composition root builds the implementation (``daemon.app.service_facade``) and
 hands it to ``handlers.app.make_app``; mypy checks that it conforms.
 
-Requests arrive parsed and bounded (``handlers.body``) as the submission
-dataclasses below; the facade resolves models and datasets and refuses with
-the errors of ``vocab.errors``.
+Requests arrive parsed and bounded (``handlers.body``) as the contract's
+request models (``vocab.contract.requests``); the facade fills in the
+configured defaults, resolves models and datasets and refuses with the errors
+of ``vocab.errors``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from vocab.contract.requests import CompareRequest, EvalRequest, TrainRequest
 
 
 class PublicJob(Protocol):
@@ -37,70 +40,6 @@ class HttpSettings:
     upstream_url: str  # "" when nothing is forwarded
 
 
-@dataclass(frozen=True)
-class RequestDefaults:
-    """What a request that leaves a field out gets (the ``[eval]`` and ``[promotion]`` config)."""
-
-    batch: int
-    split: str
-    bootstrap_resamples: int
-    bootstrap_seed: int
-
-
-@dataclass(frozen=True)
-class EvalSubmission:
-    """``POST /v1/vision/eval``, parsed."""
-
-    model: str
-    dataset: str
-    imgsz: int | None
-    batch: int
-    weights: dict[str, Any] | None
-    allow_class_mismatch: bool
-    auto_promote: bool
-    gates: dict[str, Any] | None
-    name: str | None
-    fmt: str | None
-    split: str
-
-
-@dataclass(frozen=True)
-class CompareSubmission:
-    """``POST /v1/vision/eval/compare``, parsed."""
-
-    model_a: str
-    model_b: str
-    dataset: str
-    imgsz: int | None
-    batch: int
-    weights: dict[str, Any] | None
-    bootstrap_resamples: int
-    bootstrap_seed: int
-    name_a: str | None
-    name_b: str | None
-    split: str
-
-
-@dataclass(frozen=True)
-class TrainSubmission:
-    """``POST /v1/vision/train``, parsed (its ``config`` object merged with the flat fields)."""
-
-    model: str
-    dataset: str
-    task: str
-    epochs: int
-    batch: int
-    imgsz: int
-    learning_rate: float
-    patience: int
-    base_model: str | None
-    auto_eval: bool
-    auto_promote: bool
-    eval_weights: dict[str, Any] | None
-    gates: dict[str, Any] | None
-    split: str
-
-
 class Facade(Protocol):
     """Everything a handler may ask of the daemon. ``kinds`` limits a job lookup to those job kinds
     (NotFound otherwise); errors are ``vocab.errors`` exceptions, mapped to HTTP in one place."""
@@ -108,13 +47,10 @@ class Facade(Protocol):
     @property
     def http(self) -> HttpSettings: ...
 
-    @property
-    def defaults(self) -> RequestDefaults: ...
-
     # jobs
-    async def submit_eval(self, request: EvalSubmission) -> PublicJob: ...
-    async def submit_compare(self, request: CompareSubmission) -> PublicJob: ...
-    async def submit_train(self, request: TrainSubmission) -> PublicJob: ...
+    async def submit_eval(self, request: EvalRequest) -> PublicJob: ...
+    async def submit_compare(self, request: CompareRequest) -> PublicJob: ...
+    async def submit_train(self, request: TrainRequest) -> PublicJob: ...
     async def job(self, job_id: str, kinds: tuple[str, ...] = ...) -> PublicJob: ...
     async def list_jobs(self, status: str | None, kind: str | None, limit: int) -> tuple[Sequence[PublicJob], int]: ...
     async def cancel(self, job_id: str, kinds: tuple[str, ...] = ...) -> PublicJob: ...

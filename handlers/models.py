@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.body import get_int, get_str, read_body, reject_unknown
+from handlers.body import parse_body
 from handlers.context import json_response, service
-from vocab.errors import InvalidRequest
+from vocab.contract.requests import PromoteRequest, RollbackRequest
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -18,20 +18,13 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def promote(request: web.Request) -> web.Response:
-    data, _ = await read_body(request)
-    reject_unknown(data, ("version", "reason"))
-    if data.get("version") in (None, ""):
-        raise InvalidRequest("field 'version' is required: the v<n> to promote, e.g. {\"version\": 3}")
-    version = get_int(data, "version", default=0, lo=1, hi=10**9)
-    decision = await service(request).promote(request.match_info["name"], version, get_str(data, "reason", max_len=500))
-    return json_response(decision)
+    body = await parse_body(request, PromoteRequest)
+    return json_response(await service(request).promote(request.match_info["name"], body.version, body.reason))
 
 
 async def rollback(request: web.Request) -> web.Response:
-    data, _ = await read_body(request) if request.body_exists else ({}, False)
-    reject_unknown(data, ("reason",))
-    decision = await service(request).rollback(request.match_info["name"], get_str(data, "reason", max_len=500))
-    return json_response(decision)
+    body = await parse_body(request, RollbackRequest) if request.body_exists else RollbackRequest()
+    return json_response(await service(request).rollback(request.match_info["name"], body.reason))
 
 
 def routes() -> list[web.RouteDef]:

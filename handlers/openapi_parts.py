@@ -1,29 +1,22 @@
-"""The building blocks of the OpenAPI document (handlers/openapi.py, handlers/openapi_analysis.py): media
-types, request bodies in the three encodings, error responses, common parameters."""
+"""The building blocks of the OpenAPI document (handlers/openapi.py): media types, request bodies in the
+three encodings, answers with their error statuses. Every schema comes from ``vocab.contract.json_schema``."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from handlers.openapi_schemas import SCHEMAS
+from pydantic import BaseModel
+
+from vocab.contract import answers, job_results, requests
+from vocab.contract.json_schema import REF, components, form_schema
 
 JSON = "application/json"
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-
-# In the form encodings every value is text: objects (weights, config) are JSON text.
-_FORM_OBJECT_FIELDS = {"weights", "eval_weights", "config", "gates"}
-
-
-def form_schema(name: str) -> dict[str, Any]:
-    schema = copy.deepcopy(SCHEMAS[name])
-    for key in _FORM_OBJECT_FIELDS & set(schema["properties"]):
-        schema["properties"][key] = {"type": "string", "description": f"``{key}`` as JSON text"}
-    return schema
-
-
-# -- responses ---------------------------------------------------------------------------------
+SCHEMAS = components((requests.EvalRequest, requests.CompareRequest, requests.TrainRequest, requests.PromoteRequest,
+                      requests.RollbackRequest, answers.Error, answers.Job, answers.JobList, answers.HistoryEntry,
+                      answers.ModelList, answers.ModelDetail, answers.Health, job_results.LeaderboardEntry,
+                      job_results.Detection, job_results.PromotionDecision))
 ERROR_TEXT = {
     400: "The request is malformed (at the HTTP level too: an over-long URL or header, a body that does "
          "not parse) or a value is out of range; the detail says which.",
@@ -36,29 +29,25 @@ ERROR_TEXT = {
     415: "The body is neither JSON nor form data.",
     503: "The job queue is full or the daemon is shutting down (see Retry-After).",
 }
+POST_ERRORS = (400, 413, 415)
 
 
 def ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
 
 
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {JSON: {"schema": schema}}
 
 
-def responses(ok: int, ok_desc: str, ok_content: dict[str, Any], errors: tuple[int, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {str(ok): {"description": ok_desc, "content": ok_content}}
-    for status in sorted({400, 401, 403, 503, *errors}):
-        out[str(status)] = {"description": ERROR_TEXT[status], "content": json_content(ref("Error"))}
-    return out
+def array_of(name: str) -> dict[str, Any]:
+    return json_content({"type": "array", "items": ref(name)})
 
 
-def body(name: str, *, required: bool = True) -> dict[str, Any]:
-    form = form_schema(name)
-    return {
-        "required": required,
-        "content": {JSON: {"schema": ref(name)}, FORM_URLENCODED: {"schema": form}, MULTIPART: {"schema": form}},
-    }
+def body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    form = form_schema(model)
+    content = {JSON: {"schema": ref(model.__name__)}, FORM_URLENCODED: {"schema": form}, MULTIPART: {"schema": form}}
+    return {"required": required, "content": content}
 
 
 def path_param(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -66,13 +55,20 @@ def path_param(name: str, description: str, **schema: Any) -> dict[str, Any]:
             "schema": {"type": "string", **schema}}
 
 
-def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+def error(status: int) -> dict[str, Any]:
+    return {"description": ERROR_TEXT[status], "content": json_content(ref("Error"))}
 
 
-JOB_ID = path_param("job_id", "The job id returned when the job was submitted.", minLength=1, maxLength=64)
-MODEL_NAME = path_param("name", "A model name: a folder under the models root.",
-                         pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-LIMIT_1000 = {"type": "integer", "minimum": 1, "maximum": 1000}
-POST_ERRORS = (400, 413, 415)
-JOB_202 = ("The job, queued: poll it by its job_id.", json_content(ref("Job")))
+def op(summary: str, ok: tuple[int, str, dict[str, Any]], errors: tuple[int, ...] = (), **extra: Any) -> dict[str, Any]:
+    """One operation: its summary, anything else it declares (parameters, body), its success answer and every
+    error answer (400, 401, 403 and 503 on any route, plus ``errors``)."""
+    status, description, content = ok
+    answers_ = {str(status): {"description": description, "content": content}}
+    return {"summary": summary, **extra,
+            "responses": {**answers_, **{str(s): error(s) for s in sorted({400, 401, 403, 503, *errors})}}}
+
+
+def public_op(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+    """An operation open without the token: its answers as given, a malformed request's 400 added."""
+    return {"summary": summary, "security": [], "responses": {"400": error(400), **ok,
+                                                              **{str(s): error(s) for s in errors}}}

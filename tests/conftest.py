@@ -193,7 +193,8 @@ class EvalRun:
     """One ``evaluate()`` call and its artifacts (all under a session tmp dir; read-only)."""
 
     result: dict[str, Any]
-    request: Any  # evaluation.evaluate.EvalRequest
+    request: Any  # the vocab.contract.params.EvalSpec evaluated
+    device: str
     work_dir: Path
     data_yaml: Path  # the sanitised YAML evaluate() handed to ultralytics
     predictions_path: Path
@@ -211,7 +212,8 @@ EvalFn = Callable[..., EvalRun]
 def run_eval(ultralytics_env: Path, tmp_path_factory: pytest.TempPathFactory) -> EvalFn:
     """``run_eval(model_path, dataset_yaml, imgsz=192, batch=8, device='cpu', weights=None,
     allow_class_mismatch=False) -> EvalRun``, cached for the session. Errors are not cached."""
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
+    from vocab.contract.params import EvalSpec
 
     cache: dict[tuple[Any, ...], EvalRun] = {}
 
@@ -231,20 +233,20 @@ def run_eval(ultralytics_env: Path, tmp_path_factory: pytest.TempPathFactory) ->
         )
         if key not in cache:
             work = tmp_path_factory.mktemp("eval")
-            request = EvalRequest(
-                model_path=Path(model_path).resolve(),
-                dataset_path=Path(dataset_yaml).resolve(),
+            spec = EvalSpec(
+                model_path=str(Path(model_path).resolve()),
+                dataset_path=str(Path(dataset_yaml).resolve()),
                 model_name=Path(model_path).stem,
                 imgsz=imgsz,
                 batch=batch,
-                device=device,
                 weights=weights,
                 allow_class_mismatch=allow_class_mismatch,
             )
             predictions, evidence = work / "predictions.json", work / "evidence.npz"
-            result = evaluate(request, work / "job", predictions_path=predictions, evidence_path=evidence,
-                              analysis_dir=work)
-            cache[key] = EvalRun(result, request, work / "job", work / "job" / "dataset.yaml", predictions, evidence)
+            result = evaluate(spec, work / "job", device=device, predictions_path=predictions,
+                              evidence_path=evidence, analysis_dir=work)
+            cache[key] = EvalRun(result, spec, device, work / "job", work / "job" / "dataset.yaml", predictions,
+                                 evidence)
         return cache[key]
 
     return _run

@@ -43,12 +43,14 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(model: Path, data: Path, work: Path, **request: Any) -> ClsRun:
     from ultralytics import YOLO
 
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
+    from vocab.contract.params import EvalSpec
 
     work.mkdir(parents=True)
-    result = evaluate(EvalRequest(model, data, model.stem, imgsz=IMGSZ, batch=BATCH, device="cpu", **request),
-                      work / "job", predictions_path=work / "predictions.json", evidence_path=work / "evidence.npz",
-                      analysis_dir=work)
+    spec = EvalSpec(model_path=str(model), dataset_path=str(data), model_name=model.stem, imgsz=IMGSZ, batch=BATCH,
+                    **request)
+    result = evaluate(spec, work / "job", device="cpu", predictions_path=work / "predictions.json",
+                      evidence_path=work / "evidence.npz", analysis_dir=work)
     bare = YOLO(str(model)).val(data=str(data), imgsz=IMGSZ, batch=BATCH, device="cpu", plots=False,
                                 verbose=False, save_dir=str(work / "bare"))
     return ClsRun(result, bare, work / "evidence.npz", json.loads((work / "predictions.json").read_text()),
@@ -218,18 +220,18 @@ def test_an_onnx_export_evaluates_through_the_same_path(shapes: Path, tmp_path: 
 
 def test_a_class_folder_the_checkpoint_lacks_is_refused_not_dropped(runs: dict[str, ClsRun], shapes: Path,
                                                                     tmp_path: Path) -> None:
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
+    from vocab.contract.params import EvalSpec
     from vocab.errors import ClassMismatchError, DatasetError
 
     data = Path(shutil.copytree(shapes, tmp_path / "renamed"))
     for split in ("train", "val"):
         (data / split / "ring").rename(data / split / "annulus")
-    request = EvalRequest(CLS_STRONG, data, "strong", imgsz=IMGSZ, batch=BATCH, device="cpu")
+    spec = EvalSpec(model_path=str(CLS_STRONG), dataset_path=str(data), model_name="strong", imgsz=IMGSZ, batch=BATCH)
     with pytest.raises(ClassMismatchError, match="class names differ"):
-        evaluate(request, tmp_path / "a")
-    request.allow_class_mismatch = True
+        evaluate(spec, tmp_path / "a", device="cpu")
     with pytest.raises(DatasetError, match=r"skipped 6 image\(s\) of class folders the checkpoint lacks \(annulus\)"):
-        evaluate(request, tmp_path / "b")
+        evaluate(spec.model_copy(update={"allow_class_mismatch": True}), tmp_path / "b", device="cpu")
 
 
 def test_the_pass_batches_the_images_alike_whatever_the_process_seed(shapes: Path, tmp_path: Path,

@@ -18,7 +18,7 @@ import pytest
 from evaluation.classify_metrics import summary
 from evaluation.evidence import evidence_task, load_evidence, same_predictions, write_classification_evidence
 from evaluation.stats.bootstrap import draw_multiplicities
-from evaluation.stats.classification import mcnemar, paired_bootstrap
+from evaluation.stats.classification_stats import mcnemar, paired_bootstrap
 from evaluation.stats.gates import evaluate_gates, gain_basis
 from vocab.scoring import resolve_weights
 
@@ -96,7 +96,7 @@ def test_full_sample_values_equal_the_point_metrics(pair: tuple[dict[str, Any], 
 
 def test_resampled_values_equal_a_naive_loop_over_the_expanded_images(
         pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    from evaluation.stats.classification import Counts
+    from evaluation.stats.classification_stats import Counts
 
     ev_a, _ = pair
     n = len(ev_a["true"])

@@ -44,11 +44,12 @@ def test_coco_export_scores_as_the_yolo_original(ultralytics_env: Path, strong_p
                                                  exports: dict[str, Path], cache_root: Path, tmp_path: Path) -> None:
     """End to end through evaluate(), in COCO's own layout; the other layouts are shown below to hand
     ultralytics the same evaluation."""
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
+    from vocab.contract.params import EvalSpec
 
-    request = EvalRequest(model_path=strong_pt, dataset_path=exports["coco"], model_name="strong",
-                          imgsz=EVAL_IMGSZ, batch=EVAL_BATCH, device="cpu", cache_root=cache_root)
-    result = evaluate(request, tmp_path / "job")
+    spec = EvalSpec(model_path=str(strong_pt), dataset_path=str(exports["coco"]), model_name="strong",
+                    imgsz=EVAL_IMGSZ, batch=EVAL_BATCH)
+    result = evaluate(spec, tmp_path / "job", device="cpu", cache_root=cache_root)
     assert_same_metrics(result, strong_eval.result, tol=1e-6)
     assert result["images"] == 24  # the images without objects are evaluated as background
     [record] = result["coco_conversion"]

@@ -220,11 +220,13 @@ def renamed_dataset(tmp_path_factory) -> Path:
 
 
 def test_class_name_mismatch_is_refused(ultralytics_env, strong_pt, renamed_dataset, tmp_path):
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
+    from vocab.contract.params import EvalSpec
 
-    request = EvalRequest(strong_pt, renamed_dataset, "strong", imgsz=192, batch=8, device="cpu")
+    spec = EvalSpec(model_path=str(strong_pt), dataset_path=str(renamed_dataset), model_name="strong", imgsz=192,
+                    batch=8)
     with pytest.raises(ClassMismatchError) as info:
-        evaluate(request, tmp_path / "job")
+        evaluate(spec, tmp_path / "job", device="cpu")
     message = info.value.detail
     for name in ("red", "green", "blue", "lime", "navy"):
         assert name in message, message

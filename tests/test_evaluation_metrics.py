@@ -140,7 +140,7 @@ def test_checkpoint_is_trained(strong_eval):
 def test_core_metrics_equal_bare_val(strong_eval, bare_val):
     r = strong_eval.result
     box = bare_val.box
-    assert strong_eval.request.device == "cpu"
+    assert strong_eval.device == "cpu"
     assert r["mAP50"] == pytest.approx(float(box.map50), abs=1e-9)
     assert r["mAP50_95"] == pytest.approx(float(box.map), abs=1e-9)
     assert r["precision"] == pytest.approx(float(box.mp), abs=1e-9)

@@ -118,8 +118,9 @@ def test_gate_refusal_names_the_failed_gate_in_the_result_and_the_ledger(tmp_pat
     ([1, 2], "object"),
 ])
 def test_bad_gates_are_a_400_naming_the_problem(tmp_path: Path, gates: Any, word: str) -> None:
-    from evaluation.stats.gates import validate_gates
+    from vocab.contract.requests import Gates
+    from vocab.contract.validation import parse
     from vocab.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest, match=word):
-        validate_gates(gates)
+        parse(Gates, gates, "gate")

@@ -17,6 +17,7 @@ import pytest
 from evaluation.export_meta import export_shape, read_export
 from evaluation.model_resolution import resolve_model
 from tests.conftest import EVAL_BATCH, EVAL_IMGSZ, EvalFn
+from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, InvalidRequest, NotFound
 
 
@@ -73,23 +74,23 @@ def test_a_dynamic_export_evaluates_within_0002_of_its_pt(run_eval: EvalFn, stro
 
 
 def test_a_static_export_runs_at_its_own_shape(run_eval: EvalFn, static_onnx: Path, synth_dataset: Path) -> None:
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
 
     result = run_eval(static_onnx, synth_dataset).result  # asked at its own size
     assert (result["imgsz"], result["batch"]) == (EVAL_IMGSZ, 1)  # the batch comes from the metadata
     assert result["export"]["dynamic"] is False
     with pytest.raises(InvalidRequest, match=r"static.*fixed at 192x192.*not 320"):
-        evaluate(EvalRequest(static_onnx, synth_dataset, "static", imgsz=320, batch=8, device="cpu"),
-                 static_onnx.parent / "work")
+        evaluate(EvalSpec(model_path=str(static_onnx), dataset_path=str(synth_dataset), model_name="static",
+                          imgsz=320, batch=8), static_onnx.parent / "work", device="cpu")
 
 
 def test_a_static_export_matches_its_pt_padded_the_same_way(strong_pt: Path, static_onnx: Path,
                                                              run_eval: EvalFn, synth_dataset: Path,
                                                              tmp_path: Path) -> None:
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
 
-    square = evaluate(EvalRequest(strong_pt, synth_dataset, "strong", imgsz=EVAL_IMGSZ, batch=EVAL_BATCH,
-                                  device="cpu", rect=False), tmp_path / "work")
+    square = evaluate(EvalSpec(model_path=str(strong_pt), dataset_path=str(synth_dataset), model_name="strong",
+                               imgsz=EVAL_IMGSZ, batch=EVAL_BATCH, rect=False), tmp_path / "work", device="cpu")
     onnx = run_eval(static_onnx, synth_dataset).result
     assert square["rect"] is False and onnx["rect"] is False
     assert abs(onnx["mAP50_95"] - square["mAP50_95"]) <= 0.002

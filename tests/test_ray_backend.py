@@ -113,8 +113,10 @@ def test_a_node_seeing_other_checkpoint_bytes_refuses_and_names_itself(tmp_path:
     data = make_dataset(tmp_path / "data", n_val=2, seed=1)
     ckpt = tmp_path / "v1.pt"
     shutil.copyfile(STRONG_PT, ckpt)
-    params = {"model_path": str(ckpt), "dataset_path": str(data), "checkpoint_sha256": file_sha256(ckpt),
-              "dataset_fingerprint": fingerprint(load_dataset(data))}
+    spec = {"model_path": str(ckpt), "model_name": "v1", "dataset_path": str(data), "imgsz": 320, "batch": 2}
+    params = {"spec": spec, "device": "cpu", "work_dir": str(tmp_path / "work"),
+              "predictions_path": str(tmp_path / "p.json"), "evidence_path": str(tmp_path / "e.npz"),
+              "checkpoint_sha256": file_sha256(ckpt), "dataset_fingerprint": fingerprint(load_dataset(data))}
     assert verify_inputs(params) is None
     with open(ckpt, "ab") as f:
         f.write(b"changed after submission")

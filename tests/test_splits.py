@@ -73,12 +73,13 @@ def test_each_split_loads_its_own_images_and_a_missing_split_is_named(split_data
 
 def test_split_test_evaluates_the_test_images_only(run_eval: EvalFn, strong_pt: Path, split_dataset: Path,
                                                      tmp_path: Path) -> None:
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
+    from vocab.contract.params import EvalSpec
 
     n_images, n_objects = _label_counts(split_dataset.parent, "test")
     work = tmp_path / "work"
-    result = evaluate(EvalRequest(strong_pt, split_dataset, "strong", imgsz=192, batch=8, device="cpu",
-                                  split="test"), work)
+    result = evaluate(EvalSpec(model_path=str(strong_pt), dataset_path=str(split_dataset), model_name="strong",
+                               imgsz=192, batch=8, split="test"), work, device="cpu")
     assert result["split"] == "test"
     assert result["images"] == n_images == 10
     support = sum(m["support"] for m in result["per_class_metrics"].values())

@@ -25,10 +25,11 @@ from vision_eval.text_table import terminal_width
 from vocab.errors import VisionEvalError
 from vocab.paths import DEFAULT_MODELS_ROOT
 from vocab.tasks import TASK_INPUTS
-from vocab.terms import JOB_KINDS, JOB_STATUSES, SPLITS
+from vocab.terms import DEFAULT_BATCH, DEFAULT_IMGSZ, JOB_KINDS, JOB_STATUSES, SPLITS
 from vocab.version import version
 
-LOCAL_DEFAULTS = {"imgsz": 640, "batch": 16, "device": "auto", "models_root": str(DEFAULT_MODELS_ROOT)}
+LOCAL_DEFAULTS = {"imgsz": DEFAULT_IMGSZ, "batch": DEFAULT_BATCH, "device": "auto",
+                  "models_root": str(DEFAULT_MODELS_ROOT)}
 TASK_HELP = f"one of {', '.join(TASK_INPUTS)}"
 
 
@@ -64,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model", help="model name (resolved under the models root) or path to a .pt or .onnx file")
     ev.add_argument("dataset", help="path to an ultralytics dataset YAML")
     ev.add_argument("--local", action="store_true", help="evaluate in this process, without a daemon")
-    ev.add_argument("--imgsz", type=int, help="image size (default: the daemon's [eval] imgsz; 640 with --local)")
-    ev.add_argument("--batch", type=int, help="batch size (default: the daemon's [eval] batch; 16 with --local)")
+    ev.add_argument("--imgsz", type=int,
+                    help=f"image size (default: the daemon's [eval] imgsz; {DEFAULT_IMGSZ} with --local)")
+    ev.add_argument("--batch", type=int,
+                    help=f"batch size (default: the daemon's [eval] batch; {DEFAULT_BATCH} with --local)")
     ev.add_argument("--weights", help='custom scoring weights as JSON, e.g. \'{"speed": 0.4}\'')
     ev.add_argument("--predictions", metavar="FILE", help="also write the predictions artifact to FILE")
     ev.add_argument("--allow-class-mismatch", action="store_true",

@@ -13,7 +13,9 @@ import tempfile
 from pathlib import Path
 
 from vision_eval.progress import ProgressBar
+from vocab.contract.params import EvalSpec
 from vocab.paths import default_state_dir
+from vocab.scoring import validate_weights
 
 
 def run_local_eval(args: argparse.Namespace) -> int:
@@ -22,30 +24,22 @@ def run_local_eval(args: argparse.Namespace) -> int:
     from evaluation.offline import apply_settings, configure_environment
 
     models_root = Path(args.models_root).expanduser()
-    spec = str(Path(args.model).expanduser().resolve()) if looks_like_path(args.model) else args.model
-    resolved = resolve_model(spec, models_root, [Path("/")])
-    weights = json.loads(args.weights) if args.weights else None
+    given = str(Path(args.model).expanduser().resolve()) if looks_like_path(args.model) else args.model
+    resolved = resolve_model(given, models_root, [Path("/")])
+    weights = validate_weights(json.loads(args.weights)) or None if args.weights else None
     state = default_state_dir()
     configure_environment(state)
-    from evaluation.evaluate import EvalRequest, evaluate  # imports torch: after the environment is set
+    from evaluation.evaluate import evaluate  # imports torch: after the environment is set
 
     apply_settings(state)
-    request = EvalRequest(
-        model_path=resolved.path,
-        dataset_path=Path(args.dataset).expanduser().resolve(),
-        model_name=resolved.name,
-        imgsz=args.imgsz,
-        batch=args.batch,
-        device=args.device,
-        weights=weights,
-        allow_class_mismatch=args.allow_class_mismatch,
-        split=args.split or "val",
-    )
+    spec = EvalSpec(model_path=str(resolved.path), dataset_path=str(Path(args.dataset).expanduser().resolve()),
+                    model_name=resolved.name, imgsz=args.imgsz, batch=args.batch, weights=weights,
+                    allow_class_mismatch=args.allow_class_mismatch, split=args.split or "val")
     bar = ProgressBar(f"evaluating {resolved.name}")
     with tempfile.TemporaryDirectory(prefix="vision-eval-") as work:
         try:
             result = evaluate(
-                request, Path(work),
+                spec, Path(work), device=args.device,
                 predictions_path=Path(args.predictions).resolve() if args.predictions else None,
                 progress=bar,
             )

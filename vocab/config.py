@@ -24,7 +24,16 @@ from vocab.errors import ConfigError, InvalidRequest
 from vocab.files import check_model_name
 from vocab.hosts import parse_origin
 from vocab.paths import daemon_state_dir
-from vocab.terms import BATCH_MAX, BATCH_MIN, EXPORT_PARITY_MODES, IMGSZ_MAX, IMGSZ_MIN, gate_config_default
+from vocab.terms import (
+    BATCH_MAX,
+    BATCH_MIN,
+    DEFAULT_BATCH,
+    DEFAULT_IMGSZ,
+    EXPORT_PARITY_MODES,
+    IMGSZ_MAX,
+    IMGSZ_MIN,
+    gate_config_default,
+)
 
 ENV_PREFIX = "VISION_EVALD_"
 
@@ -73,8 +82,8 @@ class WorkersConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    imgsz: int = 640
-    batch: int = 16
+    imgsz: int = DEFAULT_IMGSZ
+    batch: int = DEFAULT_BATCH
     split: str = "val"  # the dataset split evaluated by default: val, test or train
 
 

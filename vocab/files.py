@@ -35,7 +35,8 @@ from vocab.errors import InvalidRequest
 
 TMP_MARK = ".tmp-"
 _CHUNK = 1 << 20
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MODEL_NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # also the contract's (JSON Schema)
+MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 MODEL_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
 FileIdentity = tuple[int, int, int, int]  # (st_dev, st_ino, st_size, st_mtime_ns)
 MODEL_SUFFIXES = (".pt", ".onnx")  # a checkpoint or its ONNX export
@@ -43,7 +44,7 @@ MODEL_SUFFIXES = (".pt", ".onnx")  # a checkpoint or its ONNX export
 
 def is_model_name(name: object) -> bool:
     """Whether ``name`` is a valid model name (see module contract)."""
-    return isinstance(name, str) and bool(MODEL_NAME_RE.match(name)) and ".." not in name
+    return isinstance(name, str) and bool(MODEL_NAME_RE.match(name))
 
 
 def check_model_name(name: object) -> str:

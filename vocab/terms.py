@@ -23,6 +23,14 @@ COMPARED_METRICS: tuple[str, ...] = TASKS[DEFAULT_TASK].compared_metrics
 # Request bounds (the spec's ranges; imgsz per task in vocab.tasks, detection's here).
 IMGSZ_MIN, IMGSZ_MAX = TASKS[DEFAULT_TASK].imgsz_min, TASKS[DEFAULT_TASK].imgsz_max
 BATCH_MIN, BATCH_MAX = 1, 256
+# What a request, the config and a local evaluation that leave them out get (``[eval]`` may change the
+# daemon's).
+DEFAULT_IMGSZ = 640
+DEFAULT_BATCH = 16
+
+# The tasks each kind of request serves today (their imgsz bounds apply); the other helpers widen these.
+EVAL_TASKS: tuple[str, ...] = (DEFAULT_TASK,)
+TRAIN_TASKS: tuple[str, ...] = (DEFAULT_TASK,)
 
 # The promotion gates and their one set of defaults (evaluation.stats.gates validates and applies them).
 GATE_DEFAULTS: dict[str, Any] = {

@@ -27,17 +27,12 @@ from daemon.jobs.workers import Executor
 from daemon.promote.promotion import Promoter
 from daemon.watch.watcher import Watcher
 from evaluation.model_resolution import expand_user
-from handlers.facade import (
-    CompareSubmission,
-    EvalSubmission,
-    HttpSettings,
-    RequestDefaults,
-    TrainSubmission,
-)
+from handlers.facade import HttpSettings
 from store import job_table as jobq
 from store import promotions, rankings, results
 from store.database import Database
 from vocab.config import Config
+from vocab.contract.requests import CompareRequest, EvalRequest, TrainRequest
 from vocab.errors import Conflict, InvalidRequest, NotFound
 
 
@@ -71,9 +66,6 @@ class DaemonFacade:
     def __init__(self, config: Config, parts: Parts) -> None:
         self._models_root = config.models_root
         self._http = http_settings(config)
-        self._defaults = RequestDefaults(batch=config.eval.batch, split=config.eval.split,
-                                         bootstrap_resamples=config.promotion.bootstrap_resamples,
-                                         bootstrap_seed=config.promotion.bootstrap_seed)
         self.parts = parts
         self._shas = ShaCache()
         self._leaderboards: dict[tuple[Any, ...], tuple[int, bytes]] = {}
@@ -82,19 +74,15 @@ class DaemonFacade:
     def http(self) -> HttpSettings:
         return self._http
 
-    @property
-    def defaults(self) -> RequestDefaults:
-        return self._defaults
-
     # -- jobs ----------------------------------------------------------------------------------
-    async def submit_eval(self, request: EvalSubmission) -> jobq.Job:
-        return await self.parts.submissions.eval(**dataclasses.asdict(request))
+    async def submit_eval(self, request: EvalRequest) -> jobq.Job:
+        return await self.parts.submissions.eval(request)
 
-    async def submit_compare(self, request: CompareSubmission) -> jobq.Job:
-        return await self.parts.submissions.compare(**dataclasses.asdict(request))
+    async def submit_compare(self, request: CompareRequest) -> jobq.Job:
+        return await self.parts.submissions.compare(request)
 
-    async def submit_train(self, request: TrainSubmission) -> jobq.Job:
-        return await self.parts.submissions.train(**dataclasses.asdict(request))
+    async def submit_train(self, request: TrainRequest) -> jobq.Job:
+        return await self.parts.submissions.train(request)
 
     async def job(self, job_id: str, kinds: tuple[str, ...] = jobq.KINDS) -> jobq.Job:
         """A job by id; NotFound when there is none of one of ``kinds``."""

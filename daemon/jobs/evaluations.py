@@ -38,35 +38,11 @@ from evaluation.export_meta import model_format
 from evaluation.settings import effective_batch, effective_imgsz
 from store import results
 from store.database import Database
+from vocab.contract.params import EvalSpec, EvalTask
 from vocab.errors import ClassMismatchError, JobError, NotFound
 from vocab.scoring import DEFAULT_WEIGHTS, composite_score, resolve_weights
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """One evaluation to run: a resolved checkpoint on a checked dataset."""
-
-    model_path: str
-    model_name: str
-    model_version: int | None
-    dataset_path: str
-    imgsz: int
-    batch: int
-    weights: dict[str, Any] | None = None
-    allow_class_mismatch: bool = False
-    split: str = "val"
-    rect: bool = True  # False: the square-padded reference of a checkpoint for a static export's parity
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any]) -> EvalSpec:
-        return cls(
-            model_path=p["model_path"], model_name=p["model_name"], model_version=p.get("model_version"),
-            dataset_path=p["dataset_path"], imgsz=int(p["imgsz"]), batch=int(p["batch"]),
-            weights=p.get("weights"), allow_class_mismatch=bool(p.get("allow_class_mismatch", False)),
-            split=p.get("split", "val"), rect=bool(p.get("rect", True)),
-        )
 
 
 def cache_key(sha256: str, dataset_fp: str, imgsz: int, batch: int, device_kind: str, ul_version: str,
@@ -172,22 +148,18 @@ class Evaluations:
             return await self._from_cache(row, spec, applied, asked, warnings, ctx, trigger, seen_at)
         ctx.check_cancelled()
         art = self.artifacts_dir / ident.key[:2] / ident.key
-        params = {
-            "model_path": spec.model_path, "dataset_path": spec.dataset_path, "model_name": spec.model_name,
-            "imgsz": spec.imgsz, "batch": spec.batch, "device": self.device, "weights": spec.weights,
-            "allow_class_mismatch": spec.allow_class_mismatch, "split": spec.split, "rect": spec.rect,
-            "work_dir": str(art / "work"),
-            # what a remote worker must find (daemon.jobs.ray_actor)
-            "checkpoint_sha256": ident.sha256, "dataset_fingerprint": ident.fingerprint,
-            "predictions_path": str(art / "predictions.json"), "evidence_path": str(art / "evidence.npz"),
-        }
+        task = EvalTask(
+            spec=spec, device=self.device, work_dir=str(art / "work"),
+            predictions_path=str(art / "predictions.json"), evidence_path=str(art / "evidence.npz"),
+            checkpoint_sha256=ident.sha256, dataset_fingerprint=ident.fingerprint,
+        )
         try:
             await asyncio.to_thread(art.mkdir, parents=True, exist_ok=True)
         except OSError as exc:  # the state folder is broken (a file in the way, a full or read-only disk)
             raise JobError(f"cannot create the artifacts folder {art}: {exc.strerror or exc} "
                            f"({exc.filename}); check [paths] state_dir") from None
         result = await self.executor.run(
-            "eval", params, job_id=ctx.job.id, on_progress=ctx.progress, timeout=ctx.remaining(),
+            "eval", task.stored(), job_id=ctx.job.id, on_progress=ctx.progress, timeout=ctx.remaining(),
             cancel=ctx.cancel_event,
         )
         # The worker hashed what it actually loaded and reports the settings that ran: key the row by those.
@@ -199,7 +171,7 @@ class Evaluations:
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "request_key": request_key(key, spec, applied),
             "default_score": composite_score(result, DEFAULT_WEIGHTS),
-            "predictions_path": params["predictions_path"], "evidence_path": params["evidence_path"],
+            "predictions_path": task.predictions_path, "evidence_path": task.evidence_path,
             "result_json": json.dumps(result), "created_at": iso(self.clock()),
         }
         eval_id = await self.db.write(lambda c: results.insert(c, fresh, seen_at))

@@ -65,19 +65,21 @@ def node_name() -> str:
 def verify_inputs(params: dict[str, Any]) -> str | None:
     """Why this node cannot run an evaluation as the daemon saw it, or None when it can.
 
-    The daemon puts ``checkpoint_sha256`` and ``dataset_fingerprint`` in an
-    eval task's params; both are recomputed here from the files this node reads.
+    An eval task's params (``vocab.contract.params.EvalTask``) hold the ``checkpoint_sha256`` and
+    ``dataset_fingerprint`` the daemon read; both are recomputed here from the files this node reads.
     """
     from evaluation.datasets import file_sha256, fingerprint, load_dataset
+    from vocab.contract.params import EvalTask
     from vocab.errors import VisionEvalError
 
-    want_sha, want_fp = params.get("checkpoint_sha256"), params.get("dataset_fingerprint")
+    task = EvalTask.model_validate(params)
+    spec, want_sha, want_fp = task.spec, task.checkpoint_sha256, task.dataset_fingerprint
     try:
-        if want_sha and file_sha256(params["model_path"]) != want_sha:
-            return (f"the checkpoint {params['model_path']} on node {node_name()} is not the one the daemon "
+        if want_sha and file_sha256(spec.model_path) != want_sha:
+            return (f"the checkpoint {spec.model_path} on node {node_name()} is not the one the daemon "
                     f"hashed (sha256 {want_sha[:12]}...): it changed after submission, or the node sees another file")
-        if want_fp and fingerprint(load_dataset(params["dataset_path"], params.get("split", "val"))) != want_fp:
-            return (f"the dataset {params['dataset_path']} on node {node_name()} differs from what the daemon "
+        if want_fp and fingerprint(load_dataset(spec.dataset_path, spec.split)) != want_fp:
+            return (f"the dataset {spec.dataset_path} on node {node_name()} differs from what the daemon "
                     "fingerprinted: its images or labels changed, or the node mounts another copy")
     except FileNotFoundError as exc:
         return f"node {node_name()} cannot read {exc.filename}: mount the same paths on every node"

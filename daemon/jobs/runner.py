@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.evaluations import Evaluations
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
 from evaluation.comparison import compare_errors, compare_results
 from evaluation.stats.gates import gain_basis
+from vocab.contract.params import CompareJobParams, EvalJobParams
 from vocab.errors import InvalidRequest, VisionEvalError
 from vocab.scoring import resolve_weights
 
@@ -43,26 +44,25 @@ class JobRunner:
         raise InvalidRequest(f"unsupported job kind {kind!r}")
 
     async def eval_job(self, ctx: JobContext) -> dict[str, Any]:
-        params = ctx.job.params
-        spec = EvalSpec.from_params(params)
-        if params.get("auto_promote") and self.promoter is not None:
+        params = EvalJobParams.model_validate(ctx.job.params)
+        spec = params.spec()
+        if params.auto_promote and self.promoter is not None:
             result = await self.evaluations.run(spec, ctx.phase(0.0, 0.9), ctx.job.trigger)
             result["promotion"] = await self.promoter.consider(spec, result, ctx.phase(0.9, 1.0),
-                                                               actor=ctx.job.trigger, gates=params.get("gates"))
+                                                               actor=ctx.job.trigger, gates=params.gates)
             return result
         return await self.evaluations.run(spec, ctx, ctx.job.trigger)
 
     async def compare_job(self, ctx: JobContext) -> dict[str, Any]:
-        params = ctx.job.params
-        a = await self.evaluations.run(EvalSpec.from_params(params["a"]), ctx.phase(0.0, 0.45), "compare")
+        params = CompareJobParams.model_validate(ctx.job.params)
+        a = await self.evaluations.run(params.a, ctx.phase(0.0, 0.45), "compare")
         ctx.check_cancelled()
-        b = await self.evaluations.run(EvalSpec.from_params(params["b"]), ctx.phase(0.45, 0.9), "compare")
-        out = compare_results(a, b, params["model_a"], params["model_b"])
+        b = await self.evaluations.run(params.b, ctx.phase(0.45, 0.9), "compare")
+        out = compare_results(a, b, params.model_a, params.model_b)
         out["eval_id_a"], out["eval_id_b"] = a.get("eval_id"), b.get("eval_id")
-        out["dataset"] = params["a"]["dataset_path"]
+        out["dataset"] = params.a.dataset_path
         out["errors"] = compare_errors(await self._error_breakdown(a), await self._error_breakdown(b))
-        resamples = int(params.get("bootstrap_resamples", 0))
-        if resamples > 0:
+        if params.bootstrap_resamples > 0:
             ctx.check_cancelled()
             out["statistics"] = await self.executor.run(
                 "compare",
@@ -70,9 +70,9 @@ class JobRunner:
                     "evidence_a": await self.evaluations.evidence_path(a["eval_id"]),
                     "evidence_b": await self.evaluations.evidence_path(b["eval_id"]),
                     "names": a.get("class_names"),
-                    "weights": resolve_weights(params.get("weights")),
-                    "n_resamples": resamples,
-                    "seed": int(params.get("bootstrap_seed", 0)),
+                    "weights": resolve_weights(params.weights),
+                    "n_resamples": params.bootstrap_resamples,
+                    "seed": params.bootstrap_seed,
                 },
                 job_id=ctx.job.id, on_progress=ctx.phase(0.9, 1.0).progress, timeout=ctx.remaining(),
                 cancel=ctx.cancel_event,

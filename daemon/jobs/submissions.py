@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
 
 from daemon.jobs.queue import JobQueue
 from evaluation.architectures import detection_architecture
@@ -24,26 +23,24 @@ from evaluation.export_meta import export_shape, model_format, read_export
 from evaluation.model_resolution import (
     ResolvedModel,
     expand_user,
-    looks_like_path,
     resolve_model,
 )
-from evaluation.stats.gates import validate_gates
 from store.job_table import Job
 from vocab.config import Config
-from vocab.errors import (
-    DatasetError,
-    InvalidRequest,
-    NotFound,
-    PathNotAllowed,
-    UnsupportedTask,
-)
-from vocab.files import check_model_name, is_under
+from vocab.contract.params import CompareJobParams, EvalJobParams, EvalSpec, Params, TrainJobParams
+from vocab.contract.requests import CompareRequest, EvalRequest, TrainRequest
+from vocab.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed
+from vocab.files import check_model_name, is_under, looks_like_path
 from vocab.scoring import resolve_weights
 
-SUPPORTED_TASKS = ("detection", "detect")
 # An architecture bundled with ultralytics, e.g. yolov8n.yaml or yolo11s.yaml: built, never downloaded.
 ARCH_RE = re.compile(r"^yolo[a-z0-9-]*\.yaml$")
 DEFAULT_ARCH = "yolov8n.yaml"
+
+
+def first_given(value: int | None, default: int) -> int:
+    """A request's value, or the configured default when it gave none (0 is a value)."""
+    return default if value is None else value
 
 
 class Submissions:
@@ -92,71 +89,64 @@ class Submissions:
             raise DatasetError(f"dataset path cannot be used: {exc.strerror or exc}") from None
         return real
 
-    def eval_params(self, model: ResolvedModel, dataset: Path, imgsz: int, batch: int,
-                    weights: dict[str, Any] | None, allow_class_mismatch: bool, split: str = "val") -> dict[str, Any]:
-        return {
-            "model_path": str(model.path), "model_name": model.name, "model_version": model.version,
-            "dataset_path": str(dataset), "imgsz": imgsz, "batch": batch, "weights": weights,
-            "allow_class_mismatch": allow_class_mismatch, "split": split,
-        }
+    def spec(self, model: ResolvedModel, dataset: Path, imgsz: int, batch: int, weights: dict[str, float] | None,
+             allow_class_mismatch: bool = False, split: str = "val") -> EvalSpec:
+        """The evaluation of a resolved model on a checked dataset, as it is stored and run."""
+        return EvalSpec(model_path=str(model.path), model_name=model.name, model_version=model.version,
+                        dataset_path=str(dataset), imgsz=imgsz, batch=batch, weights=weights or None,
+                        allow_class_mismatch=allow_class_mismatch, split=split)
 
-    async def eval(self, *, model: str, dataset: str, imgsz: int | None, batch: int,
-                   weights: dict[str, Any] | None, allow_class_mismatch: bool = False, auto_promote: bool = False,
-                   gates: dict[str, Any] | None = None, name: str | None = None, fmt: str | None = None,
-                   split: str = "val") -> Job:
-        resolve_weights(weights)
-        gates = validate_gates(gates)
-        resolved = self.resolve_model(model, name, fmt)
-        if auto_promote and model_format(resolved.path) != "pt":
+    async def eval(self, request: EvalRequest) -> Job:
+        resolve_weights(request.weights)
+        resolved = self.resolve_model(request.model, request.name, request.format)
+        if request.auto_promote and model_format(resolved.path) != "pt":
             raise InvalidRequest("auto_promote needs a .pt checkpoint: an ONNX export is never made current.pt")
-        ds = await self.check_dataset(dataset, split)
-        imgsz, batch = await self.shape(resolved, imgsz, batch)
-        params = self.eval_params(resolved, ds, imgsz, batch, weights or None, allow_class_mismatch, split)
-        params["model"] = model
-        params["auto_promote"] = auto_promote
-        params["gates"] = gates
+        split = request.split or self.config.eval.split
+        ds = await self.check_dataset(request.dataset, split)
+        imgsz, batch = await self.shape(resolved, request.imgsz, request.batch_size or self.config.eval.batch)
+        spec = self.spec(resolved, ds, imgsz, batch, request.weights, request.allow_class_mismatch, split)
+        params = EvalJobParams(**dict(spec), model=request.model, auto_promote=request.auto_promote,
+                               gates=request.gates.overrides() if request.gates is not None else None)
         return await self._submit("eval", params)
 
-    async def compare(self, *, model_a: str, model_b: str, dataset: str, imgsz: int | None, batch: int,
-                      weights: dict[str, Any] | None, bootstrap_resamples: int, bootstrap_seed: int,
-                      name_a: str | None = None, name_b: str | None = None, split: str = "val") -> Job:
-        resolve_weights(weights)
-        a = self.resolve_model(model_a, name_a)
-        b = self.resolve_model(model_b, name_b)
-        ds = await self.check_dataset(dataset, split)
-        imgsz_a, batch_a = await self.shape(a, imgsz, batch)
-        imgsz_b, batch_b = await self.shape(b, imgsz, batch)
-        params = {
-            "model_a": model_a, "model_b": model_b, "dataset_path": str(ds),
-            "a": self.eval_params(a, ds, imgsz_a, batch_a, weights or None, False, split),
-            "b": self.eval_params(b, ds, imgsz_b, batch_b, weights or None, False, split), "split": split,
-            "weights": weights or None,
-            "bootstrap_resamples": bootstrap_resamples, "bootstrap_seed": bootstrap_seed,
-        }
+    async def compare(self, request: CompareRequest) -> Job:
+        resolve_weights(request.weights)
+        a = self.resolve_model(request.model_a, request.name_a)
+        b = self.resolve_model(request.model_b, request.name_b)
+        split = request.split or self.config.eval.split
+        ds = await self.check_dataset(request.dataset, split)
+        batch = request.batch_size or self.config.eval.batch
+        specs = [self.spec(m, ds, *await self.shape(m, request.imgsz, batch), request.weights, split=split)
+                 for m in (a, b)]
+        promotion = self.config.promotion
+        params = CompareJobParams(
+            model_a=request.model_a, model_b=request.model_b, dataset_path=str(ds), a=specs[0], b=specs[1],
+            split=split, weights=request.weights or None,
+            bootstrap_resamples=first_given(request.bootstrap_resamples, promotion.bootstrap_resamples),
+            bootstrap_seed=first_given(request.bootstrap_seed, promotion.bootstrap_seed),
+        )
         return await self._submit("compare", params)
 
-    async def _submit(self, kind: str, params: dict[str, Any], trigger: str = "api") -> Job:
-        job = await self.queue.submit(kind, params, trigger=trigger, max_attempts=self.config.jobs.max_attempts)
+    async def _submit(self, kind: str, params: Params, trigger: str = "api") -> Job:
+        job = await self.queue.submit(kind, params.stored(), trigger=trigger,
+                                      max_attempts=self.config.jobs.max_attempts)
         assert job is not None  # no claim: always inserted
         return job
 
-    async def train(self, *, model: str, dataset: str, task: str, epochs: int, batch: int, imgsz: int,
-                    learning_rate: float, patience: int, base_model: str | None, auto_eval: bool,
-                    auto_promote: bool, eval_weights: dict[str, Any] | None,
-                    gates: dict[str, Any] | None = None, split: str = "val") -> Job:
-        if task not in SUPPORTED_TASKS:
-            raise UnsupportedTask(f"task {task!r} is not supported: only 'detection' can be trained and evaluated")
-        check_model_name(model)
-        resolve_weights(eval_weights)
-        gates = validate_gates(gates)
-        ds = await self.check_dataset(dataset, split if auto_eval or auto_promote else "val", train=True)
-        params = {
-            "model": model, "dataset_path": str(ds), "task": "detection", "split": split, "epochs": epochs, "batch": batch,
-            "imgsz": imgsz, "learning_rate": learning_rate, "patience": patience,
-            "base": self.resolve_base(model, base_model), "device": self.config.workers.device,
-            "auto_eval": auto_eval or auto_promote, "auto_promote": auto_promote,
-            "eval_weights": eval_weights or None, "gates": gates,
-        }
+    async def train(self, request: TrainRequest) -> Job:
+        resolve_weights(request.eval_weights)
+        split = request.split or self.config.eval.split
+        auto_eval = request.auto_eval or request.auto_promote
+        ds = await self.check_dataset(request.dataset, split if auto_eval else "val", train=True)
+        settings = request.training()
+        params = TrainJobParams(
+            model=request.model, dataset_path=str(ds), task=request.task_name(), split=split,
+            epochs=settings.epochs, batch=settings.batch_size, imgsz=settings.imgsz,
+            learning_rate=settings.learning_rate, patience=settings.patience,
+            base=self.resolve_base(request.model, request.base_model), device=self.config.workers.device,
+            auto_eval=auto_eval, auto_promote=request.auto_promote, eval_weights=request.eval_weights or None,
+            gates=request.gates.overrides() if request.gates is not None else None,
+        )
         return await self._submit("train", params)
 
     def resolve_base(self, model: str, base_model: str | None) -> str:

@@ -3,7 +3,8 @@
 Protocol over a ``multiprocessing`` pipe (pickled dicts):
 
 - child -> parent, once: ``{"type": "ready", "info": {...}}``;
-- parent -> child: ``{"task_id", "kind", "params"}``, or ``None`` to exit;
+- parent -> child: ``{"task_id", "kind", "params"}`` (an eval task's params are a
+  ``vocab.contract.params.EvalTask``), or ``None`` to exit;
 - child -> parent, per task: ``{"type": "started"}`` as soon as it has the task
   (a worker that dies before sending it never ran the task, so the daemon
   sends the task to another worker without charging the job), then any
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vocab.contract.params import EvalTask
 from vocab.errors import VisionEvalError
 
 Progress = Callable[[float], None]
@@ -41,27 +43,18 @@ def _die_with_parent() -> None:
 
 
 def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    from evaluation.evaluate import EvalRequest, evaluate
+    from evaluation.evaluate import evaluate
 
-    request = EvalRequest(
-        model_path=Path(params["model_path"]),
-        dataset_path=Path(params["dataset_path"]),
-        model_name=params["model_name"],
-        imgsz=int(params["imgsz"]) if params.get("imgsz") is not None else None,
-        batch=int(params["batch"]),
-        device=params["device"],
-        weights=params.get("weights"),
-        allow_class_mismatch=bool(params.get("allow_class_mismatch", False)),
-        split=params.get("split", "val"),
-        rect=bool(params.get("rect", True)),
-    )
-    work = Path(params["work_dir"])
+    task = EvalTask.model_validate(params)
+    work = Path(task.work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    predictions = Path(task.predictions_path)
     return evaluate(
-        request, work,
-        predictions_path=Path(params["predictions_path"]),
-        evidence_path=Path(params["evidence_path"]),
-        analysis_dir=Path(params["predictions_path"]).parent,  # errors.json, curves.json beside the predictions
+        task.spec, work, device=task.device,
+        cache_root=Path(task.cache_root) if task.cache_root else None,
+        predictions_path=predictions,
+        evidence_path=Path(task.evidence_path),
+        analysis_dir=predictions.parent,  # errors.json, curves.json beside the predictions
         progress=progress,
     )
 

@@ -26,7 +26,6 @@ and inode have stopped changing.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -90,14 +89,15 @@ class ExportParity:
         if info.dynamic:
             base["padding"] = "rectangular batches, as the .pt is evaluated"
             reference = result
-            export_eval = await self.evaluations.run(dataclasses.replace(spec, model_path=str(onnx)), ctx, trigger)
+            export_eval = await self.evaluations.run(spec.model_copy(update={"model_path": str(onnx)}), ctx, trigger)
         else:
             size = max(info.imgsz)
             base["padding"] = (f"square: a static export fixed at {info.imgsz[0]}x{info.imgsz[1]}, compared with "
                                f"the .pt padded the same way at imgsz {size}")
-            reference = await self.evaluations.run(dataclasses.replace(spec, imgsz=size, rect=False), ctx, trigger)
+            reference = await self.evaluations.run(spec.model_copy(update={"imgsz": size, "rect": False}), ctx,
+                                                   trigger)
             export_eval = await self.evaluations.run(
-                dataclasses.replace(spec, model_path=str(onnx), imgsz=size, batch=info.batch), ctx, trigger)
+                spec.model_copy(update={"model_path": str(onnx), "imgsz": size, "batch": info.batch}), ctx, trigger)
         stats = await self.executor.run(
             "compare",
             {"evidence_a": await self.evaluations.evidence_path(export_eval["eval_id"]),

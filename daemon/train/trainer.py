@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
-from daemon.jobs.evaluations import EvalSpec, Evaluations
+from daemon.jobs.evaluations import Evaluations
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
 from daemon.promote.promotion import Promoter
@@ -38,8 +38,10 @@ from store import checkpoints as claims
 from store import job_table as jobq
 from store import promotions
 from store.database import Database
+from vocab.contract.params import EvalSpec, TrainJobParams
 from vocab.errors import InternalError, JobCancelled, VisionEvalError
 from vocab.files import atomic_write_json, fsync_dir, publish_new
+from vocab.tasks import task
 
 log = logging.getLogger(__name__)
 TRAINED = "trained.json"  # in the work folder: what the worker's training returned
@@ -60,15 +62,15 @@ class Trainer:
         self.clock = clock
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
-        p = ctx.job.params
-        name = p["model"]
+        p = TrainJobParams.model_validate(ctx.job.params)
+        name = p.model
         work = self.work_root / ctx.job.id
         published = await self._published_before(name, ctx.job.id)
         trained = await asyncio.to_thread(_read_trained, work)
         if published is not None:
             version, path, sha = published
             log.info("job %s: reusing %s, published before the job was interrupted", ctx.job.id, path)
-            trained = trained or {"metrics": {}, "epochs": p["epochs"]}
+            trained = trained or {"metrics": {}, "epochs": p.epochs}
         else:
             if trained is None:
                 trained = await self._train(work, p, ctx)
@@ -77,17 +79,17 @@ class Trainer:
             ctx.check_cancelled()
             version, path, sha = await self._publish(name, Path(trained["checkpoint"]), ctx)
         try:
-            return await self._finish(name, version, path, sha, trained, ctx)
+            return await self._finish(p, version, path, sha, trained, ctx)
         except JobCancelled:
             await self._withdraw(name, path, sha, ctx.job.id)
             raise
 
-    async def _train(self, work: Path, p: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    async def _train(self, work: Path, p: TrainJobParams, ctx: JobContext) -> dict[str, Any]:
         """Train in a worker; the output is recorded in the work folder before anything is published."""
         trained = await self.executor.run(
             "train",
-            {"base": p["base"], "dataset_path": p["dataset_path"], "epochs": p["epochs"], "batch": p["batch"],
-             "imgsz": p["imgsz"], "lr0": p["learning_rate"], "patience": p["patience"], "device": p["device"],
+            {"base": p.base, "dataset_path": p.dataset_path, "epochs": p.epochs, "batch": p.batch,
+             "imgsz": p.imgsz, "lr0": p.learning_rate, "patience": p.patience, "device": p.device,
              "work_dir": str(work)},
             job_id=ctx.job.id, on_progress=ctx.phase(0.0, 0.8).progress, timeout=ctx.remaining(),
             cancel=ctx.cancel_event, on_detail=ctx.report_detail,
@@ -95,25 +97,25 @@ class Trainer:
         await asyncio.to_thread(atomic_write_json, work / TRAINED, trained, 2)
         return trained
 
-    async def _finish(self, name: str, version: int, path: Path, sha: str, trained: dict[str, Any],
+    async def _finish(self, p: TrainJobParams, version: int, path: Path, sha: str, trained: dict[str, Any],
                       ctx: JobContext) -> dict[str, Any]:
         """Export, pipeline.json, and (when asked) evaluation and promotion decision of the published version."""
-        p = ctx.job.params
+        name = p.model
         result: dict[str, Any] = {
             "model_name": name, "version": version, "checkpoint": str(path), "checkpoint_sha256": sha,
             "training": trained["metrics"], "epochs": trained["epochs"],
         }
-        result.update(await self._export(path, int(p["imgsz"]), ctx))
+        result.update(await self._export(path, p.imgsz, ctx))
         result["pipeline"] = await self._write_pipeline(name, version, p, trained["metrics"])
-        if p.get("auto_eval") or p.get("auto_promote"):
+        if p.auto_eval or p.auto_promote:
             spec = EvalSpec(model_path=str(path), model_name=name, model_version=version,
-                            dataset_path=p["dataset_path"], imgsz=max(320, int(p["imgsz"])),
-                            batch=self.eval_batch, weights=p.get("eval_weights"), split=p.get("split", "val"))
+                            dataset_path=p.dataset_path, imgsz=max(task(p.task).imgsz_min, p.imgsz),
+                            batch=self.eval_batch, weights=p.eval_weights, split=p.split)
             evaluation = await self.evaluations.run(spec, ctx.phase(0.85, 0.97), "train")
             result["evaluation"] = evaluation
-            if p.get("auto_promote"):
+            if p.auto_promote:
                 result["promotion"] = await self.promoter.consider(spec, evaluation, ctx.phase(0.97, 1.0),
-                                                                   actor="train", gates=p.get("gates"))
+                                                                   actor="train", gates=p.gates)
         return result
 
     async def _published_before(self, name: str, job_id: str) -> tuple[int, Path, str] | None:
@@ -188,12 +190,12 @@ class Trainer:
             log.warning("job %s: ONNX export of %s failed: %s", ctx.job.id, path, exc.detail)
             return {"onnx": None, "onnx_error": exc.detail}
 
-    async def _write_pipeline(self, name: str, version: int, p: dict[str, Any], metrics: dict[str, float]) -> str:
+    async def _write_pipeline(self, name: str, version: int, p: TrainJobParams, metrics: dict[str, float]) -> str:
         path = self.models_root / name / "pipeline.json"
         value = {
-            "model": name, "dataset": p["dataset_path"], "split": p.get("split", "val"), "task": p["task"],
-            "base": p["base"], "version": version,
-            "parameters": {k: p[k] for k in ("epochs", "batch", "imgsz", "learning_rate", "patience", "device")},
+            "model": name, "dataset": p.dataset_path, "split": p.split, "task": p.task, "base": p.base,
+            "version": version,
+            "parameters": p.model_dump(include={"epochs", "batch", "imgsz", "learning_rate", "patience", "device"}),
             "created_at": iso(self.clock()), "final_metrics": metrics,
         }
         await asyncio.to_thread(atomic_write_json, path, value, 2)

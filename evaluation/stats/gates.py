@@ -1,11 +1,11 @@
-"""The promotion gates: their validation and their verdict on a comparison.
+"""The promotion gates: their verdict on a comparison.
 
 The gates are the keys of ``vocab.terms.GATE_DEFAULTS``. The daemon's
 ``[promotion]`` config takes its defaults from there (``gate_config_default``:
 a gate that is off, ``None``, is spelled ``-1`` in TOML, which has no null)
-and turns a config back into gate settings with ``from_config``; a request's overrides
-are checked by ``validate_gates``. ``evaluate_gates`` needs only a
-comparison's numbers (``bootstrap.paired_bootstrap``'s result), not the engine.
+and turns a config back into gate settings with ``from_config``; a request's
+overrides are checked by the contract (``vocab.contract.requests.Gates``).
+``evaluate_gates`` needs only a comparison's numbers (``bootstrap.paired_bootstrap``'s result), not the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from evaluation.stats.reference import SIZE_KEYS
-from vocab.errors import InvalidRequest
 from vocab.terms import GATE_DEFAULTS, GATE_KEYS
 
 _NULLABLE = ("max_class_regression", "max_size_recall_regression")
@@ -32,28 +31,6 @@ def from_config(config: Any) -> dict[str, Any]:
 def gates_active(gates: Mapping[str, Any]) -> bool:
     """Whether any gate is on (then the paired bootstrap decides too, not only the point rule)."""
     return bool(gates["require_significant"]) or any(gates[key] is not None for key in _NULLABLE)
-
-
-def validate_gates(raw: Any) -> dict[str, Any] | None:
-    """A request's gate overrides, checked; InvalidRequest naming the bad key or value."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("gates must be an object, e.g. {\"require_significant\": true}")
-    for key, value in raw.items():
-        if key not in GATE_DEFAULTS:
-            raise InvalidRequest(f"unknown gate {key!r}; allowed: {', '.join(GATE_KEYS)}")
-        if key == "require_significant":
-            if not isinstance(value, bool):
-                raise InvalidRequest("gates.require_significant must be true or false")
-        elif key == "min_class_support":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
-                raise InvalidRequest("gates.min_class_support must be a whole number from 0 to 1e9")
-        elif (value is not None or key == "min_delta") and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-                or not 0 <= value <= 1):  # scores, APs and recalls lie in [0, 1]; also refuses NaN
-            raise InvalidRequest(f"gates.{key} must be a number from 0 to 1" + ("" if key == "min_delta" else " or null"))
-    return dict(raw)
 
 
 def _failure(gate: str, subject: str, s: Mapping[str, Any], threshold: float | None, reason: str) -> dict[str, Any]:
