@@ -8,7 +8,7 @@ database and artifacts, as an operator's restart would.
 ``TrackedDaemon``: writes evaluations and decisions the way the daemon does
 (``store.results.insert`` / ``store.promotions.insert`` with the record in the
 same write) with results shaped like ``evaluation.evaluate``'s and decisions
-built by ``daemon.decision.Decision``, under a clock the test moves.
+built by ``daemon.promote.decision.Decision``, under a clock the test moves.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from daemon.clock import iso
-from daemon.decision import Decision
+from daemon.promote.decision import Decision
 from daemon.tracking.sender import Backoff
 from daemon.tracking.tracker import Tracker
 from evaluation.analysis_store import build_artifacts, write_artifacts

@@ -176,7 +176,8 @@ def test_eval_waits_with_a_progress_bar_and_prints_a_summary(env: Env, evaluated
 def test_leaderboard_table_and_json(env: Env, evaluated) -> None:
     proc = env.cli("leaderboard", "--dataset", str(env.dataset))
     assert proc.returncode == 0, proc.stderr
-    header, *rows = proc.stdout.splitlines()
+    heading, header, *rows = proc.stdout.splitlines()
+    assert heading.startswith(f"dataset {env.dataset}") and "task detection" in heading and "imgsz 320" in heading
     assert columns(header)[:4] == ["RANK", "MODEL", "VERSION", "SCORE"]
     assert header.index("MODEL") == rows[0].index("det")  # aligned
     board = env.json("leaderboard", "--limit", "5")

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from daemon.clock import iso
-from daemon.decision import Decision
+from daemon.promote.decision import Decision
 from daemon.tracking import mapping
 from daemon.tracking.mlflow_metrics import tracking_families
 from daemon.tracking.sender import GIVE_UP_AFTER, TrackingStatus

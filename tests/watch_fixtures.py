@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,7 +31,6 @@ from tests.daemon_fixtures import API_IMGSZ, REPO_ROOT, DaemonApi, stable_checkp
 SETTLE_S = 0.5
 RESCAN_S = 1.0
 WAIT_S = 180.0
-SCAN_DONE = 'Job "Watcher.scan'  # apscheduler's INFO line for each completed rescan: '... executed successfully'
 
 
 def sha256_file(path: Path) -> str:
@@ -192,9 +192,13 @@ class WatchEnv:
 
     def wait_rescans(self, n: int = 2, *, timeout: float = 60.0) -> None:
         """Wait until ``n`` more periodic rescans have completed (the watcher has looked again)."""
-        start = self.daemon.log().count(SCAN_DONE)
-        self.daemon.wait_for(lambda: self.daemon.log().count(SCAN_DONE) >= start + n, timeout,
-                             f"{n} more watcher rescans")
+        start = self.scans()
+        self.daemon.wait_for(lambda: self.scans() >= start + n, timeout, f"{n} more watcher rescans")
+
+    def scans(self) -> int:
+        """Full scans the watcher has completed (``vision_evald_watcher_scans_total`` of /metrics)."""
+        text = self.daemon.http.get("/metrics").text
+        return int(float(re.search(r"^vision_evald_watcher_scans_total (\S+)$", text, re.M).group(1)))  # type: ignore[union-attr]
 
     def skipped(self, name: str) -> list[dict[str, Any]]:
         """The watcher's skip records of model ``name`` (its SQLite table; GET /v1/vision/models/{name}

@@ -97,6 +97,7 @@ class Snapshot:
     running: int = 0
     worker_restarts: int = 0
     watcher_events: int = 0
+    watcher_scans: int = 0
     workers_ready: bool = False
     worker_info: dict[str, Any] = field(default_factory=dict)  # the executor's info (backend, Ray actors)
 
@@ -140,6 +141,8 @@ class _SnapshotCollector(Collector):
                                   value=s.worker_restarts)
         yield CounterMetricFamily("vision_evald_watcher_events",
                                   "Checkpoint file events and scan hits seen by the watcher.", value=s.watcher_events)
+        yield CounterMetricFamily("vision_evald_watcher_scans",
+                                  "Full scans of the models folder the watcher has completed.", value=s.watcher_scans)
         yield GaugeMetricFamily("vision_evald_workers_ready", "Whether the warm workers are up.",
                                 value=int(s.workers_ready))
         yield _actor_jobs(s.worker_info)

@@ -194,7 +194,8 @@ class DaemonFacade:
             jobs_by_status=await p.db.read(jobq.counts), promotions_by_decision=await p.db.read(promotions.counts),
             promoted=promoted_from(await p.db.read(promotions.current_evaluations)),
             running=len(p.queue.running_ids()), worker_restarts=getattr(p.executor, "restarts", 0),
-            watcher_events=p.watcher.events if p.watcher else 0, workers_ready=p.workers_ready.is_set(),
+            watcher_events=p.watcher.events if p.watcher else 0,
+            watcher_scans=p.watcher.scans if p.watcher else 0, workers_ready=p.workers_ready.is_set(),
             worker_info=p.executor.info,
         )
         return p.telemetry.render(snapshot)

@@ -1,6 +1,6 @@
 """The MLflow outbox on ``GET /metrics``: families drawn from a ``TrackingStatus`` at scrape time.
 
-``daemon.metrics``' snapshot collector yields them (``tracking_families``); the
+``daemon.app.prometheus``' snapshot collector yields them (``tracking_families``); the
 last error's text is on /healthz only (a label holding free text would make a
 new series for every message).
 """

@@ -9,7 +9,7 @@ Each payload holds everything its send needs, so a record sent days later
 - comparison: ``{job_id, created_at, comparison}``; ``comparison`` is the compare job's result
   (``eval_id_a``, ``eval_id_b``, ``metrics``, optional ``statistics``).
 - decision: ``{model_name, job_id, created_at, decision}``; ``decision`` is
-  ``daemon.decision.Decision.public()`` with its ledger ``promotion_id`` set.
+  ``daemon.promote.decision.Decision.public()`` with its ledger ``promotion_id`` set.
 """
 
 from __future__ import annotations

@@ -119,6 +119,7 @@ class Watcher:
         self.incomplete_grace_s = max(5.0, 10 * settle_s)
         self._incomplete: dict[Path, tuple[FileState, float]] = {}  # state, when first seen incomplete
         self.events = 0
+        self.scans = 0  # full scans completed (the periodic rescans and the first one)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._timers: dict[Path, asyncio.TimerHandle] = {}
@@ -295,6 +296,7 @@ class Watcher:
         for path, state in found:
             if self._done.get(path) != state and path not in self._checking:
                 poked += self.poke(path)
+        self.scans += 1
         return poked
 
     async def _report_ignored(self, ignored: dict[Path, tuple[str, str]]) -> None:
