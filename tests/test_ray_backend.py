@@ -145,7 +145,7 @@ def test_actor_killed_mid_job_on_a_busy_machine_is_retried_and_completed(ray_dae
 
 def test_an_actor_that_stops_answering_is_lost_and_its_job_retried(ray_daemon: Daemon, tmp_path: Path) -> None:
     """A frozen actor (SIGSTOP) is what a node cut off from the daemon looks like: Ray reports nothing."""
-    data = make_dataset(tmp_path / "big", n_val=64, seed=5)
+    data = make_dataset(tmp_path / "data", n_val=24, seed=5)  # 12 batches: frozen after its first
     frozen = psutil.Process(_actor(ray_daemon)["pid"])
     job = ray_daemon.submit_eval(model="det", dataset=str(data), imgsz=API_IMGSZ, batch_size=2)
     ray_daemon.wait_job(job["job_id"], ("running",), predicate=lambda j: j["progress"] > 0)
@@ -267,6 +267,7 @@ def test_rays_own_output_goes_through_the_daemons_logger(ray_daemon: Daemon) -> 
     ours = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
     ray_lines = [line for line in text.splitlines() if re.search(r"\(raylet\)|Token authentication|\] \w+\.(cc|h):\d+", line)]
     assert ray_lines, text  # the local head's token notice, at least
+    assert not re.search(r"^\[\d{4}-\d\d-\d\d ", text, re.M)  # no line in Ray's own C++ format
     assert all(ours.match(line) for line in ray_lines), [line for line in ray_lines if not ours.match(line)]
 
 
