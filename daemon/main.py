@@ -2,6 +2,15 @@
 
 Signal handlers only set a flag; the shutdown itself lives in
 ``Service.close`` (after huey's consumer).
+
+Exit status: 0 after SIGTERM or SIGINT; 1 when the daemon cannot start (e.g.
+its port is taken); 2 for a bad config, a database that is not ours, or a
+database or models root another daemon holds (restarting cannot help: the
+systemd units set ``RestartPreventExitStatus=2``); 3 when the Ray head
+(``[workers] backend = "ray"``) stayed lost for ``[workers] ray_head_grace_s``:
+the daemon logs why, stops cleanly (running jobs back in the queue) before Ray
+would end the process itself with status 1, and a restart starts or joins the
+head afresh.
 """
 
 from __future__ import annotations
@@ -14,12 +23,17 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.app.logs import FORMATS, configure_logging
 from vocab.config import Config, load_config
 from vocab.errors import ConfigError, DatabaseRefused, HomeInUse
 from vocab.paths import config_candidates, discover_config
 from vocab.version import version
+
+if TYPE_CHECKING:
+    from daemon.jobs.ray_backend import RayExecutor
+    from daemon.jobs.workers import Executor
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -65,8 +79,9 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, str]:
     return environ
 
 
-async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then stop cleanly."""
+async def serve(config: Config) -> str | None:
+    """Run until SIGTERM or SIGINT, or until the Ray head is lost for good; then stop cleanly. Returns
+    why the Ray head was lost, or None after a signal."""
     from daemon.app.service import Service
 
     stop = asyncio.Event()
@@ -74,12 +89,26 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     service = Service(config)
+    ray = _ray_executor(service.executor)
     try:
         await service.start()
-        await stop.wait()
+        waits = [asyncio.ensure_future(stop.wait())] + ([asyncio.ensure_future(ray.lost.wait())] if ray else [])
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        if ray is not None and ray.lost.is_set() and not stop.is_set():
+            return ray.lost_reason
         logging.getLogger(__name__).info("stop signal received; shutting down")
+        return None
     finally:
         await service.close()
+
+
+def _ray_executor(executor: Executor) -> RayExecutor | None:
+    """The Ray backend, whose ``lost`` event ends the daemon; None for local workers."""
+    from daemon.jobs.ray_backend import RayExecutor  # imports no ray
+
+    return executor if isinstance(executor, RayExecutor) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fatal(args.log_format, f"configuration error: {exc.detail}")
         return 2
     try:
-        asyncio.run(serve(config))
+        lost = asyncio.run(serve(config))
     except DatabaseRefused as exc:
         fatal(args.log_format, f"cannot use the database {exc.detail}")
         return 2
@@ -105,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         fatal(args.log_format, f"cannot start: {exc}")
         return 1
+    if lost is not None:
+        from daemon.jobs.ray_backend import EXIT_RAY_HEAD_LOST
+
+        fatal(args.log_format, f"stopped, exit status {EXIT_RAY_HEAD_LOST}: {lost}")
+        return EXIT_RAY_HEAD_LOST
     return 0
 
 

@@ -78,6 +78,9 @@ class WorkersConfig:
     ray_address: str = ""  # empty: start a local Ray head; "auto" or host:port: join that cluster
     gpus_per_worker: float = -1.0  # < 0: 1 where the cluster has GPUs, else 0
     ray_local_gpus: int = -1  # GPUs a local head declares; < 0: what Ray detects
+    ray_head_grace_s: float = 30.0  # the Ray head lost this long: the daemon stops (exit status 3)
+    ray_actor_silence_s: float = 20.0  # an actor answering no progress poll this long is lost: job retried
+    require_gpu: bool = False  # true: /healthz fails while workers run on the CPU
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[workers] count must be at least 1")
     if cfg.workers.backend not in ("local", "ray"):
         raise ConfigError(f"[workers] backend must be \"local\" or \"ray\", got {cfg.workers.backend!r}")
+    if cfg.workers.ray_head_grace_s < 0 or cfg.workers.ray_actor_silence_s <= 0:
+        raise ConfigError("[workers] ray_head_grace_s must be >= 0 and ray_actor_silence_s > 0")
     if cfg.jobs.max_queued < 1 or cfg.jobs.max_attempts < 1 or cfg.jobs.max_interruptions < 1:
         raise ConfigError("[jobs] max_queued, max_attempts and max_interruptions must be at least 1")
     if cfg.promotion.baseline not in ("current", "dataset_best"):

@@ -51,8 +51,7 @@ def build_executor(config: Config) -> Executor:
     if w.backend == "ray":
         from daemon.jobs.ray_backend import RayExecutor
 
-        return RayExecutor(w.count, w.device, w.torch_threads, address=w.ray_address,
-                           gpus_per_worker=w.gpus_per_worker, local_gpus=w.ray_local_gpus)
+        return RayExecutor.from_config(w)
     return WorkerPool(w.count, str(config.state_dir), w.device, w.torch_threads)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from daemon.app.analyses import Analyses
 from daemon.app.models_view import ShaCache, model_detail, model_list
 from daemon.app.prometheus import Snapshot, Telemetry, promoted_from
+from daemon.jobs.gpu_check import cpu_fallback_reason
 from daemon.jobs.queue import JobQueue
 from daemon.jobs.submissions import Submissions
 from daemon.jobs.workers import Executor
@@ -66,6 +67,7 @@ class DaemonFacade:
     def __init__(self, config: Config, parts: Parts) -> None:
         self._models_root = config.models_root
         self._http = http_settings(config)
+        self._require_gpu = config.workers.require_gpu
         self.parts = parts
         self._shas = ShaCache()
         self._leaderboards: dict[tuple[Any, ...], tuple[int, bytes]] = {}
@@ -178,14 +180,27 @@ class DaemonFacade:
 
     # -- health and telemetry ------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
+        """``ok`` and each part's state; when not ok, ``reason`` says why in words (every cause, joined)."""
         p = self.parts
         db_ok = not p.db.closed and p.db.writer_alive()
         ready = p.workers_ready.is_set()
         workers = "restarting" if ready and not p.executor.healthy() else ("ready" if ready else "starting")
         watcher = "off" if p.watcher is None else ("ok" if p.watcher.healthy() else "down")
-        ok = db_ok and not p.closing() and watcher != "down" and p.executor.available()
-        return {"ok": ok, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
-                "worker_info": p.executor.info}
+        info = p.executor.info
+        reasons = [text for failed, text in (
+            (not db_ok, "the database writer is down"),
+            (p.closing(), "the daemon is shutting down"),
+            (watcher == "down", "the models-folder watcher is down"),
+            (not p.executor.available(), info.get("problem") or "the workers cannot take tasks"),
+            (self._require_gpu and ready and not str(info.get("device_kind", "")).startswith("cuda"),
+             f"[workers] require_gpu = true but the workers run on {info.get('device') or 'the CPU'}: "
+             f"{info.get('cuda_problem') or cpu_fallback_reason()}"),
+        ) if failed]
+        report = {"ok": not reasons, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
+                  "worker_info": info}
+        if reasons:
+            report["reason"] = "; ".join(reasons)
+        return report
 
     async def metrics_exposition(self) -> bytes:
         """The Prometheus text exposition of ``GET /metrics`` (daemon/app/prometheus.py)."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.jobs.gpu_check import cpu_fallback_reason
 from vocab.files import is_under
 
 
@@ -148,10 +149,14 @@ class TaskActor:
         self._detail: dict[str, Any] | None = None  # a train task's latest epoch report
 
     def info(self) -> dict[str, Any]:
+        """The worker's info (versions, device), its node, GPUs and pid, and, on the CPU, what keeps CUDA
+        from this node (``cuda_problem``; None on a GPU)."""
         import ray
 
+        on_cpu = not str(self._info.get("device_kind", "")).startswith("cuda")
         return {**self._info, "node": node_name(), "node_id": ray.get_runtime_context().get_node_id(),
-                "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid()}
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid(),
+                "cuda_problem": cpu_fallback_reason() if on_cpu else None}
 
     def progress(self) -> float:
         return self._progress

@@ -185,3 +185,4 @@ class Health(Answer):
     workers: Annotated[str, OneOf(("starting", "ready", "restarting"))]
     watcher: Annotated[str, OneOf(("off", "ok", "down"))]
     worker_info: dict[str, Any] | None = None
+    reason: str | None = Field(None, description="When not ok: why, in words (every cause, joined).")
