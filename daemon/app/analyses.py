@@ -17,8 +17,8 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from evaluation import task_data
 from evaluation.analysis_store import ARTIFACTS, read_artifact
-from evaluation.datasets import load_dataset
 from evaluation.evidence import load_evidence
 from store import job_table as jobq
 from store import results
@@ -32,7 +32,8 @@ _HEAVY_KEYS = ("prediction_types", "missed_boxes")
 class Analyses:
     """Read access to stored evaluations and their artifacts (see module contract)."""
 
-    def __init__(self, db: Database, executor: Any) -> None:
+    def __init__(self, db: Database, executor: Any, cache_root: Path) -> None:
+        self.cache_root = cache_root  # where COCO JSON datasets were converted
         self.db = db
         self.executor = executor
         self._locks: dict[int, asyncio.Lock] = {}
@@ -110,7 +111,7 @@ class Analyses:
         images = self._images.get(eval_id)
         if images is None:
             row = await self.row(eval_id)
-            images = await asyncio.to_thread(_listed_images, row["evidence_path"], row["dataset"])
+            images = await asyncio.to_thread(_listed_images, row, self.cache_root)
             if len(self._images) >= 64:
                 self._images.clear()
             self._images[eval_id] = images
@@ -122,10 +123,11 @@ class Analyses:
         return path, mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def _listed_images(evidence_path: str | None, dataset_path: str) -> dict[str, Path]:
+def _listed_images(row: Any, cache_root: Path) -> dict[str, Path]:
     """The evaluation's image names (its evidence) mapped to the dataset's own files of those names."""
+    evidence_path = row["evidence_path"]
     if not evidence_path or not Path(evidence_path).is_file():
         raise NotFound("this evaluation lists no images (its evidence is missing)")
     listed = {str(n) for n in load_evidence(Path(evidence_path))["image_names"]}
-    dataset = load_dataset(dataset_path)
+    dataset = task_data.load(row["dataset"], row["split"], row["task"], cache_root=cache_root)
     return {name: p for p in dataset.images if (name := dataset.relative_name(p)) in listed}
