@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from evaluation.labels import Label, parse_label_file
 from vocab.errors import ClassMismatchError, DatasetError
 from vocab.terms import SPLITS
 
@@ -29,17 +30,6 @@ IMG_SUFFIXES = frozenset(
 )
 # Keys handed on to ultralytics; everything else (``download`` above all) is dropped.
 _SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
-
-
-@dataclass(frozen=True)
-class Label:
-    """One ground-truth box: class index and normalised centre-x, centre-y, width, height."""
-
-    cls: int
-    cx: float
-    cy: float
-    w: float
-    h: float
 
 
 @dataclass
@@ -173,53 +163,6 @@ def _list_images(entry: str, root: Path, yaml_path: Path, split: str = "val") ->
             raise DatasetError(f"{split} list {p} names {len(missing)} missing image(s), e.g. {missing[0]}")
         return images, [p.parent]
     raise DatasetError(f"{split} folder missing: {p} (from '{split}: {entry}' in {yaml_path})")
-
-
-def parse_label_file(path: Path, nc: int) -> list[Label]:
-    """Parse one YOLO label file as ultralytics does (boxes or polygons), with exact errors.
-
-    Raises DatasetError naming the file and line for a line that does not parse,
-    a class index outside 0..nc-1, or coordinates outside [0, 1] (ultralytics'
-    1% tolerance applies). Duplicate rows are removed, as ultralytics does.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read label file {path}: {exc}") from exc
-    rows: list[tuple[float, float, float, float, float]] = []
-    for lineno, line in enumerate(text.strip().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            values = [float(x) for x in parts]
-        except ValueError:
-            raise DatasetError(f"{path}:{lineno}: label line does not parse: {line.strip()!r}") from None
-        if len(values) == 5:
-            c, cx, cy, w, h = values
-        elif len(values) >= 7 and len(values) % 2 == 1:
-            xs, ys = values[1::2], values[2::2]
-            c = values[0]
-            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-            cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
-        else:
-            raise DatasetError(
-                f"{path}:{lineno}: label line has {len(values)} numbers; expected 'class cx cy w h' "
-                f"(5 numbers) or a polygon 'class x1 y1 x2 y2 ...'"
-            )
-        if c != int(c):
-            raise DatasetError(f"{path}:{lineno}: class index {parts[0]!r} is not an integer")
-        if not 0 <= int(c) < nc:
-            raise DatasetError(
-                f"{path}:{lineno}: class index {int(c)} is out of range: the dataset has {nc} "
-                f"classes (0..{nc - 1}); ultralytics would silently drop this image"
-            )
-        coords = values[1:]
-        if max(coords) > 1.01 or min(coords) < -0.01 or min(w, h) < 0:
-            raise DatasetError(f"{path}:{lineno}: coordinates must be normalised to [0, 1]: {line.strip()!r}")
-        rows.append((float(int(c)), cx, cy, w, h))
-    unique = list(dict.fromkeys(rows))  # ultralytics removes duplicate rows
-    return [Label(int(r[0]), r[1], r[2], r[3], r[4]) for r in unique]
 
 
 def load_dataset(yaml_path: str | Path, split: str = "val") -> Dataset:
