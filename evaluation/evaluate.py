@@ -2,11 +2,15 @@
 
 ``evaluate`` is what a worker process runs for an ``eval`` job and what
 ``vision-eval eval --local`` runs in-process. It imports torch (through
-``evaluation.validator``) only when called.
+``evaluation.validator``) only when called. The checkpoint's task
+(detection, segmentation, pose, obb) picks the validator, the label reading
+(``evaluation.task_dataset``), the metric families (``evaluation.metrics``)
+and the score's weights; the result's ``task`` names it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,17 +23,21 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from evaluation.analysis_store import build_artifacts, write_artifacts
+from evaluation.analysis_store import build_artifacts, family_operating, write_artifacts
 from evaluation.curves import from_metric
-from evaluation.datasets import check_class_names, fingerprint, load_dataset
+from evaluation.datasets import check_class_names, fingerprint
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
+from evaluation.families import families
 from evaluation.ground_truth import gt_boxes
-from evaluation.metrics import core_metrics
-from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
+from evaluation.metrics import task_metrics
+from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, SizeRecall, size_recall
 from evaluation.speed import speed_summary
+from evaluation.task_analysis import oks_sigma, overlaps, row_geometry
+from evaluation.task_dataset import TaskDataset, load_task_dataset
 from vocab.errors import CheckpointError, DatasetError
 from vocab.scoring import composite_score, resolve_weights
+from vocab.tasks import DEFAULT_TASK, TASKS
 
 
 @dataclass
@@ -56,12 +64,16 @@ def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes]) -> None:
-    """The predictions artifact: a JSON list of {file_name, category_id, bbox [x,y,w,h], score}."""
+def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes],
+                      geometry: list[list[dict[str, Any]]] | None = None) -> None:
+    """The predictions artifact: a JSON list of {file_name, category_id, bbox [x,y,w,h], score}, plus for
+    segmentation, pose and obb the task's keys of each row (``geometry``, per image and row: see
+    ``evaluation.task_analysis``)."""
     rows = []
-    for name, im in zip(names, boxes):
-        for xywh, score, cls in zip(im.det_xywh.tolist(), im.det_score.tolist(), im.det_cls.tolist()):
-            rows.append({"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score})
+    for i, (name, im) in enumerate(zip(names, boxes)):
+        extra = geometry[i] if geometry else [{}] * len(im.det_score)
+        for xywh, score, cls, keys in zip(im.det_xywh.tolist(), im.det_score.tolist(), im.det_cls.tolist(), extra):
+            rows.append({"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score, **keys})
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(rows))
     os.replace(tmp, path)
@@ -116,6 +128,16 @@ def _load_and_hash(
     raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
 
 
+def _size_keys(sizes: SizeRecall) -> dict[str, Any]:
+    """The result's size-recall keys (tasks with size recall: ``vocab.tasks``)."""
+    return {
+        **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
+        **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
+        **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
+        "size_recall_max_dets": COCO_MAX_DETS,
+    }
+
+
 def speed_ms(speed: Any, key: str) -> float | None:
     """The validator's ms per image for one stage; None when it reported none (never 0 ms, which would
     score as the fastest possible model)."""
@@ -124,6 +146,43 @@ def speed_ms(speed: Any, key: str) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _in_dataset_order(records: list[Any], images: list[Path]) -> tuple[list[Any], list[int]]:
+    """The validator's records in dataset order, and the dataset index of each in the validator's order;
+    DatasetError for an image the validator skipped."""
+    by_file = {r.im_file: r for r in records}  # ultralytics' paths are our resolved ones, as strings
+    if any(str(p) not in by_file for p in images):
+        by_file = {str(Path(f).resolve()): r for f, r in by_file.items()}
+    dropped = [str(p) for p in images if str(p) not in by_file]
+    if dropped:
+        raise DatasetError(
+            f"ultralytics skipped {len(dropped)} image(s) as unreadable or corrupt, e.g. {dropped[0]}; "
+            "fix or remove them so that every image is evaluated"
+        )
+    index = {id(by_file[str(p)]): i for i, p in enumerate(images)}
+    return [by_file[str(p)] for p in images], [index[id(r)] for r in records]
+
+
+def _task_geometry(task: str, loaded: TaskDataset, records: list[Any], conf: float | None
+                   ) -> tuple[list[list[dict[str, Any]]] | None, list[np.ndarray] | None]:
+    """Segmentation, pose, obb: each prediction row's geometry and each image's task overlap (see
+    ``evaluation.task_analysis``) at the primary family's operating point; (None, None) for detection."""
+    if task == DEFAULT_TASK:
+        return None, None
+    sigma = oks_sigma(loaded.spec) if task == "pose" else None
+    rows = [row_geometry(task, r.geometry, r.pred_conf >= (conf or 0.0)) for r in records]
+    ious = [overlaps(task, rw, loaded.dataset.labels[image], r.ori_shape, sigma)
+            for rw, r, image in zip(rows, records, loaded.dataset.images)]
+    return rows, ious
+
+
+def _found_by_analysis(sizes: SizeRecall, missed: list[list[int]]) -> SizeRecall:
+    """Size recall's records with the error analysis' found flags (obb: its own matching)."""
+    found = [np.ones(len(b), dtype=bool) for b in sizes.gt_bucket]
+    for image, label in missed:
+        found[image][label] = False
+    return dataclasses.replace(sizes, gt_found=found)
 
 
 def evaluate(
@@ -135,30 +194,32 @@ def evaluate(
     analysis_dir: Path | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the evaluation and return the result mapping (see DESIGN.md, "Metric definitions").
+    """Run the evaluation and return the result mapping (docs/metrics.md, "Metric definitions").
 
     The error analysis and curves of the same pass (``evaluation.analysis_store``) are written into
     ``analysis_dir`` when given; their overall counts are the result's ``error_counts``.
     """
     from evaluation import validator  # heavy: torch and ultralytics
 
-    applied_weights = resolve_weights(request.weights)
     fmt = model_format(request.model_path)
     export: ExportInfo | None = read_export(request.model_path) if fmt == "onnx" else None
     imgsz, batch = (request.imgsz or 640, request.batch) if export is None else \
         export_shape(export, request.imgsz, request.batch, 640)
-    dataset = load_dataset(request.dataset_path, request.split)
     # The checkpoint and dataset hashes run in threads, overlapping the validation pass (file reads
     # and hashlib release the GIL); their results are read at the end.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evaluate-hash")
     try:
         model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, request.model_path, pool)
+        task = validator.model_task(model)
+        applied_weights = resolve_weights(request.weights, task)
+        loaded = load_task_dataset(request.dataset_path, request.split, task, validator.model_kpt_shape(model))
+        dataset = loaded.dataset
         dataset_fp = pool.submit(fingerprint, dataset)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
     model_names = export.names if export is not None and export.names else validator.model_class_names(model)
     warnings = check_class_names(model_names, dataset, request.allow_class_mismatch)
-    data_yaml = dataset.write_sanitised(work_dir)
+    data_yaml = loaded.write_yaml(work_dir)
     device = validator.resolve_device(request.device)
     if export is not None:
         device = validator.onnx_device(device)
@@ -166,17 +227,8 @@ def evaluate(
         model, data_yaml, imgsz=imgsz, batch=batch, device=device,
         save_dir=work_dir / "val", progress=progress, rect=request.rect,
     )
-    by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
-    if any(str(p) not in by_file for p in dataset.images):
-        by_file = {str(Path(f).resolve()): r for f, r in by_file.items()}
-    dropped = [str(p) for p in dataset.images if str(p) not in by_file]
-    if dropped:
-        raise DatasetError(
-            f"ultralytics skipped {len(dropped)} image(s) as unreadable or corrupt, e.g. {dropped[0]}; "
-            "fix or remove them so that every image is evaluated"
-        )
-    records = [by_file[str(p)] for p in dataset.images]
-    core = core_metrics(out.metrics, dataset.names)
+    records, val_order = _in_dataset_order(out.records, dataset.images)
+    core = task_metrics(out.metrics, dataset.names, task)
     boxes = []
     for image, rec in zip(dataset.images, records):
         gt_xywh, gt_cls = gt_boxes(dataset, image, rec.ori_shape)
@@ -184,24 +236,30 @@ def evaluate(
     conf = core["conf_threshold"]
     sizes = size_recall(boxes, conf if conf is not None else 0.0)
     rel_names = [dataset.relative_name(p) for p in dataset.images]
+    fams = families(task)
+    geometry, task_overlaps = _task_geometry(task, loaded, records, core[fams[-1].metric("conf_threshold")])
+    artifacts = build_artifacts(boxes, rel_names, dataset.names, {f.name: from_metric(getattr(out.metrics, f.attr))
+                                                                  for f in fams},
+                                {f.name: family_operating(core, f) for f in fams}, task, task_overlaps)
+    has_sizes = TASKS[task].size_recall
+    if not has_sizes:
+        sizes = _found_by_analysis(sizes, artifacts["errors"]["missed_boxes"])
     if predictions_path is not None:
-        write_predictions(predictions_path, rel_names, boxes)
+        write_predictions(predictions_path, rel_names, boxes, geometry)
     if evidence_path is not None:
-        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf, out.timings)
-    artifacts = build_artifacts(boxes, rel_names, dataset.names, from_metric(out.metrics.box), core)
+        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf, out.timings, task=task,
+                       val_order=val_order)
     if analysis_dir is not None:
         write_artifacts(analysis_dir, artifacts)
     speed = out.metrics.speed
     result: dict[str, Any] = {
         "model_name": request.model_name,
+        "task": task,
         **core,
         **speed_summary([t.ms for t in out.timings], [t.images for t in out.timings]),
         "preprocess_ms": speed_ms(speed, "preprocess"),
         "postprocess_ms": speed_ms(speed, "postprocess"),
-        **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
-        **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
-        **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
-        "size_recall_max_dets": COCO_MAX_DETS,
+        **(_size_keys(sizes) if has_sizes else {}),
         "model_size_mb": checkpoint_id[2] / (1024 * 1024),  # the size of the file that was loaded
         "images": len(records),
         "device": device,

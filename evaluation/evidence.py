@@ -3,13 +3,25 @@
 Stored as a compressed ``.npz`` beside the predictions artifact. Arrays, with
 ``*_offsets`` giving each image's slice (length n_images + 1):
 
+- ``task``: the evaluation's task (``detection``, ``segmentation``, ``pose``,
+  ``obb``); evidence written before tasks lacks it and is detection's;
 - ``image_names``: val-relative file names, in dataset order;
+- ``val_order``: the images (indices into ``image_names``) in the order the
+  validator saw them (it concatenates its predictions in that order before
+  sorting them by confidence); older evidence lacks it;
 - ``pred_offsets``, ``tp`` (P x 10 bool, the validator's own matches at IoU
-  0.50:0.05:0.95), ``conf`` (P), ``pred_cls`` (P): every post-NMS prediction;
+  0.50:0.05:0.95; obb: rotated IoU), ``conf`` (P, float32 as the validator
+  holds them; older evidence: float64), ``pred_cls`` (P): every post-NMS
+  prediction;
+- ``tp_mask`` (segmentation: mask IoU), ``tp_pose`` (pose: keypoint OKS):
+  the validator's own matches of the task's further metric family
+  (``evaluation.families``), P x 10 bool, rows as ``tp``;
 - ``target_offsets``, ``target_cls``: the validator's ground-truth classes;
 - ``gt_offsets``, ``gt_cls``, ``gt_bucket`` (0 small, 1 medium, 2 large),
   ``gt_found`` (matched at IoU 0.5 at the operating point, COCO-style): every
-  label-file box, in label-file order;
+  label-file box, in label-file order (obb, which has no size recall: found
+  by the error analysis' rotated-IoU matching; the buckets by the enclosing
+  box's area, unused);
 - ``conf_threshold``: the operating point;
 - ``batch_ms``, ``batch_images``: the model's inference time of every batch
   (milliseconds for the whole batch) and its image count, in the order the
@@ -29,7 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.families import families
 from evaluation.size_recall import ImageBoxes, SizeRecall
+from evaluation.stats.reference import evidence_task
+from vocab.tasks import DEFAULT_TASK
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -44,14 +59,23 @@ def write_evidence(
     sizes: SizeRecall,
     conf_threshold: float | None,
     timings: Sequence[Any] = (),
+    *,
+    task: str = DEFAULT_TASK,
+    val_order: Sequence[int] | None = None,
 ) -> None:
-    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord``, timings:
-    ``validator.BatchTiming``)."""
+    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord`` in dataset order,
+    timings: ``validator.BatchTiming``; ``val_order``: the records' indices in the validator's order)."""
+    family_tp = {f.evidence_key: np.concatenate([r.family_tp[f.evidence_key] for r in records]
+                                                or [np.zeros((0, 10), bool)]).astype(bool)
+                 for f in families(task)[1:]}
     arrays = {
+        "task": np.array(task),
         "image_names": np.array(image_names, dtype=object).astype(str),
+        **({} if val_order is None else {"val_order": np.asarray(val_order, dtype=np.int64)}),
         "pred_offsets": _offsets([len(r.pred_conf) for r in records]),
         "tp": np.concatenate([r.tp for r in records] or [np.zeros((0, 10), bool)]).astype(bool),
-        "conf": np.concatenate([r.pred_conf for r in records] or [np.zeros(0)]).astype(np.float64),
+        **family_tp,
+        "conf": np.concatenate([r.pred_conf for r in records] or [np.zeros(0)]).astype(np.float32),
         "pred_cls": np.concatenate([r.pred_cls for r in records] or [np.zeros(0)]).astype(np.int64),
         "target_offsets": _offsets([len(r.target_cls) for r in records]),
         "target_cls": np.concatenate([r.target_cls for r in records] or [np.zeros(0)]).astype(np.int64),
@@ -81,7 +105,11 @@ PREDICTION_KEYS = (
 
 
 def same_predictions(ev_a: dict[str, np.ndarray], ev_b: dict[str, np.ndarray]) -> bool:
-    """True when both evidences hold exactly the same predictions, matches and operating point on the same
-    images (every array but the timings equal, NaN equal to NaN): two such evaluations differ only in speed."""
-    return all(k in ev_a and k in ev_b and np.array_equal(ev_a[k], ev_b[k], equal_nan=ev_a[k].dtype.kind == "f")
-               for k in PREDICTION_KEYS)
+    """True when both evidences are of one task and hold exactly the same predictions, matches (of every
+    metric family) and operating point on the same images (every array but the timings and the validator's
+    image order equal, NaN equal to NaN): two such evaluations differ only in speed."""
+    task = evidence_task(ev_a)
+    keys = (*PREDICTION_KEYS, *(f.evidence_key for f in families(task)[1:]))
+    return task == evidence_task(ev_b) and all(
+        k in ev_a and k in ev_b and np.array_equal(ev_a[k], ev_b[k], equal_nan=ev_a[k].dtype.kind == "f")
+        for k in keys)
