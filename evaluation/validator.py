@@ -38,7 +38,7 @@ from evaluation.export_meta import model_format, read_export
 from evaluation.families import Family, families
 from evaluation.geometry import MaskCrops, corners, enclosing_xyxy
 from vocab.errors import CheckpointError
-from vocab.tasks import BY_ULTRALYTICS, task_of_ultralytics
+from vocab.tasks import task_of_ultralytics
 
 ProgressFn = Callable[[float], None]
 
@@ -226,7 +226,7 @@ def model_task(model: YOLO) -> str:
 
 def model_kpt_shape(model: YOLO) -> list[int] | None:
     """A pose model's ``[keypoints, dims]`` (its head's), else None."""
-    shape = getattr(model.model, "kpt_shape", None) if model.task == BY_ULTRALYTICS["pose"].ultralytics else None
+    shape = getattr(model.model, "kpt_shape", None) if model.task == "pose" else None
     return [int(v) for v in shape] if shape is not None else None
 
 

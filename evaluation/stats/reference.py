@@ -42,8 +42,13 @@ SMOOTH_F = 0.1  # smooth(f1_curve.mean(0), 0.1)
 
 SIZE_KEYS: tuple[str, ...] = tuple(f"{b}_object_recall" for b in BUCKETS)
 
-SCORE_KEYS: tuple[str, ...] = ("mAP50_95", "mAP50", "precision", "recall", "f1", *SIZE_KEYS)
 
+def score_keys(task: str = DEFAULT_TASK) -> tuple[str, ...]:
+    """The accuracy metrics a task's score can weigh (its weight keys but speed)."""
+    return tuple(k for k in TASKS[task].weight_keys if k != "speed")
+
+
+SCORE_KEYS: tuple[str, ...] = score_keys()  # detection's
 _REQUIRED = (
     "image_names", "pred_offsets", "tp", "conf", "pred_cls", "target_offsets", "target_cls",
     "gt_offsets", "gt_cls", "gt_bucket", "gt_found",
@@ -118,7 +123,7 @@ def score_weights(weights: Mapping[str, float] | None, task: str = DEFAULT_TASK)
 def accuracy_score(values: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
                    task: str = DEFAULT_TASK) -> float | None:
     """The composite score without its speed term (inference_ms unknown: dropped, rest renormalised)."""
-    result = {k: values.get(k) for k in TASKS[task].weight_keys if k != "speed"}
+    result = {k: values.get(k) for k in score_keys(task)}
     result["inference_ms"] = None
     return composite_score(result, score_weights(weights, task))
 
