@@ -37,12 +37,6 @@ def task_run(request, run_eval, tmp_path_factory):
     return task, kind, run, load_evidence(run.evidence_path)
 
 
-def _pair(run_eval, tmp_path_factory, task: str) -> tuple[dict, dict]:
-    data = task_dataset(tmp_path_factory, task)
-    return tuple(load_evidence(run_eval(checkpoint(task, k), data, imgsz=TASK_IMGSZ, batch=TASK_BATCH).evidence_path)
-                 for k in ("weak", "strong"))  # type: ignore[return-value]
-
-
 # --------------------------------------------------------------------------- (a), (b)
 
 
@@ -165,10 +159,12 @@ def test_a_resaved_checkpoint_has_identical_evidence(task: str, run_eval, tmp_pa
 
 @pytest.mark.parametrize("task", TASKS)
 def test_strong_beats_weak_significantly_on_the_tasks_primary_metric(task: str, run_eval, tmp_path_factory) -> None:
-    weak, strong = _pair(run_eval, tmp_path_factory, task)
-    names = [str(n) for n in
-             run_eval(checkpoint(task, "weak"), task_dataset(tmp_path_factory, task), imgsz=TASK_IMGSZ,
-                      batch=TASK_BATCH).result["class_names"]]
+    data = task_dataset(tmp_path_factory, task)
+    weak_run, strong_run = (run_eval(checkpoint(task, k), data, imgsz=TASK_IMGSZ, batch=TASK_BATCH)
+                            for k in ("weak", "strong"))
+    weak, strong = load_evidence(weak_run.evidence_path), load_evidence(strong_run.evidence_path)
+    weak_result, strong_result = weak_run.result, strong_run.result
+    names = weak_result["class_names"]
     out = bootstrap.statistics(strong, weak, names=names, n_resamples=300, seed=0)  # a - b: strong minus weak
     json.dumps(out)
     assert (out["task"], out["primary"]) == (task, TASK_DEFS[task].primary)
@@ -181,9 +177,15 @@ def test_strong_beats_weak_significantly_on_the_tasks_primary_metric(task: str, 
     assert set(out["per_class"]) <= set(names) and out["per_class"]
     assert gates.evaluate_gates(out, {"require_significant": True, "max_class_regression": 0.0,
                                       "min_class_support": 0}) == []
-    back = bootstrap.statistics(weak, strong, names=names, n_resamples=300, seed=0)
-    failed = {f["gate"] for f in gates.evaluate_gates(back, {"require_significant": True})}
-    assert failed == {"require_significant"}
+    back = bootstrap.statistics(weak, strong, names=names, n_resamples=300, seed=0)  # weak as the candidate
+    failed = gates.evaluate_gates(back, {"require_significant": True, "max_class_regression": 0.0,
+                                         "min_class_support": 0})
+    assert {f["gate"] for f in failed} == {"require_significant", "max_class_regression"}
+    ap50 = primary(task).metric("ap50").replace("_", " ").replace("ap50", "AP50")  # mask AP50, pose AP50, AP50
+    for f in failed[1:]:  # the primary family's per-class AP50, the results' own per_class
+        assert f" {ap50} (" in f["reason"], f["reason"]
+        row = back["per_class"][f["subject"]]
+        assert (row["a"], row["b"]) == (weak_result["per_class"][f["subject"]], strong_result["per_class"][f["subject"]])
     with pytest.raises(ValueError, match="one task"):
         bootstrap.statistics(strong, dict(weak, task=np.array("detection")), n_resamples=10)
 
