@@ -48,11 +48,11 @@ def test_each_task_reads_its_own_rows(tmp_path: Path) -> None:
     (pose,) = parse_label_file(_file(tmp_path, f"0 0.2 0.4 0.2 0.4 {KPTS}\n"), 2, POSE)
     assert (pose.cx, pose.cy, pose.w, pose.h) == (0.2, 0.4, 0.2, 0.4)
     assert pose.points == tuple(float(v) for v in KPTS.split())
-    # 2-number keypoints: ultralytics' visibility, 0 where a coordinate is negative
+    # 2-number keypoints: the validator's visibility rule, 0 where a coordinate is negative
     (two,) = parse_label_file(_file(tmp_path, "0 0.5 0.5 0.2 0.2 0.1 0.2 -0.005 0.3 0.4 0.4 0.5 0.5\n"), 2,
                               LabelSpec("pose", (4, 2)))
     assert two.points[2::3] == (1.0, 0.0, 1.0, 1.0)
-    # a box task keeps the box of a pose row when the YAML declares kpt_shape (ultralytics does)
+    # a box task keeps the box of a pose row when the YAML declares kpt_shape (as the validator does)
     (box,) = parse_label_file(_file(tmp_path, f"1 0.2 0.4 0.2 0.4 {KPTS}\n"), 2, LabelSpec("detection", (4, 3)))
     assert (box.cls, box.cx, box.w, box.points) == (1, 0.2, 0.2, ())
 
@@ -102,7 +102,7 @@ def test_a_pose_yaml_that_does_not_fit_the_checkpoint_is_refused(data: dict, mod
 def test_pose_spec_hands_the_yaml_keys_on() -> None:
     spec = label_spec("pose", {"kpt_shape": [4, 3], "flip_idx": [1, 0, 3, 2], "names": ["a"]}, (4, 3))
     assert spec == LabelSpec("pose", (4, 3), (("kpt_shape", [4, 3]), ("flip_idx", [1, 0, 3, 2])))
-    assert label_spec("segment", {"kpt_shape": [4, 3]}).kpt_shape == (4, 3)  # an ultralytics alias
+    assert label_spec("segment", {"kpt_shape": [4, 3]}).kpt_shape == (4, 3)  # the validator's name for the task
 
 
 def test_detection_labels_for_a_segmentation_checkpoint_name_both(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_detection_labels_for_a_segmentation_checkpoint_name_both(tmp_path: Path
     assert "segmentation model" in info.value.detail
 
 
-def test_a_pose_dataset_loads_for_pose_and_writes_its_keys_for_ultralytics(tmp_path: Path) -> None:
+def test_a_pose_dataset_loads_for_pose_and_writes_its_keys_for_the_validator(tmp_path: Path) -> None:
     y = _dataset(tmp_path / "d", f"1 0.2 0.4 0.2 0.4 {KPTS}\n", kpt_shape=[4, 3], flip_idx=[1, 0, 3, 2])
     with pytest.raises(DatasetError, match="normalised"):
         load_dataset(y)  # read as detection, the row is a polygon whose "coordinates" include visibility 2
