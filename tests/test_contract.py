@@ -146,8 +146,8 @@ def test_the_leaderboard_row_declares_what_the_store_ranks() -> None:
 
 
 def test_every_default_of_imgsz_and_batch_is_the_one_constant() -> None:
-    from vocab.config import Config
     from vision_eval.cli import LOCAL_DEFAULTS
+    from vocab.config import Config
 
     assert (Config().eval.imgsz, Config().eval.batch) == (DEFAULT_IMGSZ, DEFAULT_BATCH) == (640, 16)
     assert (LOCAL_DEFAULTS["imgsz"], LOCAL_DEFAULTS["batch"]) == (DEFAULT_IMGSZ, DEFAULT_BATCH)

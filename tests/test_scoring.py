@@ -254,7 +254,7 @@ def test_sum_of_exactly_one_is_accepted(weights):
     (None, None),
 ])
 def test_a_missing_validator_speed_is_null_not_zero_ms(speed, expected):
-    from evaluation.evaluate import speed_ms
+    from evaluation.eval_common import speed_ms
 
     assert speed_ms(speed, "inference") == expected
 
