@@ -4,7 +4,8 @@ Stored as a compressed ``.npz`` beside the predictions artifact. Arrays, with
 ``*_offsets`` giving each image's slice (length n_images + 1):
 
 - ``task``: the evaluation's task (``detection``, ``segmentation``, ``pose``,
-  ``obb``); evidence written before tasks lacks it and is detection's;
+  ``obb``); evidence written before tasks lacks it and is detection's
+  (``evidence_task``);
 - ``image_names``: val-relative file names, in dataset order;
 - ``val_order``: the images (indices into ``image_names``) in the order the
   validator saw them (it concatenates its predictions in that order before
@@ -34,8 +35,7 @@ A classification evidence (``task`` = ``"classification"``, written by
 validator's top-k class indices, most probable first, k = min(5, classes)),
 ``conf`` (n x k, their probabilities), ``n_classes`` (the table's classes,
 ``evaluation.classify_metrics.table_names``), and the same ``batch_ms`` /
-``batch_images``. Every evidence now has a ``task`` entry; one without is a
-detection evidence written before tasks (``evidence_task``).
+``batch_images``.
 
 ``same_predictions`` says whether two evidences hold the same predictions on
 the same images (timings aside).
