@@ -112,7 +112,7 @@ def test_pose_spec_hands_the_yaml_keys_on() -> None:
 def test_detection_labels_for_a_segmentation_checkpoint_name_both(tmp_path: Path) -> None:
     y = _dataset(tmp_path, "0 0.5 0.5 0.2 0.2\n")
     assert load_dataset(y).labels  # fine for detection
-    for load in (load_dataset, check_dataset):  # the worker's load and the submission's torch-free check
+    for load in (load_dataset, check_dataset):  # the worker's load and the submission's light check
         with pytest.raises(DatasetError) as info:
             load(y, task="segmentation")
         assert "im.txt:1" in info.value.detail and "detection labels" in info.value.detail
@@ -127,7 +127,7 @@ def test_a_pose_dataset_loads_for_pose_and_writes_its_keys_for_the_validator(tmp
     written = yaml.safe_load(dataset.write_sanitised(tmp_path / "job").read_text())
     assert written["kpt_shape"] == [4, 3] and written["flip_idx"] == [1, 0, 3, 2]
     assert written["path"] == str((tmp_path / "d").resolve())
-    (box,) = load_dataset(y).labels[dataset.images[0]]  # read for detection: the row's box, as ultralytics
+    (box,) = load_dataset(y).labels[dataset.images[0]]  # read for detection: the row's box, as the validator reads it
     assert (box.cls, box.cx, box.w, box.points) == (1, 0.2, 0.2, ())
     assert "kpt_shape" not in yaml.safe_load(load_dataset(y).write_sanitised(tmp_path / "det").read_text())
     for load in (load_dataset, check_dataset):
