@@ -161,7 +161,7 @@ def _dataset_file(path: str | Path, split: str, task: str) -> tuple[Path, Path, 
         file.suffix.lower() in (".yaml", ".yml") and file.is_file() and is_coco_yaml(read_yaml(file)))
     if coco and canonical_task(task) != DEFAULT_TASK:
         raise DatasetError(f"{source}: COCO JSON datasets are supported for detection (they are converted with "
-                           f"boxes only); a {canonical_task(task)} model needs a YOLO dataset YAML with its own labels")
+                           f"boxes only), not for a {canonical_task(task)} model")
     return source, file, coco
 
 
