@@ -24,13 +24,12 @@ from vocab.errors import ConfigError, InvalidRequest
 from vocab.files import check_model_name
 from vocab.hosts import parse_origin
 from vocab.paths import daemon_state_dir
+from vocab.tasks import IMGSZ_BOUNDS, TASKS, fits_task
 from vocab.terms import (
     BATCH_MAX,
     BATCH_MIN,
     DEFAULT_BATCH,
     EXPORT_PARITY_MODES,
-    IMGSZ_ANY_MIN,
-    IMGSZ_MAX,
     gate_config_default,
 )
 
@@ -319,10 +318,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[promotion] max_export_delta and max_export_class_delta must be >= 0")
     for where, imgsz, batch, batch_unset in (("[eval]", cfg.eval.imgsz, cfg.eval.batch, False),
                                              *((f"[models.{n}]", m.imgsz, m.batch, True) for n, m in cfg.models.items())):
-        if not (imgsz == 0 or IMGSZ_ANY_MIN <= imgsz <= IMGSZ_MAX) or not (
+        if not (imgsz == 0 or any(fits_task(imgsz, t) for t in TASKS)) or not (
                 (batch_unset and batch == 0) or BATCH_MIN <= batch <= BATCH_MAX):
-            raise ConfigError(f"{where} imgsz must be 0 (per task) or {IMGSZ_ANY_MIN}-{IMGSZ_MAX} (each task's own "
-                              f"bounds apply when it runs) and batch {BATCH_MIN}-{BATCH_MAX}"
+            raise ConfigError(f"{where} imgsz must be 0 (per task) or a size some task accepts ({IMGSZ_BOUNDS}; "
+                              f"each task's own bounds apply when it runs) and batch {BATCH_MIN}-{BATCH_MAX}"
                               + (" or 0 (not set)" if batch_unset else ""))
     if cfg.watch.settle_seconds < 0 or cfg.watch.rescan_interval_s <= 0:
         raise ConfigError("[watch] settle_seconds must be >= 0 and rescan_interval_s > 0")

@@ -31,7 +31,6 @@ DEFAULT_BATCH = 16
 # The tasks each kind of request serves (their imgsz bounds apply).
 EVAL_TASKS: tuple[str, ...] = TASK_NAMES
 TRAIN_TASKS: tuple[str, ...] = TASK_NAMES
-IMGSZ_ANY_MIN = min(t.imgsz_min for t in TASKS.values())  # the smallest image size any task accepts
 
 # The promotion gates and their one set of defaults (evaluation.stats.gates validates and applies them).
 GATE_DEFAULTS: dict[str, Any] = {
