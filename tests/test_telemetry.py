@@ -83,7 +83,8 @@ async def test_promotions_count_and_the_promoted_version_follows_current(tmp_pat
     place_model(tmp_path / "models", "det", STRONG_PT, "v1.pt")
     place_model(tmp_path / "models", "det", WEAK_PT, "v2.pt")
     async with running_service(tmp_path) as svc, aiohttp.ClientSession() as http:
-        for path, body in (("promote", {"version": 1}), ("promote", {"version": 2}), ("rollback", {})):
+        for path, body in (("promote", {"version": 1, "force": True, "reason": "never evaluated"}),
+                           ("promote", {"version": 2, "force": True, "reason": "never evaluated"}), ("rollback", {})):
             async with http.post(f"{url(svc)}/v1/vision/models/det/{path}", json=body) as r:
                 assert r.status == 200, await r.text()
         s = await scrape(http, url(svc))

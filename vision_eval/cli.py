@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("name")
     promote.add_argument("version", type=int)
     promote.add_argument("--reason")
+    promote.add_argument("--force", action="store_true",
+                         help="promote a version not evaluated yet, or refused by the gates (needs --reason)")
 
     rollback = command("rollback", "restore the checkpoint current.pt held before the last promotion")
     rollback.add_argument("name")

@@ -58,6 +58,8 @@ class Task:
         return (*self.metrics, "inference_ms", *extra, "score")
 
 
+# Detection keeps the spec's 320-2560 (LlamaFarm's API); the tasks it does not define train and evaluate at
+# any stride multiple from 32, as ultralytics does (small crops, tiny models).
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
@@ -69,13 +71,13 @@ TASKS: dict[str, Task] = {
              "yolov8n-cls.yaml", imgsz_min=32, imgsz_multiple=32, size_recall=False),
         Task("segmentation", "segment", (*_MASK, *_BOX), "mask_mAP50_95",
              {"mask_mAP50_95": 0.35, "mask_mAP50": 0.20, "small_object_recall": 0.20, "f1": 0.15, "speed": 0.10},
-             "yolov8n-seg.yaml"),
+             "yolov8n-seg.yaml", imgsz_min=32, imgsz_multiple=32),
         Task("pose", "pose", (*_POSE, *_BOX), "pose_mAP50_95",
              {"pose_mAP50_95": 0.35, "pose_mAP50": 0.20, "small_object_recall": 0.20, "f1": 0.15, "speed": 0.10},
-             "yolov8n-pose.yaml"),
+             "yolov8n-pose.yaml", imgsz_min=32, imgsz_multiple=32),
         Task("obb", "obb", _BOX, "mAP50_95",
              {"mAP50_95": 0.45, "mAP50": 0.25, "f1": 0.20, "speed": 0.10},
-             "yolov8n-obb.yaml", size_recall=False),
+             "yolov8n-obb.yaml", imgsz_min=32, imgsz_multiple=32, size_recall=False),
     )
 }
 DEFAULT_TASK = "detection"

@@ -1,6 +1,6 @@
 """Promotion of ``<name>/current.pt``: decisions, the atomic swap, the ledger, rollback.
 
-Rules (DESIGN.md): the candidate must beat the incumbent -- the evaluation of
+Rules (docs/user-guide.md, "Promotion"): the candidate must beat the incumbent -- the evaluation of
 what ``current.pt`` holds now with the candidate's effective settings (same
 dataset content, image size, batch and device kind), rescored with the
 candidate's weights (evaluated first when it has none) -- by more than
