@@ -38,6 +38,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.tracking.mlflow_metrics import tracking_families
+from daemon.tracking.sender import TrackingStatus
 from vocab.scoring import DEFAULT_WEIGHTS, composite_score
 from vocab.version import version
 
@@ -98,6 +100,7 @@ class Snapshot:
     worker_restarts: int = 0
     watcher_events: int = 0
     watcher_scans: int = 0
+    tracking: TrackingStatus | None = None  # MLflow's outbox, when tracking is on
     workers_ready: bool = False
     worker_info: dict[str, Any] = field(default_factory=dict)  # the executor's info (backend, Ray actors)
 
@@ -143,6 +146,8 @@ class _SnapshotCollector(Collector):
                                   "Checkpoint file events and scan hits seen by the watcher.", value=s.watcher_events)
         yield CounterMetricFamily("vision_evald_watcher_scans",
                                   "Full scans of the models folder the watcher has completed.", value=s.watcher_scans)
+        if s.tracking is not None:
+            yield from tracking_families(s.tracking)
         yield GaugeMetricFamily("vision_evald_workers_ready", "Whether the warm workers are up.",
                                 value=int(s.workers_ready))
         yield _actor_jobs(s.worker_info)

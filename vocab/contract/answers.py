@@ -186,3 +186,6 @@ class Health(Answer):
     watcher: Annotated[str, OneOf(("off", "ok", "down"))]
     worker_info: dict[str, Any] | None = None
     reason: str | None = Field(None, description="When not ok: why, in words (every cause, joined).")
+    mlflow: dict[str, Any] | None = Field(None, description="MLflow tracking: enabled, and when on its outbox "
+                                                            "depth, last error and last success (never a reason "
+                                                            "to be unhealthy).")
