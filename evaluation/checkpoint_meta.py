@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from evaluation.file_cache import FileCache
 from evaluation.model_resolution import CURRENT, list_versions
 from vocab.errors import CheckpointError, InvalidRequest
 from vocab.tasks import BY_ULTRALYTICS, task_of_ultralytics
@@ -52,6 +53,7 @@ MAX_DIRECTORY_BYTES = 4 << 20
 _DATA_PKL = re.compile(r"[^/]+/data\.pkl")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"  # a pickle's PROTO opcode: torch.save's legacy (pre-zip) format starts so
+_METAS: FileCache[CheckpointMeta] = FileCache(max_entries=256)
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,13 @@ class _InertUnpickler(pickle._Unpickler):
 
 
 def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
-    """The facts of an ultralytics ``.pt`` checkpoint (see the module contract); CheckpointError otherwise."""
-    path = Path(path)
+    """The facts of an ultralytics ``.pt`` checkpoint (see the module contract); CheckpointError otherwise.
+    Cached by file identity (``evaluation.file_cache``)."""
+    p = Path(path)
+    return _METAS.get(("meta", str(p)), lambda: (_read_meta(p), (p,)))
+
+
+def _read_meta(path: Path) -> CheckpointMeta:
     _check_file(path)
     pickled, prefix, entries = _read_data_pkl(path)
     unpickler = _InertUnpickler(pickled)

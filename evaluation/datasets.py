@@ -50,6 +50,7 @@ from evaluation.dataset_yaml import (
     require_split,
     resolve_entries,
 )
+from evaluation.file_cache import file_sha256
 from evaluation.labels import DETECTION, Label, LabelSpec, label_spec, parse_label_file
 from vocab.errors import ClassMismatchError, DatasetError
 from vocab.paths import default_state_dir
@@ -80,6 +81,9 @@ class Dataset:
     source: Path | None = None
     conversion: list[dict[str, Any]] | None = None
     label_spec: LabelSpec = DETECTION
+    # Computed once per object (a loaded dataset is never changed: ``task_data.load`` shares it).
+    _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def nc(self) -> int:
@@ -92,11 +96,29 @@ class Dataset:
 
     def relative_name(self, image: str | Path) -> str:
         """``image`` relative to the val images folder that holds it (POSIX separators)."""
-        p = Path(image)
+        text = str(image)
         for root in self.val_roots:
-            if p.is_relative_to(root):
-                return p.relative_to(root).as_posix()
-        return p.name
+            prefix = str(root).rstrip(os.sep) + os.sep  # Path.is_relative_to on normalised paths, faster
+            if text.startswith(prefix):
+                return text[len(prefix):].replace(os.sep, "/")
+        return Path(image).name
+
+    def relative_names(self) -> list[str]:
+        """``relative_name`` of every image, in ``images`` order (computed once)."""
+        if self._names is None:
+            self._names = [self.relative_name(p) for p in self.images]
+        return self._names
+
+    def dependencies(self, given: str | Path) -> list[Path]:
+        """Every path the loaded dataset was read from (for ``given``, the path its caller named): the file
+        named and the YAML, the split's entries, the folders of its images and label files, the images and
+        label files themselves. While none of them changes (``evaluation.file_cache``), neither does the
+        dataset."""
+        labels = [label_path_for(p) for p in self.images]
+        folders = sorted({p.parent for p in self.images} | {p.parent for p in labels})
+        entries = resolve_entries(self.raw, self.split, self.root)
+        return [Path(given).expanduser(), *([self.source] if self.source else []), self.yaml_path, *entries,
+                *folders, *self.images, *labels]
 
     def sanitised(self) -> dict[str, Any]:
         """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``, and the
@@ -163,6 +185,12 @@ def _dataset_file(path: str | Path, split: str, task: str) -> tuple[Path, Path, 
         raise DatasetError(f"{source}: COCO JSON datasets are supported for detection (they are converted with "
                            f"boxes only), not for a {canonical_task(task)} model")
     return source, file, coco
+
+
+def is_coco(path: str | Path, split: str = "val", task: str = DEFAULT_TASK) -> bool:
+    """Whether ``path`` names a COCO JSON dataset (a JSON file, or a YAML naming JSON files); DatasetError
+    for one of a task other than detection, or a split that does not exist."""
+    return _dataset_file(path, split, task)[2]
 
 
 def check_dataset(path: str | Path, split: str = "val", *, train: bool = False, task: str = DEFAULT_TASK,
@@ -252,8 +280,7 @@ def _read_labels(images: list[Path], names: list[str], spec: LabelSpec, split: s
 def _check_unique_names(dataset: Dataset) -> None:
     """Results and the fingerprint name images relative to their folder: two may not share a name."""
     by_name: dict[str, Path] = {}
-    for image in dataset.images:
-        name = dataset.relative_name(image)
+    for image, name in zip(dataset.images, dataset.relative_names()):
         if name in by_name:
             raise DatasetError(f"{by_name[name]} and {image} of {dataset.yaml_path} share the name {name!r}, "
                                "by which results name images: put them in one folder, or rename one")
@@ -301,26 +328,23 @@ def fingerprint(dataset: Dataset) -> str:
     Moving or renaming the dataset folder keeps the fingerprint; changing one
     image, one label or one class name changes it. A label without ``points``
     (every label read for detection) is hashed as before task geometry was
-    kept, so a detection dataset keeps its fingerprint.
+    kept, so a detection dataset keeps its fingerprint. Computed once per loaded dataset.
     """
+    if dataset._fingerprint is None:
+        dataset._fingerprint = _fingerprint(dataset)
+    return dataset._fingerprint
+
+
+def _fingerprint(dataset: Dataset) -> str:
     h = hashlib.sha256()
     if dataset.split != "val":
         h.update(f"split={dataset.split}\n".encode())
     h.update(repr(dataset.names).encode())
-    for image in sorted(dataset.images, key=lambda p: dataset.relative_name(p)):
-        h.update(dataset.relative_name(image).encode())
+    for name, image in sorted(zip(dataset.relative_names(), dataset.images)):
+        h.update(name.encode())
         h.update(b"\0")
         h.update(file_sha256(image).encode())
         for lb in dataset.labels[image]:
             h.update(repr((lb.cls, lb.cx, lb.cy, lb.w, lb.h, *((lb.points,) if lb.points else ()))).encode())
         h.update(b"\n")
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
     return h.hexdigest()

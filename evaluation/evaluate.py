@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,21 +28,22 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from evaluation import task_data
 from evaluation.analysis_store import build_artifacts, family_operating, write_artifacts
 from evaluation.curves import from_metric
-from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
+from evaluation.datasets import Dataset, check_class_names
 from evaluation.eval_common import Prepared, common_result, scored
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
 from evaluation.families import families
+from evaluation.file_cache import cached_sha256, remember_sha256
 from evaluation.ground_truth import gt_boxes
-from evaluation.imagefolder import fingerprint as imagefolder_fingerprint
-from evaluation.imagefolder import load_imagefolder
 from evaluation.metrics import task_metrics
 from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, SizeRecall, size_recall
 from evaluation.task_analysis import oks_sigma, overlaps, row_geometry
 from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, DatasetError
+from vocab.files import FileIdentity, identity
 from vocab.scoring import resolve_weights
 from vocab.tasks import DEFAULT_TASK, TASKS, task_of_ultralytics
 from vocab.terms import DEFAULT_IMGSZ
@@ -69,22 +71,23 @@ def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes],
     os.replace(tmp, path)
 
 
-FileIdentity = tuple[int, int, int, int]  # (st_dev, st_ino, st_size, st_mtime_ns)
 _LOAD_ATTEMPTS = 3
 
 
-def _identity(st: os.stat_result) -> FileIdentity:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def _sha256_of_open_file(f: BinaryIO, expected: FileIdentity, chunk: int = 1 << 20) -> str:
-    """sha256 of an open checkpoint file (closes it); CheckpointError if it was rewritten meanwhile."""
+    """sha256 of an open checkpoint file (closes it; cached by its identity, ``evaluation.file_cache``);
+    CheckpointError if it was rewritten meanwhile."""
     with f:
+        cached = cached_sha256(f.name, expected)
+        if cached is not None:
+            return cached
+        started = time.time()
         h = hashlib.sha256()
         while block := f.read(chunk):
             h.update(block)
-        if _identity(os.fstat(f.fileno())) != expected:
+        if identity(os.fstat(f.fileno())) != expected:
             raise CheckpointError(f"checkpoint {f.name} was modified while it was being evaluated; evaluate it again")
+    remember_sha256(f.name, expected, h.hexdigest(), started)
     return h.hexdigest()
 
 
@@ -106,9 +109,9 @@ def _load_and_hash(
             validator.load_model(path)  # raises CheckpointError for a missing or unreadable file
             raise
         try:
-            ident = _identity(os.fstat(f.fileno()))
+            ident = identity(os.fstat(f.fileno()))
             model = validator.load_model(path)
-            same = _identity(os.stat(path)) == ident
+            same = identity(os.stat(path)) == ident
         except BaseException:
             f.close()
             raise
@@ -117,15 +120,6 @@ def _load_and_hash(
         f.close()
     raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
 
-
-def _dataset(spec: EvalSpec, task: str, model_kpt_shape: list[int] | None,
-             cache_root: Path | None) -> tuple[Any, Callable[[Any], str]]:
-    """The dataset as ``task`` reads one (a COCO JSON converted into ``cache_root``; a pose dataset's
-    ``kpt_shape`` checked against the checkpoint's, when known), and the function that fingerprints it."""
-    if task == "classification":
-        return load_imagefolder(spec.dataset_path, spec.split), imagefolder_fingerprint
-    return load_dataset(spec.dataset_path, spec.split, cache_root=cache_root, task=task,
-                        model_kpt_shape=model_kpt_shape), fingerprint
 
 
 def _prepare(validator: Any, spec: EvalSpec, device: str, cache_root: Path | None,
@@ -141,8 +135,10 @@ def _prepare(validator: Any, spec: EvalSpec, device: str, cache_root: Path | Non
     task = task_of_ultralytics(str(model.task)).name
     weights = resolve_weights(spec.weights, task)
     kpt_shape = export.kpt_shape if export is not None else validator.model_kpt_shape(model)
-    dataset, fingerprint_of = _dataset(spec, task, kpt_shape, cache_root)
-    dataset_fp = pool.submit(fingerprint_of, dataset)
+    # As the task reads it (a COCO JSON converted into cache_root; a pose dataset's kpt_shape checked against
+    # the checkpoint's, when known); cached by file identity, as is its fingerprint.
+    dataset = task_data.load(spec.dataset_path, spec.split, task, cache_root=cache_root, model_kpt_shape=kpt_shape)
+    dataset_fp = pool.submit(task_data.fingerprint, dataset)
     model_names = export.names if export is not None and export.names else validator.model_class_names(model)
     warnings = check_class_names(model_names, dataset, spec.allow_class_mismatch)
     device = validator.resolve_device(device)
@@ -263,7 +259,7 @@ def _evaluate_boxes(
         boxes.append(ImageBoxes(_xyxy_to_xywh(rec.pred_xyxy), rec.pred_conf, rec.pred_cls, gt_xywh, gt_cls))
     conf = core["conf_threshold"]
     sizes = size_recall(boxes, conf if conf is not None else 0.0)
-    rel_names = [dataset.relative_name(p) for p in dataset.images]
+    rel_names = dataset.relative_names()
     fams = families(task)
     geometry, task_overlaps = _task_geometry(task, dataset, records, core[fams[-1].metric("conf_threshold")])
     artifacts = build_artifacts(boxes, rel_names, dataset.names, {f.name: from_metric(getattr(out.metrics, f.attr))

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluation.file_cache import FileCache
 from vocab.errors import CheckpointError, InvalidRequest
 from vocab.tasks import BY_ULTRALYTICS, DEFAULT_TASK, task_of_ultralytics
 from vocab.tasks import task as task_named
@@ -46,6 +47,9 @@ class ExportInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_EXPORTS: FileCache[ExportInfo] = FileCache(max_entries=256)
 
 
 def _literal(value: str | None) -> Any:
@@ -81,8 +85,18 @@ def read_export(path: str | Path, task: str | None = DEFAULT_TASK) -> ExportInfo
 
     ``task`` (a name or alias) is the task the caller can use; an export of another task is refused, saying
     both. ``task=None`` reads an export of any task vision-evald knows. An export whose metadata names no
-    task is not refused (it predates ultralytics writing one).
+    task is not refused (it predates ultralytics writing one). The reading is cached by file identity
+    (``evaluation.file_cache``).
     """
+    info = _EXPORTS.get(("export", str(path)), lambda: (_read_export(path), (Path(path),)))
+    if info.task is not None and task is not None and info.task != task_named(task).name:
+        raise CheckpointError(f"ONNX export {path} is a {info.task} model ({info.ultralytics_task!r}); "
+                              f"expected {task_named(task).name}")
+    return info
+
+
+def _read_export(path: str | Path) -> ExportInfo:
+    """``read_export``'s reading, for an export of any task."""
     import onnx
 
     try:
@@ -105,8 +119,6 @@ def read_export(path: str | Path, task: str | None = DEFAULT_TASK) -> ExportInfo
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     ul_task = props.get("task")
     found = _export_task(path, ul_task)
-    if found is not None and task is not None and found != task_named(task).name:
-        raise CheckpointError(f"ONNX export {path} is a {found} model ({ul_task!r}); expected {task_named(task).name}")
     return ExportInfo(
         imgsz=[int(v) for v in imgsz],
         batch=int(batch) if isinstance(batch, int) else (dims[0] or 1),

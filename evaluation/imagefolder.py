@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ class ClassificationDataset:
     split_dir: Path
     images: list[Path]
     classes: list[int]
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)  # computed once
 
     @property
     def nc(self) -> int:
@@ -91,8 +92,17 @@ class ClassificationDataset:
 
     def relative_name(self, image: str | Path) -> str:
         """``image`` relative to the split folder, i.e. ``<class>/<file>`` (POSIX separators)."""
-        p = Path(image)
-        return p.relative_to(self.split_dir).as_posix() if p.is_relative_to(self.split_dir) else p.name
+        text, prefix = str(image), str(self.split_dir).rstrip(os.sep) + os.sep  # Path.is_relative_to, faster
+        return text[len(prefix):].replace(os.sep, "/") if text.startswith(prefix) else Path(image).name
+
+    def dependencies(self) -> list[Path]:
+        """Every path the loaded split was read from: the folder or YAML named, the root, its split folders,
+        the class folders of train and of the split, the folders holding its images, and the images. While
+        none of them changes (``evaluation.file_cache``), neither does the dataset."""
+        splits = [self.root / f for f in ("train", *VAL_FOLDERS, "test")]
+        classes = [folder / name for folder in (self.root / "train", self.split_dir) for name in self.names]
+        folders = sorted({p.parent for p in self.images})
+        return [self.path, self.root, *splits, *classes, *folders, *self.images]
 
     def support(self) -> list[int]:
         """Images per class index."""
@@ -264,8 +274,15 @@ def fingerprint(dataset: ClassificationDataset) -> str:
     its name (``<class>/<file>``), its bytes and its class index.
 
     Moving or renaming the dataset folder keeps it; changing one image, its
-    class or one class name changes it.
+    class or one class name changes it. Computed once per loaded dataset.
     """
+    if dataset._fingerprint is None:
+        object.__setattr__(dataset, "_fingerprint", _fingerprint(dataset))  # a memo on a frozen dataclass
+    assert dataset._fingerprint is not None
+    return dataset._fingerprint
+
+
+def _fingerprint(dataset: ClassificationDataset) -> str:
     h = hashlib.sha256()
     h.update(f"classification split={dataset.split} folder={dataset.resolved_split}\n".encode())
     h.update(repr(dataset.names).encode())

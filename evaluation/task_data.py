@@ -5,6 +5,11 @@ Classification reads an ImageFolder (``evaluation.imagefolder``); every other ta
 YAML, a folder holding one, or a COCO JSON (detection only), with label files read as the task reads them
 (``evaluation.datasets``). ``check`` is the fast submit-time check (a COCO JSON is checked, not
 converted); ``load`` the full load, and ``fingerprint`` the identity of what was loaded.
+
+``load`` (and through it ``check``, but for a COCO JSON) is cached by file identity
+(``evaluation.file_cache``): while the dataset's YAML, split entries, folders, images and label files
+are unchanged, every caller gets the same loaded object, which nobody changes, and its fingerprint is
+computed once.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from evaluation import datasets, imagefolder
+from evaluation.file_cache import FileCache
 from vocab.tasks import DEFAULT_TASK, canonical_task
 
 CLASSIFICATION = "classification"
+
+
+_LOADED: FileCache[Any] = FileCache(max_entries=16)
 
 
 def check(path: str | Path, split: str, task: str = DEFAULT_TASK, *, train: bool = False,
@@ -23,20 +32,35 @@ def check(path: str | Path, split: str, task: str = DEFAULT_TASK, *, train: bool
     """DatasetError unless ``path`` is a dataset a ``task`` checkpoint can be evaluated on (``split``) and,
     with ``train``, trained on."""
     if canonical_task(task) == CLASSIFICATION:
-        dataset = imagefolder.load_imagefolder(path, split)
+        dataset = load(path, split, task)
         if train:
             imagefolder.check_train_split(dataset)
-        return
-    datasets.check_dataset(path, split, train=train, task=task, model_kpt_shape=model_kpt_shape)
+    elif datasets.is_coco(path, split, task):
+        datasets.check_dataset(path, split, train=train, task=task, model_kpt_shape=model_kpt_shape)
+    else:
+        dataset = load(path, split, task, model_kpt_shape=model_kpt_shape)
+        if train:
+            datasets.check_train_split(dataset)
 
 
 def load(path: str | Path, split: str, task: str = DEFAULT_TASK, *, cache_root: Path | None = None,
          model_kpt_shape: Any = None) -> Any:
     """The loaded dataset of ``task`` (``imagefolder.ClassificationDataset`` or ``datasets.Dataset``); a COCO
-    JSON is converted into ``cache_root`` (detection only)."""
-    if canonical_task(task) == CLASSIFICATION:
-        return imagefolder.load_imagefolder(path, split)
-    return datasets.load_dataset(path, split, cache_root=cache_root, task=task, model_kpt_shape=model_kpt_shape)
+    JSON is converted into ``cache_root`` (detection only). Cached (see the module contract): treat it as
+    read-only."""
+    task = canonical_task(task)
+    key = (str(path), split, task, str(cache_root) if cache_root else None,
+           tuple(model_kpt_shape) if model_kpt_shape is not None else None)
+
+    def read() -> tuple[Any, list[Path]]:
+        if task == CLASSIFICATION:
+            folder = imagefolder.load_imagefolder(path, split)
+            return folder, folder.dependencies()
+        dataset = datasets.load_dataset(path, split, cache_root=cache_root, task=task,
+                                        model_kpt_shape=model_kpt_shape)
+        return dataset, dataset.dependencies(path)
+
+    return _LOADED.get(key, read)
 
 
 def fingerprint(dataset: Any) -> str:

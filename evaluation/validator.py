@@ -197,6 +197,16 @@ def _ratio_pad(raw: Any) -> tuple[tuple[float, float], tuple[float, float]]:
     return (float(gain_y), float(gain_x)), (float(pad_x), float(pad_y))
 
 
+def pin_threads(threads: int) -> None:
+    """Run torch with ``threads`` threads from now on in this process, also across every later train, val or
+    export: ultralytics' ``select_device`` sets its own count (``NUM_THREADS``, one less than the CPUs, at
+    most 8) on each CPU run, so that count is pinned too."""
+    from ultralytics.utils import torch_utils
+
+    torch.set_num_threads(threads)
+    torch_utils.NUM_THREADS = threads
+
+
 def resolve_device(device: str) -> str:
     """``auto`` is the first CUDA device, else the CPU; anything else is passed through."""
     if device == "auto":

@@ -29,8 +29,9 @@ from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
 from daemon.tracking.tracker import Tracker
 from evaluation import task_data
-from evaluation.datasets import NamedDataset, check_class_names, file_sha256
+from evaluation.datasets import NamedDataset, check_class_names
 from evaluation.export_meta import model_format
+from evaluation.file_cache import sha256
 from evaluation.settings import effective_batch, effective_imgsz
 from store import results
 from store.database import Database
@@ -79,7 +80,7 @@ class Identity:
 
 def _checkpoint_sha(path: str) -> str:
     try:
-        return file_sha256(path)
+        return sha256(path)
     except FileNotFoundError:
         raise NotFound(f"model file not found: {path} (it was removed after the job was submitted)") from None
 
@@ -128,9 +129,10 @@ class Evaluations:
         self.tracker = tracker
 
     async def identify(self, spec: EvalSpec) -> Identity:
-        """The contents, effective settings and cache key of a spec, read from disk now."""
-        sha = await asyncio.to_thread(_checkpoint_sha, spec.model_path)
-        dataset, fp = await asyncio.to_thread(_load, spec, self.cache_root)
+        """The contents, effective settings and cache key of a spec, read from disk now (both files at once,
+        cached by file identity: ``evaluation.file_cache``)."""
+        sha, (dataset, fp) = await asyncio.gather(asyncio.to_thread(_checkpoint_sha, spec.model_path),
+                                                  asyncio.to_thread(_load, spec, self.cache_root))
         imgsz, batch = effective_imgsz(spec.imgsz), effective_batch(spec.batch, len(dataset.images))
         info = self.executor.info
         fmt = model_format(spec.model_path)

@@ -43,7 +43,7 @@ from typing import Any
 from daemon.jobs.ray_actor import ROLES, TaskActor
 from daemon.jobs.ray_head import Head, in_thread, prepare_environment, route_ray_logging
 from daemon.jobs.ray_output import RawOutput
-from daemon.jobs.workers import DetailFn, ProgressFn, error_from, take_idle
+from daemon.jobs.workers import DetailFn, ProgressFn, error_from, take_idle, threads_per_worker
 from vocab.config import WorkersConfig
 from vocab.errors import InternalError, JobCancelled, JobTimedOut, WorkerDied
 from vocab.files import atomic_write_bytes
@@ -115,12 +115,22 @@ class RayExecutor:
             resources = await in_thread(ray.cluster_resources, timeout=CLOSE_TIMEOUT_S)
             gpus = 1.0 if resources.get("GPU", 0) > 0 else 0.0
         # ray's stub lacks max_concurrency (a threaded actor: progress answers while run works)
-        self._actor_cls = ray.remote(num_gpus=gpus, max_concurrency=2)(TaskActor)  # type: ignore[call-overload]
+        self._actor_cls = ray.remote(num_gpus=gpus, num_cpus=self.cpus_per_actor(),  # type: ignore[call-overload]
+                                     max_concurrency=2)(TaskActor)
         self.info["gpus_per_worker"] = gpus
+        self.info["cpus_per_worker"] = self.cpus_per_actor()
         self._spawn_in_background(self._watch_head(), "ray-head-watch")
         for _ in range(self.count):
             if not await self._start_one():
                 self._spawn_in_background(self._restart_with_backoff(), "ray-actor-restart")
+
+    def cpus_per_actor(self) -> int:
+        """The CPUs each actor reserves, and runs that many torch threads on: ``[workers] torch_threads`` when
+        set; else, on a local head, this machine's CPUs shared out (``threads_per_worker``), and on a cluster
+        one, Ray's default for an actor."""
+        if self.head.local:
+            return threads_per_worker(self.torch_threads, self.count, self.local_cpus or None)
+        return threads_per_worker(self.torch_threads, 1, 1)
 
     async def _connect(self) -> None:
         """``ray.init`` once the head answers; until then retry every HEAD_RETRY_S, saying why."""
@@ -195,7 +205,7 @@ class RayExecutor:
     async def _start_one(self) -> bool:
         """Start an actor and queue it once it answers; False (nothing queued) if it failed to start."""
         await self._connected.wait()
-        actor = self._actor_cls.remote(self.device, self.torch_threads)
+        actor = self._actor_cls.remote(self.device, self.cpus_per_actor())
         try:
             info = await asyncio.wait_for(_await(actor.info.remote()), READY_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a timeout or any Ray error: retried with backoff

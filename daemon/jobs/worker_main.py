@@ -113,18 +113,19 @@ def _info(device: str) -> dict[str, Any]:
 
 
 def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
-    """Set up this process as a worker (offline ultralytics, warm torch); returns its info."""
+    """Set up this process as a worker (offline ultralytics, warm torch, ``torch_threads`` threads for every
+    task when > 0); returns its info."""
     from evaluation.offline import apply_settings, configure_environment
 
     configure_environment(Path(state_dir))
     import torch  # noqa: F401 - the warm import this process exists for
 
-    import evaluation.validator  # noqa: F401
+    from evaluation import validator
     apply_settings(Path(state_dir))
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     if torch_threads > 0:
-        torch.set_num_threads(torch_threads)
-    return _info(device)
+        validator.pin_threads(torch_threads)
+    return {**_info(device), "torch_threads": torch.get_num_threads()}
 
 
 def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:

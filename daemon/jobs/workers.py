@@ -95,6 +95,23 @@ async def take_idle(idle: asyncio.Queue[T], cancel: asyncio.Event) -> T:
     return item
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a cpuset or ``taskset`` counts, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(torch_threads: int, workers: int, cpus: int | None = None) -> int:
+    """The torch threads of each of ``workers`` workers: ``[workers] torch_threads`` when set (> 0), else the
+    CPUs (``cpus``, default ``available_cpus()``) shared out evenly, at least one each, so that the workers
+    together never run more threads than there are cores."""
+    if torch_threads > 0:
+        return torch_threads
+    return max(1, (cpus or available_cpus()) // max(1, workers))
+
+
 def describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "still running"
@@ -111,12 +128,12 @@ class WorkerPool:
 
     def __init__(self, size: int, state_dir: str, device: str = "auto", torch_threads: int = 0,
                  target: Callable[..., None] = worker_main) -> None:
-        """``target`` is the worker process's body (``worker_main``; tests give a light stand-in that speaks
-        the same protocol)."""
+        """``torch_threads``: per worker, 0 for the CPUs shared out (``threads_per_worker``); ``target`` is the
+        worker process's body (``worker_main``; tests give a light stand-in that speaks the same protocol)."""
         self.size = size
         self.state_dir = state_dir
         self.device = device
-        self.torch_threads = torch_threads
+        self.torch_threads = threads_per_worker(torch_threads, size)
         self.target = target
         self.info: dict[str, Any] = {}
         self.restarts = 0
