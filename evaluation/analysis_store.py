@@ -21,7 +21,7 @@ from evaluation.curves import CurveArrays, from_evidence, task_curves
 from evaluation.error_analysis import analyse
 from evaluation.families import Family, families, primary
 from evaluation.metrics import f1_score
-from evaluation.size_recall import ImageBoxes
+from evaluation.size_recall import FlatBoxes, ImageBoxes
 from vocab.errors import Conflict, NotFound
 from vocab.tasks import DEFAULT_TASK
 
@@ -49,12 +49,14 @@ def family_operating(values: Any, fam: Family) -> dict[str, Any]:
 
 def build_artifacts(boxes: list[ImageBoxes], image_names: list[str], names: list[str],
                     arrays: dict[str, CurveArrays], operating: dict[str, dict[str, Any]], task: str = DEFAULT_TASK,
-                    overlaps: list[np.ndarray] | None = None) -> dict[str, Any]:
+                    overlaps: list[np.ndarray] | None = None, flat: FlatBoxes | None = None) -> dict[str, Any]:
     """Both artifacts of one evaluation, by kind (``errors``, ``curves``). ``arrays`` and ``operating``:
     by family name (``box`` first); the error analysis is at the task's primary family's operating point,
-    with the task's own overlap (``overlaps``, per image; None: box IoU)."""
+    with the task's own overlap (``overlaps``, per image; None: box IoU). ``flat``: ``flatten(boxes)``, when
+    the caller has it."""
     conf = operating[primary(task).name].get("conf_threshold")
-    return {"errors": analyse(boxes, image_names, names, conf, overlaps=overlaps, overlap_name=OVERLAP_NAMES[task]),
+    return {"errors": analyse(boxes, image_names, names, conf, overlaps=overlaps, overlap_name=OVERLAP_NAMES[task],
+                              flat=flat),
             "curves": task_curves(arrays, names, operating)}
 
 

@@ -61,6 +61,10 @@ def find_dataset_yaml(folder: Path) -> Path:
     return files[0]
 
 
+# YAML's own loader (:624-627): libyaml's CSafeLoader where PyYAML was built with it, else the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(yaml_path: Path) -> dict[str, Any]:
     """The mapping ``YAML.load`` (utils/__init__.py:661-708) reads: undecodable bytes ignored, unprintable
     characters stripped on a second try, the string ``None`` read as null; DatasetError if not a mapping."""
@@ -79,10 +83,10 @@ def read_yaml(yaml_path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise DatasetError(f"cannot read dataset file {yaml_path}: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError:
         try:
-            data = yaml.safe_load(_UNPRINTABLE.sub("", text))  # :686-689
+            data = yaml.load(_UNPRINTABLE.sub("", text), Loader=_LOADER)  # :686-689
         except yaml.YAMLError as exc:
             raise DatasetError(f"dataset file {yaml_path} is not valid YAML: {exc}") from exc
     if data is None:

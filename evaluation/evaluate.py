@@ -39,7 +39,7 @@ from evaluation.families import families
 from evaluation.file_cache import cached_sha256, remember_sha256
 from evaluation.ground_truth import gt_boxes
 from evaluation.metrics import task_metrics
-from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, SizeRecall, size_recall
+from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, SizeRecall, flatten, size_recall
 from evaluation.task_analysis import oks_sigma, overlaps, row_geometry
 from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, DatasetError
@@ -258,13 +258,14 @@ def _evaluate_boxes(
         gt_xywh, gt_cls = gt_boxes(dataset, image, rec.ori_shape)
         boxes.append(ImageBoxes(_xyxy_to_xywh(rec.pred_xyxy), rec.pred_conf, rec.pred_cls, gt_xywh, gt_cls))
     conf = core["conf_threshold"]
-    sizes = size_recall(boxes, conf if conf is not None else 0.0)
+    flat = flatten(boxes)
+    sizes = size_recall(boxes, conf if conf is not None else 0.0, flat=flat)
     rel_names = dataset.relative_names()
     fams = families(task)
     geometry, task_overlaps = _task_geometry(task, dataset, records, core[fams[-1].metric("conf_threshold")])
     artifacts = build_artifacts(boxes, rel_names, dataset.names, {f.name: from_metric(getattr(out.metrics, f.attr))
                                                                   for f in fams},
-                                {f.name: family_operating(core, f) for f in fams}, task, task_overlaps)
+                                {f.name: family_operating(core, f) for f in fams}, task, task_overlaps, flat)
     has_sizes = TASKS[task].size_recall
     if not has_sizes:
         sizes = _found_by_analysis(sizes, artifacts["errors"]["missed_boxes"])

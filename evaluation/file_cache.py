@@ -22,6 +22,7 @@ already identified (an open file's ``fstat``).
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -30,16 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from vocab.files import FileIdentity, identity_of
+from vocab.files import FileIdentity, identity, identity_of
 
 V = TypeVar("V")
 RACY_WINDOW_S = 2.0  # wider than any file system's timestamp granularity, and than small clock skews
 Signature = tuple[FileIdentity | None, ...]
 
 
-def signature(paths: Iterable[Path]) -> Signature:
+def signature(paths: Iterable[str | Path]) -> Signature:
     """The identities of ``paths`` (None for one that cannot be stat'ed), in order."""
-    return tuple(identity_of(p) for p in paths)
+    out: list[FileIdentity | None] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+        else:
+            out.append(identity(st))
+    return tuple(out)
 
 
 def settled(sig: Signature, before: float) -> bool:
@@ -49,11 +58,12 @@ def settled(sig: Signature, before: float) -> bool:
     return all(ident is None or ident[3] < limit for ident in sig)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Entry(Generic[V]):
-    paths: tuple[Path, ...]
+    paths: tuple[str, ...]
     signature: Signature
     value: V
+    checked: float  # time.monotonic() when the last check that found the paths unchanged began
 
 
 class FileCache(Generic[V]):
@@ -65,31 +75,42 @@ class FileCache(Generic[V]):
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], tuple[V, Sequence[Path]]]) -> V:
+    def get(self, key: Hashable, compute: Callable[[], tuple[V, Sequence[Path]]], since: float | None = None) -> V:
         """The value of ``key``: cached while its paths are unchanged, else ``compute()``d (once for all
-        concurrent callers of ``key``). Exceptions of ``compute`` propagate and nothing is cached."""
+        concurrent callers of ``key``). Exceptions of ``compute`` propagate and nothing is cached.
+
+        ``since`` (a ``time.monotonic()``, e.g. when a request arrived): a check of the paths that began
+        then or later answers for this call too, so that a burst of callers of one key shares one check.
+        """
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 entry = self._entries.get(key)
-            if entry is not None and signature(entry.paths) == entry.signature:
-                with self._lock:
-                    if key in self._entries:
-                        self._entries.move_to_end(key)
-                return entry.value
-            started = time.time()
+            if entry is not None:
+                if since is not None and entry.checked >= since:
+                    return entry.value
+                checking = time.monotonic()
+                if signature(entry.paths) == entry.signature:
+                    entry.checked = checking
+                    with self._lock:
+                        if key in self._entries:
+                            self._entries.move_to_end(key)
+                    return entry.value
+            started, checking = time.time(), time.monotonic()
             value, paths = compute()
-            paths = tuple(paths)
-            self.store(key, paths, signature(paths), value, started)
+            names = tuple(map(str, paths))
+            self.store(key, names, signature(names), value, started, checking)
             return value
 
-    def store(self, key: Hashable, paths: tuple[Path, ...], sig: Signature, value: V, started: float) -> None:
+    def store(self, key: Hashable, paths: tuple[str, ...], sig: Signature, value: V, started: float,
+              checked: float | None = None) -> None:
         """Cache ``value`` of ``key``, read from ``paths`` whose identities were ``sig``, if those were settled
-        when the read began (``started``, a ``time.time()``); else forget ``key``."""
+        when the read began (``started``, a ``time.time()``; ``checked``, the same as a ``time.monotonic()``);
+        else forget ``key``."""
         with self._lock:
             if settled(sig, started):
-                self._entries[key] = _Entry(paths, sig, value)
+                self._entries[key] = _Entry(paths, sig, value, time.monotonic() if checked is None else checked)
                 self._entries.move_to_end(key)
                 while len(self._entries) > self.max_entries:
                     old, _ = self._entries.popitem(last=False)
@@ -140,4 +161,4 @@ def remember_sha256(path: str | Path, ident: FileIdentity, sha: str, started: fl
     of ``path`` (while ``path`` still names that file)."""
     p = Path(path)
     if identity_of(p) == ident:
-        _SHAS.store(("sha256", str(p)), (p,), (ident,), sha, started)
+        _SHAS.store(("sha256", str(p)), (str(p),), (ident,), sha, started)

@@ -8,6 +8,10 @@ ground truth with IoU >= threshold, ground truth outside the area range
 ``bbIou`` on ``[x, y, w, h]`` boxes, operation for operation, so that a box
 on a threshold falls on the same side in both implementations.
 
+``match`` runs that matching for every image and class at once (vectorised,
+one step per detection rank), so its cost grows with the number of
+detections kept, not with the number of images times Python's overhead.
+
 Buckets, by box area w*h in original image pixels: small ``area < 32*32``,
 medium ``32*32 <= area <= 96*96``, large ``area > 96*96``.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,50 +71,10 @@ def coco_match(
     max_dets: int = COCO_MAX_DETS,
 ) -> np.ndarray:
     """Which ground-truth boxes of one image and class are matched (bool per GT, input order)."""
-    return coco_match_pairs(det_xywh, det_score, gt_xywh, gt_area, area_range, iou_threshold, max_dets) >= 0
-
-
-def coco_match_pairs(
-    det_xywh: np.ndarray,
-    det_score: np.ndarray,
-    gt_xywh: np.ndarray,
-    gt_area: np.ndarray,
-    area_range: tuple[float, float],
-    iou_threshold: float = 0.5,
-    max_dets: int = COCO_MAX_DETS,
-    overlap: np.ndarray | None = None,
-) -> np.ndarray:
-    """COCOeval's matching of one image and class: per GT (input order), the index of the detection
-    (input order) that matched it, or -1. Detections past the top ``max_dets`` never match. ``overlap``:
-    another overlap measure (D x G, input order) to match on instead of the boxes' IoU."""
-    n_gt = len(gt_xywh)
-    matched_by = np.full(n_gt, -1, dtype=np.int64)
-    if n_gt == 0 or len(det_xywh) == 0:
-        return matched_by
+    flat = flatten([ImageBoxes(det_xywh, det_score, np.zeros(len(det_score), np.int64), gt_xywh,
+                               np.zeros(len(gt_xywh), np.int64))])
     ignore = (gt_area < area_range[0]) | (gt_area > area_range[1])
-    gt_order = np.argsort(ignore.astype(np.int64), kind="mergesort")
-    det_order = np.argsort(-det_score, kind="mergesort")[:max_dets]
-    if overlap is None:
-        ious = bb_iou(det_xywh[det_order], gt_xywh[gt_order])
-    else:
-        ious = np.asarray(overlap)[det_order][:, gt_order]
-    ig = ignore[gt_order]
-    taken = np.full(n_gt, -1, dtype=np.int64)
-    start = min(iou_threshold, 1 - 1e-10)
-    for di in range(len(det_order)):
-        best, m = start, -1
-        for gi in range(n_gt):
-            if taken[gi] >= 0:
-                continue
-            if m > -1 and not ig[m] and ig[gi]:
-                break
-            if ious[di, gi] < best:
-                continue
-            best, m = ious[di, gi], gi
-        if m > -1:
-            taken[m] = det_order[di]
-    matched_by[gt_order] = taken
-    return matched_by
+    return match(flat, np.arange(len(det_score)), ignore, iou_threshold, max_dets)[1] >= 0
 
 
 @dataclass
@@ -124,6 +89,139 @@ class ImageBoxes:
 
 
 @dataclass
+class FlatBoxes:
+    """Every image's ``ImageBoxes`` concatenated in image order; ``*_offsets`` (length images + 1) give each
+    image's slice, ``*_image`` each row's image."""
+
+    det_xywh: np.ndarray  # (P, 4)
+    det_score: np.ndarray  # (P,)
+    det_cls: np.ndarray  # (P,) int64
+    det_image: np.ndarray  # (P,) int64
+    det_offsets: np.ndarray
+    gt_xywh: np.ndarray  # (T, 4)
+    gt_cls: np.ndarray  # (T,) int64
+    gt_image: np.ndarray  # (T,) int64
+    gt_offsets: np.ndarray
+
+    @property
+    def gt_area(self) -> np.ndarray:
+        return self.gt_xywh[:, 2] * self.gt_xywh[:, 3]
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+
+
+def flatten(images: list[ImageBoxes]) -> FlatBoxes:
+    """``images`` as one ``FlatBoxes``."""
+    d_len = [len(im.det_score) for im in images]
+    g_len = [len(im.gt_cls) for im in images]
+
+    def cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.concatenate([np.asarray(p, dtype=dtype).reshape(-1, *shape) for p in parts]) if parts else \
+            np.zeros((0, *shape), dtype)
+
+    return FlatBoxes(
+        cat([im.det_xywh for im in images], (4,), np.float64), cat([im.det_score for im in images], (), np.float64),
+        cat([im.det_cls for im in images], (), np.int64), np.repeat(np.arange(len(images)), d_len), _offsets(d_len),
+        cat([im.gt_xywh for im in images], (4,), np.float64), cat([im.gt_cls for im in images], (), np.int64),
+        np.repeat(np.arange(len(images)), g_len), _offsets(g_len),
+    )
+
+
+def pair_iou(dets: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """IoU of row i of ``dets`` with row i of ``gts`` (xywh), with ``bb_iou``'s operations, element for
+    element."""
+    w = np.minimum(dets[:, 2] + dets[:, 0], gts[:, 2] + gts[:, 0]) - np.maximum(dets[:, 0], gts[:, 0])
+    h = np.minimum(dets[:, 3] + dets[:, 1], gts[:, 3] + gts[:, 1]) - np.maximum(dets[:, 1], gts[:, 1])
+    inter = w * h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / (dets[:, 2] * dets[:, 3] + gts[:, 2] * gts[:, 3] - inter)
+    return np.where((w > 0) & (h > 0), iou, 0.0)
+
+
+def pair_values(flat: FlatBoxes, pair_det: np.ndarray, pair_gt: np.ndarray,
+                overlaps: list[np.ndarray] | None = None) -> np.ndarray:
+    """The overlap of each (det row, gt row) pair of one image: the boxes' IoU (``pair_iou``), or the task's
+    own (``overlaps``: per image, its D x G matrix over all its detections and ground truth)."""
+    if overlaps is None:
+        return pair_iou(flat.det_xywh[pair_det], flat.gt_xywh[pair_gt])
+    sizes = [np.asarray(o).size for o in overlaps]
+    values = np.concatenate([np.asarray(o, dtype=np.float64).ravel() for o in overlaps]) if overlaps else np.zeros(0)
+    image = flat.det_image[pair_det]
+    width = flat.gt_offsets[image + 1] - flat.gt_offsets[image]
+    at = _offsets(sizes)[image] + (pair_det - flat.det_offsets[image]) * width + (pair_gt - flat.gt_offsets[image])
+    return values[at]
+
+
+def image_pairs(flat: FlatBoxes, dets: np.ndarray, same_class: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every (det, gt) of one image, for the detections ``dets`` (row indices), optionally only of one
+    class: (det rows, gt rows), by det in ``dets`` order, then by gt row."""
+    image = flat.det_image[dets]
+    first = flat.gt_offsets[image]
+    count = flat.gt_offsets[image + 1] - first
+    pair_det = np.repeat(dets, count)
+    within = np.arange(len(pair_det)) - np.repeat(np.cumsum(count) - count, count)
+    pair_gt = np.repeat(first, count) + within
+    if same_class:
+        keep = flat.det_cls[pair_det] == flat.gt_cls[pair_gt]
+        pair_det, pair_gt = pair_det[keep], pair_gt[keep]
+    return pair_det, pair_gt
+
+
+def group_rank(flat: FlatBoxes, dets: np.ndarray) -> np.ndarray:
+    """Each of ``dets``' rank within its image and class, by descending score (ties: row order), as COCOeval
+    sorts (a stable sort of -score)."""
+    order = np.lexsort((dets, -flat.det_score[dets], flat.det_cls[dets], flat.det_image[dets]))
+    image, cls = flat.det_image[dets][order], flat.det_cls[dets][order]
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = (image[1:] != image[:-1]) | (cls[1:] != cls[:-1])
+    starts = np.flatnonzero(new_group)
+    rank_sorted = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank
+
+
+def match(flat: FlatBoxes, dets: np.ndarray, gt_ignore: np.ndarray, iou_threshold: float = 0.5,
+          max_dets: int = COCO_MAX_DETS, overlaps: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's matching (``evaluateImg`` at one IoU threshold) of every image and class at once: the
+    detections ``dets`` (rows; those below the operating point left out by the caller), each image and
+    class's top ``max_dets`` by score taking, in score order, the best still-unmatched ground truth of its
+    class with IoU >= ``iou_threshold``, a ground truth outside the area range (``gt_ignore``) only when no
+    other matches, the last of equal IoUs in COCOeval's ground-truth order. ``overlaps``: the task's own
+    overlap to match on instead of the boxes' IoU (``pair_values``).
+
+    Returns (per det row: the gt row it matched or -1; per gt row: the det row that matched it or -1).
+    """
+    det_match = np.full(len(flat.det_score), -1, dtype=np.int64)
+    gt_match = np.full(len(flat.gt_cls), -1, dtype=np.int64)
+    pair_det, pair_gt = image_pairs(flat, dets, same_class=True)
+    value = pair_values(flat, pair_det, pair_gt, overlaps)
+    rank = np.full(len(flat.det_score), -1, dtype=np.int64)
+    rank[dets] = group_rank(flat, dets)
+    pair_rank = rank[pair_det]
+    usable = (pair_rank < max_dets) & (value >= min(iou_threshold, 1 - 1e-10))
+    pairs = np.flatnonzero(usable)
+    pairs = pairs[np.argsort(pair_rank[pairs], kind="stable")]
+    bounds = np.searchsorted(pair_rank[pairs], np.arange(max_dets + 1))
+    preferred = ~gt_ignore[pair_gt]
+    for r in range(max_dets):  # one detection of each image and class per step, in score order
+        step = pairs[bounds[r]:bounds[r + 1]]
+        if not len(step):
+            continue
+        step = step[gt_match[pair_gt[step]] < 0]
+        # per detection, the best by (not ignored, IoU, gt row): the last of its run after sorting
+        step = step[np.lexsort((pair_gt[step], value[step], preferred[step], pair_det[step]))]
+        last = np.ones(len(step), dtype=bool)
+        last[:-1] = pair_det[step][1:] != pair_det[step][:-1]
+        chosen = step[last]
+        det_match[pair_det[chosen]] = pair_gt[chosen]
+        gt_match[pair_gt[chosen]] = pair_det[chosen]
+    return det_match, gt_match
+
+
+@dataclass
 class SizeRecall:
     """Pooled recall per bucket, its counts, and per-GT bucket and found flags in input order."""
 
@@ -134,34 +232,26 @@ class SizeRecall:
     gt_found: list[np.ndarray]  # per image, (G,) bool: found in its own bucket
 
 
-def size_recall(images: list[ImageBoxes], conf_threshold: float, max_dets: int = COCO_MAX_DETS) -> SizeRecall:
-    """Pooled size-bucket recall over all images and classes (None for an empty bucket)."""
-    found = dict.fromkeys(BUCKETS, 0)
-    total = dict.fromkeys(BUCKETS, 0)
-    gt_buckets: list[np.ndarray] = []
-    gt_founds: list[np.ndarray] = []
-    for im in images:
-        areas = im.gt_xywh[:, 2] * im.gt_xywh[:, 3] if len(im.gt_xywh) else np.zeros(0)
-        buckets = np.where(areas < SMALL_MAX, 0, np.where(areas <= LARGE_MIN, 1, 2)).astype(np.int8)  # bucket_index
-        hit = np.zeros(len(im.gt_xywh), dtype=bool)
-        keep = im.det_score >= conf_threshold
-        for cls in np.unique(im.gt_cls):
-            g_idx = np.flatnonzero(im.gt_cls == cls)
-            d_idx = np.flatnonzero(keep & (im.det_cls == cls))
-            for b, name in enumerate(BUCKETS):
-                in_bucket = buckets[g_idx] == b
-                if not in_bucket.any():
-                    continue
-                m = coco_match(
-                    im.det_xywh[d_idx], im.det_score[d_idx], im.gt_xywh[g_idx], areas[g_idx],
-                    AREA_RANGES[name], max_dets=max_dets,
-                )
-                hit[g_idx[in_bucket]] = m[in_bucket]
-        for b, name in enumerate(BUCKETS):
-            sel = buckets == b
-            total[name] += int(sel.sum())
-            found[name] += int(hit[sel].sum())
-        gt_buckets.append(buckets)
-        gt_founds.append(hit)
+def size_recall(images: list[ImageBoxes], conf_threshold: float, max_dets: int = COCO_MAX_DETS,
+                flat: FlatBoxes | None = None) -> SizeRecall:
+    """Pooled size-bucket recall over all images and classes (None for an empty bucket): per bucket, COCOeval's
+    matching of the detections at or above ``conf_threshold`` with the other buckets' ground truth ignored,
+    every image and class at once. ``flat``: ``flatten(images)``, when the caller has it."""
+    flat = flatten(images) if flat is None else flat
+    area = flat.gt_area
+    buckets = np.where(area < SMALL_MAX, 0, np.where(area <= LARGE_MIN, 1, 2)).astype(np.int8)  # bucket_index
+    dets = np.flatnonzero(flat.det_score >= conf_threshold)
+    hit = np.zeros(len(area), dtype=bool)
+    found, total = dict.fromkeys(BUCKETS, 0), dict.fromkeys(BUCKETS, 0)
+    for b, name in enumerate(BUCKETS):
+        lo, hi = AREA_RANGES[name]
+        in_bucket = buckets == b
+        if in_bucket.any():
+            matched = match(flat, dets, (area < lo) | (area > hi), max_dets=max_dets)[1] >= 0
+            hit[in_bucket] = matched[in_bucket]
+        total[name] = int(in_bucket.sum())
+        found[name] = int(hit[in_bucket].sum())
     recall = {n: (found[n] / total[n] if total[n] else None) for n in BUCKETS}
-    return SizeRecall(recall, found, total, gt_buckets, gt_founds)
+    cuts = flat.gt_offsets[1:-1]
+    per_image = (np.split(buckets, cuts), np.split(hit, cuts)) if len(images) else ([], [])
+    return SizeRecall(recall, found, total, *per_image)

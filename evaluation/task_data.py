@@ -28,26 +28,27 @@ _LOADED: FileCache[Any] = FileCache(max_entries=16)
 
 
 def check(path: str | Path, split: str, task: str = DEFAULT_TASK, *, train: bool = False,
-          model_kpt_shape: Any = None) -> None:
+          model_kpt_shape: Any = None, since: float | None = None) -> None:
     """DatasetError unless ``path`` is a dataset a ``task`` checkpoint can be evaluated on (``split``) and,
-    with ``train``, trained on."""
+    with ``train``, trained on. ``since``: as ``load``'s."""
     if canonical_task(task) == CLASSIFICATION:
-        dataset = load(path, split, task)
+        dataset = load(path, split, task, since=since)
         if train:
             imagefolder.check_train_split(dataset)
     elif datasets.is_coco(path, split, task):
         datasets.check_dataset(path, split, train=train, task=task, model_kpt_shape=model_kpt_shape)
     else:
-        dataset = load(path, split, task, model_kpt_shape=model_kpt_shape)
+        dataset = load(path, split, task, model_kpt_shape=model_kpt_shape, since=since)
         if train:
             datasets.check_train_split(dataset)
 
 
 def load(path: str | Path, split: str, task: str = DEFAULT_TASK, *, cache_root: Path | None = None,
-         model_kpt_shape: Any = None) -> Any:
+         model_kpt_shape: Any = None, since: float | None = None) -> Any:
     """The loaded dataset of ``task`` (``imagefolder.ClassificationDataset`` or ``datasets.Dataset``); a COCO
     JSON is converted into ``cache_root`` (detection only). Cached (see the module contract): treat it as
-    read-only."""
+    read-only. ``since`` (a ``time.monotonic()``): a check of the files begun then or later is enough
+    (``FileCache.get``)."""
     task = canonical_task(task)
     key = (str(path), split, task, str(cache_root) if cache_root else None,
            tuple(model_kpt_shape) if model_kpt_shape is not None else None)
@@ -60,7 +61,7 @@ def load(path: str | Path, split: str, task: str = DEFAULT_TASK, *, cache_root: 
                                         model_kpt_shape=model_kpt_shape)
         return dataset, dataset.dependencies(path)
 
-    return _LOADED.get(key, read)
+    return _LOADED.get(key, read, since)
 
 
 def fingerprint(dataset: Any) -> str:

@@ -82,6 +82,18 @@ Listener = Callable[[jobq.Job, str, BaseException | None], Awaitable[None]]
 
 
 @dataclass
+class _Submission:
+    """A job waiting to be written (``JobQueue.submit``); ``outcome`` gets its job, None or its refusal."""
+
+    kind: str
+    params: dict[str, Any]
+    trigger: str
+    max_attempts: int
+    claim: tuple[str, str, str] | None
+    outcome: asyncio.Future[jobq.Job | None]
+
+
+@dataclass
 class _Running:
     ctx: JobContext
     task: asyncio.Task[None]
@@ -110,6 +122,8 @@ class JobQueue:
         self._running: dict[str, _Running] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed = False
+        self._submissions: list[_Submission] = []
+        self._writer: asyncio.Task[None] | None = None
         self.listeners: list[Listener] = []
 
     def now(self) -> str:
@@ -124,30 +138,68 @@ class JobQueue:
 
         With ``claim = (model_name, sha256, path)`` the job is created only if
         no job has claimed that checkpoint content yet (None otherwise), in the
-        same transaction as the claim.
+        same transaction as the claim. Submissions that arrive while one is
+        being written are written together, in one transaction (one commit,
+        one sync to disk), each as if alone.
         """
         if self._closed:
             raise ServiceClosed("the daemon is shutting down and accepts no new jobs")
-        max_queued = self.max_queued
+        pending = _Submission(kind, params, trigger, max_attempts, claim, asyncio.get_running_loop().create_future())
+        self._submissions.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_submissions(), name="job-submissions")
+        job = await pending.outcome
+        if job is not None:
+            log.info("job %s %s queued (trigger %s)", job.id, kind, trigger)
+            self._wake.set()
+        return job
 
-        def insert(conn: Any) -> jobq.Job | None:
-            if jobq.count_queued(conn) >= max_queued:
-                raise QueueFull(f"the job queue is full ({max_queued} jobs waiting); retry later")
+    async def _write_submissions(self) -> None:
+        """Write every waiting submission, in batches of those that arrived during the previous write."""
+        while self._submissions:
+            batch, self._submissions = self._submissions, []
+            try:
+                outcomes = await self.db.write(functools.partial(self._insert_all, batch))
+            except BaseException as exc:  # noqa: BLE001 - every submission of the batch gets it
+                for s in batch:
+                    if not s.outcome.done():
+                        s.outcome.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for s, outcome in zip(batch, outcomes):
+                if s.outcome.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    s.outcome.set_exception(outcome)
+                else:
+                    s.outcome.set_result(outcome)
+
+    def _insert_all(self, batch: list[_Submission], conn: Any) -> list[jobq.Job | None | BaseException]:
+        return [self._insert(conn, s) for s in batch]
+
+    def _insert(self, conn: Any, s: _Submission) -> jobq.Job | None | BaseException:
+        """One submission in its own savepoint of the batch's transaction: its job (None when its claim was
+        taken), or the exception that refused it (QueueFull), its writes undone."""
+        conn.execute("SAVEPOINT submission")
+        try:
+            if jobq.count_queued(conn) >= self.max_queued:
+                raise QueueFull(f"the job queue is full ({self.max_queued} jobs waiting); retry later")
             for _ in range(5):
                 job_id = secrets.token_hex(6)
                 if jobq.get(conn, job_id) is None:
                     break
-            if claim is not None and not checkpoints.claim_checkpoint(conn, *claim, job_id=job_id, now=self.now()):
+            if s.claim is not None and not checkpoints.claim_checkpoint(conn, *s.claim, job_id=job_id,
+                                                                        now=self.now()):
+                conn.execute("RELEASE submission")
                 return None
-            return jobq.insert(
-                conn, job_id=job_id, kind=kind, trigger=trigger, params=params, created_at=self.now(),
-                max_attempts=max_attempts,
-            )
-
-        job = await self.db.write(insert)
-        if job is not None:
-            log.info("job %s %s queued (trigger %s)", job.id, kind, trigger)
-            self._wake.set()
+            job = jobq.insert(conn, job_id=job_id, kind=s.kind, trigger=s.trigger, params=s.params,
+                              created_at=self.now(), max_attempts=s.max_attempts)
+        except Exception as exc:  # noqa: BLE001 - this submission's answer; the others go on
+            conn.execute("ROLLBACK TO submission")
+            conn.execute("RELEASE submission")
+            return exc
+        conn.execute("RELEASE submission")
         return job
 
     async def cancel(self, job_id: str) -> jobq.Job:

@@ -9,16 +9,20 @@ reason, an image size outside the task's bounds or weights that are not the
 task's a 400; for training, a dataset without a usable ``train`` split and a
 base of another task a 400 too (a base model that does not exist is a 404,
 like ``model``). The task of an evaluation is its checkpoint's, read here
-without torch. Checks that read files run off the event loop.
+without torch. Checks that read files run off the event loop, cached by file
+identity (``evaluation.file_cache``): a burst of submissions reads each file once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from daemon.app.models_view import ShaCache
+from daemon.jobs.coalesce import Coalescer
 from daemon.jobs.eval_settings import eval_shape
 from daemon.jobs.queue import JobQueue
 from evaluation import task_data
@@ -28,6 +32,7 @@ from evaluation.export_meta import export_shape, model_format, read_export
 from evaluation.model_resolution import CURRENT, ResolvedModel, expand_user, list_versions, resolve_model
 from store.job_table import Job
 from vocab.config import Config
+from vocab.contract.fields import Request
 from vocab.contract.params import CompareJobParams, EvalJobParams, EvalSpec, Params, TrainJobParams
 from vocab.contract.requests import CompareRequest, EvalRequest, TrainRequest
 from vocab.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed
@@ -57,14 +62,17 @@ class Submissions:
         self.config = config
         self.queue = queue
         self.shas = ShaCache()
+        self._builds = Coalescer()
 
     async def resolve_model(self, model: str, name: str | None = None, fmt: str | None = None) -> ResolvedModel:
         """The checkpoint (or export, ``fmt``) of ``model``, with the version ``current.pt`` holds when a name
         resolved to it; ``name`` (validated like a model name) names a checkpoint path."""
-        resolved = await asyncio.to_thread(resolve_model, model, self.config.models_root, self.config.allowed_roots,
-                                           fmt)
+        return await asyncio.to_thread(self._resolve, model, name, fmt)
+
+    def _resolve(self, model: str, name: str | None = None, fmt: str | None = None) -> ResolvedModel:
+        resolved = resolve_model(model, self.config.models_root, self.config.allowed_roots, fmt)
         if resolved.version is None and resolved.path.name == CURRENT:
-            resolved = dataclasses.replace(resolved, version=await asyncio.to_thread(self._version_held, resolved))
+            resolved = dataclasses.replace(resolved, version=self._version_held(resolved))
         if name is None:
             return resolved
         check_model_name(name)
@@ -81,29 +89,35 @@ class Submissions:
                 return n
         return None
 
-    async def facts(self, model: ResolvedModel) -> Facts:
+    @staticmethod
+    def _facts(model: ResolvedModel) -> Facts:
         """The checkpoint's task, training size and keypoint shape (an export's task and size); CheckpointError
         (400) for a file that cannot be used."""
         if model_format(model.path) == "onnx":
-            export = await asyncio.to_thread(read_export, model.path, None)
+            export = read_export(model.path, None)
             return Facts(export.task or "detection", max(export.imgsz), None)
-        meta = await asyncio.to_thread(read_checkpoint_meta, model.path)
+        meta = read_checkpoint_meta(model.path)
         return Facts(meta.task, meta.imgsz, meta.kpt_shape)
 
-    async def shape(self, model: ResolvedModel, facts: Facts, imgsz: int | None, batch: int | None) -> tuple[int, int]:
+    def _shape(self, model: ResolvedModel, facts: Facts, imgsz: int | None, batch: int | None) -> tuple[int, int]:
         """The (imgsz, batch) a model is evaluated at (``daemon.jobs.eval_settings``); a static ONNX export at
         its own size (another imgsz asked for is an InvalidRequest saying why)."""
         size, count = eval_shape(self.config, facts.task, model.name, imgsz=imgsz, batch=batch,
                                  trained_imgsz=facts.trained_imgsz)
         if model_format(model.path) != "onnx":
             return size, count
-        export = await asyncio.to_thread(read_export, model.path, None)
-        size, count = export_shape(export, imgsz, count, size)
+        size, count = export_shape(read_export(model.path, None), imgsz, count, size)
         return check_imgsz(size, facts.task), count
 
     async def check_dataset(self, raw: str, split: str, facts: Facts, train: bool = False) -> Path:
         """An absolute, allowed dataset the task can use (``evaluation.task_data.check``, off the event loop);
         with ``train``, one whose train split exists too."""
+        return await asyncio.to_thread(self._checked_dataset, raw, split, facts, train)
+
+    def _checked_dataset(self, raw: str, split: str, facts: Facts, train: bool = False,
+                         since: float | None = None) -> Path:
+        """``check_dataset``'s work; ``since`` (a ``time.monotonic()``): a check of the dataset's files begun then
+        or later answers for this one too (``evaluation.task_data.load``)."""
         p = expand_user(raw, "dataset path")
         if not p.is_absolute():
             raise InvalidRequest(f"dataset must be an absolute path (a dataset YAML, a folder holding one, a COCO "
@@ -112,8 +126,7 @@ class Submissions:
             real = p.resolve()
             if not is_under(real, self.config.allowed_roots):
                 raise PathNotAllowed(f"dataset path outside the allowed directories: {raw}")
-            await asyncio.to_thread(task_data.check, real, split, facts.task, train=train,
-                                    model_kpt_shape=facts.kpt_shape)
+            task_data.check(real, split, facts.task, train=train, model_kpt_shape=facts.kpt_shape, since=since)
         except OSError as exc:  # e.g. a name longer than the filesystem allows
             raise DatasetError(f"dataset path cannot be used: {exc.strerror or exc}") from None
         return real
@@ -126,40 +139,51 @@ class Submissions:
                         dataset_path=str(dataset), imgsz=imgsz, batch=batch, weights=weights or None,
                         allow_class_mismatch=allow_class_mismatch, split=split)
 
+    async def _params(self, kind: str, request: Request, build: Callable[[Any, float], Params]) -> Params:
+        """``build(request, since)`` in one trip off the event loop. Identical requests of a burst share one
+        build begun after they arrived (``daemon.jobs.coalesce``; ``since``: when the last of them arrived), and
+        builds share the checks of one dataset's files begun after their ``since``."""
+        key = (kind, request.model_dump_json())
+        return await self._builds.run(key, lambda since: asyncio.to_thread(build, request, since))
+
     async def eval(self, request: EvalRequest) -> Job:
-        resolved = await self.resolve_model(request.model, request.name, request.format)
+        return await self._submit("eval", await self._params("eval", request, self._eval_params))
+
+    def _eval_params(self, request: EvalRequest, since: float) -> EvalJobParams:
+        resolved = self._resolve(request.model, request.name, request.format)
         if request.auto_promote and model_format(resolved.path) != "pt":
             raise InvalidRequest("auto_promote needs a .pt checkpoint: an ONNX export is never made current.pt")
-        facts = await self.facts(resolved)
+        facts = self._facts(resolved)
         resolve_weights(request.weights, facts.task)
         split = request.split or self.config.eval.split
-        ds = await self.check_dataset(request.dataset, split, facts)
-        imgsz, batch = await self.shape(resolved, facts, request.imgsz, request.batch_size)
+        ds = self._checked_dataset(request.dataset, split, facts, since=since)
+        imgsz, batch = self._shape(resolved, facts, request.imgsz, request.batch_size)
         spec = self.spec(resolved, facts.task, ds, imgsz, batch, request.weights, request.allow_class_mismatch, split)
-        params = EvalJobParams(**dict(spec), model=request.model, auto_promote=request.auto_promote,
-                               gates=request.gates.overrides() if request.gates is not None else None)
-        return await self._submit("eval", params)
+        return EvalJobParams(**dict(spec), model=request.model, auto_promote=request.auto_promote,
+                             gates=request.gates.overrides() if request.gates is not None else None)
 
     async def compare(self, request: CompareRequest) -> Job:
-        a = await self.resolve_model(request.model_a, request.name_a)
-        b = await self.resolve_model(request.model_b, request.name_b)
-        facts_a, facts_b = await self.facts(a), await self.facts(b)
+        return await self._submit("compare", await self._params("compare", request, self._compare_params))
+
+    def _compare_params(self, request: CompareRequest, since: float) -> CompareJobParams:
+        a = self._resolve(request.model_a, request.name_a)
+        b = self._resolve(request.model_b, request.name_b)
+        facts_a, facts_b = self._facts(a), self._facts(b)
         if facts_a.task != facts_b.task:
             raise InvalidRequest(f"model_a is a {facts_a.task} model and model_b a {facts_b.task} model: only models "
                                  "of one task can be compared")
         resolve_weights(request.weights, facts_a.task)
         split = request.split or self.config.eval.split
-        ds = await self.check_dataset(request.dataset, split, facts_a)
-        specs = [self.spec(m, f.task, ds, *await self.shape(m, f, request.imgsz, request.batch_size),
+        ds = self._checked_dataset(request.dataset, split, facts_a, since=since)
+        specs = [self.spec(m, f.task, ds, *self._shape(m, f, request.imgsz, request.batch_size),
                            request.weights, split=split) for m, f in ((a, facts_a), (b, facts_b))]
         promotion = self.config.promotion
-        params = CompareJobParams(
+        return CompareJobParams(
             model_a=request.model_a, model_b=request.model_b, dataset_path=str(ds), a=specs[0], b=specs[1],
             split=split, weights=request.weights or None,
             bootstrap_resamples=first_given(request.bootstrap_resamples, promotion.bootstrap_resamples),
             bootstrap_seed=first_given(request.bootstrap_seed, promotion.bootstrap_seed),
         )
-        return await self._submit("compare", params)
 
     async def _submit(self, kind: str, params: Params, trigger: str = "api") -> Job:
         job = await self.queue.submit(kind, params.stored(), trigger=trigger,
