@@ -39,7 +39,7 @@ from evaluation.families import families
 from evaluation.file_cache import cached_sha256, remember_sha256
 from evaluation.ground_truth import gt_boxes
 from evaluation.metrics import task_metrics
-from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, SizeRecall, flatten, size_recall
+from evaluation.size_recall import COCO_MAX_DETS, FlatBoxes, ImageBoxes, SizeRecall, flat_boxes, per_image, size_recall
 from evaluation.task_analysis import oks_sigma, overlaps, row_geometry
 from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, DatasetError
@@ -47,13 +47,6 @@ from vocab.files import FileIdentity, identity
 from vocab.scoring import resolve_weights
 from vocab.tasks import DEFAULT_TASK, TASKS, task_of_ultralytics
 from vocab.terms import DEFAULT_IMGSZ
-
-
-def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
-    out = xyxy.copy()
-    out[:, 2] = xyxy[:, 2] - xyxy[:, 0]
-    out[:, 3] = xyxy[:, 3] - xyxy[:, 1]
-    return out
 
 
 def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes],
@@ -210,6 +203,16 @@ def _in_dataset_order(records: list[Any], images: list[Path]) -> tuple[list[Any]
     return [by_file[str(p)] for p in images], [index[id(r)] for r in records]
 
 
+def _flat_boxes(dataset: Dataset, records: list[Any]) -> FlatBoxes:
+    """Every image's predictions (xywh in original pixels, float64) and label-file ground truth, concatenated
+    in dataset order (``records``: ``validator.ImageRecord``)."""
+    xywh = np.concatenate([r.pred_xyxy for r in records] or [np.zeros((0, 4))]).astype(np.float64)
+    xywh[:, 2:] -= xywh[:, :2]
+    gts = [gt_boxes(dataset, image, r.ori_shape) for image, r in zip(dataset.images, records)]
+    return flat_boxes(xywh, [r.pred_conf for r in records], [r.pred_cls for r in records], [g[0] for g in gts],
+                      [g[1] for g in gts])
+
+
 def _task_geometry(task: str, dataset: Dataset, records: list[Any], conf: float | None
                    ) -> tuple[list[list[dict[str, Any]]] | None, list[np.ndarray] | None]:
     """Segmentation, pose, obb: each prediction row's geometry and each image's task overlap (see
@@ -253,12 +256,9 @@ def _evaluate_boxes(
     )
     records, val_order = _in_dataset_order(out.records, dataset.images)
     core = task_metrics(out.metrics, dataset.names, task)
-    boxes = []
-    for image, rec in zip(dataset.images, records):
-        gt_xywh, gt_cls = gt_boxes(dataset, image, rec.ori_shape)
-        boxes.append(ImageBoxes(_xyxy_to_xywh(rec.pred_xyxy), rec.pred_conf, rec.pred_cls, gt_xywh, gt_cls))
+    flat = _flat_boxes(dataset, records)
+    boxes = per_image(flat)
     conf = core["conf_threshold"]
-    flat = flatten(boxes)
     sizes = size_recall(boxes, conf if conf is not None else 0.0, flat=flat)
     rel_names = dataset.relative_names()
     fams = families(task)

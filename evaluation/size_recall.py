@@ -112,21 +112,36 @@ def _offsets(lengths: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
 
 
+def _cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.concatenate([np.asarray(p, dtype=dtype).reshape(-1, *shape) for p in parts]) if parts else \
+        np.zeros((0, *shape), dtype)
+
+
+def flat_boxes(det_xywh: np.ndarray, det_score: list[np.ndarray], det_cls: list[np.ndarray],
+               gt_xywh: list[np.ndarray], gt_cls: list[np.ndarray]) -> FlatBoxes:
+    """A ``FlatBoxes`` from every image's detections (``det_xywh``: already concatenated; scores and classes
+    per image) and ground truth (per image)."""
+    d_len = [len(s) for s in det_score]
+    g_len = [len(c) for c in gt_cls]
+    images = np.arange(len(d_len))
+    return FlatBoxes(
+        np.asarray(det_xywh, dtype=np.float64).reshape(-1, 4), _cat(det_score, (), np.float64),
+        _cat(det_cls, (), np.int64), np.repeat(images, d_len), _offsets(d_len), _cat(gt_xywh, (4,), np.float64),
+        _cat(gt_cls, (), np.int64), np.repeat(images, g_len), _offsets(g_len),
+    )
+
+
 def flatten(images: list[ImageBoxes]) -> FlatBoxes:
     """``images`` as one ``FlatBoxes``."""
-    d_len = [len(im.det_score) for im in images]
-    g_len = [len(im.gt_cls) for im in images]
+    return flat_boxes(_cat([im.det_xywh for im in images], (4,), np.float64), [im.det_score for im in images],
+                      [im.det_cls for im in images], [im.gt_xywh for im in images], [im.gt_cls for im in images])
 
-    def cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        return np.concatenate([np.asarray(p, dtype=dtype).reshape(-1, *shape) for p in parts]) if parts else \
-            np.zeros((0, *shape), dtype)
 
-    return FlatBoxes(
-        cat([im.det_xywh for im in images], (4,), np.float64), cat([im.det_score for im in images], (), np.float64),
-        cat([im.det_cls for im in images], (), np.int64), np.repeat(np.arange(len(images)), d_len), _offsets(d_len),
-        cat([im.gt_xywh for im in images], (4,), np.float64), cat([im.gt_cls for im in images], (), np.int64),
-        np.repeat(np.arange(len(images)), g_len), _offsets(g_len),
-    )
+def per_image(flat: FlatBoxes) -> list[ImageBoxes]:
+    """Each image's ``ImageBoxes``: views of ``flat``'s arrays (no copies)."""
+    d, g = flat.det_offsets, flat.gt_offsets
+    return [ImageBoxes(flat.det_xywh[d[i]:d[i + 1]], flat.det_score[d[i]:d[i + 1]], flat.det_cls[d[i]:d[i + 1]],
+                       flat.gt_xywh[g[i]:g[i + 1]], flat.gt_cls[g[i]:g[i + 1]]) for i in range(len(d) - 1)]
 
 
 def pair_iou(dets: np.ndarray, gts: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ class ImageRecord:
 
     im_file: str
     ori_shape: tuple[int, int]  # (height, width) in pixels
-    pred_xyxy: np.ndarray  # (D, 4) float64, original pixels, clipped to the image
+    pred_xyxy: np.ndarray  # (D, 4) float32 as the validator computes them, original pixels, clipped to the image
     pred_conf: np.ndarray  # (D,) float64, descending
     pred_cls: np.ndarray  # (D,) int64
     tp: np.ndarray  # (D, 10) bool, the validator's matches at IoU 0.50:0.05:0.95 (obb: rotated IoU)
@@ -145,7 +145,7 @@ class _Collecting(BatchTimer):
                         ratio_pad: Any) -> tuple[np.ndarray, Any]:
         """The predictions' boxes (D, 4) xyxy in original pixels, clipped, and the task's geometry there."""
         boxes = torch.as_tensor(ops.scale_boxes(shape, pred["bboxes"].clone(), ori, ratio_pad=ratio_pad))
-        return boxes.cpu().double().numpy().reshape(-1, 4), None
+        return boxes.cpu().numpy().reshape(-1, 4), None
 
 
 class CollectingValidator(_Collecting, DetectionValidator):
