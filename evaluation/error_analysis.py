@@ -18,6 +18,8 @@ The artifact (``analyse``'s return value):
   own box area, found and missed boxes by the ground truth's area): each
   ``{gt, tp, fp, missed, duplicate, classification, localization, both, background}``;
 - ``confusion_matrix``: ``{labels, rows: "predicted", columns: "true", matrix}``;
+- ``cells``: ``cells[i][j]`` = the indices (into ``images``, ascending) of the
+  images that count in matrix cell (i, j): the images behind each cell;
 - ``examples``: per FP type the top 20 by confidence, ``missed`` the 20
   largest misses; each ``{image, box [x,y,w,h], class, score, type, gt}`` where
   ``gt`` is the matched or overlapping ground truth ``{box, class, iou}`` (for
@@ -112,6 +114,7 @@ class _Tally:
     matrix: np.ndarray = field(init=False)
     top: dict[str, _TopK] = field(init=False)
     letters: list[str] = field(default_factory=list)
+    cells: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     missed_boxes: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -185,6 +188,10 @@ def _analyse_image(tally: _Tally, index: int, name: str, im: ImageBoxes, conf: f
         has = confusing.any(0)
         rows[has] = det_cls[np.where(confusing, im.det_score[:, None], -np.inf).argmax(0)[has]]
     np.add.at(tally.matrix, (rows[~found], gt_cls[~found]), 1)
+    counted = np.concatenate([np.stack([det_cls[background], np.full(int(background.sum()), nc)]),
+                              np.stack([gt_cls[found], gt_cls[found]]), np.stack([rows[~found], gt_cls[~found]])], 1)
+    for r, c in {(int(r), int(c)) for r, c in counted.T}:
+        tally.cells.setdefault((r, c), []).append(index)
     _collect_examples(tally, index, name, im, keep, fp, kind, ious, same, found)
 
 
@@ -260,6 +267,7 @@ def analyse(images: list[ImageBoxes], image_names: list[str], names: list[str], 
             "labels": [*names, "background"], "rows": "predicted", "columns": "true",
             "matrix": tally.matrix.tolist(),
         },
+        "cells": [[tally.cells.get((r, c), []) for c in range(len(names) + 1)] for r in range(len(names) + 1)],
         "examples": {t: top.items() for t, top in tally.top.items()},
         "prediction_types": "".join(tally.letters),
         "missed_boxes": tally.missed_boxes,

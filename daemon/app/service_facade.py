@@ -172,11 +172,20 @@ class DaemonFacade:
     async def evaluation(self, eval_id: int) -> dict[str, Any]:
         return await self.parts.analyses.result(eval_id)
 
-    async def artifact(self, eval_id: int, kind: str, *, full: bool = True) -> dict[str, Any]:
-        return await self.parts.analyses.artifact(eval_id, kind, full=full)
+    async def artifact(self, eval_id: int, kind: str, *, full: bool = True, images: bool = True) -> dict[str, Any]:
+        return await self.parts.analyses.artifact(eval_id, kind, full=full, images=images)
 
     async def image(self, eval_id: int, name: str) -> tuple[Path, str]:
         return await self.parts.analyses.image(eval_id, name)
+
+    async def gallery(self, eval_id: int, kind: str, cls: str | None, offset: int, limit: int) -> dict[str, Any]:
+        return await self.parts.analyses.gallery(eval_id, kind, cls, offset, limit)
+
+    async def cell(self, eval_id: int, predicted: int, true: int, offset: int, limit: int) -> dict[str, Any]:
+        return await self.parts.analyses.cell(eval_id, predicted, true, offset, limit)
+
+    async def annotations(self, eval_id: int, image: str) -> dict[str, Any]:
+        return await self.parts.analyses.annotations(eval_id, image)
 
     # -- health and telemetry ------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -186,3 +186,52 @@ class Health(Answer):
     watcher: Annotated[str, OneOf(("off", "ok", "down"))]
     worker_info: dict[str, Any] | None = None
     reason: str | None = Field(None, description="When not ok: why, in words (every cause, joined).")
+
+
+class Page(Answer):
+    """A page of a long list of an evaluation's analysis: ``items`` from ``offset``, ``count`` in all."""
+
+    eval_id: int
+    count: int = Field(ge=0, description="How many there are in all (the true count, not only those listed).")
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    items: list[dict[str, Any]]
+
+
+class GalleryPage(Page):
+    """Failure examples of one kind (and class): ``count`` such failures in all, of which the analysis keeps
+    ``stored`` as examples (the most confident false positives and mistakes, the largest misses); ``items``
+    page through those. Each item is the analysis' example; for a task that predicts more than boxes it also
+    carries ``prediction`` geometry (``segmentation``, ``keypoints`` or ``obb``/``poly``, image pixels) and
+    ``ground_truth``: the image's labelled objects (normalised, see ``Annotations``)."""
+
+    kind: str
+    cls: str | None = None
+    stored: int = Field(ge=0)
+
+
+class CellPage(Page):
+    """The images behind one confusion-matrix cell (``count`` in all): each ``{image, index}`` with that image's
+    ``annotations`` restricted to the cell's classes."""
+
+    predicted: str
+    true: str
+
+
+class Annotations(Answer):
+    """What was predicted and labelled on one image. Detection and its kin: ``predictions``, the rows of the
+    predictions artifact at or above the operating point (``bbox`` [x, y, w, h] in image pixels, ``class``,
+    ``score``, and the task's geometry); ``ground_truth``, the label file's objects (``class``, ``box``
+    [cx, cy, w, h] and ``points``, normalised to the image's size). Classification: ``true`` (class name),
+    ``top5`` (class names) and ``conf``."""
+
+    eval_id: int
+    image: str
+    index: int = Field(ge=0, description="The image's position in the evaluation's list.")
+    task: str
+    conf_threshold: Num = None
+    predictions: list[dict[str, Any]] | None = None
+    ground_truth: list[dict[str, Any]] | None = None
+    true: str | None = None
+    top5: list[str] | None = None
+    conf: list[float] | None = None

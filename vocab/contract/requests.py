@@ -222,6 +222,45 @@ class ErrorsQuery(Request):
     """``GET .../errors``."""
 
     boxes: bool = Field(True, description="Include the per-box lists (prediction_types, missed_boxes).")
+    images: bool = Field(True, description="Include the per-image lists (images; cells: the images behind each "
+                                           "confusion-matrix cell). false: what a page shows at once, whatever "
+                                           "the number of images; .../cells and .../gallery page the rest.")
+
+
+PAGE_LIMIT_MAX = 200
+
+
+class PageQuery(Request):
+    """A page of a long list: ``limit`` items from ``offset`` (answers say how many there are in all)."""
+
+    offset: Annotated[int, Field(ge=0, le=10**9)] = Field(0, description="Items to skip.")
+    limit: Annotated[int, Field(ge=1, le=PAGE_LIMIT_MAX)] = Field(24, description="Max items to return.")
+
+
+class GalleryQuery(PageQuery):
+    """``GET /v1/vision/evaluations/{eval_id}/gallery``: failure examples of one kind."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="The kind of failure: an error type of the analysis (detection and its kin: duplicate, "
+                    "classification, localization, both, background, missed; classification: mistakes).")
+    cls: Text | None = Field(
+        None, description="Only examples of this class (a false positive's predicted class, a miss's or a "
+                          "mistake's true class).")
+
+
+class CellQuery(PageQuery):
+    """``GET /v1/vision/evaluations/{eval_id}/cells``: the images behind one confusion-matrix cell."""
+
+    predicted: Annotated[int, Field(ge=0, le=10**6)] = Field(description="The cell's row (index into the "
+                                                                         "matrix labels).")
+    true: Annotated[int, Field(ge=0, le=10**6)] = Field(description="The cell's column.")
+
+
+class AnnotationsQuery(Request):
+    """``GET /v1/vision/evaluations/{eval_id}/annotations``: what was predicted and labelled on one image."""
+
+    image: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(
+        description="An image name the evaluation lists.")
 
 
 class NoQuery(Request):
