@@ -54,8 +54,11 @@ lint: install
 test-fast: install
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 -m "not heavy"
 
+# The committed test checkpoints: detection's (make_fixtures.py), then segmentation's, pose's and obb's
+# (make_task_fixtures.py, several minutes of CPU training).
 fixtures: install
 	$(PY) tests/fixtures/make_fixtures.py
+	$(PY) tests/fixtures/make_task_fixtures.py
 
 bench: install
 	$(PY) benchmarks/eval_overhead.py

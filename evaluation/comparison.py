@@ -86,8 +86,11 @@ _ERROR_LABELS = {
 
 
 def _rows(counts_a: dict[str, int], counts_b: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Each count of either side (detection's in ERROR_KEYS order; another task's, e.g. classification's
+    images/correct/wrong, as given) with ``diff = a - b``."""
+    keys = [k for k in ERROR_KEYS if k in counts_a or k in counts_b] or list(dict.fromkeys([*counts_a, *counts_b]))
     return {k: {"a": counts_a.get(k), "b": counts_b.get(k),
-                "diff": counts_a[k] - counts_b[k] if k in counts_a and k in counts_b else None} for k in ERROR_KEYS}
+                "diff": counts_a[k] - counts_b[k] if k in counts_a and k in counts_b else None} for k in keys}
 
 
 def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,7 +109,8 @@ def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | N
                 "detail": "the error analysis of one of the evaluations is unavailable"}
     rows = _rows(errors_a["overall"], errors_b["overall"])
     out: dict[str, Any] = {"available": True, "a": errors_a["overall"], "b": errors_b["overall"], "rows": rows,
-                           "changes": [f"{_ERROR_LABELS[k]} {r['a']} -> {r['b']}" for k, r in rows.items() if r["diff"]]}
+                           "changes": [f"{_ERROR_LABELS.get(k, k)} {r['a']} -> {r['b']}" for k, r in rows.items()
+                                       if r["diff"]]}
     for part in ("per_class", "per_size"):
         pa, pb = errors_a.get(part), errors_b.get(part)
         if pa and pb:

@@ -7,6 +7,12 @@ IoU 0.5 (``prec_values``), and precision, recall and F1 at confidence ``px``
 ``build_curves`` keeps at most ``MAX_POINTS`` points of each, per class and
 for all classes (the mean over classes, as ultralytics plots them), and marks
 the operating point. Pure numpy: the ``curves.json`` artifact.
+
+A task with several metric families (``evaluation.families``) gets one set
+of curves per family (``task_curves``): the box family's at the top level,
+as detection's, and each further family's under its name (``mask``,
+``pose``), each with its own operating point; ``families`` lists the names,
+box first.
 """
 
 from __future__ import annotations
@@ -37,11 +43,17 @@ def from_metric(box: Any) -> CurveArrays:
                        np.asarray(box.r_curve), np.asarray(box.f1_curve), np.asarray(box.ap_class_index))
 
 
-def from_evidence(evidence: dict[str, np.ndarray]) -> CurveArrays:
-    """Recompute the arrays from stored evidence with ultralytics' ``ap_per_class`` (worker only)."""
+def from_evidence(evidence: dict[str, np.ndarray], tp_key: str = "tp") -> CurveArrays:
+    """Recompute the arrays from stored evidence with ultralytics' ``ap_per_class`` on the predictions in
+    the validator's own order (``reference.validator_order``), from the true-positive matrix ``tp_key``
+    (a family's ``evidence_key``); worker only."""
     from ultralytics.utils.metrics import ap_per_class
 
-    out = ap_per_class(evidence["tp"], evidence["conf"], evidence["pred_cls"], evidence["target_cls"])
+    from evaluation.stats.reference import validator_order
+
+    order = validator_order(evidence)
+    out = ap_per_class(np.asarray(evidence[tp_key])[order], np.asarray(evidence["conf"])[order],
+                       np.asarray(evidence["pred_cls"])[order], evidence["target_cls"])
     return CurveArrays(px=out[10], prec_values=out[11], p_curve=out[7], r_curve=out[8], f1_curve=out[9],
                        class_index=out[6])
 
@@ -73,4 +85,15 @@ def build_curves(arrays: CurveArrays, names: list[str], operating: dict[str, Any
         out[key] = {"all": _series(px, rows.mean(0), idx) if has_rows else [], "per_class": per_class}
     out["x_axis"] = {"pr": "recall", "precision": "confidence", "recall": "confidence", "f1": "confidence"}
     out["operating_point"] = {k: operating.get(k) for k in ("conf_threshold", "precision", "recall", "f1")}
+    return out
+
+
+def task_curves(arrays: dict[str, CurveArrays], names: list[str], operating: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The curves artifact of a task: ``arrays`` and ``operating`` by family name, ``box`` first (see the
+    module contract)."""
+    out = build_curves(arrays["box"], names, operating["box"])
+    for family, fam_arrays in arrays.items():
+        if family != "box":
+            out[family] = build_curves(fam_arrays, names, operating[family])
+    out["families"] = list(arrays)
     return out

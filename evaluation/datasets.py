@@ -14,6 +14,16 @@ whose split entries name JSON files (converted once into a cache,
 ``evaluation.coco_cache``). Stricter than a bare val, so that a number never
 silently covers fewer images: ultralytics would drop images whose labels it
 cannot use, or that are missing; we refuse them instead.
+
+The label files are read as the checkpoint's task reads them (``task``: a
+``vocab.tasks`` name or ultralytics alias; ``evaluation.labels``): boxes or
+polygons for detection, polygons for segmentation, four corners for obb,
+boxes with keypoints for pose (whose YAML must declare the ``kpt_shape`` of
+the checkpoint, ``model_kpt_shape``, when known). A dataset that does not fit
+the task is a ``DatasetError`` naming both; a COCO JSON dataset (converted
+with boxes only) is for detection only. The ``Dataset`` keeps how its labels
+were read (``label_spec``), and its sanitised YAML hands the task's keys on
+to ultralytics (pose: ``kpt_shape``, ``flip_idx``, ...).
 """
 
 from __future__ import annotations
@@ -40,23 +50,14 @@ from evaluation.dataset_yaml import (
     require_split,
     resolve_entries,
 )
+from evaluation.labels import DETECTION, Label, LabelSpec, label_spec, parse_label_file
 from vocab.errors import ClassMismatchError, DatasetError
 from vocab.paths import default_state_dir
+from vocab.tasks import DEFAULT_TASK, canonical_task
 from vocab.terms import SPLITS
 
 # Keys handed on to ultralytics; everything else (``download`` above all) is dropped.
 _SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
-
-
-@dataclass(frozen=True)
-class Label:
-    """One ground-truth box: class index and normalised centre-x, centre-y, width, height."""
-
-    cls: int
-    cx: float
-    cy: float
-    w: float
-    h: float
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Dataset:
 
     ``yaml_path`` is the YAML ultralytics reads (for a COCO JSON: the converted one in the cache);
     ``source`` what the caller named; ``conversion`` what each COCO JSON of the split became
-    (``coco_cache.conversion_record``), None for a YOLO dataset."""
+    (``coco_cache.conversion_record``), None for a YOLO dataset; ``label_spec`` how its label files were
+    read (``evaluation.labels``: the task, the keypoint shape and the YAML keys that go with them)."""
 
     yaml_path: Path
     root: Path
@@ -77,6 +79,7 @@ class Dataset:
     split: str = "val"
     source: Path | None = None
     conversion: list[dict[str, Any]] | None = None
+    label_spec: LabelSpec = DETECTION
 
     @property
     def nc(self) -> int:
@@ -97,13 +100,15 @@ class Dataset:
 
     def sanitised(self) -> dict[str, Any]:
         """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``, and the
-        evaluated split as ``val`` (ultralytics validates ``val``). Its split entries are the YAML's own,
-        which ultralytics resolves against the absolute ``path`` by the rules we followed."""
+        evaluated split as ``val`` (ultralytics validates ``val``), plus the YAML keys of its task's labels
+        (``LabelSpec.yaml_keys``: pose's ``kpt_shape``, ``flip_idx``, ...). Its split entries are the YAML's
+        own, which ultralytics resolves against the absolute ``path`` by the rules we followed."""
         out = {k: self.raw[k] for k in _SANITISED_KEYS if k in self.raw}
         out["val"] = self.raw[self.split]
         out["path"] = str(self.root)
         out["names"] = dict(enumerate(self.names))
         out.pop("nc", None)
+        out.update(self.label_spec.yaml_keys)
         return out
 
     def write_sanitised(self, directory: Path) -> Path:
@@ -139,107 +144,69 @@ def _cwd_free(data: dict[str, Any], key: str, root: Path, yaml_dir: Path, direct
     return out if isinstance(value, list) else out[0]
 
 
-def parse_label_file(path: Path, nc: int) -> list[Label]:
-    """Parse one YOLO label file as ultralytics does (boxes or polygons), with exact errors.
-
-    Raises DatasetError naming the file and line for a line that does not parse,
-    a class index outside 0..nc-1, or coordinates outside [0, 1] (ultralytics'
-    1% tolerance applies). Duplicate rows are removed, as ultralytics does.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read label file {path}: {exc}") from exc
-    rows: list[tuple[float, float, float, float, float]] = []
-    for lineno, line in enumerate(text.strip().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            values = [float(x) for x in parts]
-        except ValueError:
-            raise DatasetError(f"{path}:{lineno}: label line does not parse: {line.strip()!r}") from None
-        if len(values) == 5:
-            c, cx, cy, w, h = values
-        elif len(values) >= 7 and len(values) % 2 == 1:
-            xs, ys = values[1::2], values[2::2]
-            c = values[0]
-            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-            cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
-        else:
-            raise DatasetError(
-                f"{path}:{lineno}: label line has {len(values)} numbers; expected 'class cx cy w h' "
-                f"(5 numbers) or a polygon 'class x1 y1 x2 y2 ...'"
-            )
-        if c != int(c):
-            raise DatasetError(f"{path}:{lineno}: class index {parts[0]!r} is not an integer")
-        if not 0 <= int(c) < nc:
-            raise DatasetError(
-                f"{path}:{lineno}: class index {int(c)} is out of range: the dataset has {nc} "
-                f"classes (0..{nc - 1}); ultralytics would silently drop this image"
-            )
-        coords = values[1:]
-        if max(coords) > 1.01 or min(coords) < -0.01 or min(w, h) < 0:
-            raise DatasetError(f"{path}:{lineno}: coordinates must be normalised to [0, 1]: {line.strip()!r}")
-        rows.append((float(int(c)), cx, cy, w, h))
-    unique = list(dict.fromkeys(rows))  # ultralytics removes duplicate rows
-    return [Label(int(r[0]), r[1], r[2], r[3], r[4]) for r in unique]
-
-
 def default_cache_root() -> Path:
     """Where converted COCO datasets are cached when no cache root is given (``eval --local``):
     ``$XDG_CACHE_HOME/vision-evald/converted``. The daemon passes ``<state_dir>/converted``."""
     return default_state_dir() / "converted"
 
 
-def _dataset_file(path: str | Path, split: str) -> tuple[Path, Path, bool]:
-    """(what the caller named, the YAML or JSON file it stands for, whether that is COCO JSON)."""
+def _dataset_file(path: str | Path, split: str, task: str) -> tuple[Path, Path, bool]:
+    """(what the caller named, the YAML or JSON file it stands for, whether that is COCO JSON); a COCO
+    JSON dataset for a task other than detection is a DatasetError."""
     if split not in SPLITS:
         raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     source = Path(path).expanduser().resolve()
     file = find_dataset_yaml(source) if source.is_dir() else source
     coco = file.suffix.lower() == ".json" or (
         file.suffix.lower() in (".yaml", ".yml") and file.is_file() and is_coco_yaml(read_yaml(file)))
+    if coco and canonical_task(task) != DEFAULT_TASK:
+        raise DatasetError(f"{source}: COCO JSON datasets are supported for detection (they are converted with "
+                           f"boxes only), not for a {canonical_task(task)} model")
     return source, file, coco
 
 
-def check_dataset(path: str | Path, split: str = "val", *, train: bool = False) -> None:
-    """What a submission checks, fast and without torch: ``load_dataset``'s checks (and, with ``train``,
-    ``check_train_split``'s), except that COCO JSON is only checked (``coco_cache.check``), not converted:
-    the job converts it. DatasetError says what is wrong."""
-    _, file, coco = _dataset_file(path, split)
+def check_dataset(path: str | Path, split: str = "val", *, train: bool = False, task: str = DEFAULT_TASK,
+                  model_kpt_shape: Any = None) -> None:
+    """What a submission checks, fast and without torch: ``load_dataset``'s checks for ``task`` (and, with
+    ``train``, ``check_train_split``'s), except that COCO JSON is only checked (``coco_cache.check``), not
+    converted: the job converts it. DatasetError says what is wrong."""
+    _, file, coco = _dataset_file(path, split, task)
     if coco:
         for name in (split, "train") if train and file.suffix.lower() != ".json" else (split,):
             coco_check(file, name)
         return
-    dataset = load_dataset(file, split)
+    dataset = load_dataset(file, split, task=task, model_kpt_shape=model_kpt_shape)
     if train:
         check_train_split(dataset)
 
 
-def load_dataset(path: str | Path, split: str = "val", *, cache_root: Path | None = None) -> Dataset:
-    """Load and validate a dataset and one of its splits (see the module contract).
+def load_dataset(path: str | Path, split: str = "val", *, cache_root: Path | None = None,
+                 task: str = DEFAULT_TASK, model_kpt_shape: Any = None) -> Dataset:
+    """Load and validate a dataset and one of its splits for a checkpoint of ``task`` (see the module
+    contract).
 
     ``path``: a dataset YAML, a folder holding one (found as ultralytics finds it), a COCO JSON file,
     or a YAML naming JSON files; JSON is converted into ``cache_root`` (default: ``default_cache_root()``).
+    ``model_kpt_shape``: a pose checkpoint's ``[keypoints, dims]``, when known (the YAML's must equal it).
     """
-    source, yaml_path, converted = _dataset_file(path, split)
+    source, yaml_path, converted = _dataset_file(path, split, task)
     if converted:
         yaml_path = prepare(yaml_path, cache_root if cache_root is not None else default_cache_root())
     data = read_yaml(yaml_path)
     check_keys(data, yaml_path)
     require_split(data, split, yaml_path)
     names = class_names(data, yaml_path)
+    spec = label_spec(task, data, model_kpt_shape, source=f"dataset file {yaml_path}")
     root = dataset_root(data, yaml_path)
     entries = resolve_entries(data, split, root)
     check_entries_exist(entries, split, data, yaml_path)
     images = [Path(x) for x in list_images(entries, yaml_path.parent)]
     val_roots = _roots(entries)
     _check_images(images, entries, split, yaml_path)
-    labels = _read_labels(images, names, split, yaml_path)
+    labels = _read_labels(images, names, spec, split, yaml_path)
     raw = {k: v for k, v in data.items() if k != CONVERSION_KEY}
     conversion = (data.get(CONVERSION_KEY) or {}).get(split) if converted else None
-    dataset = Dataset(yaml_path, root, names, val_roots, images, labels, raw, split, source, conversion)
+    dataset = Dataset(yaml_path, root, names, val_roots, images, labels, raw, split, source, conversion, spec)
     _check_unique_names(dataset)
     return dataset
 
@@ -267,7 +234,8 @@ def _check_images(images: list[Path], entries: list[Path], split: str, yaml_path
         seen.add(image)
 
 
-def _read_labels(images: list[Path], names: list[str], split: str, yaml_path: Path) -> dict[Path, list[Label]]:
+def _read_labels(images: list[Path], names: list[str], spec: LabelSpec, split: str,
+                 yaml_path: Path) -> dict[Path, list[Label]]:
     label_dirs = {label_path_for(i).parent for i in images}
     if not any(d.is_dir() for d in label_dirs):
         raise DatasetError(
@@ -277,7 +245,7 @@ def _read_labels(images: list[Path], names: list[str], split: str, yaml_path: Pa
     labels: dict[Path, list[Label]] = {}
     for image in images:
         lp = label_path_for(image)
-        labels[image] = parse_label_file(lp, len(names)) if lp.is_file() else []
+        labels[image] = parse_label_file(lp, len(names), spec) if lp.is_file() else []
     return labels
 
 
@@ -326,11 +294,14 @@ def check_train_split(dataset: Dataset) -> None:
 
 
 def fingerprint(dataset: Dataset) -> str:
-    """sha256 of the evaluated split's content: image names and bytes, labels, class names, and the
-    split's name unless it is ``val`` (whose fingerprints predate splits).
+    """sha256 of the evaluated split's content: image names and bytes, labels (with their task geometry:
+    polygons, corners, keypoints), class names, and the split's name unless it is ``val`` (whose
+    fingerprints predate splits).
 
     Moving or renaming the dataset folder keeps the fingerprint; changing one
-    image, one label or one class name changes it.
+    image, one label or one class name changes it. A label without ``points``
+    (every label read for detection) is hashed as before task geometry was
+    kept, so a detection dataset keeps its fingerprint.
     """
     h = hashlib.sha256()
     if dataset.split != "val":
@@ -341,7 +312,7 @@ def fingerprint(dataset: Dataset) -> str:
         h.update(b"\0")
         h.update(file_sha256(image).encode())
         for lb in dataset.labels[image]:
-            h.update(repr((lb.cls, lb.cx, lb.cy, lb.w, lb.h)).encode())
+            h.update(repr((lb.cls, lb.cx, lb.cy, lb.w, lb.h, *((lb.points,) if lb.points else ()))).encode())
         h.update(b"\n")
     return h.hexdigest()
 

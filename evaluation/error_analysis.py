@@ -6,7 +6,11 @@ from the stored predictions and label files) and its output is stored as the
 
 Matching is COCOeval's for the area range "all" (``coco_match_pairs``): per
 image and class, predictions with confidence >= the operating point, greedy
-by confidence, IoU >= 0.5, at most 100 per image and class. Every unmatched
+by confidence, IoU >= 0.5, at most 100 per image and class. IoU is the
+boxes' unless the task brings its own overlap (``overlaps``, per image:
+segmentation's mask IoU, pose's OKS, obb's ProbIoU; see
+``evaluation.task_analysis``), which then types and matches every
+prediction in its place; size buckets stay by box area. Every unmatched
 prediction gets the first type that applies: ``duplicate``, ``classification``,
 ``localization``, ``both``, ``background``. The confusion matrix has rows =
 predicted, columns = true, over the classes plus ``background``.
@@ -20,6 +24,7 @@ The artifact (``analyse``'s return value):
 - ``confusion_matrix``: ``{labels, rows: "predicted", columns: "true", matrix}``;
 - ``cells``: ``cells[i][j]`` = the indices (into ``images``, ascending) of the
   images that count in matrix cell (i, j): the images behind each cell;
+- ``overlap``: the measure matched on (``box IoU``, or the task's);
 - ``examples``: per FP type the top 20 by confidence, ``missed`` the 20
   largest misses; each ``{image, box [x,y,w,h], class, score, type, gt}`` where
   ``gt`` is the matched or overlapping ground truth ``{box, class, iou}`` (for
@@ -140,7 +145,7 @@ def _box(xywh: np.ndarray) -> list[float]:
     return [round(float(v), 2) for v in xywh]
 
 
-def _match_image(im: ImageBoxes, keep: np.ndarray, max_dets: int) -> tuple[np.ndarray, np.ndarray]:
+def _match_image(im: ImageBoxes, keep: np.ndarray, max_dets: int, ious: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(per detection: the GT index it matched or -1; per GT: the detection that found it or -1)."""
     det_gt = np.full(len(im.det_score), -1, dtype=np.int64)
     gt_det = np.full(len(im.gt_cls), -1, dtype=np.int64)
@@ -149,18 +154,19 @@ def _match_image(im: ImageBoxes, keep: np.ndarray, max_dets: int) -> tuple[np.nd
         d_idx = np.flatnonzero(keep & (im.det_cls == cls))
         areas = im.gt_xywh[g_idx, 2] * im.gt_xywh[g_idx, 3]
         by = coco_match_pairs(im.det_xywh[d_idx], im.det_score[d_idx], im.gt_xywh[g_idx], areas, _ALL_AREAS,
-                              MATCH_IOU, max_dets)
+                              MATCH_IOU, max_dets, ious[np.ix_(d_idx, g_idx)])
         hit = by >= 0
         gt_det[g_idx[hit]] = d_idx[by[hit]]
         det_gt[d_idx[by[hit]]] = g_idx[hit]
     return det_gt, gt_det
 
 
-def _analyse_image(tally: _Tally, index: int, name: str, im: ImageBoxes, conf: float, max_dets: int) -> None:
+def _analyse_image(tally: _Tally, index: int, name: str, im: ImageBoxes, conf: float, max_dets: int,
+                   overlap: np.ndarray | None) -> None:
     nc = len(tally.names)
     keep = im.det_score >= conf
-    det_gt, gt_det = _match_image(im, keep, max_dets)
-    ious = bb_iou(im.det_xywh, im.gt_xywh)
+    ious = bb_iou(im.det_xywh, im.gt_xywh) if overlap is None else np.asarray(overlap).reshape(len(keep), len(im.gt_cls))
+    det_gt, gt_det = _match_image(im, keep, max_dets, ious)
     same = im.det_cls[:, None] == im.gt_cls[None, :]
     det_cls, gt_cls = im.det_cls.astype(np.int64), im.gt_cls.astype(np.int64)
     gt_bucket = _buckets(im.gt_xywh)
@@ -243,21 +249,24 @@ def _miss_example(name: str, im: ImageBoxes, g: int, keep: np.ndarray, ious: np.
 
 
 def analyse(images: list[ImageBoxes], image_names: list[str], names: list[str], conf_threshold: float | None,
-            max_dets: int = COCO_MAX_DETS) -> dict[str, Any]:
+            max_dets: int = COCO_MAX_DETS, overlaps: list[np.ndarray] | None = None,
+            overlap_name: str = "box IoU") -> dict[str, Any]:
     """The error-analysis artifact of one evaluation (see module contract).
 
     ``images`` are in dataset order with detections in the predictions
     artifact's order; a ``None`` operating point (nothing to evaluate) counts
-    every prediction.
+    every prediction. ``overlaps``: per image, the task's own overlap (D x G)
+    in place of the boxes' IoU, named ``overlap_name``.
     """
     conf = 0.0 if conf_threshold is None else float(conf_threshold)
     tally = _Tally(list(names))
     for index, (name, im) in enumerate(zip(image_names, images)):
-        _analyse_image(tally, index, name, im, conf, max_dets)
+        _analyse_image(tally, index, name, im, conf, max_dets, None if overlaps is None else overlaps[index])
     overall, per_class, per_size = tally.counts()
     return {
         "conf_threshold": conf_threshold,
         "iou_threshold": MATCH_IOU,
+        "overlap": overlap_name,
         "max_dets": max_dets,
         "classes": list(names),
         "overall": overall,

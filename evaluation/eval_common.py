@@ -27,7 +27,7 @@ class Prepared:
 
     request: EvalSpec  # as asked (vocab.contract.params)
     model: Any  # ultralytics.YOLO
-    task: str  # vocab.tasks name: detection, classification
+    task: str  # vocab.tasks name: detection, classification, segmentation, pose, obb
     fmt: str  # pt or onnx
     export: ExportInfo | None
     imgsz: int  # as asked for (ultralytics may round it up: the pass reports what ran)

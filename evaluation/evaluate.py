@@ -4,14 +4,19 @@
 ``vision-eval eval --local`` runs in-process. It imports torch (through
 ``evaluation.validator``) only when called. It loads the checkpoint, reads
 its task from it (ultralytics' ``model.task``, or an export's metadata),
-loads the dataset as that task reads one (a dataset YAML for detection, an
-ImageFolder for classification: ``DATASETS``) and runs the task's pass:
-detection here, classification in ``evaluation.classification``. The
-task-independent part is ``evaluation.eval_common``.
+loads the dataset as that task reads one (``_dataset``: a dataset YAML whose
+labels are read as the task's, ``evaluation.datasets``, for detection,
+segmentation, pose and obb; an ImageFolder for classification) and runs the
+task's pass: the box tasks' here (``_evaluate_boxes``: the validator of the
+task, its metric families, ``evaluation.metrics``, and its geometry in the
+artifacts, ``evaluation.task_analysis``), classification's in
+``evaluation.classification``. The task-independent part is
+``evaluation.eval_common``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,21 +27,23 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from evaluation.analysis_store import build_artifacts, write_artifacts
+from evaluation.analysis_store import build_artifacts, family_operating, write_artifacts
 from evaluation.curves import from_metric
 from evaluation.datasets import Dataset, check_class_names, fingerprint, load_dataset
 from evaluation.eval_common import Prepared, common_result, scored
 from evaluation.evidence import write_evidence
 from evaluation.export_meta import ExportInfo, export_shape, model_format, read_export
+from evaluation.families import families
 from evaluation.ground_truth import gt_boxes
 from evaluation.imagefolder import fingerprint as imagefolder_fingerprint
 from evaluation.imagefolder import load_imagefolder
-from evaluation.metrics import core_metrics
-from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, size_recall
+from evaluation.metrics import task_metrics
+from evaluation.size_recall import COCO_MAX_DETS, ImageBoxes, SizeRecall, size_recall
+from evaluation.task_analysis import oks_sigma, overlaps, row_geometry
 from vocab.contract.params import EvalSpec
 from vocab.errors import CheckpointError, DatasetError
 from vocab.scoring import resolve_weights
-from vocab.tasks import task_of_ultralytics
+from vocab.tasks import DEFAULT_TASK, TASKS, task_of_ultralytics
 from vocab.terms import DEFAULT_IMGSZ
 
 
@@ -47,12 +54,16 @@ def _xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes]) -> None:
-    """The predictions artifact: a JSON list of {file_name, category_id, bbox [x,y,w,h], score}."""
+def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes],
+                      geometry: list[list[dict[str, Any]]] | None = None) -> None:
+    """The predictions artifact: a JSON list of {file_name, category_id, bbox [x,y,w,h], score}, plus for
+    segmentation, pose and obb the task's keys of each row (``geometry``, per image and row: see
+    ``evaluation.task_analysis``)."""
     rows = []
-    for name, im in zip(names, boxes):
-        for xywh, score, cls in zip(im.det_xywh.tolist(), im.det_score.tolist(), im.det_cls.tolist()):
-            rows.append({"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score})
+    for i, (name, im) in enumerate(zip(names, boxes)):
+        extra = geometry[i] if geometry else [{}] * len(im.det_score)
+        for xywh, score, cls, keys in zip(im.det_xywh.tolist(), im.det_score.tolist(), im.det_cls.tolist(), extra):
+            rows.append({"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score, **keys})
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(rows))
     os.replace(tmp, path)
@@ -107,19 +118,14 @@ def _load_and_hash(
     raise CheckpointError(f"checkpoint {path} kept changing while it was being loaded; evaluate it again")
 
 
-def _detection_dataset(spec: EvalSpec, cache_root: Path | None) -> Dataset:
-    return load_dataset(spec.dataset_path, spec.split, cache_root=cache_root)
-
-
-def _classification_dataset(spec: EvalSpec, cache_root: Path | None) -> Any:
-    return load_imagefolder(spec.dataset_path, spec.split)
-
-
-# Per task: how its dataset is loaded (a COCO JSON converted into the cache root), and its fingerprint.
-DATASETS: dict[str, tuple[Callable[[EvalSpec, Path | None], Any], Callable[[Any], str]]] = {
-    "detection": (_detection_dataset, fingerprint),
-    "classification": (_classification_dataset, imagefolder_fingerprint),
-}
+def _dataset(spec: EvalSpec, task: str, model_kpt_shape: list[int] | None,
+             cache_root: Path | None) -> tuple[Any, Callable[[Any], str]]:
+    """The dataset as ``task`` reads one (a COCO JSON converted into ``cache_root``; a pose dataset's
+    ``kpt_shape`` checked against the checkpoint's, when known), and the function that fingerprints it."""
+    if task == "classification":
+        return load_imagefolder(spec.dataset_path, spec.split), imagefolder_fingerprint
+    return load_dataset(spec.dataset_path, spec.split, cache_root=cache_root, task=task,
+                        model_kpt_shape=model_kpt_shape), fingerprint
 
 
 def _prepare(validator: Any, spec: EvalSpec, device: str, cache_root: Path | None,
@@ -134,8 +140,8 @@ def _prepare(validator: Any, spec: EvalSpec, device: str, cache_root: Path | Non
     model, checkpoint_sha, checkpoint_id = _load_and_hash(validator, model_path, pool)
     task = task_of_ultralytics(str(model.task)).name
     weights = resolve_weights(spec.weights, task)
-    load, fingerprint_of = DATASETS[task]
-    dataset = load(spec, cache_root)
+    kpt_shape = export.kpt_shape if export is not None else validator.model_kpt_shape(model)
+    dataset, fingerprint_of = _dataset(spec, task, kpt_shape, cache_root)
     dataset_fp = pool.submit(fingerprint_of, dataset)
     model_names = export.names if export is not None and export.names else validator.model_class_names(model)
     warnings = check_class_names(model_names, dataset, spec.allow_class_mismatch)
@@ -161,7 +167,7 @@ def evaluate(
     result mapping (docs/metrics.md). The spec's paths must already be resolved and allowed; a COCO JSON
     dataset is converted into ``cache_root`` (None: ``evaluation.datasets.default_cache_root()``).
 
-    The error analysis (and, for detection, the curves) of the same pass (``evaluation.analysis_store``) is
+    The error analysis (and, for the box tasks, the curves) of the same pass (``evaluation.analysis_store``) is
     written into ``analysis_dir`` when given; its overall counts are the result's ``error_counts``.
     """
     from evaluation import validator  # heavy: torch and ultralytics
@@ -173,7 +179,7 @@ def evaluate(
         prepared, dataset = _prepare(validator, spec, device, cache_root, pool)
     finally:
         pool.shutdown(wait=False)  # submitted hashes run on to completion
-    run: Callable[..., dict[str, Any]] = _evaluate_detection
+    run: Callable[..., dict[str, Any]] = _evaluate_boxes
     if prepared.task == "classification":
         from evaluation.classification import evaluate_classification
 
@@ -182,7 +188,54 @@ def evaluate(
                analysis_dir=analysis_dir, progress=progress)
 
 
-def _evaluate_detection(
+def _size_keys(sizes: SizeRecall) -> dict[str, Any]:
+    """The result's size-recall keys (tasks with size recall: ``vocab.tasks``)."""
+    return {
+        **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
+        **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
+        **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
+        "size_recall_max_dets": COCO_MAX_DETS,
+    }
+
+
+def _in_dataset_order(records: list[Any], images: list[Path]) -> tuple[list[Any], list[int]]:
+    """The validator's records in dataset order, and the dataset index of each in the validator's order;
+    DatasetError for an image the validator skipped."""
+    by_file = {r.im_file: r for r in records}  # ultralytics' paths are our resolved ones, as strings
+    if any(str(p) not in by_file for p in images):
+        by_file = {str(Path(f).resolve()): r for f, r in by_file.items()}
+    dropped = [str(p) for p in images if str(p) not in by_file]
+    if dropped:
+        raise DatasetError(
+            f"ultralytics skipped {len(dropped)} image(s) as unreadable or corrupt, e.g. {dropped[0]}; "
+            "fix or remove them so that every image is evaluated"
+        )
+    index = {id(by_file[str(p)]): i for i, p in enumerate(images)}
+    return [by_file[str(p)] for p in images], [index[id(r)] for r in records]
+
+
+def _task_geometry(task: str, dataset: Dataset, records: list[Any], conf: float | None
+                   ) -> tuple[list[list[dict[str, Any]]] | None, list[np.ndarray] | None]:
+    """Segmentation, pose, obb: each prediction row's geometry and each image's task overlap (see
+    ``evaluation.task_analysis``) at the primary family's operating point; (None, None) for detection."""
+    if task == DEFAULT_TASK:
+        return None, None
+    sigma = oks_sigma(dataset.label_spec) if task == "pose" else None
+    rows = [row_geometry(task, r.geometry, r.pred_conf >= (conf or 0.0)) for r in records]
+    ious = [overlaps(task, rw, dataset.labels[image], r.ori_shape, sigma)
+            for rw, r, image in zip(rows, records, dataset.images)]
+    return rows, ious
+
+
+def _found_by_analysis(sizes: SizeRecall, missed: list[list[int]]) -> SizeRecall:
+    """Size recall's records with the error analysis' found flags (obb: its own matching)."""
+    found = [np.ones(len(b), dtype=bool) for b in sizes.gt_bucket]
+    for image, label in missed:
+        found[image][label] = False
+    return dataclasses.replace(sizes, gt_found=found)
+
+
+def _evaluate_boxes(
     p: Prepared,
     dataset: Dataset,
     work_dir: Path,
@@ -192,26 +245,18 @@ def _evaluate_detection(
     analysis_dir: Path | None,
     progress: Callable[[float], None] | None,
 ) -> dict[str, Any]:
-    """The detection pass and result of ``evaluate``."""
+    """The pass and result of ``evaluate`` for detection, segmentation, pose and obb: the task's validator,
+    every metric family of the task, size recall where the task defines it (``vocab.tasks``)."""
     from evaluation import validator
 
-    request = p.request
+    request, task = p.request, p.task
     data_yaml = dataset.write_sanitised(work_dir)
     out = validator.run_pass(
         p.model, data_yaml, imgsz=p.imgsz, batch=p.batch, device=p.device,
         save_dir=work_dir / "val", progress=progress, rect=request.rect,
     )
-    by_file = {r.im_file: r for r in out.records}  # ultralytics' paths are our resolved ones, as strings
-    if any(str(p) not in by_file for p in dataset.images):
-        by_file = {str(Path(f).resolve()): r for f, r in by_file.items()}
-    dropped = [str(p) for p in dataset.images if str(p) not in by_file]
-    if dropped:
-        raise DatasetError(
-            f"ultralytics skipped {len(dropped)} image(s) as unreadable or corrupt, e.g. {dropped[0]}; "
-            "fix or remove them so that every image is evaluated"
-        )
-    records = [by_file[str(p)] for p in dataset.images]
-    core = core_metrics(out.metrics, dataset.names)
+    records, val_order = _in_dataset_order(out.records, dataset.images)
+    core = task_metrics(out.metrics, dataset.names, task)
     boxes = []
     for image, rec in zip(dataset.images, records):
         gt_xywh, gt_cls = gt_boxes(dataset, image, rec.ori_shape)
@@ -219,21 +264,26 @@ def _evaluate_detection(
     conf = core["conf_threshold"]
     sizes = size_recall(boxes, conf if conf is not None else 0.0)
     rel_names = [dataset.relative_name(p) for p in dataset.images]
+    fams = families(task)
+    geometry, task_overlaps = _task_geometry(task, dataset, records, core[fams[-1].metric("conf_threshold")])
+    artifacts = build_artifacts(boxes, rel_names, dataset.names, {f.name: from_metric(getattr(out.metrics, f.attr))
+                                                                  for f in fams},
+                                {f.name: family_operating(core, f) for f in fams}, task, task_overlaps)
+    has_sizes = TASKS[task].size_recall
+    if not has_sizes:
+        sizes = _found_by_analysis(sizes, artifacts["errors"]["missed_boxes"])
     if predictions_path is not None:
-        write_predictions(predictions_path, rel_names, boxes)
+        write_predictions(predictions_path, rel_names, boxes, geometry)
     if evidence_path is not None:
-        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf, out.timings)
-    artifacts = build_artifacts(boxes, rel_names, dataset.names, from_metric(out.metrics.box), core)
+        write_evidence(evidence_path, rel_names, records, boxes, sizes, conf, out.timings, task=task,
+                       val_order=val_order)
     if analysis_dir is not None:
         write_artifacts(analysis_dir, artifacts)
     result: dict[str, Any] = {
-        "task": p.task,
+        "task": task,
         "model_name": request.model_name,
         **core,
-        **{f"{b}_object_recall": sizes.recall[b] for b in sizes.recall},
-        **{f"{b}_object_count": sizes.total[b] for b in sizes.total},
-        **{f"{b}_object_found": sizes.found[b] for b in sizes.found},
-        "size_recall_max_dets": COCO_MAX_DETS,
+        **(_size_keys(sizes) if has_sizes else {}),
         **common_result(p, images=len(records), imgsz=out.imgsz, batch=out.batch, timings=out.timings,
                         speed=out.metrics.speed, dataset_names=dataset.names, split=dataset.split),
         "rect": request.rect and (p.export is None or p.export.dynamic),  # a static export is always square

@@ -3,13 +3,26 @@
 Stored as a compressed ``.npz`` beside the predictions artifact. Arrays, with
 ``*_offsets`` giving each image's slice (length n_images + 1):
 
+- ``task``: the evaluation's task (``detection``, ``segmentation``, ``pose``,
+  ``obb``); evidence written before tasks lacks it and is detection's
+  (``evidence_task``);
 - ``image_names``: val-relative file names, in dataset order;
+- ``val_order``: the images (indices into ``image_names``) in the order the
+  validator saw them (it concatenates its predictions in that order before
+  sorting them by confidence); older evidence lacks it;
 - ``pred_offsets``, ``tp`` (P x 10 bool, the validator's own matches at IoU
-  0.50:0.05:0.95), ``conf`` (P), ``pred_cls`` (P): every post-NMS prediction;
+  0.50:0.05:0.95; obb: rotated IoU), ``conf`` (P, float32 as the validator
+  holds them; older evidence: float64), ``pred_cls`` (P): every post-NMS
+  prediction;
+- ``tp_mask`` (segmentation: mask IoU), ``tp_pose`` (pose: keypoint OKS):
+  the validator's own matches of the task's further metric family
+  (``evaluation.families``), P x 10 bool, rows as ``tp``;
 - ``target_offsets``, ``target_cls``: the validator's ground-truth classes;
 - ``gt_offsets``, ``gt_cls``, ``gt_bucket`` (0 small, 1 medium, 2 large),
   ``gt_found`` (matched at IoU 0.5 at the operating point, COCO-style): every
-  label-file box, in label-file order;
+  label-file box, in label-file order (obb, which has no size recall: found
+  by the error analysis' rotated-IoU matching; the buckets by the enclosing
+  box's area, unused);
 - ``conf_threshold``: the operating point;
 - ``batch_ms``, ``batch_images``: the model's inference time of every batch
   (milliseconds for the whole batch) and its image count, in the order the
@@ -22,8 +35,7 @@ A classification evidence (``task`` = ``"classification"``, written by
 validator's top-k class indices, most probable first, k = min(5, classes)),
 ``conf`` (n x k, their probabilities), ``n_classes`` (the table's classes,
 ``evaluation.classify_metrics.table_names``), and the same ``batch_ms`` /
-``batch_images``. Every evidence now has a ``task`` entry; one without is a
-detection evidence written before tasks (``evidence_task``).
+``batch_images``.
 
 ``same_predictions`` says whether two evidences hold the same predictions on
 the same images (timings aside).
@@ -38,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.families import families
 from evaluation.size_recall import ImageBoxes, SizeRecall
 
 DETECTION, CLASSIFICATION = "detection", "classification"  # vocab.tasks' names
@@ -55,14 +68,23 @@ def write_evidence(
     sizes: SizeRecall,
     conf_threshold: float | None,
     timings: Sequence[Any] = (),
+    *,
+    task: str = DETECTION,
+    val_order: Sequence[int] | None = None,
 ) -> None:
-    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord``, timings:
-    ``validator.BatchTiming``)."""
+    """Write the evidence of one evaluation atomically (records: ``validator.ImageRecord`` in dataset order,
+    timings: ``validator.BatchTiming``; ``val_order``: the records' indices in the validator's order)."""
+    family_tp = {f.evidence_key: np.concatenate([r.family_tp[f.evidence_key] for r in records]
+                                                or [np.zeros((0, 10), bool)]).astype(bool)
+                 for f in families(task)[1:]}
     arrays = {
+        "task": np.array(task),
         "image_names": np.array(image_names, dtype=object).astype(str),
+        **({} if val_order is None else {"val_order": np.asarray(val_order, dtype=np.int64)}),
         "pred_offsets": _offsets([len(r.pred_conf) for r in records]),
         "tp": np.concatenate([r.tp for r in records] or [np.zeros((0, 10), bool)]).astype(bool),
-        "conf": np.concatenate([r.pred_conf for r in records] or [np.zeros(0)]).astype(np.float64),
+        **family_tp,
+        "conf": np.concatenate([r.pred_conf for r in records] or [np.zeros(0)]).astype(np.float32),
         "pred_cls": np.concatenate([r.pred_cls for r in records] or [np.zeros(0)]).astype(np.int64),
         "target_offsets": _offsets([len(r.target_cls) for r in records]),
         "target_cls": np.concatenate([r.target_cls for r in records] or [np.zeros(0)]).astype(np.int64),
@@ -73,7 +95,6 @@ def write_evidence(
         "conf_threshold": np.array(np.nan if conf_threshold is None else conf_threshold),
         "batch_ms": np.array([t.ms for t in timings], dtype=np.float64),
         "batch_images": np.array([t.images for t in timings], dtype=np.int64),
-        "task": np.array(DETECTION),
     }
     _save(path, arrays)
 
@@ -103,7 +124,8 @@ def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def evidence_task(evidence: Mapping[str, Any]) -> str:
-    """``detection`` or ``classification``: the evidence's ``task`` entry (none: a detection evidence)."""
+    """The evidence's ``task`` entry (a ``vocab.tasks`` name; none: a detection evidence written before
+    tasks)."""
     return str(evidence["task"]) if "task" in evidence else DETECTION
 
 
@@ -118,15 +140,17 @@ PREDICTION_KEYS = (
     "gt_offsets", "gt_cls", "gt_bucket", "gt_found", "conf_threshold",
 )
 CLASSIFICATION_PREDICTION_KEYS = ("image_names", "true", "top5", "conf", "n_classes")
-_PREDICTION_KEYS = {DETECTION: PREDICTION_KEYS, CLASSIFICATION: CLASSIFICATION_PREDICTION_KEYS}
 
 
 def same_predictions(ev_a: dict[str, np.ndarray], ev_b: dict[str, np.ndarray]) -> bool:
-    """True when both evidences are of one task and hold exactly the same predictions (with, for detection,
-    the same matches and operating point) on the same images (every array but the timings equal, NaN equal
-    to NaN): two such evaluations differ only in speed."""
+    """True when both evidences are of one task and hold exactly the same predictions (with, for the box
+    tasks, the same matches of every metric family and operating point) on the same images (every array but
+    the timings and the validator's image order equal, NaN equal to NaN): two such evaluations differ only
+    in speed."""
     task = evidence_task(ev_a)
     if evidence_task(ev_b) != task:
         return False
+    keys = CLASSIFICATION_PREDICTION_KEYS if task == CLASSIFICATION else \
+        (*PREDICTION_KEYS, *(f.evidence_key for f in families(task)[1:]))
     return all(k in ev_a and k in ev_b and np.array_equal(ev_a[k], ev_b[k], equal_nan=ev_a[k].dtype.kind == "f")
-               for k in _PREDICTION_KEYS[task])
+               for k in keys)

@@ -22,7 +22,6 @@ from vocab.tasks import BY_ULTRALYTICS, DEFAULT_TASK, task_of_ultralytics
 from vocab.tasks import task as task_named
 
 FORMATS = ("pt", "onnx")
-EVALUATED_TASKS = ("detect", "classify")  # the ultralytics tasks evaluation.evaluate supports
 
 
 def model_format(path: str | Path) -> str:
@@ -43,6 +42,7 @@ class ExportInfo:
     task: str | None  # vision-evald's task name (e.g. "classification"); None when the metadata has none
     ultralytics_task: str | None  # ultralytics' name of it (e.g. "classify")
     exporter_version: str | None  # ultralytics version that wrote the export
+    kpt_shape: list[int] | None = None  # a pose export's [keypoints, dims]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,7 +117,14 @@ def read_export(path: str | Path, task: str | None = DEFAULT_TASK) -> ExportInfo
         task=found,
         ultralytics_task=ul_task,
         exporter_version=props.get("version"),
+        kpt_shape=_kpt_shape(_literal(props.get("kpt_shape"))),
     )
+
+
+def _kpt_shape(raw: Any) -> list[int] | None:
+    """A pose export's ``kpt_shape`` metadata as two integers, else None."""
+    ok = isinstance(raw, (list, tuple)) and len(raw) == 2 and all(isinstance(v, int) for v in raw)
+    return [int(v) for v in raw] if ok else None
 
 
 def _export_task(path: str | Path, ul_task: str | None) -> str | None:

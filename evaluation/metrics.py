@@ -1,8 +1,25 @@
-"""Core COCO-style metrics read from ultralytics' own ``DetMetrics`` (DESIGN.md definitions)."""
+"""The metrics of a result, read from the validator's own metrics object (docs/metrics.md definitions).
+
+``core_metrics`` reads the box family (``DetMetrics.box``: detection, the
+boxes of segmentation and pose, obb's rotated boxes) under the detection
+names. ``task_metrics`` adds each further family of the task
+(``evaluation.families``: ``SegmentMetrics.seg``, ``PoseMetrics.pose``)
+under its prefixed names (``mask_mAP50``, ``mask_mAP50_95``,
+``mask_precision``, ``mask_recall``, ``mask_conf_threshold``; likewise
+``pose_*``), and per class ``per_class_metrics[name]`` gains the family's
+``mask_ap50``, ``mask_ap50_95``, ``mask_precision``, ``mask_recall``.
+``per_class`` is ``{name: AP50}`` of the task's primary family (the mask
+AP50 for segmentation, the pose AP50 for pose; the box AP50 otherwise): the
+family the task is judged by, and the one the promotion gate's per-class
+regression reads. Every number is ultralytics' own, unrounded: bit-identical
+to a bare ``YOLO(ckpt).val()`` at the same settings.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from evaluation.families import families
 
 
 def f1_score(precision: float, recall: float) -> float:
@@ -46,3 +63,21 @@ def core_metrics(metrics: Any, names: list[str]) -> dict[str, Any]:
         "per_class": per_class,
         "per_class_metrics": per_class_metrics,
     }
+
+
+def task_metrics(metrics: Any, names: list[str], task: str) -> dict[str, Any]:
+    """``core_metrics`` plus every further family of ``task`` (see the module contract)."""
+    out = core_metrics(metrics, names)
+    for fam in families(task)[1:]:
+        m = getattr(metrics, fam.attr)
+        out[fam.metric("mAP50")] = float(m.map50)
+        out[fam.metric("mAP50_95")] = float(m.map)
+        out[fam.metric("precision")] = float(m.mp)
+        out[fam.metric("recall")] = float(m.mr)
+        out[fam.metric("conf_threshold")] = operating_conf(m)
+        for i, c in enumerate(m.ap_class_index):
+            row = out["per_class_metrics"][names[int(c)]]
+            row.update({fam.metric("ap50"): float(m.ap50[i]), fam.metric("ap50_95"): float(m.ap[i]),
+                        fam.metric("precision"): float(m.p[i]), fam.metric("recall"): float(m.r[i])})
+            out["per_class"][names[int(c)]] = float(m.ap50[i])  # the last family is the primary one
+    return out

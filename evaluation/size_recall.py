@@ -77,9 +77,11 @@ def coco_match_pairs(
     area_range: tuple[float, float],
     iou_threshold: float = 0.5,
     max_dets: int = COCO_MAX_DETS,
+    overlap: np.ndarray | None = None,
 ) -> np.ndarray:
     """COCOeval's matching of one image and class: per GT (input order), the index of the detection
-    (input order) that matched it, or -1. Detections past the top ``max_dets`` never match."""
+    (input order) that matched it, or -1. Detections past the top ``max_dets`` never match. ``overlap``:
+    another overlap measure (D x G, input order) to match on instead of the boxes' IoU."""
     n_gt = len(gt_xywh)
     matched_by = np.full(n_gt, -1, dtype=np.int64)
     if n_gt == 0 or len(det_xywh) == 0:
@@ -87,7 +89,10 @@ def coco_match_pairs(
     ignore = (gt_area < area_range[0]) | (gt_area > area_range[1])
     gt_order = np.argsort(ignore.astype(np.int64), kind="mergesort")
     det_order = np.argsort(-det_score, kind="mergesort")[:max_dets]
-    ious = bb_iou(det_xywh[det_order], gt_xywh[gt_order])
+    if overlap is None:
+        ious = bb_iou(det_xywh[det_order], gt_xywh[gt_order])
+    else:
+        ious = np.asarray(overlap)[det_order][:, gt_order]
     ig = ignore[gt_order]
     taken = np.full(n_gt, -1, dtype=np.int64)
     start = min(iou_threshold, 1 - 1e-10)

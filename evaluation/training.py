@@ -22,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from evaluation.architectures import base_problem
 from evaluation.checkpoint_meta import read_checkpoint_meta
 from evaluation.datasets import check_train_split, load_dataset
@@ -32,8 +30,6 @@ from vocab.tasks import DEFAULT_TASK, Task
 from vocab.tasks import task as task_named
 
 Progress = Callable[[float], None]
-# Keys of a pose dataset YAML that ultralytics reads and the sanitised YAML does not (yet) keep.
-POSE_KEYS = ("kpt_shape", "flip_idx", "kpt_names")
 
 
 class TrainProgress(Protocol):
@@ -113,20 +109,14 @@ def _add_progress_callbacks(model: Any, progress: TrainProgress) -> None:
 
 def training_data(task: Task, dataset_path: str, work: Path, cache_root: Path | None = None) -> str:
     """What ultralytics' ``data=`` gets for ``task``: the ImageFolder root for classification, else the
-    sanitised dataset YAML written into ``work`` (with the pose keys; a COCO JSON dataset converted into
-    ``cache_root``). DatasetError when unusable."""
+    sanitised dataset YAML written into ``work``, its labels read as the task's (``evaluation.labels``; with
+    the pose keys; a COCO JSON dataset, for detection only, converted into ``cache_root``). DatasetError when
+    unusable."""
     if task.ultralytics == "classify":
         return str(imagefolder_root(Path(dataset_path)))
-    dataset = load_dataset(dataset_path, cache_root=cache_root)
+    dataset = load_dataset(dataset_path, cache_root=cache_root, task=task.name)
     check_train_split(dataset)
-    path = dataset.write_sanitised(work)
-    if task.ultralytics == "pose":
-        pose = {k: dataset.raw[k] for k in POSE_KEYS if k in dataset.raw}
-        if "kpt_shape" not in pose:
-            raise DatasetError(f"dataset file {dataset.yaml_path} has no 'kpt_shape' (e.g. [17, 3]): a pose "
-                               "dataset says how many keypoints each label has")
-        path.write_text(yaml.safe_dump({**dataset.sanitised(), **pose}, sort_keys=False))
-    return str(path)
+    return str(dataset.write_sanitised(work))
 
 
 def imagefolder_root(root: Path) -> Path:

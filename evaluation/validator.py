@@ -1,12 +1,18 @@
-"""The ultralytics adapter: one ``DetectionValidator`` pass that also keeps every prediction.
+"""The ultralytics adapter: one validator pass of the checkpoint's own task that also keeps every prediction.
 
-Imports torch and ultralytics: worker processes only. ``run_pass`` returns the
-validator's own ``DetMetrics`` (bit-identical to a bare ``YOLO(ckpt).val()``
-with the same arguments) plus, per image, the post-NMS predictions in original
-image pixels and the validator's own true-positive matrix over its ten IoU
-thresholds, all collected in the same pass by overriding ``update_metrics``;
-and the inference time of every batch (``preprocess`` / ``postprocess``
-overrides mark the span the validator's own "inference" timer measures).
+Imports torch and ultralytics: worker processes only. ``run_pass`` runs the
+validator of the model's task (``DetectionValidator``, ``SegmentationValidator``,
+``PoseValidator``, ``OBBValidator``) and returns its own metrics object
+(bit-identical to a bare ``YOLO(ckpt).val()`` with the same arguments) plus,
+per image, the post-NMS predictions in original image pixels and the
+validator's own true-positive matrices over its ten thresholds (box IoU, and
+mask IoU / keypoint OKS for segmentation / pose; rotated IoU for obb), all
+collected in the same pass by overriding ``update_metrics`` (calling the
+validator's own first); and the inference time of every batch
+(``preprocess`` / ``postprocess`` overrides mark the span the validator's own
+"inference" timer measures). Each task's predictions keep its geometry
+(``ImageRecord.geometry``, see ``evaluation.geometry``): the masks
+(``MaskCrops``), the keypoints, or the rotated boxes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import functools
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +29,16 @@ import numpy as np
 import torch
 from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.models.yolo.obb import OBBValidator
+from ultralytics.models.yolo.pose import PoseValidator
+from ultralytics.models.yolo.segment import SegmentationValidator
 from ultralytics.utils import ops
 
-from evaluation.export_meta import EVALUATED_TASKS, model_format, read_export
+from evaluation.export_meta import model_format, read_export
+from evaluation.families import Family, families
+from evaluation.geometry import MaskCrops, corners, enclosing_xyxy
 from vocab.errors import CheckpointError
+from vocab.tasks import BY_ULTRALYTICS
 
 ProgressFn = Callable[[float], None]
 
@@ -40,8 +52,10 @@ class ImageRecord:
     pred_xyxy: np.ndarray  # (D, 4) float64, original pixels, clipped to the image
     pred_conf: np.ndarray  # (D,) float64, descending
     pred_cls: np.ndarray  # (D,) int64
-    tp: np.ndarray  # (D, 10) bool, the validator's matches at IoU 0.50:0.05:0.95
+    tp: np.ndarray  # (D, 10) bool, the validator's matches at IoU 0.50:0.05:0.95 (obb: rotated IoU)
     target_cls: np.ndarray  # (G,) int64
+    family_tp: dict[str, np.ndarray] = field(default_factory=dict)  # mask / pose matches, by evidence key
+    geometry: Any = None  # MaskCrops, (D, K, 3) keypoints or (D, 5) rotated boxes; None for detection
 
 
 @dataclass
@@ -56,7 +70,7 @@ class BatchTiming:
 @dataclass
 class PassOutput:
     records: list[ImageRecord]
-    metrics: Any  # ultralytics.utils.metrics.DetMetrics
+    metrics: Any  # the validator's DetMetrics, SegmentMetrics, PoseMetrics or OBBMetrics
     device: str
     imgsz: int  # the image size the validator ran at (ultralytics rounds the request up to its stride)
     batch: int  # the val dataloader's batch size (never more than the number of images)
@@ -75,8 +89,9 @@ class BatchTimer:
         self._started: tuple[float, int] | None = None
 
     def _now(self) -> float:
-        if self.device is not None and self.device.type == "cuda":  # as ultralytics' Profile: wait for queued kernels
-            torch.cuda.synchronize(self.device)
+        device = getattr(self, "device", None)
+        if device is not None and device.type == "cuda":  # as ultralytics' Profile: wait for queued kernels
+            torch.cuda.synchronize(device)
         return time.perf_counter()
 
     def preprocess(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -92,33 +107,94 @@ class BatchTimer:
         return super().postprocess(preds)  # type: ignore[misc]
 
 
-class CollectingValidator(BatchTimer, DetectionValidator):
-    """A DetectionValidator that appends an ``ImageRecord`` per image to ``sink`` and a ``BatchTiming``
-    per batch to ``timings``."""
+
+class _Collecting(BatchTimer):
+    """The collecting hooks, mixed into each box task's validator (``COLLECTORS``): an ``ImageRecord`` per
+    image to ``sink``, and (``BatchTimer``) a ``BatchTiming`` per batch to ``timings``."""
+
+    extra_families: tuple[Family, ...] = ()  # the matchings beside the box one whose matrices are kept
 
     def __init__(self, *args: Any, sink: list[ImageRecord], timings: list[BatchTiming], **kwargs: Any) -> None:
         super().__init__(*args, timings=timings, **kwargs)
         self.sink = sink
 
     def update_metrics(self, preds: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
-        first = len(self.metrics.stats["tp"])
-        super().update_metrics(preds, batch)  # stock metrics, unchanged
-        stats = self.metrics.stats
-        h, w = batch["img"].shape[2:]
+        stats = self.metrics.stats  # type: ignore[attr-defined]
+        first = len(stats["tp"])
+        super().update_metrics(preds, batch)  # type: ignore[misc]  # stock metrics, unchanged
+        shape = (int(batch["img"].shape[2]), int(batch["img"].shape[3]))
         for si, pred in enumerate(preds):
             ori = (int(batch["ori_shape"][si][0]), int(batch["ori_shape"][si][1]))
-            boxes = torch.as_tensor(ops.scale_boxes((h, w), pred["bboxes"].clone(), ori, ratio_pad=batch["ratio_pad"][si]))
+            xyxy, geometry = self.original_pixels(pred, shape, ori, batch["ratio_pad"][si])
             self.sink.append(
                 ImageRecord(
                     im_file=batch["im_file"][si],
                     ori_shape=(ori[0], ori[1]),
-                    pred_xyxy=boxes.cpu().double().numpy().reshape(-1, 4),
+                    pred_xyxy=xyxy,
                     pred_conf=pred["conf"].cpu().double().numpy().reshape(-1),
                     pred_cls=pred["cls"].cpu().numpy().astype(np.int64).reshape(-1),
                     tp=np.asarray(stats["tp"][first + si], dtype=bool).reshape(-1, 10),
                     target_cls=np.asarray(stats["target_cls"][first + si]).astype(np.int64).reshape(-1),
+                    family_tp={f.evidence_key: np.asarray(stats[f.stats_key][first + si], dtype=bool).reshape(-1, 10)
+                               for f in self.extra_families},
+                    geometry=geometry,
                 )
             )
+
+    def original_pixels(self, pred: dict[str, torch.Tensor], shape: tuple[int, int], ori: tuple[int, int],
+                        ratio_pad: Any) -> tuple[np.ndarray, Any]:
+        """The predictions' boxes (D, 4) xyxy in original pixels, clipped, and the task's geometry there."""
+        boxes = torch.as_tensor(ops.scale_boxes(shape, pred["bboxes"].clone(), ori, ratio_pad=ratio_pad))
+        return boxes.cpu().double().numpy().reshape(-1, 4), None
+
+
+class CollectingValidator(_Collecting, DetectionValidator):
+    """Detection."""
+
+
+class CollectingSegmentationValidator(_Collecting, SegmentationValidator):
+    """Segmentation: the box and mask matrices, and the masks on the validator's mask grid."""
+
+    extra_families = tuple(f for f in families("segmentation") if f.name == "mask")
+
+    def original_pixels(self, pred: dict[str, torch.Tensor], shape: tuple[int, int], ori: tuple[int, int],
+                        ratio_pad: Any) -> tuple[np.ndarray, Any]:
+        boxes, _ = super().original_pixels(pred, shape, ori, ratio_pad)
+        masks = pred["masks"].bool().cpu().numpy().reshape(len(boxes), *pred["masks"].shape[1:])
+        return boxes, MaskCrops.from_masks(masks, _ratio_pad(ratio_pad), ori)
+
+
+class CollectingPoseValidator(_Collecting, PoseValidator):
+    """Pose: the box and OKS matrices, and the keypoints (x, y, confidence) in original pixels."""
+
+    extra_families = tuple(f for f in families("pose") if f.name == "pose")
+
+    def original_pixels(self, pred: dict[str, torch.Tensor], shape: tuple[int, int], ori: tuple[int, int],
+                        ratio_pad: Any) -> tuple[np.ndarray, Any]:
+        boxes, _ = super().original_pixels(pred, shape, ori, ratio_pad)
+        kpts = ops.scale_coords(shape, pred["keypoints"].clone(), ori, ratio_pad=ratio_pad)
+        return boxes, kpts.cpu().double().numpy().reshape(len(boxes), *pred["keypoints"].shape[1:])
+
+
+class CollectingOBBValidator(_Collecting, OBBValidator):
+    """Obb: the rotated-IoU matrix, the rotated boxes (xywhr) in original pixels and their enclosing boxes."""
+
+    def original_pixels(self, pred: dict[str, torch.Tensor], shape: tuple[int, int], ori: tuple[int, int],
+                        ratio_pad: Any) -> tuple[np.ndarray, Any]:
+        scaled = torch.as_tensor(ops.scale_boxes(shape, pred["bboxes"].clone(), ori, ratio_pad=ratio_pad, xywh=True))
+        rboxes = scaled.cpu().double().numpy().reshape(-1, 5)
+        return enclosing_xyxy(corners(rboxes), ori), rboxes
+
+
+COLLECTORS: dict[str, type[_Collecting]] = {
+    "detect": CollectingValidator, "segment": CollectingSegmentationValidator, "pose": CollectingPoseValidator,
+    "obb": CollectingOBBValidator,
+}
+
+
+def _ratio_pad(raw: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    (gain_y, gain_x), (pad_x, pad_y) = raw
+    return (float(gain_y), float(gain_x)), (float(pad_x), float(pad_y))
 
 
 def resolve_device(device: str) -> str:
@@ -137,9 +213,9 @@ def device_kind(device: str) -> str:
 
 
 def load_model(path: Path) -> YOLO:
-    """Load a checkpoint or ONNX export of a task ``evaluate`` supports (``EVALUATED_TASKS``, read from the
-    checkpoint or the export's metadata); CheckpointError for a truncated, corrupt or other-task file. An
-    export is checked through its metadata here and opened by the validator's AutoBackend."""
+    """Load a checkpoint or ONNX export of any task (``vocab.tasks``: read from the checkpoint or the export's
+    metadata); CheckpointError for a truncated, corrupt or unsupported file. An export is checked through its
+    metadata here and opened by the validator's AutoBackend."""
     if model_format(path) == "onnx":
         return YOLO(str(path), task=read_export(path, task=None).ultralytics_task or "detect")
     if not zipfile.is_zipfile(path):
@@ -148,10 +224,15 @@ def load_model(path: Path) -> YOLO:
         model = YOLO(str(path))
     except Exception as exc:  # torch/pickle raise many types for a bad file
         raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if model.task not in EVALUATED_TASKS:
-        raise CheckpointError(f"checkpoint {path} is a {model.task!r} model; only {' and '.join(EVALUATED_TASKS)} "
-                              "models are supported")
+    if model.task not in BY_ULTRALYTICS:
+        raise CheckpointError(f"checkpoint {path} is a {model.task!r} model; supported: {', '.join(BY_ULTRALYTICS)}")
     return model
+
+
+def model_kpt_shape(model: YOLO) -> list[int] | None:
+    """A pose model's ``[keypoints, dims]`` (its head's), else None."""
+    shape = getattr(model.model, "kpt_shape", None) if model.task == "pose" else None
+    return [int(v) for v in shape] if shape is not None else None
 
 
 def onnx_device(device: str) -> str:
@@ -211,12 +292,12 @@ def run_pass(
     progress: ProgressFn | None = None,
     rect: bool = True,
 ) -> PassOutput:
-    """One validation pass with the same arguments a bare ``model.val()`` would get (``rect=False``:
-    every image letterboxed to the full square, as a static export sees it)."""
+    """One validation pass of the model's task's validator with the same arguments a bare ``model.val()``
+    would get (``rect=False``: every image letterboxed to the full square, as a static export sees it)."""
     records: list[ImageRecord] = []
     timings: list[BatchTiming] = []
     metrics, ran_imgsz, ran_batch = val_pass(
-        model, functools.partial(CollectingValidator, sink=records, timings=timings), progress=progress,
+        model, functools.partial(COLLECTORS[str(model.task)], sink=records, timings=timings), progress=progress,
         data=str(data_yaml), imgsz=imgsz, batch=batch, device=device, save_dir=str(save_dir), rect=rect,
     )
     return PassOutput(records=records, metrics=metrics, device=device, imgsz=ran_imgsz, batch=ran_batch,

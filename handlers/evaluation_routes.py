@@ -62,7 +62,7 @@ async def cells(request: web.Request) -> web.Response:
                                                      q.limit))
 
 
-async def annotations(request: web.Request) -> web.Response:
+async def image_annotations(request: web.Request) -> web.Response:
     q = parse_query(request, AnnotationsQuery)
     return json_response(await service(request).annotations(await _eval_id(request), q.image))
 
@@ -79,6 +79,6 @@ def routes() -> list[web.RouteDef]:
         web.get(EVALUATION, evaluation),
         web.get(f"{EVALUATION}/gallery", gallery),
         web.get(f"{EVALUATION}/cells", cells),
-        web.get(f"{EVALUATION}/annotations", annotations),
+        web.get(f"{EVALUATION}/annotations", image_annotations),
     ]
     return out

@@ -19,6 +19,7 @@ from handlers.context import json_response, service
 from store.export import CSV_FIELDS, to_csv
 from vocab.contract.requests import HistoryQuery, LeaderboardQuery
 from vocab.scoring import resolve_weights
+from vocab.tasks import DEFAULT_TASK, canonical_task
 
 
 def _csv_response(rows: list[dict[str, Any]], kind: str, filename: str) -> web.Response:
@@ -26,16 +27,22 @@ def _csv_response(rows: list[dict[str, Any]], kind: str, filename: str) -> web.R
                         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
 
 
-def _weights(raw: str | None) -> dict[str, float] | None:
-    """The ranking's applied weights from ``?weights=`` (JSON text); None for the defaults."""
+def _ranking(raw: str | None, task: str | None) -> tuple[dict[str, float] | None, str | None]:
+    """The ranking's applied weights from ``?weights=`` (JSON text; None: each task's defaults) and the task
+    it ranks (custom weights are one task's: ``?task=``, detection when none is given)."""
     value: Any = None if raw is None else parse_json(raw, "query parameter 'weights'")
-    return None if value is None else resolve_weights(value)
+    task = canonical_task(task) if task else None
+    if value is None:
+        return None, task
+    task = task or DEFAULT_TASK
+    return resolve_weights(value, task), task
 
 
 async def leaderboard(request: web.Request) -> web.Response:
     query = parse_query(request, LeaderboardQuery)
-    body = await service(request).leaderboard_json(query.dataset, query.limit, _weights(query.weights),
-                                                   all_content=query.content == "all", split=query.split)
+    weights, task = _ranking(query.weights, query.task)
+    body = await service(request).leaderboard_json(query.dataset, query.limit, weights,
+                                                   all_content=query.content == "all", split=query.split, task=task)
     if query.format == "csv":
         return _csv_response(json.loads(body), "leaderboard", "leaderboard")
     return web.Response(body=body, content_type="application/json")
@@ -43,8 +50,8 @@ async def leaderboard(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     query = parse_query(request, HistoryQuery)
-    rows = await service(request).history(request.match_info["model_name"], query.limit, _weights(query.weights),
-                                          query.split)
+    weights, task = _ranking(query.weights, query.task)
+    rows = await service(request).history(request.match_info["model_name"], query.limit, weights, query.split, task)
     return _csv_response(rows, "history", "history") if query.format == "csv" else json_response(rows)
 
 

@@ -19,7 +19,7 @@ async def get_model(request: web.Request) -> web.Response:
 
 async def promote(request: web.Request) -> web.Response:
     body = await parse_body(request, PromoteRequest)
-    return json_response(await service(request).promote(request.match_info["name"], body.version, body.reason))
+    return json_response(await service(request).promote(request.match_info["name"], body))
 
 
 async def rollback(request: web.Request) -> web.Response:

@@ -144,7 +144,8 @@ PATHS: dict[str, Any] = {
         "Whether API calls need the bearer token (asked by the dashboard before its first call).",
         {"200": {"description": "auth_required", "content": OBJECT}})},
     "/dashboard/{name}": {"get": {**public_op(
-        "A static file of the dashboard (a fixed list: app.js, charts.js, widgets.js, overlays.js, pages.js, evaluation.js, compare.js, style.css).",
+        "A static file of the dashboard (a fixed list: app.js, charts.js, widgets.js, overlays.js, pages.js, "
+        "evaluation.js, compare.js, style.css).",
         {"200": {"description": "The file.", "content": {"text/javascript": TEXT, "text/css": TEXT}}}, 404),
         "parameters": [path_param("name", "The file name.", minLength=1)]}},
 }

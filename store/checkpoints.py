@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any
 
 STATES = ("queued", "evaluated", "retry", "failed", "cancelled")
+CAUSES = (None, "dataset", "export")
 
 
 def get(conn: sqlite3.Connection, model_name: str, sha256: str) -> dict[str, Any] | None:
@@ -22,7 +23,7 @@ def get(conn: sqlite3.Connection, model_name: str, sha256: str) -> dict[str, Any
 
 
 def for_model(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT path, sha256, state, last_error, attempts, next_retry_at, job_id, updated_at "
+    rows = conn.execute("SELECT path, sha256, state, last_error, attempts, next_retry_at, job_id, updated_at, cause "
                         "FROM checkpoint_states WHERE model_name = ? ORDER BY path, updated_at",
                         (model_name,)).fetchall()
     return [dict(r) for r in rows]
@@ -30,29 +31,41 @@ def for_model(conn: sqlite3.Connection, model_name: str) -> list[dict[str, Any]]
 
 def put(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, *, state: str, job_id: str | None,
         now: str, last_error: str | None = None, attempts: int | None = None,
-        next_retry_at: str | None = None) -> None:
-    """Insert or update one checkpoint's state; ``attempts`` None keeps the stored count."""
+        next_retry_at: str | None = None, cause: str | None = None) -> None:
+    """Insert or update one checkpoint's state; ``attempts`` None keeps the stored count. ``cause``: what
+    its failure or refusal depends on ('dataset', 'export'), so that a change of it brings another look."""
     assert state in STATES, state
+    assert cause in CAUSES, cause
     conn.execute(
         "INSERT INTO checkpoint_states (model_name, sha256, path, state, last_error, attempts, next_retry_at, "
-        "job_id, updated_at) VALUES (?, ?, ?, ?, ?, COALESCE(?, 0), ?, ?, ?) "
+        "job_id, updated_at, cause) VALUES (?, ?, ?, ?, ?, COALESCE(?, 0), ?, ?, ?, ?) "
         "ON CONFLICT (model_name, sha256) DO UPDATE SET path = excluded.path, state = excluded.state, "
         "last_error = excluded.last_error, attempts = COALESCE(?, attempts), "
-        "next_retry_at = excluded.next_retry_at, job_id = excluded.job_id, updated_at = excluded.updated_at",
-        (model_name, sha256, path, state, last_error, attempts, next_retry_at, job_id, now, attempts),
+        "next_retry_at = excluded.next_retry_at, job_id = excluded.job_id, updated_at = excluded.updated_at, "
+        "cause = excluded.cause",
+        (model_name, sha256, path, state, last_error, attempts, next_retry_at, job_id, now, cause, attempts),
     )
 
 
-def set_queued(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, job_id: str, now: str) -> None:
-    """A job was queued for this checkpoint; its last error and attempt count stay visible. Written after
-    the job row: when the job has already ended (its outcome is recorded under its id), nothing changes."""
+def set_queued(conn: sqlite3.Connection, model_name: str, sha256: str, path: str, job_id: str, now: str,
+               stamp: str | None = None) -> None:
+    """A job was queued for this checkpoint; its last error and attempt count stay visible. ``stamp``: what
+    its dataset and export looked like (``daemon.watch.causes``). Written after the job row: when the job
+    has already ended (its outcome is recorded under its id), nothing changes."""
     conn.execute(
-        "INSERT INTO checkpoint_states (model_name, sha256, path, state, job_id, updated_at) "
-        "VALUES (?, ?, ?, 'queued', ?, ?) ON CONFLICT (model_name, sha256) DO UPDATE SET path = excluded.path, "
-        "state = 'queued', next_retry_at = NULL, job_id = excluded.job_id, updated_at = excluded.updated_at "
-        "WHERE checkpoint_states.job_id IS NOT excluded.job_id",
-        (model_name, sha256, path, job_id, now),
+        "INSERT INTO checkpoint_states (model_name, sha256, path, state, job_id, updated_at, cause_stamp) "
+        "VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (model_name, sha256) DO UPDATE SET path = excluded.path, "
+        "state = 'queued', next_retry_at = NULL, job_id = excluded.job_id, updated_at = excluded.updated_at, "
+        "cause = NULL, cause_stamp = excluded.cause_stamp WHERE checkpoint_states.job_id IS NOT excluded.job_id",
+        (model_name, sha256, path, job_id, now, stamp),
     )
+
+
+def waiting_on_cause(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Checkpoints that failed or were refused because of their dataset or export, with the stamp of it."""
+    rows = conn.execute("SELECT model_name, sha256, path, cause, cause_stamp FROM checkpoint_states "
+                        "WHERE cause IS NOT NULL").fetchall()
+    return [dict(r) for r in rows]
 
 
 def claim(conn: sqlite3.Connection, model_name: str, sha256: str) -> dict[str, Any] | None:

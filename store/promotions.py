@@ -84,3 +84,10 @@ def current_evaluations(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         out.append({"model_name": r["model_name"], "version": r["version"],
                     "evaluation": dict(evaluation) if evaluation is not None else None})
     return out
+
+
+def latest_on(conn: sqlite3.Connection, model_name: str, sha256: str) -> dict[str, Any] | None:
+    """The newest decision of ``model_name`` about this checkpoint content (it as the candidate), if any."""
+    row = conn.execute("SELECT * FROM promotions WHERE model_name = ? AND new_sha256 = ? ORDER BY id DESC LIMIT 1",
+                       (model_name, sha256)).fetchone()
+    return _public(row) if row is not None else None

@@ -277,8 +277,18 @@ CREATE INDEX mlflow_outbox_state ON mlflow_outbox (state, id);
 """
 
 
+# Another look when the cause changes (issue 23): a checkpoint that failed or was refused because of its
+# dataset (cause 'dataset') or its export (cause 'export') is queued again once that changes; cause_stamp
+# is what the cause looked like when its job was queued (``daemon.watch.causes``).
+_CHECKPOINT_CAUSES = """
+ALTER TABLE checkpoint_states ADD COLUMN cause TEXT;
+ALTER TABLE checkpoint_states ADD COLUMN cause_stamp TEXT
+"""
+
+
 MIGRATIONS: list[str] = [_V1, _JOB_INTERRUPTIONS, _CHECKPOINT_STATES, _JOBS_PROGRESS_DETAIL, _SPLIT_AND_FORMAT,
-                         _V_NUMBERS, _TASKS_AND_GROUPS, _MLFLOW_OUTBOX]
+                         _V_NUMBERS, _TASKS_AND_GROUPS, _MLFLOW_OUTBOX,
+                         _CHECKPOINT_CAUSES]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

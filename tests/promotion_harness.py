@@ -42,7 +42,7 @@ class Harness:
         self.db = Database(root / "eval.db")
         self.executor = ThreadExecutor(EVAL_DEVICE)
         asyncio.run(self.executor.start())  # its info: device kind and ultralytics version
-        self.evaluations = Evaluations(self.db, self.executor, root / "artifacts", EVAL_DEVICE)
+        self.evaluations = Evaluations(self.db, self.executor, root / "artifacts", EVAL_DEVICE, root / "converted")
         self.promoter = Promoter(self.db, self.evaluations, self.executor, self.models_root, root / "promoted",
                                  config or PromotionConfig(bootstrap_resamples=300))
         self._jobs = 0

@@ -20,8 +20,7 @@ from PIL import Image
 NAMES = ["red", "blue"]
 COLOURS = [(220, 40, 40), (50, 80, 230)]
 SIZE = 48  # image side in pixels
-# 4 keypoints (the rectangle's corners), x and y each: without visibility flags, because
-# evaluation.datasets.load_dataset reads a pose label as a polygon and refuses a flag of 2 as a coordinate.
+# 4 keypoints (the rectangle's corners), x and y each, without visibility flags (ultralytics' 2-number keypoints).
 KPT_SHAPE = [4, 2]
 
 

@@ -145,6 +145,7 @@ def test_the_statistics_have_detections_shape_and_feed_the_gates(pair: tuple[dic
     assert gates == {"require_significant", "max_class_regression"}
     subjects = {f["subject"] for f in failed if f["gate"] == "max_class_regression"}
     assert subjects and all(worse["per_class"][s]["support"] >= 30 for s in subjects)
+    assert all(": recall " in f["reason"] for f in failed if f["gate"] == "max_class_regression")  # not AP50
 
 
 def test_identical_evidences_give_no_difference(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:

@@ -23,7 +23,7 @@ def test_defaults() -> None:
     assert cfg.models_root == Path("~/.llamafarm/models/vision").expanduser()
     assert cfg.models_root.is_absolute()
     assert cfg.db_path == cfg.models_root / "eval.db"
-    assert cfg.eval.imgsz == 640 and cfg.eval.batch == 16  # the spec's defaults
+    assert cfg.eval.imgsz == 0 and cfg.eval.batch == 16  # 0: per task (640 for detection: the spec's)
 
 
 def test_db_path_follows_models_root_unless_set(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_a_worker_gets_the_spec_unchanged_and_only_what_the_daemon_adds() -> Non
     task = EvalTask(spec=spec, device="cpu", work_dir="/s/a/work", predictions_path="/s/a/predictions.json",
                     evidence_path="/s/a/evidence.npz", checkpoint_sha256="ab" * 32, dataset_fingerprint="fp")
     sent = task.stored()
-    assert sent["spec"] == spec.stored() == {**_SPEC, "rect": True}  # no job field (model, gates...) in it
+    assert sent["spec"] == spec.stored() == {**_SPEC, "rect": True, "task": "detection"}  # no job field in it
     assert set(sent) - {"spec"} == {"device", "work_dir", "predictions_path", "evidence_path", "checkpoint_sha256",
                                     "dataset_fingerprint", "cache_root"}
     assert EvalTask.model_validate(sent).spec == spec
@@ -94,7 +94,7 @@ def test_json_and_form_data_read_into_the_same_request() -> None:
 
 @pytest.mark.parametrize("model, data, message", [
     (EvalRequest, {"dataset": "/d"}, "field 'model' is required"),
-    (EvalRequest, {"model": "m", "dataset": "/d", "imgsz": 319}, "field 'imgsz' must be between 320 and 2560, got 319"),
+    (EvalRequest, {"model": "m", "dataset": "/d", "imgsz": 31}, "field 'imgsz' must be between 32 and 2560, got 31"),
     (EvalRequest, {"model": "m", "dataset": "/d", "imgsz": "abc"}, "field 'imgsz' must be an integer, got 'abc'"),
     (EvalRequest, {"model": "m", "dataset": "/d", "imgsz": 320.5}, "field 'imgsz' must be an integer, got 320.5"),
     (EvalRequest, {"model": "m", "dataset": "/d", "batch_size": True}, "field 'batch_size' must be an integer, got true"),
@@ -103,7 +103,8 @@ def test_json_and_form_data_read_into_the_same_request() -> None:
      "imgsz, model, name, split, weights"),
     (EvalRequest, {"model": "m", "dataset": "/d", "weights": {"accuracy": 0.5}},
      "unknown weights key 'accuracy'; allowed: mAP50, mAP50_95, precision, recall, f1, small_object_recall, "
-     "medium_object_recall, large_object_recall, speed"),
+     "medium_object_recall, large_object_recall, speed, top1, top5, macro_f1, mask_mAP50_95, mask_mAP50, "
+     "mask_precision, mask_recall, pose_mAP50_95, pose_mAP50, pose_precision, pose_recall"),
     (EvalRequest, {"model": "m", "dataset": "/d", "weights": {"mAP50": "high"}},
      "field 'weights.mAP50' must be a number, got 'high'"),
     (EvalRequest, {"model": "m", "dataset": "/d", "gates": {"min_delta": 2}},
@@ -116,8 +117,11 @@ def test_json_and_form_data_read_into_the_same_request() -> None:
     (CompareRequest, {"model_a": "a", "model_b": "b", "dataset": "/d", "name_a": "a..b"},
      "field 'name_a' must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without "
      "'..', got 'a..b'"),
-    (TrainRequest, {"model": "m", "dataset": "/d", "task": "classification"},
-     "field 'task' must be one of detection, detect, got 'classification'"),
+    (TrainRequest, {"model": "m", "dataset": "/d", "task": "segmentaton"},
+     "field 'task' must be one of detection, classification, segmentation, pose, obb, detect, classify, segment, "
+     "got 'segmentaton'"),
+    (TrainRequest, {"model": "m", "dataset": "/d", "task": "detection", "config": {"imgsz": 64}},
+     "field 'imgsz' must be between 320 and 2560 for detection, got 64"),
     (TrainRequest, {"model": "m", "dataset": "/d", "learning_rate": 0}, "field 'learning_rate' must be in (0, 1], got 0"),
     (TrainRequest, {"model": "m", "dataset": "/d", "epochs": 3, "config": {"epochs": 4}},
      "'epochs' is given both flat (3) and in config (4)"),
@@ -146,9 +150,10 @@ def test_the_leaderboard_row_declares_what_the_store_ranks() -> None:
 
 
 def test_every_default_of_imgsz_and_batch_is_the_one_constant() -> None:
+    from daemon.jobs.eval_settings import eval_shape
     from vision_eval.cli import LOCAL_DEFAULTS
     from vocab.config import Config
 
-    assert (Config().eval.imgsz, Config().eval.batch) == (DEFAULT_IMGSZ, DEFAULT_BATCH) == (640, 16)
+    assert eval_shape(Config(), "detection", None) == (DEFAULT_IMGSZ, DEFAULT_BATCH) == (640, 16)
     assert (LOCAL_DEFAULTS["imgsz"], LOCAL_DEFAULTS["batch"]) == (DEFAULT_IMGSZ, DEFAULT_BATCH)
     assert EvalSpec.model_fields["imgsz"].is_required()  # a spec is always resolved: no default hides there

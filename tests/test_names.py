@@ -42,20 +42,33 @@ def test_two_runs_best_pt_are_two_models(tmp_path: Path) -> None:
     assert names == ["exp7", "exp8", "latest"]  # a link is named as written, not as its target
 
 
-def test_explicit_name_for_a_path_and_its_validation(tmp_path: Path) -> None:
+async def test_explicit_name_for_a_path_and_its_validation(tmp_path: Path) -> None:
     ckpt = place(tmp_path / "runs" / "exp7" / "weights" / "best.pt")
     place(tmp_path / "models" / "det" / "v1.pt")
     config = Config(paths=PathsConfig(models_root=str(tmp_path / "models"), allowed_roots=(str(tmp_path),)))
     subs = Submissions(config, queue=None)  # type: ignore[arg-type] - resolving never touches the queue
-    assert subs.resolve_model(str(ckpt)).name == "exp7"
-    assert subs.resolve_model(str(ckpt), "pedestrians-v2").name == "pedestrians-v2"
+    assert (await subs.resolve_model(str(ckpt))).name == "exp7"
+    assert (await subs.resolve_model(str(ckpt), "pedestrians-v2")).name == "pedestrians-v2"
     for bad in ("../up", "a/b", "-x", "x" * 129, "with space"):
         with pytest.raises(InvalidRequest, match="invalid model name"):
-            subs.resolve_model(str(ckpt), bad)
-    assert subs.resolve_model("det", "det").name == "det"
+            await subs.resolve_model(str(ckpt), bad)
+    assert (await subs.resolve_model("det", "det")).name == "det"
     with pytest.raises(InvalidRequest, match="already a model name"):
-        subs.resolve_model("det", "other")
+        await subs.resolve_model("det", "other")
 
+
+async def test_a_model_name_resolved_to_current_pt_records_the_version_it_holds(tmp_path: Path) -> None:
+    """An eval by model name evaluates current.pt: the version recorded is the v<n>.pt whose bytes it holds."""
+    models = tmp_path / "models"
+    for n, text in ((1, b"one"), (2, b"two"), (3, b"three")):
+        place(models / "det" / f"v{n}.pt").write_bytes(text)
+    (models / "det" / "current.pt").write_bytes(b"two")
+    subs = Submissions(Config(paths=PathsConfig(models_root=str(models), allowed_roots=(str(tmp_path),))),
+                       queue=None)  # type: ignore[arg-type] - resolving never touches the queue
+    resolved = await subs.resolve_model("det")
+    assert (resolved.path.name, resolved.version) == ("current.pt", 2)
+    (models / "det" / "current.pt").write_bytes(b"none of them")
+    assert (await subs.resolve_model("det")).version is None
 
 
 @pytest.mark.parametrize(("name", "valid"), [

@@ -4,7 +4,10 @@ Exports are made here, offline, from the committed strong.pt (``simplify=False``
 no onnxslim). The .pt evaluated by the same code path is the independent
 reference: a dynamic export must match it within 0.002 mAP50-95 (ultralytics
 pads both the same way). A static export is evaluated at its own size and
-batch, read from its metadata, and refuses any other size.
+batch, read from its metadata, and refuses any other size. Exports of the other box
+tasks (segmentation, pose) go through the same pass as their .pt, every metric
+family within the same 0.002, their geometry in the predictions, and a pose
+export's keypoint shape, read from its metadata, is checked against the dataset's.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from evaluation.export_meta import export_shape, read_export
 from evaluation.model_resolution import resolve_model
 from tests.conftest import EVAL_BATCH, EVAL_IMGSZ, EvalFn
+from tests.task_fixtures import TASK_BATCH, TASK_IMGSZ, checkpoint, task_dataset
 from vocab.contract.params import EvalSpec
-from vocab.errors import CheckpointError, InvalidRequest, NotFound
+from vocab.errors import CheckpointError, DatasetError, InvalidRequest, NotFound
+from vocab.tasks import TASKS
 
 
 def export(source: Path, target_dir: Path, *, dynamic: bool, imgsz: int = EVAL_IMGSZ) -> Path:
@@ -95,6 +101,31 @@ def test_a_static_export_matches_its_pt_padded_the_same_way(strong_pt: Path, sta
     assert square["rect"] is False and onnx["rect"] is False
     assert abs(onnx["mAP50_95"] - square["mAP50_95"]) <= 0.002
     assert abs(onnx["mAP50"] - square["mAP50"]) <= 0.002
+
+
+@pytest.mark.parametrize(("task", "geometry"), [("segmentation", "segmentation"), ("pose", "keypoints")])
+def test_an_export_of_another_box_task_evaluates_like_its_pt(task: str, geometry: str, run_eval: EvalFn,
+                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    from evaluation.evaluate import evaluate
+
+    data = task_dataset(tmp_path_factory, task)
+    onnx_path = export(checkpoint(task, "strong"), tmp_path_factory.mktemp(f"onnx-{task}"), dynamic=True,
+                       imgsz=TASK_IMGSZ)
+    pt = run_eval(checkpoint(task, "strong"), data, imgsz=TASK_IMGSZ, batch=TASK_BATCH).result
+    run = run_eval(onnx_path, data, imgsz=TASK_IMGSZ, batch=TASK_BATCH)
+    onnx = run.result
+    assert (onnx["task"], onnx["format"], onnx["runtime"]) == (task, "onnx", "onnxruntime")
+    assert onnx["export"]["task"] == task
+    for metric in TASKS[task].metrics:  # every family's: box, and mask or pose
+        assert abs(onnx[metric] - pt[metric]) <= 0.002, metric
+    assert any(row[geometry] for row in run.predictions)  # the masks' polygons, the keypoints
+    if task == "pose":
+        assert onnx["export"]["kpt_shape"] == [4, 3]
+        other = tmp_path_factory.mktemp("kpt") / "data.yaml"  # the same images, declared with 5 keypoints
+        other.write_text(yaml.safe_dump({**yaml.safe_load(data.read_text()), "kpt_shape": [5, 3]}))
+        with pytest.raises(DatasetError, match=r"declares kpt_shape \[5, 3\] but the checkpoint .* \[4, 3\]"):
+            evaluate(EvalSpec(model_path=str(onnx_path), dataset_path=str(other), model_name="pose",
+                              imgsz=TASK_IMGSZ, batch=TASK_BATCH), other.parent / "work", device="cpu")
 
 
 def test_export_shape_rules(static_onnx: Path, dynamic_onnx: Path) -> None:

@@ -89,7 +89,7 @@ class Rig:
         self.db = Database(self.config.db_path)
         self.workers = StandInWorkers()
         self.trainer = Trainer(self.db, self.workers, FailingEvaluations(), None, self.models,  # type: ignore[arg-type]
-                               self.work, 8)
+                               self.work, 8, self.work / "converted")
         self.queue = JobQueue(self.db, self.trainer.run, concurrency=1, max_queued=10, timeouts={})
         self.outcomes = Outcomes(self.db, recheck=self.rechecked.append)
         self.queue.listeners += [self.outcomes.job_ended, self.trainer.job_ended]

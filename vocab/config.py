@@ -24,14 +24,12 @@ from vocab.errors import ConfigError, InvalidRequest
 from vocab.files import check_model_name
 from vocab.hosts import parse_origin
 from vocab.paths import daemon_state_dir
+from vocab.tasks import IMGSZ_BOUNDS, TASKS, fits_task
 from vocab.terms import (
     BATCH_MAX,
     BATCH_MIN,
     DEFAULT_BATCH,
-    DEFAULT_IMGSZ,
     EXPORT_PARITY_MODES,
-    IMGSZ_MAX,
-    IMGSZ_MIN,
     gate_config_default,
 )
 
@@ -85,7 +83,7 @@ class WorkersConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    imgsz: int = DEFAULT_IMGSZ
+    imgsz: int = 0  # 0: per task (daemon.jobs.eval_settings): 640, or a classifier's own training size
     batch: int = DEFAULT_BATCH
     split: str = "val"  # the dataset split evaluated by default: val, test or train
 
@@ -176,6 +174,8 @@ class MlflowConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     dataset: str = ""
+    imgsz: int = 0  # 0: not set ([eval] imgsz applies)
+    batch: int = 0  # 0: not set ([eval] batch applies)
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,11 @@ class Config:
     @property
     def state_dir(self) -> Path:
         return Path(self.paths.state_dir).expanduser() if self.paths.state_dir else daemon_state_dir()
+
+    @property
+    def converted_dir(self) -> Path:
+        """Where COCO JSON datasets are converted once, for every job of this daemon."""
+        return self.state_dir / "converted"
 
     @property
     def allowed_roots(self) -> list[Path]:
@@ -311,8 +316,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[promotion] export_parity must be one of {', '.join(map(repr, EXPORT_PARITY_MODES))}")
     if cfg.promotion.max_export_delta < 0 or cfg.promotion.max_export_class_delta < 0:
         raise ConfigError("[promotion] max_export_delta and max_export_class_delta must be >= 0")
-    if not IMGSZ_MIN <= cfg.eval.imgsz <= IMGSZ_MAX or not BATCH_MIN <= cfg.eval.batch <= BATCH_MAX:
-        raise ConfigError(f"[eval] imgsz must be {IMGSZ_MIN}-{IMGSZ_MAX} and batch {BATCH_MIN}-{BATCH_MAX}")
+    for where, imgsz, batch, batch_unset in (("[eval]", cfg.eval.imgsz, cfg.eval.batch, False),
+                                             *((f"[models.{n}]", m.imgsz, m.batch, True) for n, m in cfg.models.items())):
+        if not (imgsz == 0 or any(fits_task(imgsz, t) for t in TASKS)) or not (
+                (batch_unset and batch == 0) or BATCH_MIN <= batch <= BATCH_MAX):
+            raise ConfigError(f"{where} imgsz must be 0 (per task) or a size some task accepts ({IMGSZ_BOUNDS}; "
+                              f"each task's own bounds apply when it runs) and batch {BATCH_MIN}-{BATCH_MAX}"
+                              + (" or 0 (not set)" if batch_unset else ""))
     if cfg.watch.settle_seconds < 0 or cfg.watch.rescan_interval_s <= 0:
         raise ConfigError("[watch] settle_seconds must be >= 0 and rescan_interval_s > 0")
     for root in cfg.paths.allowed_roots:

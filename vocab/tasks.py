@@ -113,10 +113,21 @@ def task_of_ultralytics(name: str) -> Task:
     return found
 
 
+def fits_task(value: int, task_name: str) -> bool:
+    """Whether ``value`` lies within the task's ``imgsz`` bounds."""
+    t = task(task_name)
+    return t.imgsz_min <= value <= t.imgsz_max and not value % t.imgsz_multiple
+
+
+IMGSZ_BOUNDS = "; ".join(f"{t.name} {t.imgsz_min}-{t.imgsz_max}" + (f", a multiple of {t.imgsz_multiple}"
+                                                                    if t.imgsz_multiple > 1 else "")
+                         for t in TASKS.values())
+
+
 def check_imgsz(value: int, task_name: str) -> int:
     """``value`` within the task's ``imgsz`` bounds; InvalidRequest saying the bounds otherwise."""
     t = task(task_name)
-    if not t.imgsz_min <= value <= t.imgsz_max or value % t.imgsz_multiple:
+    if not fits_task(value, task_name):
         multiple = f", a multiple of {t.imgsz_multiple}" if t.imgsz_multiple > 1 else ""
         raise InvalidRequest(f"field 'imgsz' must be between {t.imgsz_min} and {t.imgsz_max}{multiple} for "
                              f"{t.name}, got {value}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vocab.tasks import DEFAULT_TASK, TASKS
+from vocab.tasks import DEFAULT_TASK, TASK_NAMES, TASKS
 
 ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
@@ -28,9 +28,9 @@ BATCH_MIN, BATCH_MAX = 1, 256
 DEFAULT_IMGSZ = 640
 DEFAULT_BATCH = 16
 
-# The tasks each kind of request serves today (their imgsz bounds apply); the other helpers widen these.
-EVAL_TASKS: tuple[str, ...] = (DEFAULT_TASK,)
-TRAIN_TASKS: tuple[str, ...] = (DEFAULT_TASK,)
+# The tasks each kind of request serves (their imgsz bounds apply).
+EVAL_TASKS: tuple[str, ...] = TASK_NAMES
+TRAIN_TASKS: tuple[str, ...] = TASK_NAMES
 
 # The promotion gates and their one set of defaults (evaluation.stats.gates validates and applies them).
 GATE_DEFAULTS: dict[str, Any] = {

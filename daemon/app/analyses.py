@@ -30,10 +30,9 @@ from typing import Any
 
 from daemon.app import analysis_pages as pages
 from daemon.app.prediction_rows import image_rows
+from evaluation import task_data
 from evaluation.analysis_store import ARTIFACTS, ERRORS_FILE, read_artifact
-from evaluation.datasets import load_dataset
 from evaluation.evidence import load_evidence
-from evaluation.imagefolder import load_imagefolder
 from store import job_table as jobq
 from store import results
 from store.database import Database
@@ -75,7 +74,8 @@ def _remember(cache: OrderedDict[int, Any], key: int, value: Any) -> Any:
 class Analyses:
     """Read access to stored evaluations and their artifacts (see module contract)."""
 
-    def __init__(self, db: Database, executor: Any) -> None:
+    def __init__(self, db: Database, executor: Any, cache_root: Path) -> None:
+        self.cache_root = cache_root  # where COCO JSON datasets were converted
         self.db = db
         self.executor = executor
         self._locks: dict[int, asyncio.Lock] = {}
@@ -244,8 +244,7 @@ class Analyses:
         listed = self._listed.get(eval_id)
         if listed is None:
             row = await self.row(eval_id)
-            listed = await asyncio.to_thread(_list_images, row["evidence_path"], row["dataset"], row["split"] or "val",
-                                             row["task"] or DEFAULT_TASK)
+            listed = await asyncio.to_thread(_list_images, row, self.cache_root)
         return _remember(self._listed, eval_id, listed)
 
 
@@ -257,15 +256,14 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def _list_images(evidence_path: str | None, dataset_path: str, split: str, task: str) -> _Listed:
+def _list_images(row: Any, cache_root: Path) -> _Listed:
     """The evaluation's image names (its evidence) mapped to the dataset's own files of those names (the
     split it evaluated), with their label objects (none for classification)."""
+    evidence_path = row["evidence_path"]
     if not evidence_path or not Path(evidence_path).is_file():
         raise NotFound("this evaluation lists no images (its evidence is missing)")
     listed = {str(n) for n in load_evidence(Path(evidence_path))["image_names"]}
-    if task == pages.CLASSIFICATION:
-        folder = load_imagefolder(dataset_path, split)
-        return _Listed({name: p for p in folder.images if (name := folder.relative_name(p)) in listed}, {})
-    dataset = load_dataset(dataset_path, split)
+    dataset = task_data.load(row["dataset"], row["split"], row["task"] or DEFAULT_TASK, cache_root=cache_root)
     images = {name: p for p in dataset.images if (name := dataset.relative_name(p)) in listed}
-    return _Listed(images, {name: dataset.labels[p] for name, p in images.items()})
+    labels = getattr(dataset, "labels", {})  # an ImageFolder has none
+    return _Listed(images, {name: labels.get(p, []) for name, p in images.items()})

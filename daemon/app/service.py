@@ -96,13 +96,13 @@ class Service:
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
-                                       self.clock)
-        analyses = Analyses(self.db, self.executor)
+                                       cfg.converted_dir, self.clock)
+        analyses = Analyses(self.db, self.executor, cfg.converted_dir)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, cfg.models_root, cfg.state_dir / "promoted",
                                  cfg.promotion, self.clock)
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
-                          cfg.state_dir / "train", cfg.eval.batch, self.clock)
+                          cfg.state_dir / "train", cfg.eval.batch, cfg.converted_dir, self.clock)
         await trainer.prune_work_folders()
         runner = JobRunner(self.evaluations, self.executor, self.promoter, trainer, analyses)
         self.queue = JobQueue(
@@ -125,7 +125,8 @@ class Service:
             self.watch_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="watch-io")
             ingest = Ingest(cfg, self.db, self.queue, self.clock, pool=self.watch_pool)
             self.watcher = Watcher(cfg.models_root, cfg.watch.settle_seconds, ingest,
-                                   on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool)
+                                   on_incomplete=ingest.incomplete, on_ignored=ingest.ignored, pool=self.watch_pool,
+                                   relook=ingest.relook)
             outcomes.recheck = self.watcher.forget
             self.facade.parts.watcher = self.watcher
             self.watcher.start()

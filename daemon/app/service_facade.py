@@ -33,7 +33,7 @@ from store import job_table as jobq
 from store import promotions, rankings, results
 from store.database import Database
 from vocab.config import Config
-from vocab.contract.requests import CompareRequest, EvalRequest, TrainRequest
+from vocab.contract.requests import CompareRequest, EvalRequest, PromoteRequest, TrainRequest
 from vocab.errors import Conflict, InvalidRequest, NotFound
 
 
@@ -123,7 +123,7 @@ class DaemonFacade:
 
     # -- rankings and models -------------------------------------------------------------------
     async def leaderboard_json(self, dataset: str | None, limit: int, weights: dict[str, float] | None = None,
-                               all_content: bool = False, split: str = "val") -> bytes:
+                               all_content: bool = False, split: str = "val", task: str | None = None) -> bytes:
         """The leaderboard under ``weights`` (default: the default weights) as JSON bytes (``store.rankings``),
         cached until the next database write."""
         try:
@@ -132,11 +132,11 @@ class DaemonFacade:
             raise InvalidRequest(f"dataset cannot be used as a filter: {exc.strerror or exc}") from None
         db = self.parts.db
         generation = db.generation
-        cache_key = (key, limit, json.dumps(weights, sort_keys=True), all_content, split)
+        cache_key = (key, limit, json.dumps(weights, sort_keys=True), all_content, split, task)
         cached = self._leaderboards.get(cache_key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        rows = await db.read(lambda c: rankings.leaderboard(c, key, limit, weights, all_content, split))
+        rows = await db.read(lambda c: rankings.leaderboard(c, key, limit, weights, all_content, split, task))
         body = json.dumps(rows).encode()
         if len(self._leaderboards) >= 256:
             self._leaderboards.clear()
@@ -144,8 +144,8 @@ class DaemonFacade:
         return body
 
     async def history(self, model_name: str, limit: int, weights: dict[str, float] | None = None,
-                      split: str | None = None) -> list[dict[str, Any]]:
-        rows = await self.parts.db.read(lambda c: rankings.history(c, model_name, limit, weights, split))
+                      split: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.parts.db.read(lambda c: rankings.history(c, model_name, limit, weights, split, task))
         if not rows:
             raise NotFound(f"No evaluations found for: {model_name}")
         return rows
@@ -159,8 +159,8 @@ class DaemonFacade:
         out["waiting"] = watcher.waiting(name) if watcher is not None else []
         return out
 
-    async def promote(self, name: str, version: int, reason: str | None) -> dict[str, Any]:
-        return await self.parts.promoter.promote_version(name, version, "api", reason)
+    async def promote(self, name: str, request: PromoteRequest) -> dict[str, Any]:
+        return await self.parts.promoter.promote_version(name, request.version, "api", request.reason, request.force)
 
     async def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         return await self.parts.promoter.rollback(name, "api", reason)

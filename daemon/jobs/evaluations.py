@@ -27,20 +27,16 @@ from typing import Any
 from daemon.clock import Clock, iso, utcnow
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
-from evaluation.datasets import (
-    Dataset,
-    check_class_names,
-    file_sha256,
-    fingerprint,
-    load_dataset,
-)
+from evaluation import task_data
+from evaluation.datasets import NamedDataset, check_class_names, file_sha256
 from evaluation.export_meta import model_format
 from evaluation.settings import effective_batch, effective_imgsz
 from store import results
 from store.database import Database
 from vocab.contract.params import EvalSpec, EvalTask
 from vocab.errors import ClassMismatchError, JobError, NotFound
-from vocab.scoring import DEFAULT_WEIGHTS, composite_score, resolve_weights
+from vocab.scoring import composite_score, resolve_weights
+from vocab.tasks import DEFAULT_TASK, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +73,7 @@ class Identity:
     imgsz: int
     batch: int
     key: str
-    dataset: Dataset
+    dataset: Any  # evaluation.task_data.load's, of the spec's task
 
 
 def _checkpoint_sha(path: str) -> str:
@@ -87,12 +83,17 @@ def _checkpoint_sha(path: str) -> str:
         raise NotFound(f"model file not found: {path} (it was removed after the job was submitted)") from None
 
 
-def _load(path: str, split: str) -> tuple[Dataset, str]:
-    dataset = load_dataset(path, split)
-    return dataset, fingerprint(dataset)
+def _load(spec: EvalSpec, cache_root: Path) -> tuple[Any, str]:
+    dataset = task_data.load(spec.dataset_path, spec.split, spec.task, cache_root=cache_root)
+    return dataset, task_data.fingerprint(dataset)
 
 
-def class_check(row: Any, dataset: Dataset, allow_mismatch: bool) -> list[str]:
+def default_score(result: dict[str, Any]) -> float | None:
+    """A result's score under its task's default weights: the leaderboard's order."""
+    return composite_score(result, TASKS[result.get("task") or DEFAULT_TASK].default_weights)
+
+
+def class_check(row: Any, dataset: NamedDataset, allow_mismatch: bool) -> list[str]:
     """The class-name check of a fresh evaluation, made for a stored one: its warnings, or ClassMismatchError.
 
     The checkpoint's names come from the stored result. A result stored before
@@ -113,17 +114,20 @@ def class_check(row: Any, dataset: Dataset, allow_mismatch: bool) -> list[str]:
 class Evaluations:
     """Runs evaluations for jobs (see module contract)."""
 
-    def __init__(self, db: Database, executor: Executor, artifacts_dir: Path, device: str, clock: Clock = utcnow):
+    def __init__(self, db: Database, executor: Executor, artifacts_dir: Path, device: str, cache_root: Path,
+                 clock: Clock = utcnow):
+        """``cache_root``: where COCO JSON datasets are converted (the daemon's, shared by its workers)."""
         self.db = db
         self.executor = executor
         self.artifacts_dir = artifacts_dir
         self.device = device
+        self.cache_root = cache_root
         self.clock = clock
 
     async def identify(self, spec: EvalSpec) -> Identity:
         """The contents, effective settings and cache key of a spec, read from disk now."""
         sha = await asyncio.to_thread(_checkpoint_sha, spec.model_path)
-        dataset, fp = await asyncio.to_thread(_load, spec.dataset_path, spec.split)
+        dataset, fp = await asyncio.to_thread(_load, spec, self.cache_root)
         imgsz, batch = effective_imgsz(spec.imgsz), effective_batch(spec.batch, len(dataset.images))
         info = self.executor.info
         fmt = model_format(spec.model_path)
@@ -136,7 +140,7 @@ class Evaluations:
 
     async def run(self, spec: EvalSpec, ctx: JobContext, trigger: str) -> dict[str, Any]:
         """The result of ``spec``: from the cache, or evaluated by a worker and stored."""
-        applied = resolve_weights(spec.weights)
+        applied = resolve_weights(spec.weights, spec.task)
         seen_at = iso(self.clock())  # when the dataset's content was read
         ident = await self.identify(spec)
         asked = request_key(ident.key, spec, applied)
@@ -151,7 +155,7 @@ class Evaluations:
         task = EvalTask(
             spec=spec, device=self.device, work_dir=str(art / "work"),
             predictions_path=str(art / "predictions.json"), evidence_path=str(art / "evidence.npz"),
-            checkpoint_sha256=ident.sha256, dataset_fingerprint=ident.fingerprint,
+            checkpoint_sha256=ident.sha256, dataset_fingerprint=ident.fingerprint, cache_root=str(self.cache_root),
         )
         try:
             await asyncio.to_thread(art.mkdir, parents=True, exist_ok=True)
@@ -170,7 +174,7 @@ class Evaluations:
         fresh = {
             **result, "job_id": ctx.job.id, "trigger": trigger, "model_version": spec.model_version,
             "cache_key": key, "request_key": request_key(key, spec, applied),
-            "default_score": composite_score(result, DEFAULT_WEIGHTS),
+            "default_score": default_score(result),
             "predictions_path": task.predictions_path, "evidence_path": task.evidence_path,
             "result_json": json.dumps(result), "created_at": iso(self.clock()),
         }
@@ -208,7 +212,7 @@ class Evaluations:
             "created_at": iso(self.clock()),
         }
         if copy["default_score"] is None:  # a row stored before default scores were kept
-            copy["default_score"] = composite_score(result, DEFAULT_WEIGHTS)
+            copy["default_score"] = default_score(result)
         eval_id = await self.db.write(lambda c: results.insert(c, copy, seen_at))
         return {**result, "eval_id": eval_id, "source_eval_id": copy["source_eval_id"], "timestamp": copy["created_at"],
                 "cached": True}

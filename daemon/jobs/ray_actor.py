@@ -69,7 +69,8 @@ def verify_inputs(params: dict[str, Any]) -> str | None:
     An eval task's params (``vocab.contract.params.EvalTask``) hold the ``checkpoint_sha256`` and
     ``dataset_fingerprint`` the daemon read; both are recomputed here from the files this node reads.
     """
-    from evaluation.datasets import file_sha256, fingerprint, load_dataset
+    from evaluation import task_data
+    from evaluation.datasets import file_sha256
     from vocab.contract.params import EvalTask
     from vocab.errors import VisionEvalError
 
@@ -79,7 +80,9 @@ def verify_inputs(params: dict[str, Any]) -> str | None:
         if want_sha and file_sha256(spec.model_path) != want_sha:
             return (f"the checkpoint {spec.model_path} on node {node_name()} is not the one the daemon "
                     f"hashed (sha256 {want_sha[:12]}...): it changed after submission, or the node sees another file")
-        if want_fp and fingerprint(load_dataset(spec.dataset_path, spec.split)) != want_fp:
+        cache_root = Path(task.cache_root) if task.cache_root else None
+        if want_fp and task_data.fingerprint(task_data.load(spec.dataset_path, spec.split, spec.task,
+                                                            cache_root=cache_root)) != want_fp:
             return (f"the dataset {spec.dataset_path} on node {node_name()} differs from what the daemon "
                     "fingerprinted: its images or labels changed, or the node mounts another copy")
     except FileNotFoundError as exc:

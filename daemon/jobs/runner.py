@@ -70,7 +70,7 @@ class JobRunner:
                     "evidence_a": await self.evaluations.evidence_path(a["eval_id"]),
                     "evidence_b": await self.evaluations.evidence_path(b["eval_id"]),
                     "names": a.get("class_names"),
-                    "weights": resolve_weights(params.weights),
+                    "weights": resolve_weights(params.weights, params.a.task),
                     "n_resamples": params.bootstrap_resamples,
                     "seed": params.bootstrap_seed,
                 },
@@ -91,7 +91,7 @@ class JobRunner:
         if self.analyses is not None and result.get("eval_id") is not None:
             try:
                 errors = await self.analyses.artifact(int(result["eval_id"]), "errors", full=False)
-                return {k: errors[k] for k in ("overall", "per_class", "per_size")}
+                return {k: errors[k] for k in ("overall", "per_class", "per_size") if k in errors}
             except VisionEvalError:
                 pass
         return {"overall": dict(result["error_counts"])} if result.get("error_counts") else None

@@ -69,7 +69,7 @@ def _task_export(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from evaluation.training import export_onnx
 
     return export_onnx(Path(params["checkpoint"]), imgsz=int(params["imgsz"]),
-                       dynamic=bool(params.get("dynamic", True)))
+                       dynamic=bool(params.get("dynamic", True)), task=params.get("task"))
 
 
 def _task_compare(params: dict[str, Any], progress: Progress) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class Decision:
     gain: dict[str, Any] | None = None
     significance: dict[str, Any] | None = None
     export_parity: dict[str, Any] | None = None
+    forced: str | None = None  # a manual promotion with force: the refusal it overrode
+    cause: str | None = None  # a refusal that new data could change: "dataset" (judged on it), "export" (parity)
     promotion_id: int | None = None
 
     @property
@@ -69,7 +71,7 @@ class Decision:
         """The ledger row's ``details``: what its own columns do not hold."""
         return {"job_id": job_id, "gates": self.gates, "weights": self.weights, "baseline": self.baseline,
                 "gate_settings": self.gate_settings, "significance": self.significance, "gain": self.gain,
-                "export_parity": self.export_parity}
+                "export_parity": self.export_parity, "forced": self.forced, "cause": self.cause}
 
 
 # What each basis is, in the words a reason uses.

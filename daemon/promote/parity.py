@@ -66,6 +66,7 @@ class ExportParity:
         decision.export_parity = parity
         if parity["verdict"] == "fail":
             decision.refuse("refused by the export-parity gate: " + "; ".join(parity["failures"]))
+            decision.cause = "export"  # a corrected v<n>.onnx brings another look (daemon.watch.sources)
         elif parity["verdict"] == "pass":
             decision.reason += f"; export parity passed (Δ mAP50-95 {parity['delta_mAP50_95']:+.4f})"
 

@@ -30,7 +30,9 @@ from daemon.jobs.evaluations import EvalSpec, Evaluations
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
 from daemon.promote.decision import Decision, Gain, identical_reason, judge
+from daemon.promote.manual import check_manual
 from daemon.promote.parity import ExportParity
+from evaluation.checkpoint_meta import read_checkpoint_meta
 from evaluation.datasets import file_sha256
 from evaluation.evidence import load_evidence, same_predictions
 from evaluation.model_resolution import CURRENT, list_versions
@@ -38,7 +40,7 @@ from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results
 from store.database import Database
 from vocab.config import PromotionConfig
-from vocab.errors import Conflict, NotFound, PathNotAllowed
+from vocab.errors import CheckpointError, Conflict, NotFound, PathNotAllowed
 from vocab.files import ContentChanged, atomic_copy, check_model_name, is_under, remove_stray_tmp
 from vocab.scoring import composite_score, resolve_weights
 
@@ -104,7 +106,7 @@ class Promoter:
 
     async def _decide(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
                       gates: dict[str, Any]) -> Decision:
-        weights = resolve_weights(spec.weights)
+        weights = resolve_weights(spec.weights, spec.task)
         new_score = composite_score(result, weights)
         current = self.current_path(spec.model_name)
         previous_sha = await asyncio.to_thread(_sha_or_none, current)
@@ -118,6 +120,14 @@ class Promoter:
             return d
         if previous_sha == result["checkpoint_sha256"]:
             d.refuse("the candidate is already what current.pt holds")
+            return d
+        held = await self._held_task(current)
+        if isinstance(held, CheckpointError):
+            d.promote(f"current.pt cannot be read ({held.detail}): the candidate replaces it")
+            return d
+        if held != spec.task:
+            d.refuse(f"the candidate is a {spec.task} model but current.pt holds a {held} model: a model folder "
+                     "serves one task")
             return d
         if new_score is None:
             d.refuse("the candidate has no score (every weighted metric is null)")
@@ -136,7 +146,16 @@ class Promoter:
             return d
         d.gates = self._gate_failures(stats, gates) if gates_active(gates) else []
         d.decision, d.reason = judge(gain, new_score, baseline_score, baseline_desc, gates, d.gates)
+        d.cause = "dataset" if not d.promoted else None  # judged on this data: other data may judge otherwise
         return d
+
+    @staticmethod
+    async def _held_task(current: Path) -> str | CheckpointError:
+        """The task of the checkpoint current.pt holds, or why it cannot be read."""
+        try:
+            return (await asyncio.to_thread(read_checkpoint_meta, current)).task
+        except CheckpointError as exc:
+            return exc
 
     async def _baseline(self, spec: EvalSpec, result: dict[str, Any], current: Path, previous_sha: str,
                         ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
@@ -159,7 +178,7 @@ class Promoter:
         incumbent_spec = EvalSpec(
             model_path=str(current), model_name=spec.model_name, model_version=None,
             dataset_path=spec.dataset_path, imgsz=settings[1], batch=settings[2], weights=spec.weights,
-            split=spec.split,
+            split=spec.split, task=spec.task,
         )
         incumbent = await self.evaluations.run(incumbent_spec, ctx, ctx.job.trigger)
         return incumbent, f"the incumbent current.pt (eval {incumbent['eval_id']})"
@@ -204,8 +223,10 @@ class Promoter:
         return evaluate_gates(stats, gates)
 
     # -- manual promotion and rollback ---------------------------------------------------------
-    async def promote_version(self, name: str, version: int, actor: str, reason: str | None) -> dict[str, Any]:
-        """Make ``v<version>.pt`` current now, whatever its score (audited)."""
+    async def promote_version(self, name: str, version: int, actor: str, reason: str | None,
+                              force: bool = False) -> dict[str, Any]:
+        """Make ``v<version>.pt`` current now, whatever its score, unless ``daemon.promote.manual`` refuses it
+        (409; ``force`` with a ``reason`` overrides "not evaluated yet" and "refused by the gates"). Audited."""
         source = list_versions(self.models_root / check_model_name(name)).get(version)
         if source is None:
             raise NotFound(f"model {name} has no v{version}.pt")
@@ -213,13 +234,17 @@ class Promoter:
             raise PathNotAllowed(f"{source} is a link that leaves the models root")
         async with self._lock(name):
             new_sha = await asyncio.to_thread(file_sha256, source)
-            previous_sha = await asyncio.to_thread(_sha_or_none, self.current_path(name))
+            current = self.current_path(name)
+            previous_sha = await asyncio.to_thread(_sha_or_none, current)
             if previous_sha == new_sha:
                 raise Conflict(f"v{version}.pt is already what current.pt of {name} holds")
+            forced = await check_manual(self.db, name, source, new_sha, current if previous_sha else None, force,
+                                        reason)
             await self._swap(name, source, new_sha)
             decision = Decision(
                 decision="promoted", version=version, previous_sha256=previous_sha, new_sha256=new_sha,
-                reason=f"manual promotion of v{version}" + (f": {reason}" if reason else ""),
+                reason=f"manual promotion of v{version}" + (f" (forced: {forced})" if forced else "")
+                + (f": {reason}" if reason else ""), forced=forced,
                 **await self._existing_scores(name, previous_sha, new_sha),
             )
             await self._record(name, decision, actor, None)

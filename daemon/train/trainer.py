@@ -41,7 +41,6 @@ from store.database import Database
 from vocab.contract.params import EvalSpec, TrainJobParams
 from vocab.errors import InternalError, JobCancelled, VisionEvalError
 from vocab.files import atomic_write_json, fsync_dir, publish_new
-from vocab.tasks import task
 
 log = logging.getLogger(__name__)
 TRAINED = "trained.json"  # in the work folder: what the worker's training returned
@@ -51,7 +50,10 @@ class Trainer:
     """Runs train jobs (see module contract)."""
 
     def __init__(self, db: Database, executor: Executor, evaluations: Evaluations, promoter: Promoter,
-                 models_root: Path, work_root: Path, eval_batch: int, clock: Clock = utcnow) -> None:
+                 models_root: Path, work_root: Path, eval_batch: int, cache_root: Path,
+                 clock: Clock = utcnow) -> None:
+        """``cache_root``: where a COCO JSON dataset is converted (the evaluations' own, so that the auto-eval
+        reads the very data the training read)."""
         self.db = db
         self.executor = executor
         self.evaluations = evaluations
@@ -59,6 +61,7 @@ class Trainer:
         self.models_root = models_root
         self.work_root = work_root
         self.eval_batch = eval_batch
+        self.cache_root = cache_root
         self.clock = clock
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
@@ -88,9 +91,9 @@ class Trainer:
         """Train in a worker; the output is recorded in the work folder before anything is published."""
         trained = await self.executor.run(
             "train",
-            {"base": p.base, "dataset_path": p.dataset_path, "epochs": p.epochs, "batch": p.batch,
-             "imgsz": p.imgsz, "lr0": p.learning_rate, "patience": p.patience, "device": p.device,
-             "work_dir": str(work)},
+            {"task": p.task, "base": p.base, "dataset_path": p.dataset_path, "epochs": p.epochs,
+             "batch": p.batch, "imgsz": p.imgsz, "lr0": p.learning_rate, "patience": p.patience, "device": p.device,
+             "work_dir": str(work), "cache_root": str(self.cache_root)},
             job_id=ctx.job.id, on_progress=ctx.phase(0.0, 0.8).progress, timeout=ctx.remaining(),
             cancel=ctx.cancel_event, on_detail=ctx.report_detail,
         )
@@ -105,12 +108,12 @@ class Trainer:
             "model_name": name, "version": version, "checkpoint": str(path), "checkpoint_sha256": sha,
             "training": trained["metrics"], "epochs": trained["epochs"],
         }
-        result.update(await self._export(path, p.imgsz, ctx))
+        result.update(await self._export(path, p.imgsz, p.task, ctx))
         result["pipeline"] = await self._write_pipeline(name, version, p, trained["metrics"])
         if p.auto_eval or p.auto_promote:
-            spec = EvalSpec(model_path=str(path), model_name=name, model_version=version,
-                            dataset_path=p.dataset_path, imgsz=max(task(p.task).imgsz_min, p.imgsz),
-                            batch=self.eval_batch, weights=p.eval_weights, split=p.split)
+            spec = EvalSpec(model_path=str(path), model_name=name, model_version=version, task=p.task,
+                            dataset_path=p.dataset_path, imgsz=p.imgsz, batch=self.eval_batch,
+                            weights=p.eval_weights, split=p.split)
             evaluation = await self.evaluations.run(spec, ctx.phase(0.85, 0.97), "train")
             result["evaluation"] = evaluation
             if p.auto_promote:
@@ -177,10 +180,11 @@ class Trainer:
                 return n, dest, sha
         raise InternalError(f"could not allocate a new version under {model_dir}")
 
-    async def _export(self, path: Path, imgsz: int, ctx: JobContext) -> dict[str, Any]:
+    async def _export(self, path: Path, imgsz: int, task: str, ctx: JobContext) -> dict[str, Any]:
         """ONNX export beside the checkpoint; a failure is reported, not fatal."""
         try:
-            out = await self.executor.run("export", {"checkpoint": str(path), "imgsz": imgsz}, job_id=ctx.job.id,
+            out = await self.executor.run("export", {"checkpoint": str(path), "imgsz": imgsz, "task": task},
+                                          job_id=ctx.job.id,
                                           on_progress=lambda _: None, timeout=ctx.remaining(),
                                           cancel=ctx.cancel_event)
             return {"onnx": out["onnx"], "onnx_error": None}

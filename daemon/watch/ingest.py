@@ -28,59 +28,69 @@ from typing import Any, TypeVar
 
 from daemon.app.models_view import ShaCache
 from daemon.clock import Clock, iso, utcnow
+from daemon.jobs.eval_settings import eval_shape
 from daemon.jobs.queue import JobQueue
+from daemon.watch.sources import Skip, changed, dataset_source, read_pipeline, stamp
 from daemon.watch.watcher import FileState
-from evaluation.datasets import load_dataset
-from evaluation.model_resolution import version_of
+from evaluation import task_data
+from evaluation.checkpoint_meta import read_checkpoint_meta
+from evaluation.model_resolution import CURRENT, version_of
 from store import checkpoints as states
 from store import promotions
 from store.database import Database
 from vocab.config import Config
-from vocab.errors import QueueFull, VisionEvalError
+from vocab.contract.params import EvalJobParams
+from vocab.errors import CheckpointError, InvalidRequest, QueueFull, VisionEvalError
 from vocab.files import is_under
-from vocab.terms import SPLITS
+from vocab.tasks import DEFAULT_TASK
 
 log = logging.getLogger(__name__)
-PIPELINE_FILE = "pipeline.json"
 
 
-class Skip(Exception):
-    """This checkpoint cannot be evaluated as things stand; the message says why."""
-
-
-def dataset_for(config: Config, model_dir: Path) -> tuple[Path, str]:
-    """The dataset YAML a model is evaluated on and its split (pipeline.json's ``split``, else
-    ``[eval] split``) (see module contract); Skip if there is none or it lacks the split."""
-    pipeline = model_dir / PIPELINE_FILE
-    raw: str = ""
-    split = config.eval.split
-    if pipeline.is_file():
-        try:
-            data = json.loads(pipeline.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise Skip(f"{pipeline} is not valid JSON: {exc}") from exc
-        raw = data.get("dataset") or "" if isinstance(data, dict) else ""
-        split = (data.get("split") or split) if isinstance(data, dict) else split
-        if split not in SPLITS:
-            raise Skip(f"{pipeline} names split {split!r}; use one of {', '.join(SPLITS)}")
-    if not raw and model_dir.name in config.models:
-        raw = config.models[model_dir.name].dataset
-    if not raw:
-        raw = config.watch.default_dataset
-    if not raw:
-        raise Skip(
-            f"no dataset for model {model_dir.name}: add 'dataset' to {pipeline}, "
-            f"[models.{model_dir.name}] dataset, or [watch] default_dataset to the config"
-        )
-    p = Path(raw).expanduser()
-    p = (p if p.is_absolute() else model_dir / p).resolve()
+def dataset_for(config: Config, model_dir: Path, pipeline: dict[str, Any], task: str = DEFAULT_TASK,
+                kpt_shape: Any = None) -> tuple[Path, str]:
+    """The dataset a model is evaluated on and its split (``daemon.watch.sources``); Skip if there is none,
+    it lies outside the allowed roots, or it cannot be evaluated with a ``task`` checkpoint."""
+    p, split = dataset_source(config, model_dir, pipeline)
     if not is_under(p, config.allowed_roots):
         raise Skip(f"dataset {p} is outside the allowed directories")
     try:
-        load_dataset(p, split)
+        task_data.check(p, split, task, model_kpt_shape=kpt_shape)
     except VisionEvalError as exc:
         raise Skip(f"dataset {p} cannot be evaluated: {exc.detail}") from exc
     return p, split
+
+
+def held_task(model_dir: Path) -> str | None:
+    """The task of the checkpoint the folder's current.pt holds; None without a readable one."""
+    try:
+        return read_checkpoint_meta(model_dir / CURRENT).task if (model_dir / CURRENT).is_file() else None
+    except CheckpointError:
+        return None
+
+
+def plan(config: Config, path: Path, real: Path) -> dict[str, Any]:
+    """The watcher's eval job params for a stable checkpoint (``EvalJobParams``, stored form); Skip with the
+    reason when it cannot be evaluated: an unusable file, another task than the folder's current.pt, no
+    usable dataset, an image size outside the task's bounds."""
+    model_dir = path.parent
+    try:
+        meta = read_checkpoint_meta(real)
+    except CheckpointError as exc:
+        raise Skip(f"{path.name} cannot be evaluated: {exc.detail}") from None
+    held = held_task(model_dir)
+    if held is not None and held != meta.task:
+        raise Skip(f"{path.name} is a {meta.task} model but current.pt holds a {held} model: a model folder serves "
+                   "one task (put it in a folder of its own)")
+    pipeline = read_pipeline(model_dir)
+    dataset, split = dataset_for(config, model_dir, pipeline, meta.task, meta.kpt_shape)
+    try:
+        imgsz, batch = eval_shape(config, meta.task, model_dir.name, pipeline=pipeline, trained_imgsz=meta.imgsz)
+    except InvalidRequest as exc:
+        raise Skip(f"{path.name} cannot be evaluated at the configured size: {exc.detail}") from None
+    return EvalJobParams(model=str(path), model_path=str(real), model_name=model_dir.name,
+                         model_version=version_of(path), task=meta.task, dataset_path=str(dataset), imgsz=imgsz,
+                         batch=batch, split=split, auto_promote=True).stored()
 
 
 T = TypeVar("T")
@@ -101,6 +111,17 @@ class Ingest:
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
+    async def relook(self) -> list[Path]:
+        """Checkpoints that failed or were refused because of their dataset or export, and whose dataset or
+        export has changed since (``daemon.watch.sources``): the watcher looks at them again."""
+        rows = await self.db.read(states.waiting_on_cause)
+        due = []
+        for row in rows:
+            path = Path(row["path"])
+            if path.is_file() and changed(row["cause"], row["cause_stamp"], await self._io(stamp, self.config, path)):
+                due.append(path)
+        return due
+
     async def __call__(self, path: Path, state: FileState) -> bool:
         """Handle one stable checkpoint; False to be asked again at the next scan."""
         name = path.parent.name
@@ -116,15 +137,11 @@ class Ingest:
         if go is not None:
             return go
         try:
-            dataset, split = await self._io(dataset_for, self.config, path.parent)
+            params = await self._io(plan, self.config, path, real)
         except Skip as exc:
             await self._skip(path, name, sha, str(exc))
             return False  # asked again at the next scan: a dataset may be configured by then
-        params = {
-            "model": str(path), "model_path": str(real), "model_name": name, "model_version": version_of(path),
-            "dataset_path": str(dataset), "imgsz": self.config.eval.imgsz, "batch": self.config.eval.batch,
-            "weights": None, "allow_class_mismatch": False, "auto_promote": True, "split": split,
-        }
+        stamped = json.dumps(await self._io(stamp, self.config, path))
         try:
             job = await self.queue.submit("eval", params, trigger="watcher", claim=(name, sha, str(path)),
                                           max_attempts=self.config.jobs.max_attempts)
@@ -136,7 +153,7 @@ class Ingest:
             log.info("watcher: %s (sha256 %s...) was already handled", path, sha[:12])
         else:
             now = iso(self.clock())
-            await self.db.write(lambda c: states.set_queued(c, name, sha, str(path), job.id, now))
+            await self.db.write(lambda c: states.set_queued(c, name, sha, str(path), job.id, now, stamped))
             log.info("watcher: %s -> job %s", path, job.id)
         return True
 
@@ -148,7 +165,11 @@ class Ingest:
                                                             promotions.decided_on(c, name, sha)))
         if claim is None:
             return None
-        if st is not None and st["state"] == "retry":
+        if st is not None and st["cause"] is not None and changed(st["cause"], st["cause_stamp"],
+                                                                   await self._io(stamp, self.config, path)):
+            log.info("watcher: the %s of %s changed since it %s; evaluating it again", st["cause"], path,
+                     "failed" if st["state"] == "failed" else "was refused")
+        elif st is not None and st["state"] == "retry":
             if st["next_retry_at"] and st["next_retry_at"] > iso(self.clock()):
                 return False
             log.info("watcher: retrying %s after an outside failure (%s)", path, st["last_error"])

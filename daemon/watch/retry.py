@@ -24,6 +24,7 @@ from typing import Any
 
 from daemon.clock import Clock, iso, utcnow
 from store import checkpoints as states
+from store import promotions
 from store.database import Database
 from store.job_table import Job
 from vocab.errors import (
@@ -96,15 +97,23 @@ class Outcomes:
         name, sha, path = row["model_name"], row["sha256"], row["path"]
         fields: dict[str, Any] = {"state": "evaluated" if outcome == "completed" else outcome, "last_error": None,
                                   "attempts": row["attempts"], "next_retry_at": None}
-        if outcome == "cancelled":
+        if outcome == "completed":
+            decision = await self.db.read(lambda c: promotions.latest_on(c, name, sha))
+            if decision is not None and decision["decision"] == "refused":
+                fields["cause"] = decision["details"].get("cause")
+        elif outcome == "cancelled":
             fields["last_error"] = "cancelled by request; evaluated again once its bytes change"
         elif outcome == "failed" and is_outside(error):
             failures = int(row["attempts"]) + 1
             when = next_retry(now, failures)
-            fields.update(state="retry", last_error=detail, attempts=failures, next_retry_at=iso(when))
+            fields.update(state="retry", last_error=detail, attempts=failures, next_retry_at=iso(when),
+                          cause="dataset" if isinstance(error, DatasetError) else None)
             log.warning("watcher: %s failed for an outside reason (%s); retry %d at %s", path, detail, failures,
                         iso(when))
             self._recheck(path)
+        elif outcome == "failed" and isinstance(error, ClassMismatchError):
+            fields.update(last_error=f"{detail}; evaluated again once its dataset or pipeline.json changes",
+                          attempts=int(row["attempts"]) + 1, cause="dataset")
         elif outcome == "failed":
             fields.update(last_error=f"{detail}; evaluated again once its bytes change",
                           attempts=int(row["attempts"]) + 1)

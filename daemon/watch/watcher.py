@@ -109,13 +109,17 @@ class Watcher:
 
     def __init__(self, root: Path, settle_s: float, on_stable: OnStable,
                  on_incomplete: OnStable | None = None, on_ignored: OnIgnored | None = None,
-                 pool: ThreadPoolExecutor | None = None) -> None:
+                 pool: ThreadPoolExecutor | None = None,
+                 relook: Callable[[], Awaitable[list[Path]]] | None = None) -> None:
+        """``relook``: asked at each scan for handled paths to look at again although their bytes did not
+        change (their dataset or export did: ``daemon.watch.ingest.Ingest.relook``)."""
         self.root = root
         self.settle_s = settle_s
         self.on_stable = on_stable
         self.on_incomplete = on_incomplete
         self.on_ignored = on_ignored
         self.pool = pool
+        self.relook = relook
         self.incomplete_grace_s = max(5.0, 10 * settle_s)
         self._incomplete: dict[Path, tuple[FileState, float]] = {}  # state, when first seen incomplete
         self.events = 0
@@ -287,6 +291,8 @@ class Watcher:
         """Look at every candidate whose state was not handled yet; returns how many timers it (re)started.
 
         A path whose timer runs is left to it only while its state is the one the timer waits for."""
+        for path in await self.relook() if self.relook is not None else []:
+            self.forget(path)
         found, ignored = await self._io(self._list_candidates)
         await self._report_ignored(ignored)
         present = {path for path, _ in found}

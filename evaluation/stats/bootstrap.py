@@ -9,6 +9,14 @@ nothing is approximated, the per-image multiplicities are weights. Speed is
 resampled by batches in the same resamples (``evaluation.speed``), and the
 composite ``score`` combines both parts.
 
+Each task is resampled on its own matchings (``evaluation.families``): one
+engine per metric family of the task (box; and mask for segmentation, pose
+for pose; obb's box family is its rotated-IoU matching), under the same
+draws, so that every metric of the task (``vocab.tasks``) gets an interval
+and the score combines them per resample. The full-set values ``a`` and
+``b`` are ``reference.task_values``: the validator's own numbers to the
+last bit.
+
 Cost, per evaluation and resample (see ``engine.BootstrapEngine``): one
 gathered byte and one uint8 add per prediction up to each class's last TP
 and per TP entry (exact integer prefix sums, streamed in blocks of 16), about
@@ -31,20 +39,29 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.evidence import evidence_task
+from evaluation.families import FAMILY_METRICS, Family, families, primary
 from evaluation.speed import draw_batches, evidence_timings, resampled_inference_ms
 from evaluation.stats.engine import BootstrapEngine
 from evaluation.stats.layout import Scratch
 from evaluation.stats.reference import (
     SIZE_KEYS,
-    check_evidence,
+    check_task_evidence,
     image_ids,
     score_weights,
+    task_values,
 )
+from vocab.tasks import DEFAULT_TASK, TASKS
 
-# Metrics bootstrapped by paired_bootstrap, in report order (then inference_ms and score, given timings).
-BOOTSTRAP_METRICS: tuple[str, ...] = (
-    "mAP50", "mAP50_95", "precision", "recall", "f1", *SIZE_KEYS, "accuracy_score",
-)
+
+def bootstrapped_metrics(task: str) -> tuple[str, ...]:
+    """The metrics paired_bootstrap reports for a task, in report order (then inference_ms and score, given
+    timings): the task's metrics, size recall where the task defines it, the accuracy part of the score."""
+    t = TASKS[task]
+    return (*t.metrics, *(SIZE_KEYS if t.size_recall else ()), "accuracy_score")
+
+
+BOOTSTRAP_METRICS: tuple[str, ...] = bootstrapped_metrics(DEFAULT_TASK)  # detection's
 BLOCK_BYTES = 64 << 20  # scratch memory per worker thread, which sets the default block of resamples
 
 
@@ -107,6 +124,24 @@ def _score_rows(m: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np
 def _value(x: Any) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def _merge(parts: Sequence[dict[str, np.ndarray]], fams: Sequence[Family]) -> dict[str, np.ndarray]:
+    """One evaluation's per-resample metrics from its families' engines: the box family's under detection's
+    names, each further family's under its own, ``ap50`` (per class) of the primary family."""
+    out = dict(parts[0])
+    for part, fam in zip(parts[1:], fams[1:]):
+        out.update({fam.metric(k): part[k] for k in FAMILY_METRICS})
+        out["ap50"] = part["ap50"]
+    return out
+
+
+def _full_rows(values: Mapping[str, Any], names: Sequence[str], classes: np.ndarray) -> dict[str, np.ndarray]:
+    """``reference.task_values`` as one-resample rows (NaN for a null metric; ``ap50`` aligned with the
+    primary engine's classes)."""
+    rows = {k: np.array([np.nan if values.get(k) is None else float(values[k])]) for k in names}
+    rows["ap50"] = np.array([[values["per_class"][int(c)]["ap50"] for c in classes]], dtype=np.float64)
+    return rows
 
 
 def _interval(a: float | None, b: float | None, da: np.ndarray, db: np.ndarray, alpha: float) -> dict[str, Any]:
@@ -226,46 +261,54 @@ def paired_bootstrap(
     """Paired image-level bootstrap of a against b (in a promotion: a the candidate, b the baseline) on the
     same images; every ``diff`` and interval is of ``a - b``.
 
-    Returns ``{"n_images", "n_resamples", "seed", "alpha", "weights",
-    "metrics": {metric: {"a", "b", "diff", "ci_low", "ci_high", "p_value",
-    "significant", "n_valid"}} for BOOTSTRAP_METRICS, "per_class": {class
-    name: {"class_index", "support", "a", "b", "diff", "ci_low", "ci_high",
-    "p_value", "significant", "n_valid"}} (AP50), "flips": flip_table(...)}``.
-    a, b are the full-set values (the engine with every image once, equal to
-    ``ap_from_evidence``, i.e. to ultralytics, to float rounding); intervals
-    come from the resamples. ``names``: class names (index -> name) for the
-    per-class keys (default: the class index as a string). ``threads``:
+    Returns ``{"task", "primary", "n_images", "n_resamples", "seed",
+    "alpha", "weights", "metrics": {metric: {"a", "b", "diff", "ci_low",
+    "ci_high", "p_value", "significant", "n_valid"}} for
+    ``bootstrapped_metrics(task)``, "per_class": {class name:
+    {"class_index", "support", "a", "b", "diff", "ci_low", "ci_high",
+    "p_value", "significant", "n_valid"}} (AP50 of the task's primary family,
+    named by "per_class_metric"), "flips": flip_table(...)}``. a, b are the
+    full-set values (``reference.task_values``: the validator's own to the
+    last bit); intervals come from the resamples. ``weights``: applied score
+    weights (default: the task's). ``names``: class names (index -> name) for
+    the per-class keys (default: the class index as a string). ``threads``:
     worker threads (default min(2, CPUs)); results do not depend on it.
-    Raises ValueError unless both are over the same image list.
+    Raises ValueError unless both are of one task over the same image list.
     """
-    n_a, n_b = check_evidence(ev_a), check_evidence(ev_b)
+    task = evidence_task(ev_a)
+    if evidence_task(ev_b) != task:
+        raise ValueError(f"paired bootstrap needs two evaluations of one task, got {task} and {evidence_task(ev_b)}")
+    fams = families(task)
+    n_a, n_b = check_task_evidence(ev_a), check_task_evidence(ev_b)
     if n_a != n_b or not np.array_equal(np.asarray(ev_a["image_names"]), np.asarray(ev_b["image_names"])):
         raise ValueError("paired bootstrap needs both evidences over the same images in the same order")
     if n_resamples < 1:
         raise ValueError("n_resamples must be >= 1")
     if not 0 < alpha < 1:
         raise ValueError("alpha must lie in (0, 1)")
-    w = score_weights(weights)
+    w = score_weights(weights, task)
     if threads is None:
         threads = min(2, os.cpu_count() or 1)
-    ones = np.ones((1, n_a), dtype=np.int32)
+    reported = bootstrapped_metrics(task)
+    keys = [k for k in reported if k != "accuracy_score"] + [k for k in SIZE_KEYS if k not in reported]
 
-    def prepare(ev: Mapping[str, Any]) -> tuple[BootstrapEngine, dict[str, np.ndarray]]:
-        # Full-set values: the engine with every image once (= ap_from_evidence to float rounding).
-        eng = BootstrapEngine(ev)
-        return eng, eng.block(ones)
+    def prepare(ev: Mapping[str, Any]) -> tuple[list[BootstrapEngine], dict[str, np.ndarray]]:
+        engines = [BootstrapEngine(ev, f.evidence_key) for f in fams]
+        return engines, _full_rows(task_values(ev, w), keys, engines[-1].classes)
 
     if threads > 1:  # the two evaluations' preparation side by side
         with ThreadPoolExecutor(2) as ex:
-            (eng_a, full_a), (eng_b, full_b) = ex.map(prepare, (ev_a, ev_b))
+            (engs_a, full_a), (engs_b, full_b) = ex.map(prepare, (ev_a, ev_b))
     else:
-        (eng_a, full_a), (eng_b, full_b) = prepare(ev_a), prepare(ev_b)
+        (engs_a, full_a), (engs_b, full_b) = prepare(ev_a), prepare(ev_b)
+    eng_a, eng_b = engs_a[-1], engs_b[-1]  # the primary family's: per class
     K = draw_multiplicities(n_a, n_resamples, seed)
-    res_a, res_b = bootstrap_metrics([eng_a, eng_b], K, threads=threads)
+    parts = bootstrap_metrics([*engs_a, *engs_b], K, threads=threads)
+    res_a, res_b = _merge(parts[: len(fams)], fams), _merge(parts[len(fams) :], fams)
     for res in (res_a, res_b, full_a, full_b):
         res["accuracy_score"] = _score_rows(res, w)
     metrics = {m: _interval(_value(full_a[m][0]), _value(full_b[m][0]), res_a[m], res_b[m], alpha)
-               for m in BOOTSTRAP_METRICS}
+               for m in reported}
     metrics.update(_speed_and_score(ev_a, ev_b, (full_a, res_a), (full_b, res_b), w, n_resamples, seed, alpha))
     per_class: dict[str, dict[str, Any]] = {}
     cls_a = {int(c): i for i, c in enumerate(eng_a.classes)}
@@ -286,6 +329,7 @@ def paired_bootstrap(
     except ValueError as exc:
         flips = {"error": str(exc)}
     return {
+        "task": task, "primary": TASKS[task].primary, "per_class_metric": primary(task).metric("ap50"),
         "n_images": n_a, "n_resamples": n_resamples, "seed": seed, "alpha": alpha, "weights": w,
         "metrics": metrics, "per_class": per_class, "flips": flips,
     }

@@ -5,8 +5,8 @@ dispatches here on a classification evidence). Its result has the shape of
 ``evaluation.stats.bootstrap.paired_bootstrap``'s, so ``evaluation.stats.gates``
 judges it unchanged:
 
-``{"task": "classification", "n_images", "n_resamples", "seed", "alpha",
-"weights", "metrics": {metric: {"a", "b", "diff", "ci_low", "ci_high",
+``{"task": "classification", "per_class_metric": "recall", "n_images",
+"n_resamples", "seed", "alpha", "weights", "metrics": {metric: {"a", "b", "diff", "ci_low", "ci_high",
 "p_value", "significant", "n_valid"}}, "per_class": {class name:
 {"class_index", "support", "a", "b", "diff", "ci_low", "ci_high",
 "p_value", "significant", "n_valid"}}, "flips": {...}, "mcnemar": {"b",
@@ -183,7 +183,7 @@ def paired_bootstrap(
                              res_a["recall"][:, c], res_b["recall"][:, c], alpha))
         per_class[_name(c, names)] = row
     return {
-        "task": CLASSIFICATION, "n_images": n, "n_resamples": n_resamples, "seed": seed, "alpha": alpha,
+        "task": CLASSIFICATION, "per_class_metric": "recall", "n_images": n, "n_resamples": n_resamples, "seed": seed, "alpha": alpha,
         "weights": w, "metrics": metrics, "per_class": per_class,
         "flips": flip_table(ev_a, counts_a.hit1, counts_b.hit1, names or []),
         "mcnemar": mcnemar(counts_a.hit1, counts_b.hit1, alpha),

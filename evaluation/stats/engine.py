@@ -42,6 +42,7 @@ from evaluation.stats.reference import (
     N_IOU,
     SMOOTH_F,
     check_evidence,
+    confidence_order,
     image_ids,
     smooth_at,
 )
@@ -129,10 +130,12 @@ class BootstrapEngine:
     approximated.
     """
 
-    def __init__(self, ev: Mapping[str, Any]) -> None:
-        self.n_img = n_img = check_evidence(ev)
+    def __init__(self, ev: Mapping[str, Any], tp_key: str = "tp") -> None:
+        """``tp_key``: the true-positive matrix of the metric family to resample (``families.Family``'s
+        ``evidence_key``: ``tp``, ``tp_mask``, ``tp_pose``)."""
+        self.n_img = n_img = check_evidence(ev, tp_key)
         conf = np.asarray(ev["conf"], dtype=np.float64)
-        tp = np.asarray(ev["tp"], dtype=bool).reshape(-1, N_IOU)
+        tp = np.asarray(ev[tp_key], dtype=bool).reshape(-1, N_IOU)
         pred_cls = np.asarray(ev["pred_cls"]).astype(np.int64)
         pred_img = image_ids(ev["pred_offsets"])
         target_cls = np.asarray(ev["target_cls"]).astype(np.int64)
@@ -141,7 +144,7 @@ class BootstrapEngine:
         self.classes: np.ndarray = classes
         self.support = nt.astype(np.int64)
         nc = len(self.classes)
-        order = np.argsort(-conf)  # ap_per_class's sort, on the same array as the full-set evaluation
+        order = confidence_order(ev)  # ap_per_class's sort, as the validator made it
         # Predictions of each class with ground truth, in that order (a stable sort by class keeps it).
         ids = [a for a in (pred_cls, self.classes) if len(a)]
         lo_c = min((int(a.min()) for a in ids), default=0)

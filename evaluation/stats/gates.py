@@ -66,7 +66,9 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
       require_significant, min_delta is unused here.
     - ``max_class_regression`` (float or None) with ``min_class_support``
       (int): no class with at least that many ground-truth objects may lose
-      AP50 significantly by more than the threshold. A class fails when its
+      its per-class metric (the comparison's ``per_class_metric``: AP50 of
+      the task's primary family, e.g. mask AP50 for segmentation; recall for
+      classification) significantly by more than the threshold. A class fails when its
       point estimate diff < -threshold AND its interval lies entirely below 0
       (ci_high < 0). This is the conservative reading for a promotion gate:
       it refuses on any established loss whose size exceeds the threshold,
@@ -105,6 +107,8 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
     thr = g["max_class_regression"]
     if thr is not None:
         thr = float(thr)
+        # what per_class holds: "ap50" (detection, obb), "mask_ap50", "pose_ap50", "recall" (classification)
+        ap50 = str(comparison.get("per_class_metric", "ap50")).replace("_", " ").replace("ap50", "AP50")
         min_support = int(g["min_class_support"] or 0)
         for name, s in comparison.get("per_class", {}).items():
             if s.get("support", 0) < min_support:
@@ -112,7 +116,7 @@ def evaluate_gates(comparison: Mapping[str, Any], gates: Mapping[str, Any] | Non
             if _regressed(s, thr):
                 failures.append(_failure(
                     "max_class_regression", str(name), s, thr,
-                    f"class {name} (support {s['support']}): AP50 {s['b']:.4f} -> {s['a']:.4f} ({s['diff']:+.4f}), "
+                    f"class {name} (support {s['support']}): {ap50} {s['b']:.4f} -> {s['a']:.4f} ({s['diff']:+.4f}), "
                     f"a loss beyond the allowed {thr:.4f}, and significant: interval "
                     f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] lies below 0"))
 

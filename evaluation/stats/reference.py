@@ -5,11 +5,20 @@ per-class AP50 and AP50-95 for every class with ground truth, mAP50,
 mAP50_95, mean P and R at the operating point (argmax of the smoothed mean
 F1 curve), f1 = 2PR/(P+R); plus size-bucket recall from the stored
 COCO-style matches and the accuracy part of the composite score. On the
-full image set the numbers equal ultralytics' own to float rounding: same
-sort (``np.argsort(-conf)`` of the same array), same cumulative sums, same
-``np.interp`` calls, same ``eps``. The constants below are ultralytics'
+full image set the numbers equal ultralytics' own to the last bit: the same
+sort (``confidence_order``: ``np.argsort(-conf)`` of the very array the
+validator sorted, its predictions concatenated in the order it saw the
+images, ``val_order``, with its float32 confidences), the same cumulative
+sums, the same ``np.interp`` calls, the same ``eps``. (Evidence without
+``val_order`` sorts the dataset-order concatenation: equal but for ties
+between confidences.) The constants below are ultralytics'
 (``ultralytics.utils.metrics``), reproduced exactly; the bootstrap engine
 uses them too.
+
+A task's metric families (``evaluation.families``) each have their own
+true-positive matrix in the evidence (``tp``, ``tp_mask``, ``tp_pose``):
+``ap_from_evidence`` takes the one to read (``tp_key``) and
+``task_values`` names every family's numbers as the task's metrics.
 """
 
 from __future__ import annotations
@@ -19,8 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.evidence import evidence_task
+from evaluation.families import FAMILY_METRICS, families
 from evaluation.size_recall import BUCKETS
-from vocab.scoring import DEFAULT_WEIGHTS, composite_score
+from vocab.scoring import composite_score
+from vocab.tasks import DEFAULT_TASK, TASKS
 
 EPS = 1e-16  # ap_per_class(eps=1e-16): recall = tpc / (n_l + eps), F1 = 2PR / (P + R + eps)
 N_IOU = 10  # IoU thresholds 0.50:0.05:0.95
@@ -31,8 +43,13 @@ SMOOTH_F = 0.1  # smooth(f1_curve.mean(0), 0.1)
 
 SIZE_KEYS: tuple[str, ...] = tuple(f"{b}_object_recall" for b in BUCKETS)
 
-SCORE_KEYS: tuple[str, ...] = ("mAP50_95", "mAP50", "precision", "recall", "f1", *SIZE_KEYS)
 
+def score_keys(task: str = DEFAULT_TASK) -> tuple[str, ...]:
+    """The accuracy metrics a task's score can weigh (its weight keys but speed)."""
+    return tuple(k for k in TASKS[task].weight_keys if k != "speed")
+
+
+SCORE_KEYS: tuple[str, ...] = score_keys()  # detection's
 _REQUIRED = (
     "image_names", "pred_offsets", "tp", "conf", "pred_cls", "target_offsets", "target_cls",
     "gt_offsets", "gt_cls", "gt_bucket", "gt_found",
@@ -71,8 +88,8 @@ def image_ids(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1, dtype=np.intp), np.diff(offsets))
 
 
-def check_evidence(ev: Mapping[str, Any]) -> int:
-    missing = [k for k in _REQUIRED if k not in ev]
+def check_evidence(ev: Mapping[str, Any], tp_key: str = "tp") -> int:
+    missing = [k for k in (*_REQUIRED, tp_key) if k not in ev]
     if missing:
         raise ValueError(f"evidence lacks {', '.join(missing)}")
     n = len(ev["image_names"])
@@ -80,23 +97,50 @@ def check_evidence(ev: Mapping[str, Any]) -> int:
         off = np.asarray(ev[key])
         if off.shape != (n + 1,) or off[0] != 0 or off[-1] != len(ev[items]) or np.any(np.diff(off) < 0):
             raise ValueError(f"evidence {key} does not partition {items} over {n} images")
-    if np.asarray(ev["tp"]).reshape(-1, N_IOU).shape[0] != len(ev["conf"]) or len(ev["pred_cls"]) != len(ev["conf"]):
-        raise ValueError("evidence tp / conf / pred_cls lengths differ")
+    if np.asarray(ev[tp_key]).reshape(-1, N_IOU).shape[0] != len(ev["conf"]) or len(ev["pred_cls"]) != len(ev["conf"]):
+        raise ValueError(f"evidence {tp_key} / conf / pred_cls lengths differ")
+    if "val_order" in ev and not np.array_equal(np.sort(np.asarray(ev["val_order"])), np.arange(n)):
+        raise ValueError("evidence val_order is not a permutation of its images")
     if not (len(ev["gt_bucket"]) == len(ev["gt_found"]) == len(ev["gt_cls"])):
         raise ValueError("evidence gt_cls / gt_bucket / gt_found lengths differ")
     return n
 
 
-def score_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
-    """Applied weights (as from scoring.resolve_weights); None = the defaults."""
-    return dict(DEFAULT_WEIGHTS if weights is None else weights)
+def check_task_evidence(ev: Mapping[str, Any]) -> int:
+    """``check_evidence`` for every metric family of the evidence's task; its number of images."""
+    return min(check_evidence(ev, f.evidence_key) for f in families(evidence_task(ev)))
 
 
-def accuracy_score(values: Mapping[str, float | None], weights: Mapping[str, float] | None = None) -> float | None:
+def score_weights(weights: Mapping[str, float] | None, task: str = DEFAULT_TASK) -> dict[str, float]:
+    """Applied weights (as from scoring.resolve_weights); None = the task's defaults."""
+    return dict(TASKS[task].default_weights if weights is None else weights)
+
+
+def accuracy_score(values: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
+                   task: str = DEFAULT_TASK) -> float | None:
     """The composite score without its speed term (inference_ms unknown: dropped, rest renormalised)."""
-    result = {k: values.get(k) for k in SCORE_KEYS}
+    result = {k: values.get(k) for k in score_keys(task)}
     result["inference_ms"] = None
-    return composite_score(result, score_weights(weights))
+    return composite_score(result, score_weights(weights, task))
+
+
+def validator_order(ev: Mapping[str, Any]) -> np.ndarray:
+    """The evidence's predictions in the order the validator concatenated them (its images in
+    ``val_order``); the evidence's own order when it lacks ``val_order``."""
+    offsets = np.asarray(ev["pred_offsets"], dtype=np.int64)
+    if "val_order" not in ev:
+        return np.arange(offsets[-1], dtype=np.intp)
+    images = np.asarray(ev["val_order"], dtype=np.int64)
+    counts = np.diff(offsets)[images]
+    starts = np.repeat(offsets[:-1][images] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return (np.arange(int(counts.sum())) + starts).astype(np.intp)
+
+
+def confidence_order(ev: Mapping[str, Any]) -> np.ndarray:
+    """The predictions (evidence indices) in ``ap_per_class``'s order: ``np.argsort(-conf)`` of the
+    validator's concatenation, in the confidences' stored dtype (the validator's float32)."""
+    order = validator_order(ev)
+    return order[np.argsort(-np.asarray(ev["conf"])[order])]
 
 
 # --------------------------------------------------------------------------- ap_per_class, from evidence
@@ -175,14 +219,17 @@ def size_recalls(evidence: Mapping[str, Any], image_indices: Any = None) -> dict
 
 
 def ap_from_evidence(
-    evidence: Mapping[str, Any], image_indices: Any = None, weights: Mapping[str, float] | None = None
+    evidence: Mapping[str, Any], image_indices: Any = None, weights: Mapping[str, float] | None = None,
+    tp_key: str = "tp",
 ) -> dict[str, Any]:
     """Every accuracy number of an evaluation, recomputed from its evidence on a set of images.
 
     ``image_indices``: indices into ``image_names`` (repeats allowed: an image
     listed k times counts k times); None = every image, which reproduces
     ultralytics' own values. ``weights``: applied score weights (as from
-    ``scoring.resolve_weights``; None = defaults) for ``accuracy_score``.
+    ``scoring.resolve_weights``; None = defaults) for ``accuracy_score`` (of
+    detection's metrics: ``task_values`` scores a task). ``tp_key``: the
+    family's true-positive matrix (``tp``, ``tp_mask``, ``tp_pose``).
 
     Returns ``{"n_images", "classes": [int], "per_class": {class index:
     {"ap50", "ap50_95", "precision", "recall", "support"}}, "mAP50",
@@ -190,13 +237,13 @@ def ap_from_evidence(
     "small_object_recall", "medium_object_recall", "large_object_recall",
     "size_counts": {bucket: {"found", "total"}}, "accuracy_score"}``.
     """
-    n_img = check_evidence(evidence)
+    n_img = check_evidence(evidence, tp_key)
     mult = _multiplicity(n_img, image_indices)
-    tp = np.asarray(evidence["tp"], dtype=bool).reshape(-1, N_IOU)
-    conf = np.asarray(evidence["conf"], dtype=np.float64)
+    tp = np.asarray(evidence[tp_key], dtype=bool).reshape(-1, N_IOU)
+    conf = np.asarray(evidence["conf"])
     pred_cls = np.asarray(evidence["pred_cls"])
     target_cls = np.asarray(evidence["target_cls"])
-    order = np.argsort(-conf)  # ap_per_class's own sort, on the same array
+    order = confidence_order(evidence)  # ap_per_class's own sort, on the validator's array
     if mult is not None:
         sel = order[mult[image_ids(evidence["pred_offsets"])[order]] > 0]
         order = np.repeat(sel, mult[image_ids(evidence["pred_offsets"])[sel]])
@@ -228,4 +275,21 @@ def ap_from_evidence(
     }
     out.update(size_recalls(evidence, image_indices))
     out["accuracy_score"] = accuracy_score(out, weights)
+    return out
+
+
+def task_values(evidence: Mapping[str, Any], weights: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Every accuracy number of an evaluation of its task (``evidence_task``), on every image: the box
+    family's under detection's names (``ap_from_evidence``), each further family's ``FAMILY_METRICS`` under
+    its prefixed names (``mask_mAP50``, ...), size recall, ``per_class`` of the primary family, and the
+    task's ``accuracy_score``. Equal to the validator's own to the last bit."""
+    task = evidence_task(evidence)
+    out = ap_from_evidence(evidence, weights=weights)
+    for fam in families(task)[1:]:
+        res = ap_from_evidence(evidence, tp_key=fam.evidence_key)
+        out.update({fam.metric(k): res[k] for k in FAMILY_METRICS})
+        out[fam.metric("conf_threshold")] = res["conf_threshold"]
+        out["per_class"] = res["per_class"]
+    out["task"] = task
+    out["accuracy_score"] = accuracy_score(out, weights, task)
     return out

@@ -92,6 +92,9 @@ class PromotionDecision(Answer):
                                         "beside it), and the bootstrap interval of that same quantity.")
     significance: dict[str, Any] | None = None
     export_parity: dict[str, Any] | None = None
+    forced: str | None = Field(None, description="A manual promotion with force: the refusal it overrode.")
+    cause: str | None = Field(None, description="A refusal new data may change: dataset (judged on that data, "
+                                                "looked at again when it changes) or export (the parity gate).")
 
 
 class _EvalResult(Answer):

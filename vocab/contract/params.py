@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from vocab.tasks import DEFAULT_TASK
+
 
 class Params(BaseModel):
     """Stored job parameters (see module contract): immutable, unknown stored keys ignored."""
@@ -34,6 +36,7 @@ class EvalSpec(Params):
     model_path: str
     model_name: str
     model_version: int | None = None
+    task: str = DEFAULT_TASK  # the checkpoint's (read at submit); jobs stored before tasks are detection
     dataset_path: str
     imgsz: int
     batch: int

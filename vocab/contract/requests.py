@@ -30,7 +30,7 @@ from vocab.contract.fields import (
     task_names,
 )
 from vocab.errors import InvalidRequest
-from vocab.tasks import canonical_task, check_imgsz
+from vocab.tasks import TASK_NAMES, canonical_task, check_imgsz
 from vocab.terms import (
     DEFAULT_BATCH,
     DEFAULT_IMGSZ,
@@ -165,10 +165,14 @@ class TrainRequest(Request):
 
 
 class PromoteRequest(Request):
-    """``POST /v1/vision/models/{name}/promote``: make v<version>.pt current.pt now (audited)."""
+    """``POST /v1/vision/models/{name}/promote``: make v<version>.pt current.pt now (audited). Refused (409) for
+    a file that is not a usable checkpoint, another task or other classes than current.pt's, or a failed
+    evaluation; a version not evaluated yet or refused by the gates needs ``force`` with a ``reason``."""
 
     version: Annotated[int, Field(ge=1, le=10**9, description="The v<n> to promote, e.g. 3.")]
     reason: Reason | None = None
+    force: bool = Field(False, description="Promote a version not evaluated yet, or refused by the gates; needs "
+                                           "a reason, and the ledger records what was overridden.")
 
 
 class RollbackRequest(Request):
@@ -193,7 +197,10 @@ class TrainJobsQuery(Request):
     limit: Limit = Field(50, description="Max jobs to return.")
 
 
-_WEIGHTS_QUERY = "Score by these weights (a JSON object, checked like a request's); default weights if absent."
+_WEIGHTS_QUERY = ("Score by these weights (a JSON object, checked like a request's, with the keys of `task`: "
+                  "detection's when no task is given); each task's default weights if absent.")
+_TASK_QUERY = "Only results of this task (an ultralytics name is accepted too)."
+Task = Annotated[str, OneOf(task_names(TASK_NAMES))]
 _FORMAT = Annotated[str, OneOf(("json", "csv"))]
 
 
@@ -207,6 +214,7 @@ class LeaderboardQuery(Request):
         "current", description="current: only results of each dataset's latest content; all: every content, marked.")
     format: _FORMAT = Field("json", description="csv: the same rows as CSV.")
     split: Split = Field("val", description="The split whose evaluations are ranked.")
+    task: Task | None = Field(None, description=_TASK_QUERY)
 
 
 class HistoryQuery(Request):
@@ -216,6 +224,7 @@ class HistoryQuery(Request):
     weights: Annotated[str, Field(max_length=MAX_TEXT)] | None = Field(None, description=_WEIGHTS_QUERY)
     format: _FORMAT = Field("json", description="csv: the same rows as CSV.")
     split: Split | None = Field(None, description="Only evaluations of this split (default: every split).")
+    task: Task | None = Field(None, description=_TASK_QUERY)
 
 
 class ErrorsQuery(Request):
