@@ -64,7 +64,7 @@ async def cells(request: web.Request) -> web.Response:
 
 async def image_annotations(request: web.Request) -> web.Response:
     q = parse_query(request, AnnotationsQuery)
-    return json_response(await service(request).annotations(await _eval_id(request), q.image))
+    return json_response(await service(request).annotations(await _eval_id(request), q.image, q.cls))
 
 
 def routes() -> list[web.RouteDef]:

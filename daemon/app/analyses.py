@@ -41,6 +41,7 @@ from vocab.tasks import DEFAULT_TASK
 
 ON_DEMAND_TIMEOUT_S = 300.0
 KEPT_EVALUATIONS = 8  # parsed errors artifacts and loaded datasets kept, the most recently asked first
+KEPT_IMAGES = 64  # images whose prediction rows are kept (a page's, and the pages around it)
 
 
 @dataclass
@@ -63,10 +64,10 @@ class _Listed:
     labels: dict[str, list[Any]]
 
 
-def _remember(cache: OrderedDict[int, Any], key: int, value: Any) -> Any:
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, kept: int = KEPT_EVALUATIONS) -> Any:
     cache[key] = value
     cache.move_to_end(key)
-    while len(cache) > KEPT_EVALUATIONS:
+    while len(cache) > kept:
         cache.popitem(last=False)
     return value
 
@@ -81,6 +82,7 @@ class Analyses:
         self._locks: dict[int, asyncio.Lock] = {}
         self._listed: OrderedDict[int, _Listed] = OrderedDict()
         self._errors: OrderedDict[int, _Errors] = OrderedDict()
+        self._image_rows: OrderedDict[tuple[int, str], list[dict[str, Any]]] = OrderedDict()
 
     async def eval_id_of_job(self, job_id: str) -> int:
         """The evaluation an eval job stored; NotFound / Conflict when there is none (yet)."""
@@ -123,7 +125,8 @@ class Analyses:
         parsed = await self._parsed(eval_id)
         page = pages.gallery_page(parsed.value, kind, cls, offset, limit)
         if not pages.is_classification(parsed.value):
-            page["items"] = [await self._with_geometry(eval_id, parsed, item) for item in page["items"]]
+            task = (await self.row(eval_id))["task"] or DEFAULT_TASK
+            page["items"] = [await self._with_geometry(eval_id, parsed, item, task) for item in page["items"]]
         return {"eval_id": eval_id, **page}
 
     async def cell(self, eval_id: int, predicted: int, true: int, offset: int, limit: int) -> dict[str, Any]:
@@ -139,15 +142,18 @@ class Analyses:
             item["annotations"] = notes
         return {"eval_id": eval_id, **page}
 
-    async def annotations(self, eval_id: int, image: str) -> dict[str, Any]:
-        """What was predicted and labelled on one image the evaluation lists (``analysis_pages``)."""
+    async def annotations(self, eval_id: int, image: str, cls: str | None = None) -> dict[str, Any]:
+        """What was predicted and labelled on one image the evaluation lists (``analysis_pages``); beyond
+        classification, of class ``cls`` only when given."""
         parsed = await self._parsed(eval_id)
         if image not in parsed.order:
             raise NotFound(f"evaluation {eval_id} has no image named {image!r}")
         row = await self.row(eval_id)
+        notes = await self._annotations(eval_id, parsed, image)
+        if cls is not None and not pages.is_classification(parsed.value):
+            notes = {k: [v for v in vs if v["class"] == cls] for k, vs in notes.items()}
         return {"eval_id": eval_id, "image": image, "index": parsed.order[image], "task": row["task"] or DEFAULT_TASK,
-                "conf_threshold": parsed.value.get("conf_threshold"),
-                **await self._annotations(eval_id, parsed, image)}
+                "conf_threshold": parsed.value.get("conf_threshold"), **notes}
 
     async def _annotations(self, eval_id: int, parsed: _Errors, image: str) -> dict[str, Any]:
         rows = await self._rows(eval_id, parsed, image)
@@ -157,18 +163,22 @@ class Analyses:
         labels = (await self._listed_of(eval_id)).labels.get(image, [])
         return pages.detection_annotations(rows, labels, names, parsed.value.get("conf_threshold"))
 
-    async def _with_geometry(self, eval_id: int, parsed: _Errors, example: dict[str, Any]) -> dict[str, Any]:
-        rows = await self._rows(eval_id, parsed, example["image"])
+    async def _with_geometry(self, eval_id: int, parsed: _Errors, example: dict[str, Any], task: str) -> dict[str, Any]:
         names = parsed.value["classes"]
         drawn = example.get("prediction") if example.get("type") == "missed" else example
-        geometry = pages.matching_row(rows, names, drawn) if drawn else None
+        geometry = None
+        if drawn and task != DEFAULT_TASK:  # a detection example's box is all there is to draw
+            geometry = pages.matching_row(await self._rows(eval_id, parsed, example["image"]), names, drawn)
         labels = (await self._listed_of(eval_id)).labels.get(example["image"], [])
         return {**example, "geometry": geometry,
                 "ground_truth": pages.detection_annotations([], labels, names, None)["ground_truth"]}
 
     async def _rows(self, eval_id: int, parsed: _Errors, image: str) -> list[dict[str, Any]]:
-        row = await self.row(eval_id)
-        return await asyncio.to_thread(image_rows, Path(row["predictions_path"]), image, parsed.order)
+        rows = self._image_rows.get((eval_id, image))
+        if rows is None:
+            path = Path((await self.row(eval_id))["predictions_path"])
+            rows = await asyncio.to_thread(image_rows, path, image, parsed.order)
+        return _remember(self._image_rows, (eval_id, image), rows, KEPT_IMAGES)
 
     async def _errors_of(self, eval_id: int) -> dict[str, Any]:
         return (await self._parsed(eval_id)).value

@@ -184,8 +184,8 @@ class DaemonFacade:
     async def cell(self, eval_id: int, predicted: int, true: int, offset: int, limit: int) -> dict[str, Any]:
         return await self.parts.analyses.cell(eval_id, predicted, true, offset, limit)
 
-    async def annotations(self, eval_id: int, image: str) -> dict[str, Any]:
-        return await self.parts.analyses.annotations(eval_id, image)
+    async def annotations(self, eval_id: int, image: str, cls: str | None = None) -> dict[str, Any]:
+        return await self.parts.analyses.annotations(eval_id, image, cls)
 
     # -- health and telemetry ------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -246,6 +246,8 @@ function annotatedImage(url, w, h, shapes, width = 210) {
     halo.appendChild(svgEl(tag, { ...attrs, fill: "none" }));
     marks.appendChild(svgEl(tag, { ...attrs, class: `mark ${cls}` }, title));
   };
+  // Masks are filled lighter the more there are, so that overlapping ones stay readable.
+  const fillOpacity = Math.max(0.06, 0.3 / Math.sqrt(Math.max(1, shapes.filter((s) => (s.polygons || []).length).length)));
   for (const s of shapes) {
     const title = () => svgEl("title", {}, s.label || "");
     const line = { stroke: s.color, "stroke-width": sw, "stroke-dasharray": s.dash ? `${3 * sw} ${2 * sw}` : null };
@@ -254,7 +256,7 @@ function annotatedImage(url, w, h, shapes, width = 210) {
       draw("rect", { x: bx, y: by, width: bw, height: bh, fill: "none", ...line }, "box", title());
     }
     for (const p of s.polygons || []) {
-      if (p.length >= 6) draw("polygon", { points: p.join(" "), fill: s.color, "fill-opacity": 0.3, ...line }, "mask", title());
+      if (p.length >= 6) draw("polygon", { points: p.join(" "), fill: s.color, "fill-opacity": fillOpacity, ...line }, "mask", title());
     }
     if (s.poly) draw("polygon", { points: s.poly.join(" "), fill: "none", ...line }, "rotated", title());
     if (s.keypoints) marks.append(...keypointMarks(s.keypoints, s.color, 1.6 * sw, sw));

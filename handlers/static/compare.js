@@ -5,9 +5,8 @@
 "use strict";
 
 const { fmt } = Charts;
-const { link, num, badge, section, query } = Widgets;
+const { link, num, badge, section, sortableTable, query } = Widgets;
 const { COLORS, annotationShapes, imageCard, legend } = Overlays;
-const ERROR_KEYS = ["tp", "fp", "missed", "duplicate", "classification", "localization", "both", "background"];
 const FLIP_IMAGES = 3; // example images per class and side (the comparison keeps this many)
 
 function intervalRows(map) {
@@ -22,17 +21,33 @@ function metricsTable(r) {
       num(v.diff, 4), h("td", {}, fmt(v.better))))));
 }
 
+/* Each group's counts (rows: {key: {a, b, diff}}): "A, B (A − B)" per key. */
+function sideBySide(groups) {
+  const { h } = Dash;
+  const keys = Object.keys(Object.values(groups)[0] || {});
+  const cell = (v) => `${fmt(v.a)}, ${fmt(v.b)}${v.diff ? ` (${v.diff > 0 ? "+" : ""}${fmt(v.diff)})` : ""}`;
+  return h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "A, B (A − B)"),
+    keys.map((k) => h("th", { class: "num" }, k)))), h("tbody", {}, Object.entries(groups).map(([label, rows]) =>
+    h("tr", {}, h("td", {}, label), keys.map((k) => h("td", { class: "num" }, rows[k] ? cell(rows[k]) : "–")))))));
+}
+
+/* Per class: A, B, A − B and its interval, as numbers (the forest plot draws them). */
+function perClassTable(stats) {
+  const { h } = Dash;
+  const rows = Object.entries(stats.per_class || {}).map(([name, s]) => ({ class: name, ...s }));
+  return sortableTable(rows, [["class", "class"], ["support", "support"], ["a", "A"], ["b", "B"], ["diff", "A − B"],
+    ["ci_low", "interval", (s) => h("span", { class: "nowrap" }, `[${fmt(s.ci_low, 4)}, ${fmt(s.ci_high, 4)}]`)],
+    ["p_value", "p"], ["significant", "significant", (s) => (s.significant ? "yes" : "no")]], "per-class-diff");
+}
+
 function errorsSection(errs) {
   const { h } = Dash;
   if (!errs) return null;
   if (!errs.available) return section("Errors, side by side", h("p", { class: "muted" }, errs.detail || "unavailable"));
-  const sideBySide = (groups) => h("table", { class: "wrap-head" }, h("thead", {}, h("tr", {}, h("th", {}, ""),
-    ERROR_KEYS.map((k) => h("th", { class: "num" }, `${k}: A, B (A − B)`)))), h("tbody", {}, Object.entries(groups).map(([label, rows]) =>
-    h("tr", {}, h("td", {}, label), ERROR_KEYS.map((k) => h("td", { class: "num" },
-      `${fmt(rows[k].a)}, ${fmt(rows[k].b)}${rows[k].diff ? ` (${rows[k].diff > 0 ? "+" : ""}${rows[k].diff})` : ""}`))))));
   return section("Errors, side by side (each at its own operating point)",
     h("ul", {}, (errs.changes.length ? errs.changes : ["no change"]).map((c) => h("li", {}, c))),
-    sideBySide({ all: errs.rows, ...(errs.per_class || {}) }), errs.per_size ? sideBySide(errs.per_size) : null);
+    sideBySide({ all: errs.rows }), errs.per_class ? sideBySide(errs.per_class) : null,
+    errs.per_size ? sideBySide(errs.per_size) : null);
 }
 
 function mcnemarLine(m) {
@@ -41,25 +56,32 @@ function mcnemarLine(m) {
     `p = ${fmt(m.p_value, 4)} (${m.significant ? "significant" : "not significant"}).`);
 }
 
-/* One flip image as A and as B predicted it: detection and its kin draw each model's predictions of the
-   class (and its labelled objects); classification says what each predicted. */
+const FLIP_DRAWN = 10; // predictions drawn per side: the most confident of the class
+
+/* One flip image as A and as B predicted it: detection and its kin draw each model's most confident
+   predictions of the class beside its labelled objects, A's image beside B's; classification says what each
+   predicted under the image. */
 async function flipPair(r, cls, image) {
   const { h, api } = Dash;
-  const note = (id) => api(`/v1/vision/evaluations/${id}/annotations?${query({ image })}`);
+  const note = (id) => api(`/v1/vision/evaluations/${id}/annotations?${query({ image, cls })}`);
   const [na, nb] = await Promise.all([note(r.eval_id_a), note(r.eval_id_b)]);
-  const side = async (id, notes, key, name) => {
-    if (notes.task === "classification") {
+  if (na.task === "classification") {
+    const said = (key, notes) => {
       const right = notes.top5[0] === notes.true;
-      return imageCard(id, image, () => [], h("div", {}, h("b", {}, `${key}: `), `${notes.top5[0]} (${fmt(notes.conf[0])}) `,
-        h("span", { class: right ? "right" : "wrong" }, right ? "right" : "wrong")), `${name}; true ${notes.true}`);
-    }
-    const only = { ...notes, predictions: notes.predictions.filter((p) => p.class === cls),
-                   ground_truth: notes.ground_truth.filter((g) => g.class === cls) };
-    return imageCard(id, image, (w, hh) => annotationShapes(only, notes.task, w, hh, COLORS[key.toLowerCase()]),
-      h("div", {}, h("b", {}, `${key}: `), `${only.predictions.length} ${cls} predicted · ${only.ground_truth.length} labelled`), name);
+      return h("div", {}, h("b", {}, `${key}: `), `${notes.top5[0]} (${fmt(notes.conf[0])}) `,
+        h("span", { class: right ? "right" : "wrong" }, right ? "right" : "wrong"));
+    };
+    return h("div", { class: "pair", "data-image": image },
+      await imageCard(r.eval_id_a, image, () => [], `true ${na.true}`, said("A", na), said("B", nb)));
+  }
+  const side = (id, notes, key) => {
+    const drawn = [...notes.predictions].sort((x, y) => y.score - x.score).slice(0, FLIP_DRAWN);
+    const more = notes.predictions.length - drawn.length;
+    return imageCard(id, image, (w, hh) => annotationShapes({ ...notes, predictions: drawn }, notes.task, w, hh, COLORS[key.toLowerCase()]),
+      h("div", {}, h("b", {}, `${key}: `), `${notes.predictions.length} ${cls} predicted${more > 0 ? ` (the ${drawn.length} most confident drawn)` : ""}`,
+        ` · ${notes.ground_truth.length} labelled`));
   };
-  return h("div", { class: "pair", "data-image": image },
-    await side(r.eval_id_a, na, "A", r.model_a), await side(r.eval_id_b, nb, "B", r.model_b));
+  return h("div", { class: "pair", "data-image": image }, await side(r.eval_id_a, na, "A"), await side(r.eval_id_b, nb, "B"));
 }
 
 async function flipsSection(r, flips, classification) {
@@ -100,8 +122,9 @@ async function comparison(jobId) {
   if (stats && stats.metrics) {
     page.append(section(`Differences A − B with ${Math.round((1 - (stats.alpha || 0.05)) * 100)}% bootstrap intervals (${stats.n_resamples} resamples)`,
       h("div", { class: "grid" }, Charts.forestPlot({ title: "Metrics", rows: intervalRows(stats.metrics) }),
-        Charts.forestPlot({ title: classification ? "Recall per class" : "AP50 per class", rows: intervalRows(stats.per_class) })),
-      stats.mcnemar ? mcnemarLine(stats.mcnemar) : null));
+        Charts.forestPlot({ title: `${stats.per_class_metric || "AP50"} per class`, rows: intervalRows(stats.per_class) })),
+      stats.mcnemar ? mcnemarLine(stats.mcnemar) : null,
+      h("h3", {}, `${stats.per_class_metric || "AP50"} per class`), perClassTable(stats)));
   } else {
     page.append(h("p", { class: "muted" }, "No bootstrap statistics (compare with resamples > 0)."));
   }

@@ -144,7 +144,7 @@ function gallerySection(id, r, errors) {
   const blocks = h("div", {});
   const render = async () => {
     blocks.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-    const parts = await Promise.all(kinds.map((k) => kindBlock(id, r, k, select.value || null)));
+    const parts = await Promise.all(kinds.map((k) => kindBlock(id, r, k, select.value || null, errors.overlap || "IoU")));
     blocks.replaceChildren(...parts);
     blocks.dataset.cls = select.value;
   };
@@ -156,7 +156,7 @@ function gallerySection(id, r, errors) {
 
 const KEPT = { missed: "largest", mistakes: "most confident" };
 
-async function kindBlock(id, r, kind, cls) {
+async function kindBlock(id, r, kind, cls, overlap) {
   const { h, api } = Dash;
   const grid = h("div", { class: "gallery" });
   const heading = h("h3", {});
@@ -164,7 +164,7 @@ async function kindBlock(id, r, kind, cls) {
   let offset = 0, page = null;
   const next = async () => {
     page = await api(`${base(id)}/gallery?${query({ kind, cls, offset, limit: GALLERY_PAGE })}`);
-    grid.append(...await Promise.all(page.items.map((ex) => exampleCard(id, r, ex))));
+    grid.append(...await Promise.all(page.items.map((ex) => exampleCard(id, r, ex, overlap))));
     offset += page.items.length;
     block.dataset.count = page.count;
     block.dataset.shown = offset;
@@ -177,12 +177,12 @@ async function kindBlock(id, r, kind, cls) {
   return block;
 }
 
-function exampleCard(id, r, ex) {
+function exampleCard(id, r, ex, overlap) {
   const { h } = Dash;
   if (isClassification(r)) {
     return imageCard(id, ex.image, () => [], h("div", {}, "true ", h("b", {}, ex.true), ` · predicted ${ex.predicted} (${fmt(ex.confidence)})`));
   }
-  const other = ex.gt ? ` · GT ${ex.gt.class} IoU ${fmt(ex.gt.iou, 2)}` : "";
+  const other = ex.gt ? ` · GT ${ex.gt.class} ${overlap} ${fmt(ex.gt.iou, 2)}` : "";
   return imageCard(id, ex.image, (w, hh) => exampleShapes(ex, r.task, w, hh),
     h("div", {}, h("b", {}, ex.class), ex.score !== null ? ` ${fmt(ex.score)}` : "", other));
 }

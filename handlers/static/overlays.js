@@ -10,7 +10,8 @@ const COLORS = { prediction: "#ff3b30", truth: "#34c759", nearest: "#ff9500", a:
 
 /* A prediction (a row of the artifact, or an example's geometry over its box) as a shape. */
 function predictionShape(p, color, label) {
-  return { box: p.bbox || p.box, polygons: p.segmentation || [], poly: p.poly, keypoints: p.keypoints, color, label };
+  return { box: p.poly ? null : (p.bbox || p.box), polygons: p.segmentation || [], poly: p.poly, keypoints: p.keypoints,
+           color, label };
 }
 
 /* A labelled object of a task, scaled to the image's pixels (w x h), as a shape. */

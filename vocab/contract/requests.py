@@ -270,6 +270,8 @@ class AnnotationsQuery(Request):
 
     image: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(
         description="An image name the evaluation lists.")
+    cls: Text | None = Field(None, description="Only the predictions and labels of this class (classification: "
+                                               "no effect).")
 
 
 class NoQuery(Request):
