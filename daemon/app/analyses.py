@@ -83,6 +83,7 @@ class Analyses:
         self._listed: OrderedDict[int, _Listed] = OrderedDict()
         self._errors: OrderedDict[int, _Errors] = OrderedDict()
         self._image_rows: OrderedDict[tuple[int, str], list[dict[str, Any]]] = OrderedDict()
+        self._listing: dict[int, asyncio.Task[_Listed]] = {}  # the one load under way per evaluation
 
     async def eval_id_of_job(self, job_id: str) -> int:
         """The evaluation an eval job stored; NotFound / Conflict when there is none (yet)."""
@@ -100,8 +101,11 @@ class Analyses:
         return row
 
     async def result(self, eval_id: int) -> dict[str, Any]:
-        """The stored result of an evaluation, with its job, trigger and model version."""
+        """The stored result of an evaluation, with its job, trigger and model version. Its images are listed
+        meanwhile (a page showing the result asks for them next; at 10,000 images the listing takes seconds)."""
         row = await self.row(eval_id)
+        if eval_id not in self._listed and eval_id not in self._listing:
+            self._listing_task(eval_id, row)
         out = results.result_of(row)
         out.update(job_id=row["job_id"], trigger=row["trigger"], model_version=row["model_version"])
         return out
@@ -120,8 +124,8 @@ class Analyses:
         return value
 
     async def gallery(self, eval_id: int, kind: str, cls: str | None, offset: int, limit: int) -> dict[str, Any]:
-        """A page of failure examples (``analysis_pages.gallery_page``); beyond classification, each with the
-        ``geometry`` of its prediction and the image's ``ground_truth`` (what the task draws)."""
+        """A page of failure examples (``analysis_pages.gallery_page``); for a task that predicts more than boxes,
+        each with the ``geometry`` of its prediction and the image's ``ground_truth`` (what the task draws)."""
         parsed = await self._parsed(eval_id)
         page = pages.gallery_page(parsed.value, kind, cls, offset, limit)
         if not pages.is_classification(parsed.value):
@@ -164,11 +168,11 @@ class Analyses:
         return pages.detection_annotations(rows, labels, names, parsed.value.get("conf_threshold"))
 
     async def _with_geometry(self, eval_id: int, parsed: _Errors, example: dict[str, Any], task: str) -> dict[str, Any]:
+        if task == DEFAULT_TASK:
+            return example  # a detection example's boxes are all there is to draw
         names = parsed.value["classes"]
         drawn = example.get("prediction") if example.get("type") == "missed" else example
-        geometry = None
-        if drawn and task != DEFAULT_TASK:  # a detection example's box is all there is to draw
-            geometry = pages.matching_row(await self._rows(eval_id, parsed, example["image"]), names, drawn)
+        geometry = pages.matching_row(await self._rows(eval_id, parsed, example["image"]), names, drawn) if drawn else None
         labels = (await self._listed_of(eval_id)).labels.get(example["image"], [])
         return {**example, "geometry": geometry,
                 "ground_truth": pages.detection_annotations([], labels, names, None)["ground_truth"]}
@@ -253,9 +257,23 @@ class Analyses:
     async def _listed_of(self, eval_id: int) -> _Listed:
         listed = self._listed.get(eval_id)
         if listed is None:
-            row = await self.row(eval_id)
-            listed = await asyncio.to_thread(_list_images, row, self.cache_root)
+            task = self._listing.get(eval_id) or self._listing_task(eval_id, await self.row(eval_id))
+            listed = await asyncio.shield(task)
         return _remember(self._listed, eval_id, listed)
+
+    def _listing_task(self, eval_id: int, row: Any) -> asyncio.Task[_Listed]:
+        """Start listing an evaluation's images, once however many requests wait for it; kept when done (a
+        failure is answered to whoever waits, and tried again by the next request)."""
+        task = asyncio.ensure_future(asyncio.to_thread(_list_images, row, self.cache_root))
+        self._listing[eval_id] = task
+
+        def done(t: asyncio.Task[_Listed]) -> None:
+            self._listing.pop(eval_id, None)
+            if not t.cancelled() and t.exception() is None:
+                _remember(self._listed, eval_id, t.result())
+
+        task.add_done_callback(done)
+        return task
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

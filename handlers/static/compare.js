@@ -71,17 +71,20 @@ async function flipPair(r, cls, image) {
       return h("div", {}, h("b", {}, `${key}: `), `${notes.top5[0]} (${fmt(notes.conf[0])}) `,
         h("span", { class: right ? "right" : "wrong" }, right ? "right" : "wrong"));
     };
-    return h("div", { class: "pair", "data-image": image },
+    return h("div", { class: "pair", "data-image": image, "data-class": cls },
       await imageCard(r.eval_id_a, image, () => [], `true ${na.true}`, said("A", na), said("B", nb)));
   }
-  const side = (id, notes, key) => {
+  const side = async (id, notes, key) => {
     const drawn = [...notes.predictions].sort((x, y) => y.score - x.score).slice(0, FLIP_DRAWN);
     const more = notes.predictions.length - drawn.length;
-    return imageCard(id, image, (w, hh) => annotationShapes({ ...notes, predictions: drawn }, notes.task, w, hh, COLORS[key.toLowerCase()]),
+    const card = await imageCard(id, image, (w, hh) => annotationShapes({ ...notes, predictions: drawn }, notes.task, w, hh, COLORS[key.toLowerCase()]),
       h("div", {}, h("b", {}, `${key}: `), `${notes.predictions.length} ${cls} predicted${more > 0 ? ` (the ${drawn.length} most confident drawn)` : ""}`,
         ` · ${notes.ground_truth.length} labelled`));
+    card.dataset.labelled = notes.ground_truth.length;
+    return card;
   };
-  return h("div", { class: "pair", "data-image": image }, await side(r.eval_id_a, na, "A"), await side(r.eval_id_b, nb, "B"));
+  return h("div", { class: "pair", "data-image": image, "data-class": cls },
+    await side(r.eval_id_a, na, "A"), await side(r.eval_id_b, nb, "B"));
 }
 
 async function flipsSection(r, flips, classification) {

@@ -15,9 +15,13 @@ const CARDS = [["score", "score"], ["top1", "top-1"], ["top5", "top-5"], ["macro
   ["recall", "recall"], ["f1", "F1"], ["mask_precision", "mask P"], ["mask_recall", "mask R"],
   ["pose_precision", "pose P"], ["pose_recall", "pose R"], ["conf_threshold", "operating conf"],
   ["inference_ms", "inference ms"], ["images", "images"]];
+// Per-class metrics of detection and its kin, in this order, where the result has them (one set per family).
+const PER_CLASS = ["", "mask_", "pose_"].flatMap((f) => [[`${f}ap50`, `${f.replace("_", " ")}AP50`],
+  [`${f}ap50_95`, `${f.replace("_", " ")}AP50-95`], [`${f}precision`, `${f.replace("_", " ")}P`], [`${f}recall`, `${f.replace("_", " ")}R`]]);
 const ERROR_KEYS = ["gt", "tp", "fp", "missed", "duplicate", "classification", "localization", "both", "background"];
 const FP_TYPES = ["duplicate", "classification", "localization", "both", "background"];
 const GALLERY_PAGE = 8;
+const OVERLAP = { segmentation: "mask IoU", pose: "OKS", obb: "rotated IoU" }; // what examples' "iou" measures
 const CELL_PAGE = 12;
 const HEATMAP_MAX = 30; // above this many classes the matrix is listed as its most confused pairs
 
@@ -37,7 +41,7 @@ function perClassTable(r, errors) {
   const rows = Object.entries(pcm).map(([name, m]) => ({ class: name, ...m, ...((errors && errors.per_class[name]) || {}) }));
   const cols = isClassification(r)
     ? [["class", "class"], ["precision", "precision"], ["recall", "recall"], ["f1", "F1"], ["support", "images"]]
-    : [["class", "class"], ["ap50", "AP50"], ["ap50_95", "AP50-95"], ["precision", "P"], ["recall", "R"],
+    : [["class", "class"], ...PER_CLASS.filter(([k]) => rows.some((row) => typeof row[k] === "number")),
        ["support", "objects"], ...(errors ? ERROR_KEYS.slice(1).map((k) => [k, k]) : [])];
   return sortableTable(rows, cols, "per-class");
 }
@@ -136,19 +140,24 @@ function confusion(id, r, cm) {
   return { view, panel };
 }
 
-function gallerySection(id, r, errors) {
+function gallerySection(id, r) {
   const { h } = Dash;
-  const kinds = isClassification(r) ? ["mistakes"] : [...FP_TYPES, "missed"].filter((k) => k in (errors.examples || {}));
+  const kinds = isClassification(r) ? ["mistakes"] : [...FP_TYPES, "missed"];
   const select = h("select", { class: "class-filter" }, h("option", { value: "" }, "all classes"),
-    (errors.classes || []).map((c) => h("option", { value: c }, c)));
+    (r.class_names || []).map((c) => h("option", { value: c }, c)));
   const blocks = h("div", {});
   const render = async () => {
-    blocks.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-    const parts = await Promise.all(kinds.map((k) => kindBlock(id, r, k, select.value || null, errors.overlap || "IoU")));
-    blocks.replaceChildren(...parts);
+    try {
+      blocks.replaceChildren(...await Promise.all(kinds.map((k) => kindBlock(id, r, k, select.value || null))));
+    } catch (e) {
+      blocks.replaceChildren(h("p", { class: "error" }, `Failure examples unavailable: ${e.message}`));
+    }
     blocks.dataset.cls = select.value;
   };
-  select.addEventListener("change", () => render().catch((e) => blocks.replaceChildren(h("p", { class: "error" }, e.message))));
+  select.addEventListener("change", () => {
+    blocks.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    render();
+  });
   const note = isClassification(r) ? null : legend([["prediction", "prediction"], ["truth", "ground truth"], ["nearest", "nearest prediction of a miss"]]);
   return { node: section(isClassification(r) ? "Most confident mistakes" : "Failure examples",
                          h("label", {}, "Class: ", select), note, blocks), render };
@@ -156,7 +165,7 @@ function gallerySection(id, r, errors) {
 
 const KEPT = { missed: "largest", mistakes: "most confident" };
 
-async function kindBlock(id, r, kind, cls, overlap) {
+async function kindBlock(id, r, kind, cls) {
   const { h, api } = Dash;
   const grid = h("div", { class: "gallery" });
   const heading = h("h3", {});
@@ -164,7 +173,7 @@ async function kindBlock(id, r, kind, cls, overlap) {
   let offset = 0, page = null;
   const next = async () => {
     page = await api(`${base(id)}/gallery?${query({ kind, cls, offset, limit: GALLERY_PAGE })}`);
-    grid.append(...await Promise.all(page.items.map((ex) => exampleCard(id, r, ex, overlap))));
+    grid.append(...await Promise.all(page.items.map((ex) => exampleCard(id, r, ex))));
     offset += page.items.length;
     block.dataset.count = page.count;
     block.dataset.shown = offset;
@@ -177,12 +186,12 @@ async function kindBlock(id, r, kind, cls, overlap) {
   return block;
 }
 
-function exampleCard(id, r, ex, overlap) {
+function exampleCard(id, r, ex) {
   const { h } = Dash;
   if (isClassification(r)) {
     return imageCard(id, ex.image, () => [], h("div", {}, "true ", h("b", {}, ex.true), ` · predicted ${ex.predicted} (${fmt(ex.confidence)})`));
   }
-  const other = ex.gt ? ` · GT ${ex.gt.class} ${overlap} ${fmt(ex.gt.iou, 2)}` : "";
+  const other = ex.gt ? ` · GT ${ex.gt.class} ${OVERLAP[r.task] || "IoU"} ${fmt(ex.gt.iou, 2)}` : "";
   return imageCard(id, ex.image, (w, hh) => exampleShapes(ex, r.task, w, hh),
     h("div", {}, h("b", {}, ex.class), ex.score !== null ? ` ${fmt(ex.score)}` : "", other));
 }
@@ -195,14 +204,18 @@ async function evaluation(id) {
     h("p", { class: "muted path" }, `${r.task || "detection"} · ${r.dataset} · ${r.split || "val"} split · imgsz ${r.imgsz} · ${r.device_kind || r.device} · ${r.timestamp}`),
     cards(r));
   const cls = isClassification(r);
+  // Everything the page shows at once is asked for at once; each answer is bounded, whatever the image count.
+  const gallery = gallerySection(id, r);
   const [curves, errors] = await Promise.all([cls ? null : curvesSection(id),
-    api(`${base(id)}/errors?boxes=false&images=false`).catch((e) => e)]);
+    api(`${base(id)}/errors?boxes=false&images=false`).catch((e) => e), gallery.render()]);
   const ok = !(errors instanceof Error);
   const metrics = section("Per class", perClassTable(r, ok && !cls ? errors : null));
   if (!cls) {
+    const first = Object.values(r.per_class_metrics || {})[0] || {};
+    const families = ["", "mask_", "pose_"].filter((f) => `${f}ap50` in first);
     metrics.prepend(h("div", { class: "grid" },
-      Charts.barChart({ title: "AP per class", names: ["AP50", "AP50-95"],
-        items: Object.entries(r.per_class_metrics || {}).map(([n, m]) => ({ label: n, values: [m.ap50, m.ap50_95] })) }),
+      Charts.barChart({ title: "AP50 per class", names: families.map((f) => `${f || "box "}AP50`.replace("_", " ")),
+        items: Object.entries(r.per_class_metrics || {}).map(([n, m]) => ({ label: n, values: families.map((f) => m[`${f}ap50`]) })) }),
       Charts.barChart({ title: "Recall by object size", names: ["recall"],
         items: ["small", "medium", "large"].map((b) => ({ label: `${b} (${fmt(r[`${b}_object_count`])})`, values: [r[`${b}_object_recall`]] })) })));
   }
@@ -224,8 +237,6 @@ async function evaluation(id) {
           items: [...FP_TYPES, "missed"].map((t) => ({ label: t, values: [o[t]] })) }), view),
       panel, h("h3", {}, "Overall and per size bucket"), errorTable({ all: o, ...errors.per_size })));
   }
-  const gallery = gallerySection(id, r, errors);
-  await gallery.render();
   page.append(gallery.node);
   return page;
 }

@@ -162,7 +162,8 @@ async function jobs() {
         const bar = h("div"); bar.style.width = `${Math.round(100 * (j.progress || 0))}%`; return bar; })())),
       h("td", { class: "path" }, j.request.model || [j.request.model_a, j.request.model_b].filter(Boolean).join(" vs ") || ""),
       h("td", { class: "num" }, `${fmt(j.attempts)}/${fmt(j.max_attempts)}${j.interruptions ? ` (${j.interruptions} interrupted)` : ""}`),
-      h("td", {}, j.created_at || ""), h("td", {}, jobLink(j)), h("td", { class: "reason muted" }, j.error || ""))));
+      h("td", { class: "nowrap" }, j.created_at || ""), h("td", {}, jobLink(j)),
+      h("td", {}, h("span", { class: "reason muted" }, j.error || "")))));
   };
   await fill();
   Dash.every(1500, () => fill().catch(() => {}));

@@ -202,7 +202,7 @@ class GalleryPage(Page):
     """Failure examples of one kind (and class): ``count`` such failures in all, of which the analysis keeps
     ``stored`` as examples (the most confident false positives and mistakes, the largest misses); ``items``
     page through those. Each item is the analysis' example; for a task that predicts more than boxes it also
-    carries ``prediction`` geometry (``segmentation``, ``keypoints`` or ``obb``/``poly``, image pixels) and
+    carries the ``geometry`` of its prediction (``segmentation``, ``keypoints`` or ``obb``/``poly``, image pixels) and
     ``ground_truth``: the image's labelled objects (normalised, see ``Annotations``)."""
 
     kind: str
