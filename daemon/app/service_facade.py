@@ -156,10 +156,9 @@ class DaemonFacade:
         return await model_list(self.parts.db, self._models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        out = await model_detail(self.parts.db, self._models_root, name, self._shas)
         watcher = self.parts.watcher
-        out["waiting"] = watcher.waiting(name) if watcher is not None else []
-        return out
+        return await model_detail(self.parts.db, self._models_root, name, self._shas,
+                                  watcher.waiting(name) if watcher is not None else [])
 
     async def promote(self, name: str, request: PromoteRequest) -> dict[str, Any]:
         return await self.parts.promoter.promote_version(name, request.version, "api", request.reason, request.force)
