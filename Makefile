@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run test test-fast lint fixtures bench clean
+.PHONY: install browser run test test-fast lint docs fixtures bench clean
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ lint: install
 # No real daemon, no worker, no torch: the in-process logic in well under a minute.
 test-fast: install
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 -m "not heavy"
+
+# The generated parts of docs/ (the config, metrics and API tables) rewritten from the code; tests/test_docs.py
+# fails when they are out of date. Phony: the target shares its name with the docs/ folder.
+docs: install
+	$(PY) docs/generate.py
 
 # The committed test checkpoints: detection's (make_fixtures.py), then segmentation's, pose's and obb's
 # (make_task_fixtures.py, several minutes of CPU training).

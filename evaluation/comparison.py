@@ -94,7 +94,7 @@ def _rows(counts_a: dict[str, int], counts_b: dict[str, int]) -> dict[str, dict[
 
 
 def compare_errors(errors_a: dict[str, Any] | None, errors_b: dict[str, Any] | None) -> dict[str, Any]:
-    """Both error breakdowns (DESIGN.md "Error analysis", each at its own operating point) side by side.
+    """Both error breakdowns (docs/metrics.md, "Error analysis", each at its own operating point) side by side.
 
     ``errors_a``/``errors_b``: an evaluation's ``overall`` counts, with its
     ``per_class`` and ``per_size`` counts where known (its errors artifact), or

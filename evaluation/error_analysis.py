@@ -1,4 +1,4 @@
-"""Error analysis of one evaluation at its operating point (DESIGN.md, "Error analysis").
+"""Error analysis of one evaluation at its operating point (docs/metrics.md, "Error analysis").
 
 Pure numpy: it runs in a worker (right after the validation pass, or later
 from the stored predictions and label files) and its output is stored as the

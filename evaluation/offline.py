@@ -1,4 +1,4 @@
-"""The worker environment that keeps ultralytics offline and quiet (notes/ultralytics-8.4.md §4).
+"""The worker environment that keeps ultralytics offline and quiet (docs/development.md, "Rules the code keeps").
 
 ``configure_environment`` must run before the first ``import ultralytics`` in
 a process: ultralytics reads these variables at import. ``apply_settings``

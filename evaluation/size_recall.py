@@ -1,4 +1,4 @@
-"""Size-bucket recall, matched exactly as pycocotools' COCOeval matches (DESIGN.md).
+"""Size-bucket recall, matched exactly as pycocotools' COCOeval matches (docs/metrics.md, "Size recall").
 
 For one image, one class and one area range, ``coco_match`` is COCOeval's
 ``evaluateImg`` at a single IoU threshold: detections sorted by score

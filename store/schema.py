@@ -164,7 +164,7 @@ CREATE INDEX eval_results_split ON eval_results (split, dataset, model_name, sco
 # One weighting per ranking, results as asked, effective settings (issue 16).
 # - default_score: the score under the default weights, the leaderboard's order
 #   (the SQL below computes it once for rows stored before; new rows get it from
-#   vocab.scoring). It uses the default weights of DESIGN.md:
+#   vocab.scoring). It uses detection's default weights (docs/metrics.md, "Default weights"):
 #   mAP50_95 .35, mAP50 .20, small_object_recall .20, f1 .15, speed .10,
 #   dropping null terms and renormalising the rest.
 # - request_key: what was asked (model, path, dataset path, weights, options)

@@ -1,4 +1,4 @@
-"""A LlamaFarm ``eval.db`` built with LlamaFarm's own DDL (shared/notes/llamafarm-reference.md, section 4).
+"""A LlamaFarm ``eval.db`` built with LlamaFarm's own DDL (its schema as LlamaFarm creates it).
 
 The DDL below is LlamaFarm's ``EvalDB`` schema, column for column, and the
 file is put in WAL mode as ``EvalDB.__init__`` does. The rows hold what

@@ -214,4 +214,4 @@ def _analysis(result: dict[str, Any]) -> dict[str, Any]:
     px = np.linspace(0, 1, 11)
     rows = np.tile(1 - px, (3, 1))
     arrays = CurveArrays(px, rows, rows, rows, rows, np.arange(3))
-    return build_artifacts(images, ["a.png", "b.png", "c.png"], CLASSES, arrays, result)
+    return build_artifacts(images, ["a.png", "b.png", "c.png"], CLASSES, {"box": arrays}, {"box": result})

@@ -33,7 +33,7 @@ from tests.llamafarm_fixtures import (
 from vocab.errors import DatabaseRefused
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-# The fixture rows' default-weights scores (DESIGN.md: .35 mAP50_95 + .20 mAP50 + .20 small recall + .15 f1
+# The fixture rows' default-weights scores (docs/metrics.md: .35 mAP50_95 + .20 mAP50 + .20 small recall + .15 f1
 # + .10 speed, speed = 1 at 12.5 ms), which rank the leaderboard; LlamaFarm's stored scores were 0.6 / 0.512.
 DEFAULT_DETECTOR = 0.35 * 0.42 + 0.20 * 0.61 + 0.20 * 0.0 + 0.15 * 0.616 + 0.10 * 1.0
 DEFAULT_OTHER = 0.35 * 0.42 + 0.20 * 0.70 + 0.20 * 0.0 + 0.15 * 0.616 + 0.10 * 1.0

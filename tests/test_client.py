@@ -169,8 +169,8 @@ async def test_async_client_evaluates_compares_and_promotes(tmp_path: Path, ultr
         assert metrics["mAP50_95"]["a"] == pytest.approx(result["mAP50_95"])
 
         assert {m["name"] for m in (await client.models())["models"]} == {"det", "weak"}
-        first = await client.promote("det", 1, reason="first")
-        second = await client.promote("det", 2, reason="second")
+        first = await client.promote("det", 1, reason="first", force=True)  # unevaluated versions need force
+        second = await client.promote("det", 2, reason="second", force=True)
         assert (first["decision"], first["version"], second["version"]) == ("promoted", 1, 2)
         assert (await client.model("det"))["current"]["version"] == 2
         # /metrics: current.pt now holds the bytes evaluated above (det resolved to its newest, v2).

@@ -30,6 +30,7 @@ import pytest
 
 from tests.daemon_fixtures import STRONG_PT, make_dataset, place_model
 from tests.inprocess import InProcessDaemon
+from vocab.tasks import TASKS
 
 pytestmark = pytest.mark.ultralytics
 KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "enum", "pattern",
@@ -37,6 +38,7 @@ KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multi
 # Texts tried against a pattern: each must be refused exactly when the pattern refuses it ("" is absent).
 PATTERN_PROBES = ("a", "A0", "model-1", "x.y_z", "-a", ".a", "a b", "a..b", "a/b", "é", "a" * 128, "a" * 129)
 Case = tuple[str, Any, bool]  # (what is probed, value, whether the contract must refuse it)
+MODEL_TASK = "detection"  # the task of the fixture's checkpoint, and of a train request that names none
 
 
 @pytest.fixture(scope="module")
@@ -109,19 +111,26 @@ def _branches(doc: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any
 def _probes(doc: dict[str, Any], schema: dict[str, Any], path: tuple[str, ...],
             tasks: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], dict[str, Any], Case]]:
     """(field path, other fields to send, case) for every bound under ``schema``. ``tasks``: the request's
-    task enum, whose own imgsz bounds are probed with the task named."""
+    task enum, whose own imgsz bounds are probed with the task named; a request without one is about the
+    checkpoint's task (``MODEL_TASK``), whose imgsz bounds and weight keys apply."""
     for branch in _branches(doc, schema):
-        for case in _cases(branch, branch.get("type") == "integer"):
-            yield path, {}, case
-        for task, bounds in branch.get("x-imgsz-by-task", {}).items():
-            if task in tasks:
+        by_task = branch.get("x-imgsz-by-task", {})
+        if not by_task:  # an imgsz's own bounds are the loosest of every task's: each task's are probed instead
+            for case in _cases(branch, branch.get("type") == "integer"):
+                yield path, {}, case
+        for task, bounds in by_task.items():
+            if task in tasks or (not tasks and task == MODEL_TASK):
                 for case in _cases(bounds, True):
-                    yield path, {"task": task}, (f"{task} {case[0]}", *case[1:])
+                    yield path, {"task": task} if tasks else {}, (f"{task} {case[0]}", *case[1:])
         for name, prop in branch.get("properties", {}).items():
             yield from _probes(doc, prop, (*path, name), tasks)
         keys = branch.get("propertyNames", {}).get("enum", ())
+        own = TASKS[MODEL_TASK].weight_keys  # the keys of the request's task (detection: the default and the model's)
         for key in keys:
-            yield from _probes(doc, branch["additionalProperties"], (*path, key), tasks)
+            if path[-1:] in (("weights",), ("eval_weights",)) and key not in own:
+                yield (*path, key), {}, ("another task's key", 0.1, True)
+            else:
+                yield from _probes(doc, branch["additionalProperties"], (*path, key), tasks)
         if keys:
             yield (*path, "not-a-key"), {}, ("propertyNames", 0.1, True)
 
@@ -178,7 +187,7 @@ def test_every_declared_bound_is_the_bound_the_server_enforces(daemon: tuple[InP
     assert not wrong, "\n".join(wrong)
     # The probing reached the bounds the issue named (a guard against reading nothing from the document).
     labels = {(label.split("?")[0], dotted, bound) for label, dotted, bound in probed}
-    for expected in [("POST /v1/vision/eval", "imgsz", "minimum"), ("POST /v1/vision/eval", "gates.min_delta", "maximum"),
+    for expected in [("POST /v1/vision/eval", "imgsz", "detection minimum"), ("POST /v1/vision/eval", "gates.min_delta", "maximum"),
                      ("POST /v1/vision/eval", "weights.mAP50", "maximum"), ("POST /v1/vision/train", "imgsz",
                                                                             "detection minimum"),
                      ("POST /v1/vision/train", "config.learning_rate", "exclusiveMinimum"),

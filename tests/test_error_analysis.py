@@ -1,7 +1,7 @@
 """Error analysis and curves artifacts, checked against an independent recomputation.
 
 The recomputation below reads only the predictions artifact, the YOLO label
-files and the image sizes (PIL), and applies DESIGN.md's "Error analysis"
+files and the image sizes (PIL), and applies the "Error analysis" rules of docs/metrics.md
 definitions box for box with its own IoU and its own greedy matching: it
 shares no code with ``evaluation.error_analysis``.
 """
@@ -56,7 +56,7 @@ def read_ground_truth(data_yaml: Path) -> tuple[list[str], dict[str, list[tuple[
 
 def recompute(predictions: list[dict[str, Any]], gts: dict[str, list[tuple[int, list[float]]]], nc: int,
               conf: float) -> dict[str, Any]:
-    """DESIGN.md's error types, missed boxes and confusion matrix, straightforwardly."""
+    """The error types of docs/metrics.md, missed boxes and confusion matrix, straightforwardly."""
     types: list[str] = []
     counts = dict.fromkeys(("tp", "fp", "missed", *FP_TYPES), 0)
     matrix = [[0] * (nc + 1) for _ in range(nc + 1)]

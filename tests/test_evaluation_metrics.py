@@ -1,4 +1,4 @@
-"""The numbers of evaluate() against independent references (DESIGN.md, "Metric definitions").
+"""The numbers of evaluate() against independent references (docs/metrics.md).
 
 (a) mAP50, mAP50_95, P, R equal a bare ``YOLO(ckpt).val()`` with the same arguments;
 (b) size-bucket recall equals pycocotools' COCOeval on the predictions artifact and a ground truth

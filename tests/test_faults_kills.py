@@ -65,7 +65,8 @@ def _promote_forever(url: str, stop: threading.Event, acked: list[int], interrup
     with httpx.Client(base_url=url, timeout=30) as client:
         while not stop.is_set():
             try:
-                r = client.post("/v1/vision/models/m/promote", json={"version": version, "reason": "fault test"})
+                r = client.post("/v1/vision/models/m/promote",
+                                json={"version": version, "reason": "fault test", "force": True})
             except httpx.TransportError as exc:  # the daemon died under this request
                 interrupted.append(type(exc).__name__)
                 return

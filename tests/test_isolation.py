@@ -1,5 +1,5 @@
 """The layers stay apart: the HTTP process never imports torch or ultralytics (only worker processes do,
-DESIGN.md), the packages import one way only, and no module grows past what a reader can hold."""
+docs/development.md), the packages import one way only, and no module grows past what a reader can hold."""
 
 from __future__ import annotations
 

@@ -196,7 +196,7 @@ def test_watcher_events_and_promotions_by_decision(env: Env) -> None:
 
 
 def default_score(r: Any) -> float:
-    """The composite score under DESIGN.md's default weights, recomputed here from the stored metrics."""
+    """The composite score under the default weights (docs/metrics.md), recomputed here from the stored metrics."""
     speed = None if r["inference_ms"] is None else min(1.0, max(0.0, (500 - r["inference_ms"]) / 450))
     terms = [(0.35, r["mAP50_95"]), (0.20, r["mAP50"]), (0.20, r["small_object_recall"]), (0.15, r["f1"]),
              (0.10, speed)]

@@ -290,3 +290,48 @@ def test_metrics_families_show_the_outbox_and_the_last_error_time() -> None:
     assert samples == {"vision_evald_mlflow_outbox_depth": 3, "vision_evald_mlflow_outbox_failed": 1,
                        "vision_evald_mlflow_send_errors_total": 7,
                        "vision_evald_mlflow_last_error_timestamp_seconds": 1772366405.0}
+
+
+def test_a_daemon_reports_dropped_checkpoints_and_its_champion_follows_current_pt(
+        server: MlflowServer, client: Any, tmp_path: Path, ultralytics_env: Path) -> None:
+    """The real service (tests/inprocess.py) with [mlflow] set: weak, strong and a re-saved strong dropped into
+    a watched folder, then a rollback. Each evaluation has exactly one run, holding the daemon's mAP50-95,
+    and the alias always holds the version whose bytes current.pt holds."""
+    import shutil
+
+    from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset, stable_checkpoint
+    from tests.inprocess import InProcessDaemon
+    from tests.promotion_harness import resave_in_process
+
+    dataset = make_dataset(tmp_path / "data", n_val=8, seed=3)
+    d = InProcessDaemon(tmp_path / "daemon", config={
+        "paths": {"allowed_roots": [str(tmp_path)]},
+        "watch": {"enabled": True, "settle_seconds": 0.2, "rescan_interval_s": 1.0},
+        "eval": {"imgsz": 320}, "promotion": {"bootstrap_resamples": 100},
+        "mlflow": {"tracking_uri": server.uri, "experiment": "daemon-e2e", "registered_model_prefix": "e2e-"}})
+    folder = d.models_root / "det"
+    folder.mkdir(parents=True)
+    (folder / "pipeline.json").write_text(json.dumps({"dataset": str(dataset)}))
+    d.start()
+    try:
+        for version, source in ((1, WEAK_PT), (2, STRONG_PT), (3, resave_in_process(STRONG_PT, tmp_path / "copy.pt"))):
+            shutil.copyfile(source, folder / f"v{version}.pt")
+            stable_checkpoint(folder / f"v{version}.pt")
+            d.wait_for(lambda v=version: d.query("SELECT 1 FROM promotions WHERE version = ?", (v,)), 240,
+                       f"the decision on v{version}")
+        assert [r[0] for r in d.query("SELECT decision FROM promotions ORDER BY id")] == [
+            "promoted", "promoted", "refused"]
+        r = d.http.post("/v1/vision/models/det/rollback", json={"reason": "e2e"})
+        assert r.status_code == 200, r.text
+        d.wait_for(lambda: d.query("SELECT COUNT(*) FROM mlflow_outbox WHERE state = 'pending'")[0][0] == 0, 120,
+                   "the outbox to drain")
+        assert d.query("SELECT COUNT(*) FROM mlflow_outbox WHERE state = 'failed'")[0][0] == 0
+        assert d.health()["mlflow"]["enabled"] is True
+        experiment = client.get_experiment_by_name("daemon-e2e").experiment_id
+        for eval_id, map50_95 in d.query("SELECT id, mAP50_95 FROM eval_results"):
+            runs = client.search_runs([experiment], filter_string=f"tags.`vision_evald.eval_id` = '{eval_id}'")
+            assert len(runs) == 1 and runs[0].data.metrics["mAP50_95"] == pytest.approx(map50_95), eval_id
+        champion = client.get_model_version_by_alias("e2e-det", "champion")
+        assert champion.tags["checkpoint_sha256"] == sha256(folder / "current.pt") == sha256(WEAK_PT)
+    finally:
+        d.stop()

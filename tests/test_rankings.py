@@ -5,7 +5,7 @@ effective imgsz/batch, current dataset content.
 In-process: the real Service and HTTP app on SQLite in tmp_path; evaluations are real ultralytics
 runs of the committed checkpoints on tiny synthetic data, executed by ``ThreadExecutor`` (the
 worker's own task functions, in a thread of this process). Scores are checked against a
-straightforward recomputation of DESIGN.md's formula, written out here, not against our own code.
+straightforward recomputation of the formula of docs/metrics.md, written out here, not against our own code.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SPEED_APPLIED = {**{k: 0.0 for k in DEFAULT}, "speed": 1.0}  # the defaults left
 
 
 def expected_score(row: dict[str, Any], weights: dict[str, float]) -> float | None:
-    """DESIGN.md: sum(w_k m_k) over non-null terms, renormalised; speed = clamp((500 - ms) / 450, 0, 1)."""
+    """docs/metrics.md: sum(w_k m_k) over non-null terms, renormalised; speed = clamp((500 - ms) / 450, 0, 1)."""
     num = den = 0.0
     for key, w in weights.items():
         if key == "speed":

@@ -1,7 +1,7 @@
 """Store-level rankings: the migration that re-keys the leaderboard by default-weights scores, and
 rescoring under custom weights (no model runs here: rows carry hand-made metrics).
 
-Scores are recomputed here with DESIGN.md's formula written out, not with vocab.scoring.
+Scores are recomputed here with the formula of docs/metrics.md written out, not with vocab.scoring.
 """
 
 from __future__ import annotations

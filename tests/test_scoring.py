@@ -1,4 +1,4 @@
-"""The composite score and custom-weights rules of DESIGN.md ("Metric definitions"), table-driven."""
+"""The composite score and custom-weights rules of docs/metrics.md ("Composite score"), table-driven."""
 
 from __future__ import annotations
 

@@ -18,11 +18,12 @@ import yaml
 
 from daemon.jobs.submissions import Submissions
 from evaluation.datasets import fingerprint, load_dataset
+from evaluation.model_facts import Facts
 from store import rankings, results
 from store.database import Database
 from tests.conftest import EvalFn
 from tests.test_store import result_row
-from vocab.config import Config
+from vocab.config import Config, PathsConfig
 from vocab.errors import DatasetError
 
 
@@ -66,9 +67,10 @@ def test_each_split_loads_its_own_images_and_a_missing_split_is_named(split_data
     no_test.write_text(yaml.safe_dump(data))
     with pytest.raises(DatasetError, match="no 'test' split"):
         load_dataset(no_test, "test")
-    config = Config()
+    config = Config(paths=PathsConfig(allowed_roots=(str(tmp_path),)))
+    detection = Facts("detection", None, None)
     with pytest.raises(DatasetError, match="no 'test' split"):
-        asyncio.run(Submissions(config, None).check_dataset(str(no_test), "test"))  # type: ignore[arg-type]
+        asyncio.run(Submissions(config, None).check_dataset(str(no_test), "test", detection))  # type: ignore[arg-type]
 
 
 def test_split_test_evaluates_the_test_images_only(run_eval: EvalFn, strong_pt: Path, split_dataset: Path,

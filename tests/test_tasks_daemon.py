@@ -34,9 +34,10 @@ FIXTURES = {  # task -> (weak, strong) committed checkpoints
 
 
 class Env:
-    def __init__(self, daemon: InProcessDaemon, data: dict[str, Path]) -> None:
+    def __init__(self, daemon: InProcessDaemon, data: dict[str, Path], root: Path) -> None:
         self.daemon = daemon
         self.data = data
+        self.root = root  # under the allowed roots
 
     def decisions(self, model: str) -> list[dict[str, Any]]:
         rows = self.daemon.query("SELECT decision, version, reason FROM promotions WHERE model_name = ? ORDER BY id",
@@ -74,7 +75,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, ultralytics_env: Path) -> Iter
     })
     daemon.start()
     try:
-        yield Env(daemon, data)
+        yield Env(daemon, data, root)
     finally:
         daemon.stop()
 
@@ -92,6 +93,9 @@ def test_weak_strong_then_a_resaved_copy_are_promoted_promoted_refused(env: Env,
     assert third["decision"] == "refused" and "predictions identical" in third["reason"], third["reason"]
     current = env.daemon.models_root / model / "current.pt"
     assert current.read_bytes() == strong.read_bytes()
+    versions = {v["version"]: v for v in env.daemon.http.get(f"/v1/vision/models/{model}").json()["versions"]}
+    assert [versions[n]["status"] for n in (1, 2, 3)] == ["promoted", "current", "refused"]
+    assert "predictions identical" in versions[3]["reason"]
     # Each result carries its task, scored with the task's own weights, and the leaderboard never mixes tasks.
     rows = env.daemon.http.get("/v1/vision/eval/leaderboard", params={"task": task}).json()
     assert rows and {r["task"] for r in rows} == {task} and {r["group"]["task"] for r in rows} == {task}
@@ -113,9 +117,9 @@ def test_a_checkpoint_of_another_task_is_skipped_with_the_reason(env: Env) -> No
     assert "is a segmentation model but current.pt holds a classification model" in skipped["reason"], skipped
 
 
-def test_a_failure_for_wrong_class_names_is_promoted_once_pipeline_json_is_fixed(env: Env, tmp_path: Path) -> None:
+def test_a_failure_for_wrong_class_names_is_promoted_once_pipeline_json_is_fixed(env: Env) -> None:
     """Nobody resubmits: the watcher looks again when the dataset pipeline.json names changes."""
-    wrong = Path(shutil.copytree(env.data["classification"], tmp_path / "renamed"))
+    wrong = Path(shutil.copytree(env.data["classification"], env.root / "data" / "renamed"))
     for split in ("train", "val"):
         (wrong / split / "ring").rename(wrong / split / "annulus")
     model = "fixable"
@@ -143,8 +147,9 @@ def test_llamafarms_classification_train_request_completes_and_promotes(env: Env
     assert result["promotion"]["decision"] == "promoted"
     assert (env.daemon.models_root / "cls-trained" / "current.pt").is_file()
     # A detection architecture cannot train a classifier, and the reverse: 400s naming both.
-    for task, arch in (("classification", "yolov8n.yaml"), ("detection", "yolov8n-cls.yaml")):
-        r = env.daemon.http.post("/v1/vision/train", json={**body, "model": "other", "task": task, "base_model": arch})
+    for task, arch, imgsz in (("classification", "yolov8n.yaml", CLS_IMGSZ), ("detection", "yolov8n-cls.yaml", 320)):
+        r = env.daemon.http.post("/v1/vision/train", json={**body, "model": "other", "task": task, "base_model": arch,
+                                                           "config": {"epochs": 1, "imgsz": imgsz}})
         assert r.status_code == 400 and "base_model" in r.json()["detail"], r.text
 
 
@@ -164,11 +169,12 @@ def test_unusable_checkpoints_are_refused_at_the_door_and_never_promoted(env: En
     assert r.status_code == 400 and "empty" in r.json()["detail"], r.text
 
 
-def test_a_version_not_evaluated_yet_needs_force_and_a_reason(env: Env) -> None:
-    """A model folder the watcher cannot evaluate (no dataset configured): its versions stay unevaluated."""
+def test_a_version_not_evaluated_yet_needs_force_and_a_reason(env: Env, tmp_path: Path) -> None:
+    """A model folder the watcher cannot evaluate (no dataset configured), and bytes no evaluation has seen
+    (a re-saved copy of a fixture): the version stays unevaluated."""
     folder = env.daemon.models_root / "manual"
     folder.mkdir()
-    shutil.copyfile(FIXTURES_DIR / "cls_strong.pt", folder / "v1.pt")
+    resave_in_process(FIXTURES_DIR / "cls_strong.pt", folder / "v1.pt")
     r = env.daemon.http.post("/v1/vision/models/manual/promote", json={"version": 1})
     assert r.status_code == 409, r.text
     assert "not been evaluated yet" in r.json()["detail"] and "force" in r.json()["detail"]

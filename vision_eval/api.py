@@ -188,9 +188,11 @@ class Endpoints(Generic[R]):
         return self._send(Call("GET", f"/v1/vision/models/{name}"))
 
     # -- promotions -------------------------------------------------------------------------
-    def promote(self, name: str, version: int, *, reason: str | None = None) -> R:
-        """Make ``v<version>.pt`` the model's current.pt now; the recorded decision."""
-        return self._send(Call("POST", f"/v1/vision/models/{name}/promote", body(version=version, reason=reason)))
+    def promote(self, name: str, version: int, *, reason: str | None = None, force: bool = False) -> R:
+        """Make ``v<version>.pt`` the model's current.pt now; the recorded decision. ``force`` (with a
+        ``reason``) promotes a version not evaluated yet or refused by the gates."""
+        return self._send(Call("POST", f"/v1/vision/models/{name}/promote",
+                               body(version=version, reason=reason, force=force or None)))
 
     def rollback(self, name: str, *, reason: str | None = None) -> R:
         """Restore the checkpoint current.pt held before the last promotion; the recorded decision."""

@@ -193,7 +193,7 @@ def cmd_models(ctx: Context) -> int:
 
 
 def cmd_promote(ctx: Context) -> int:
-    decision = ctx.client.promote(ctx.args.name, ctx.args.version, reason=ctx.args.reason)
+    decision = ctx.client.promote(ctx.args.name, ctx.args.version, reason=ctx.args.reason, force=ctx.args.force)
     return ctx.output(decision, lambda d, width: render_decision(ctx.args.name, d, width))
 
 

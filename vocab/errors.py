@@ -24,7 +24,7 @@ class DatasetError(InvalidRequest):
 
 
 class WeightsError(InvalidRequest):
-    """A custom scoring-weights object breaks the rules of DESIGN.md (HTTP 400)."""
+    """A custom scoring-weights object breaks the rules of docs/metrics.md, "Custom weights" (HTTP 400)."""
 
 
 class ClassMismatchError(DatasetError):

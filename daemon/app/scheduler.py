@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from daemon.clock import Clock, iso
 from store import job_table as jobq
+from store import outbox
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ def build_scheduler(
     async def prune() -> None:
         cutoff = iso(clock() - timedelta(days=retain_days))
         n = await db.write(lambda c: jobq.prune_finished(c, cutoff))
-        if n:
-            log.info("pruned %d finished jobs older than %s", n, cutoff)
+        sent = await db.write(lambda c: outbox.prune_done(c, cutoff))
+        if n or sent:
+            log.info("pruned %d finished jobs and %d sent MLflow records older than %s", n, sent, cutoff)
 
     if rescan is not None:
         scheduler.add_job(_quiet_on_shutdown(rescan), "interval", seconds=rescan_interval_s, id="rescan",

@@ -32,6 +32,7 @@ from daemon.jobs.runner import JobRunner
 from daemon.jobs.submissions import Submissions
 from daemon.jobs.workers import Executor, WorkerPool
 from daemon.promote.promotion import Promoter
+from daemon.tracking.tracker import Tracker
 from daemon.train.trainer import Trainer
 from daemon.watch.ingest import Ingest
 from daemon.watch.retry import Outcomes
@@ -67,6 +68,7 @@ class Service:
         self.submissions: Submissions | None = None
         self.evaluations: Evaluations | None = None
         self.promoter: Promoter | None = None
+        self.tracker: Tracker | None = None
         self.watcher: Watcher | None = None
         # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
         self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -95,11 +97,12 @@ class Service:
             c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d requeued, %d failed", len(requeued), len(failed))
+        self.tracker = Tracker(cfg.mlflow, self.db, cfg.state_dir / "promoted", self.clock)
         self.evaluations = Evaluations(self.db, self.executor, cfg.state_dir / "artifacts", cfg.workers.device,
-                                       cfg.converted_dir, self.clock)
+                                       cfg.converted_dir, self.clock, self.tracker)
         analyses = Analyses(self.db, self.executor, cfg.converted_dir)
         self.promoter = Promoter(self.db, self.evaluations, self.executor, cfg.models_root, cfg.state_dir / "promoted",
-                                 cfg.promotion, self.clock)
+                                 cfg.promotion, self.clock, self.tracker)
         await self.promoter.reconcile()
         trainer = Trainer(self.db, self.executor, self.evaluations, self.promoter, cfg.models_root,
                           cfg.state_dir / "train", cfg.eval.batch, cfg.converted_dir, self.clock)
@@ -114,13 +117,14 @@ class Service:
         self.submissions = Submissions(cfg, self.queue)
         self.facade = DaemonFacade(cfg, Parts(
             db=self.db, queue=self.queue, submissions=self.submissions, analyses=analyses,
-            promoter=self.promoter, executor=self.executor, telemetry=self.telemetry,
+            promoter=self.promoter, executor=self.executor, telemetry=self.telemetry, tracker=self.tracker,
             workers_ready=self.workers_ready, closing=lambda: self._closed))
         outcomes = Outcomes(self.db, self.clock)
         self.queue.listeners += [outcomes.job_ended, trainer.job_ended]
         await outcomes.reconcile()
         self._background.append(asyncio.create_task(self._start_workers(), name="start-workers"))
         await self._start_http()
+        self.tracker.start()
         if cfg.watch.enabled:
             self.watch_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="watch-io")
             ingest = Ingest(cfg, self.db, self.queue, self.clock, pool=self.watch_pool)
@@ -190,6 +194,8 @@ class Service:
             await self._runner.cleanup()
         if self.queue is not None:
             await self.queue.close()
+        if self.tracker is not None:
+            await self.tracker.close()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

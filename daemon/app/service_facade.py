@@ -26,6 +26,7 @@ from daemon.jobs.queue import JobQueue
 from daemon.jobs.submissions import Submissions
 from daemon.jobs.workers import Executor
 from daemon.promote.promotion import Promoter
+from daemon.tracking.tracker import Tracker
 from daemon.watch.watcher import Watcher
 from evaluation.model_resolution import expand_user
 from handlers.facade import HttpSettings
@@ -49,6 +50,7 @@ class Parts:
     promoter: Promoter
     executor: Executor
     telemetry: Telemetry
+    tracker: Tracker
     workers_ready: asyncio.Event
     closing: Callable[[], bool]
     watcher: Watcher | None = None
@@ -154,10 +156,9 @@ class DaemonFacade:
         return await model_list(self.parts.db, self._models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        out = await model_detail(self.parts.db, self._models_root, name, self._shas)
         watcher = self.parts.watcher
-        out["waiting"] = watcher.waiting(name) if watcher is not None else []
-        return out
+        return await model_detail(self.parts.db, self._models_root, name, self._shas,
+                                  watcher.waiting(name) if watcher is not None else [])
 
     async def promote(self, name: str, request: PromoteRequest) -> dict[str, Any]:
         return await self.parts.promoter.promote_version(name, request.version, "api", request.reason, request.force)
@@ -206,7 +207,7 @@ class DaemonFacade:
              f"{info.get('cuda_problem') or cpu_fallback_reason()}"),
         ) if failed]
         report = {"ok": not reasons, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
-                  "worker_info": info}
+                  "worker_info": info, "mlflow": p.tracker.health()}
         if reasons:
             report["reason"] = "; ".join(reasons)
         return report
@@ -220,7 +221,7 @@ class DaemonFacade:
             running=len(p.queue.running_ids()), worker_restarts=getattr(p.executor, "restarts", 0),
             watcher_events=p.watcher.events if p.watcher else 0,
             watcher_scans=p.watcher.scans if p.watcher else 0, workers_ready=p.workers_ready.is_set(),
-            worker_info=p.executor.info,
+            worker_info=p.executor.info, tracking=p.tracker.status(),
         )
         return p.telemetry.render(snapshot)
 

@@ -27,6 +27,7 @@ from typing import Any
 from daemon.clock import Clock, iso, utcnow
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
+from daemon.tracking.tracker import Tracker
 from evaluation import task_data
 from evaluation.datasets import NamedDataset, check_class_names, file_sha256
 from evaluation.export_meta import model_format
@@ -115,14 +116,16 @@ class Evaluations:
     """Runs evaluations for jobs (see module contract)."""
 
     def __init__(self, db: Database, executor: Executor, artifacts_dir: Path, device: str, cache_root: Path,
-                 clock: Clock = utcnow):
-        """``cache_root``: where COCO JSON datasets are converted (the daemon's, shared by its workers)."""
+                 clock: Clock = utcnow, tracker: Tracker | None = None):
+        """``cache_root``: where COCO JSON datasets are converted (the daemon's, shared by its workers);
+        ``tracker``: MLflow, told of every stored result in the same write (None: off)."""
         self.db = db
         self.executor = executor
         self.artifacts_dir = artifacts_dir
         self.device = device
         self.cache_root = cache_root
         self.clock = clock
+        self.tracker = tracker
 
     async def identify(self, spec: EvalSpec) -> Identity:
         """The contents, effective settings and cache key of a spec, read from disk now."""
@@ -178,7 +181,7 @@ class Evaluations:
             "predictions_path": task.predictions_path, "evidence_path": task.evidence_path,
             "result_json": json.dumps(result), "created_at": iso(self.clock()),
         }
-        eval_id = await self.db.write(lambda c: results.insert(c, fresh, seen_at))
+        eval_id = await self._store(fresh, seen_at)
         result.update(eval_id=eval_id, timestamp=fresh["created_at"], cached=False, model_version=spec.model_version)
         return result
 
@@ -213,9 +216,31 @@ class Evaluations:
         }
         if copy["default_score"] is None:  # a row stored before default scores were kept
             copy["default_score"] = default_score(result)
-        eval_id = await self.db.write(lambda c: results.insert(c, copy, seen_at))
+        eval_id = await self._store(copy, seen_at)
         return {**result, "eval_id": eval_id, "source_eval_id": copy["source_eval_id"], "timestamp": copy["created_at"],
                 "cached": True}
+
+    async def _store(self, row: dict[str, Any], seen_at: str) -> int:
+        """Insert a result row (and its MLflow outbox record, in the same transaction); its id."""
+        def write(conn: Any) -> int:
+            eval_id = results.insert(conn, row, seen_at)
+            if self.tracker is not None:
+                self.tracker.record_evaluation(conn, eval_id, row)
+            return eval_id
+
+        eval_id = await self.db.write(write)
+        if self.tracker is not None:
+            self.tracker.wake()
+        return eval_id
+
+    async def record_comparison(self, job_id: str, comparison: dict[str, Any]) -> None:
+        """Tell MLflow of a compare job's result (an outbox row; nothing when tracking is off)."""
+        tracker = self.tracker
+        if tracker is None or not tracker.enabled:
+            return
+        now = iso(self.clock())
+        await self.db.write(lambda c: tracker.record_comparison(c, job_id, comparison, now))
+        tracker.wake()
 
     async def evidence_path(self, eval_id: int) -> str:
         """The evidence artifact of a stored evaluation; NotFound if it is gone."""

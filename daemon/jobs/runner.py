@@ -83,6 +83,7 @@ class JobRunner:
                               "as the images; score combines both, accuracy_score is the score without speed")
             stats["gain_basis"] = gain_basis(stats)
             out["winner_significant"] = bool((stats["metrics"].get(stats["gain_basis"]) or {}).get("significant"))
+        await self.evaluations.record_comparison(ctx.job.id, out)
         return out
 
     async def _error_breakdown(self, result: dict[str, Any]) -> dict[str, Any] | None:

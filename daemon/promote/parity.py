@@ -68,7 +68,8 @@ class ExportParity:
             decision.refuse("refused by the export-parity gate: " + "; ".join(parity["failures"]))
             decision.cause = "export"  # a corrected v<n>.onnx brings another look (daemon.watch.sources)
         elif parity["verdict"] == "pass":
-            decision.reason += f"; export parity passed (Δ mAP50-95 {parity['delta_mAP50_95']:+.4f})"
+            metric = parity["metric"]
+            decision.reason += f"; export parity passed (Δ {metric} {parity[f'delta_{metric}']:+.4f})"
 
     async def check(self, spec: EvalSpec, result: dict[str, Any], ctx: JobContext,
                     trigger: str) -> dict[str, Any] | None:
@@ -82,7 +83,7 @@ class ExportParity:
         if not await wait_for_export(Path(spec.model_path), onnx, self.config.export_wait_s if expected else 0.0):
             return self._not_checked(base, f"no ONNX export {onnx.name} beside {Path(spec.model_path).name}")
         try:
-            info = await asyncio.to_thread(read_export, onnx)
+            info = await asyncio.to_thread(read_export, onnx, spec.task)
         except CheckpointError as exc:
             return {**base, "verdict": "fail", "failures": [exc.detail]}
         base["export_metadata"] = info.as_dict()
@@ -109,7 +110,7 @@ class ExportParity:
         )
         verdict = parity_verdict(stats, max_delta=self.config.max_export_delta,
                                  max_class_delta=self.config.max_export_class_delta,
-                                 min_class_support=self.config.min_class_support)
+                                 min_class_support=self.config.min_class_support, task=spec.task)
         return {**base, **verdict, "eval_id_pt": reference["eval_id"], "eval_id_onnx": export_eval["eval_id"],
                 "onnx_sha256": export_eval["checkpoint_sha256"]}
 

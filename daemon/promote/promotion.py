@@ -1,6 +1,6 @@
 """Promotion of ``<name>/current.pt``: decisions, the atomic swap, the ledger, rollback.
 
-Rules (DESIGN.md): the candidate must beat the incumbent -- the evaluation of
+Rules (docs/user-guide.md, "Promotion"): the candidate must beat the incumbent -- the evaluation of
 what ``current.pt`` holds now with the candidate's effective settings (same
 dataset content, image size, batch and device kind), rescored with the
 candidate's weights (evaluated first when it has none) -- by more than
@@ -32,6 +32,7 @@ from daemon.jobs.workers import Executor
 from daemon.promote.decision import Decision, Gain, identical_reason, judge
 from daemon.promote.manual import check_manual
 from daemon.promote.parity import ExportParity
+from daemon.tracking.tracker import Tracker
 from evaluation.checkpoint_meta import read_checkpoint_meta
 from evaluation.datasets import file_sha256
 from evaluation.evidence import load_evidence, same_predictions
@@ -58,8 +59,10 @@ class Promoter:
     """Decides and performs promotions (see module contract)."""
 
     def __init__(self, db: Database, evaluations: Evaluations, executor: Executor, models_root: Path,
-                 store_dir: Path, config: PromotionConfig, clock: Clock = utcnow) -> None:
+                 store_dir: Path, config: PromotionConfig, clock: Clock = utcnow, tracker: Tracker | None = None) -> None:
+        """``tracker``: MLflow, told of every decision in the ledger's own write (None: off)."""
         self.db = db
+        self.tracker = tracker
         self.evaluations = evaluations
         self.executor = executor
         self.models_root = models_root
@@ -322,13 +325,23 @@ class Promoter:
 
     async def _record(self, name: str, d: Decision, actor: str, job_id: str | None) -> None:
         """Write ``d`` as a ledger row and set its ``promotion_id``."""
+        now = iso(self.clock())
         row = {
-            "model_name": name, "eval_id": d.eval_id, "timestamp": iso(self.clock()), "decision": d.decision,
+            "model_name": name, "eval_id": d.eval_id, "timestamp": now, "decision": d.decision,
             "actor": actor, "reason": d.reason, "dataset": d.dataset, "version": d.version,
             "previous_sha256": d.previous_sha256, "new_sha256": d.new_sha256, "previous_score": d.previous_score,
             "new_score": d.new_score, "details": d.details(job_id),
         }
-        d.promotion_id = await self.db.write(lambda c: promotions.insert(c, row))
+
+        def write(conn: Any) -> int:
+            promotion_id = promotions.insert(conn, row)
+            if self.tracker is not None:
+                self.tracker.record_decision(conn, name, {**d.public(), "promotion_id": promotion_id}, job_id, now)
+            return promotion_id
+
+        d.promotion_id = await self.db.write(write)
+        if self.tracker is not None:
+            self.tracker.wake()
 
     # -- start-up ------------------------------------------------------------------------------
     async def reconcile(self) -> None:

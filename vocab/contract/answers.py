@@ -99,13 +99,25 @@ class ModelList(Answer):
     total: int = Field(ge=0)
 
 
+VERSION_STATUSES = ("current", "waiting", "skipped", "queued", "retry", "failed", "cancelled", "promoted", "refused",
+                    "rollback", "evaluated", "not evaluated")
+
+
 class ModelVersion(Answer):
+    """One v<n>.pt with its status and why (daemon.app.version_status)."""
+
     version: int
     path: str
     sha256: str | None
     size_mb: Num = None
     onnx: str | None = None
     error: str | None = None
+    status: Annotated[str, OneOf(VERSION_STATUSES)] | None = None
+    since: str | None = Field(None, description="When the status began (None: not known).")
+    reason: str | None = Field(None, description="Why it has this status, whole (a decision's reason, an error, "
+                                                 "a skip).")
+    same_bytes_as: int | None = Field(None, description="An earlier version with the same bytes, whose decision "
+                                                        "it shares (the watcher never evaluates bytes twice).")
 
 
 class CurrentCheckpoint(Answer):
@@ -134,6 +146,8 @@ class CheckpointState(Answer):
     next_retry_at: str | None = None
     job_id: str | None = None
     updated_at: str | None = None
+    cause: str | None = Field(None, description="What a failure or refusal depends on (dataset, export): a change "
+                                                "of it brings another look.")
 
 
 class WaitingCheckpoint(Answer):
@@ -186,6 +200,9 @@ class Health(Answer):
     watcher: Annotated[str, OneOf(("off", "ok", "down"))]
     worker_info: dict[str, Any] | None = None
     reason: str | None = Field(None, description="When not ok: why, in words (every cause, joined).")
+    mlflow: dict[str, Any] | None = Field(None, description="MLflow tracking: enabled, and when on its outbox "
+                                                            "depth, last error and last success (never a reason "
+                                                            "to be unhealthy).")
 
 
 class Page(Answer):

@@ -30,7 +30,7 @@ from vocab.contract.fields import (
     task_names,
 )
 from vocab.errors import InvalidRequest
-from vocab.tasks import TASK_NAMES, canonical_task, check_imgsz
+from vocab.tasks import EVAL_IMGSZ_DEFAULT_DOC, TASK_NAMES, canonical_task, check_imgsz
 from vocab.terms import (
     DEFAULT_BATCH,
     DEFAULT_IMGSZ,
@@ -53,6 +53,10 @@ _NAME_DOC = ("The name to record a checkpoint path under (history, leaderboard);
 _MODEL_DOC = ("A model name (<models root>/<name>/current.pt, else its latest v<n>.pt; with format onnx its latest "
               "v<n>.onnx) or an absolute path to a .pt or .onnx file under the allowed roots.")
 _SPLIT_DOC = "The dataset split evaluated (default: [eval] split, val unless configured)."
+_DATASET_DOC = ("An absolute path under the allowed roots: a dataset YAML, a folder holding one, an ImageFolder "
+                "(classification: <split>/<class>/ images) or a COCO JSON file.")
+_IMGSZ_DOC = ("Default: the model folder's pipeline.json (watcher), [models.<name>] imgsz, [eval] imgsz, else "
+              f"{EVAL_IMGSZ_DEFAULT_DOC}.")
 
 
 class Gates(Contract):
@@ -75,9 +79,9 @@ class EvalRequest(Request):
     """``POST /v1/vision/eval``."""
 
     model: Annotated[PathOrName, Field(description=_MODEL_DOC)]
-    dataset: Annotated[PathOrName, Field(description="Absolute path to a dataset YAML under the allowed roots.")]
-    imgsz: Imgsz | None = Field(None, description=f"Default: [eval] imgsz ({DEFAULT_IMGSZ} unless configured); a "
-                                                  "static ONNX export is evaluated only at its own (omit it).")
+    dataset: Annotated[PathOrName, Field(description=_DATASET_DOC)]
+    imgsz: Imgsz | None = Field(None, description=f"{_IMGSZ_DOC} A static ONNX export is evaluated only at its "
+                                                  "own (omit it).")
     batch_size: Batch | None = Field(None, description=f"Default: [eval] batch ({DEFAULT_BATCH} unless configured).")
     weights: Weights | None = Field(None, description="Custom scoring weights (each in [0, 1], sum <= 1); the "
                                                       "remaining default weights fill the rest.")
@@ -95,8 +99,8 @@ class CompareRequest(Request):
 
     model_a: Annotated[PathOrName, Field(description=_MODEL_DOC)]
     model_b: Annotated[PathOrName, Field(description=_MODEL_DOC)]
-    dataset: PathOrName
-    imgsz: Imgsz | None = Field(None, description=f"Default: [eval] imgsz ({DEFAULT_IMGSZ} unless configured).")
+    dataset: Annotated[PathOrName, Field(description=_DATASET_DOC)]
+    imgsz: Imgsz | None = Field(None, description=_IMGSZ_DOC)
     batch_size: Batch | None = Field(None, description=f"Default: [eval] batch ({DEFAULT_BATCH} unless configured).")
     weights: Weights | None = None
     bootstrap_resamples: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
@@ -124,7 +128,7 @@ class TrainRequest(Request):
     data does); a key given both ways must agree. ``imgsz`` is checked against the task's bounds."""
 
     model: Annotated[ModelName, Field(description="The model name: the new checkpoint is <name>/v<n>.pt.")]
-    dataset: PathOrName
+    dataset: Annotated[PathOrName, Field(description=_DATASET_DOC)]
     task: Annotated[str, OneOf(task_names(TRAIN_TASKS))] = TRAIN_TASKS[0]
     config: TrainConfig | None = None
     base_model: Annotated[Text | None, Field(
