@@ -16,7 +16,7 @@ from vision_eval.progress import ProgressBar
 from vocab.contract.params import EvalSpec
 from vocab.paths import default_state_dir
 from vocab.scoring import validate_weights
-from vocab.tasks import check_imgsz, task_default_imgsz
+from vocab.tasks import task_default_imgsz
 
 
 def run_local_eval(args: argparse.Namespace) -> int:
@@ -37,7 +37,7 @@ def run_local_eval(args: argparse.Namespace) -> int:
 
     apply_settings(state)
     spec = EvalSpec(model_path=str(resolved.path), dataset_path=str(Path(args.dataset).expanduser().resolve()),
-                    model_name=resolved.name, task=facts.task, imgsz=check_imgsz(imgsz, facts.task), batch=args.batch,
+                    model_name=resolved.name, task=facts.task, imgsz=imgsz, batch=args.batch,
                     weights=weights,
                     allow_class_mismatch=args.allow_class_mismatch, split=args.split or "val")
     bar = ProgressBar(f"evaluating {resolved.name}")
