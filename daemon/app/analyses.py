@@ -239,7 +239,7 @@ class Analyses:
         params = {
             "predictions_path": row["predictions_path"], "evidence_path": evidence,
             "dataset_path": row["dataset"], "dataset_fingerprint": row["dataset_fingerprint"],
-            "class_names": result["class_names"],
+            "split": row["split"] or "val", "cache_root": str(self.cache_root), "class_names": result["class_names"],
             "operating": {k: result.get(k) for k in ("conf_threshold", "precision", "recall", "f1")},
         }
         await self.executor.run("analyse", params, job_id=f"analyse-{eval_id}", on_progress=lambda v: None,
