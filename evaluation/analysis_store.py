@@ -89,7 +89,8 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
     """Worker task: write the artifacts of a stored evaluation from its predictions and evidence (a
     classification evaluation's ``errors.json`` from its evidence alone).
 
-    params: ``predictions_path``, ``evidence_path``, ``dataset_path``,
+    params: ``predictions_path``, ``evidence_path``, ``dataset_path``, ``split`` (the one evaluated),
+    ``cache_root`` (where a COCO JSON dataset was converted),
     ``dataset_fingerprint`` (the evaluation's; the dataset must still have
     it), ``class_names``, ``operating`` (the box family's conf_threshold,
     precision, recall, f1). The task is the evidence's; its further
@@ -117,7 +118,8 @@ def analyse_stored(params: dict[str, Any]) -> dict[str, Any]:
                                         evidence["top5"], evidence["conf"], names)
         write_artifacts(Path(params["predictions_path"]).parent, {"errors": errors})
         return {"error_counts": errors["overall"]}
-    dataset = load_dataset(params["dataset_path"], task=task)
+    dataset = load_dataset(params["dataset_path"], params.get("split") or "val", task=task,
+                           cache_root=Path(params["cache_root"]) if params.get("cache_root") else None)
     if fingerprint(dataset) != params["dataset_fingerprint"]:
         raise Conflict("the dataset changed since this evaluation; its error analysis cannot be recomputed "
                        "(evaluate again)")

@@ -23,6 +23,8 @@ The artifact (``analyse``'s return value):
   own box area, found and missed boxes by the ground truth's area): each
   ``{gt, tp, fp, missed, duplicate, classification, localization, both, background}``;
 - ``confusion_matrix``: ``{labels, rows: "predicted", columns: "true", matrix}``;
+- ``cells``: ``cells[i][j]`` = the indices (into ``images``, ascending) of the
+  images that count in matrix cell (i, j): the images behind each cell;
 - ``overlap``: the measure matched on (``box IoU``, or the task's);
 - ``examples``: per FP type the top 20 by confidence, ``missed`` the 20
   largest misses; each ``{image, box [x,y,w,h], class, score, type, gt}`` where
@@ -101,6 +103,16 @@ class _Counts:
         per_class = {n: {k: int(self.by_class[i, c]) for i, k in enumerate(COUNT_KEYS)} for c, n in enumerate(names)}
         per_size = {b: {k: int(self.by_size[i, j]) for i, k in enumerate(COUNT_KEYS)} for j, b in enumerate(BUCKETS)}
         return overall, per_class, per_size
+
+
+def _cells(n: int, row: np.ndarray, col: np.ndarray, image: np.ndarray) -> list[list[list[int]]]:
+    """Per cell (``row``, ``col``) of an ``n`` x ``n`` matrix, the images (ascending, once each) of the counts
+    that fell in it, one count per element of the three arrays."""
+    key = np.unique((row.astype(np.int64) * n + col) * (int(image.max(initial=0)) + 1) + image)
+    cell, img = np.divmod(key, int(image.max(initial=0)) + 1)
+    bounds = np.searchsorted(cell, np.arange(n * n + 1))
+    flat = img.tolist()
+    return [[flat[bounds[r * n + c]:bounds[r * n + c + 1]] for c in range(n)] for r in range(n)]
 
 
 def _box(xywh: np.ndarray) -> list[float]:
@@ -228,6 +240,9 @@ def analyse(images: list[ImageBoxes], image_names: list[str], names: list[str], 
     rows[pair_gt[confusing[first]]] = det_cls[pair_det[confusing[first]]]
     np.add.at(counts.matrix, (rows[~found], gt_cls[~found]), 1)
     missed = np.flatnonzero(~found)
+    cells = _cells(nc + 1, np.concatenate([det_cls[background], gt_cls[found], rows[missed]]),
+                   np.concatenate([np.full(len(background), nc), gt_cls[found], gt_cls[missed]]),
+                   np.concatenate([flat.det_image[background], flat.gt_image[found], flat.gt_image[missed]]))
     overall, per_class, per_size = counts.tables(list(names))
     return {
         "conf_threshold": conf_threshold,
@@ -242,6 +257,7 @@ def analyse(images: list[ImageBoxes], image_names: list[str], names: list[str], 
             "labels": [*names, "background"], "rows": "predicted", "columns": "true",
             "matrix": counts.matrix.tolist(),
         },
+        "cells": cells,
         "examples": _examples(flat, images, image_names, list(names), conf, fps, kind, missed, overlaps),
         "prediction_types": letters.tobytes().decode("ascii"),
         "missed_boxes": np.stack([flat.gt_image[missed], missed - flat.gt_offsets[flat.gt_image[missed]]],

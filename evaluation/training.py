@@ -56,14 +56,14 @@ def train(params: dict[str, Any], progress: TrainProgress) -> dict[str, Any]:
     work_dir, and cache_root: where a COCO JSON dataset is converted, the same folder its evaluations use);
     see the module contract. InvalidRequest for a base of another task, DatasetError for data the task
     cannot train on."""
+    task = task_named(params.get("task") or DEFAULT_TASK)
+    problem = base_problem(params["base"], task.name)  # before torch is imported: a refusal costs nothing
+    if problem:
+        raise InvalidRequest(f"base_model: {problem}")
     from ultralytics import YOLO
 
     from evaluation.validator import resolve_device
 
-    task = task_named(params.get("task") or DEFAULT_TASK)
-    problem = base_problem(params["base"], task.name)
-    if problem:
-        raise InvalidRequest(f"base_model: {problem}")
     cache_root = Path(params["cache_root"]) if params.get("cache_root") else None
     work = Path(params["work_dir"])
     data = training_data(task, params["dataset_path"], work, cache_root)

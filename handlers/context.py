@@ -22,8 +22,12 @@ def json_response(value: object, status: int = 200) -> web.Response:
 
 
 def dumps(value: object) -> str:
-    """JSON for responses: NaN and infinities become null (JSON has none)."""
-    return json.dumps(_clean(value), default=str)
+    """JSON for responses: NaN and infinities become null (JSON has none). Values without any are dumped as
+    they are (walking a large artifact to clean it would cost more than dumping it)."""
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_clean(value), default=str)
 
 
 def _clean(value: object) -> object:

@@ -19,7 +19,11 @@ from vocab.errors import NotFound
 STATIC_FILES: dict[str, str] = {
     "app.js": "text/javascript",
     "charts.js": "text/javascript",
+    "widgets.js": "text/javascript",
+    "overlays.js": "text/javascript",
     "pages.js": "text/javascript",
+    "evaluation.js": "text/javascript",
+    "compare.js": "text/javascript",
     "style.css": "text/css",
 }
 _HEADERS = {

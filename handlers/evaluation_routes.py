@@ -2,11 +2,16 @@
 
 - ``GET /v1/vision/eval/{job_id}/curves|errors|images/{image}``: through the eval job;
 - ``GET /v1/vision/evaluations/{eval_id}`` (the stored result) and the same
-  three sub-routes by evaluation id, for evaluations whose jobs were pruned.
+  three sub-routes by evaluation id, for evaluations whose jobs were pruned;
+- ``GET /v1/vision/evaluations/{eval_id}/gallery|cells|annotations``: what the
+  dashboard pages through, whatever the number of images (failure examples
+  of one kind, the images behind a confusion-matrix cell, what was predicted
+  and labelled on one image; see ``daemon.app.analyses``).
 
 ``errors`` holds the per-box lists (``prediction_types``, one letter per
-row of the predictions artifact, and ``missed_boxes``) unless ``?boxes=false``. An image is served only by a name
-the evaluation lists (see ``daemon.app.analyses``).
+row of the predictions artifact, and ``missed_boxes``) unless ``?boxes=false``,
+and the per-image lists (``images``, ``cells``) unless ``?images=false``. An
+image is served only by a name the evaluation lists (see ``daemon.app.analyses``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from aiohttp import web
 
 from handlers.body import parse_path, parse_query
 from handlers.context import json_response, service
-from vocab.contract.requests import ErrorsQuery, EvaluationPath, NoQuery
+from vocab.contract.requests import AnnotationsQuery, CellQuery, ErrorsQuery, EvaluationPath, GalleryQuery, NoQuery
+
+EVALUATION = "/v1/vision/evaluations/{eval_id}"
 
 
 async def _eval_id(request: web.Request) -> int:
@@ -34,8 +41,9 @@ async def curves(request: web.Request) -> web.Response:
 
 
 async def errors(request: web.Request) -> web.Response:
-    full = parse_query(request, ErrorsQuery).boxes
-    return json_response(await service(request).artifact(await _eval_id(request), "errors", full=full))
+    q = parse_query(request, ErrorsQuery)
+    return json_response(await service(request).artifact(await _eval_id(request), "errors", full=q.boxes,
+                                                         images=q.images))
 
 
 async def image(request: web.Request) -> web.StreamResponse:
@@ -43,13 +51,34 @@ async def image(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, max-age=3600"})
 
 
+async def gallery(request: web.Request) -> web.Response:
+    q = parse_query(request, GalleryQuery)
+    return json_response(await service(request).gallery(await _eval_id(request), q.kind, q.cls, q.offset, q.limit))
+
+
+async def cells(request: web.Request) -> web.Response:
+    q = parse_query(request, CellQuery)
+    return json_response(await service(request).cell(await _eval_id(request), q.predicted, q.true, q.offset,
+                                                     q.limit))
+
+
+async def image_annotations(request: web.Request) -> web.Response:
+    q = parse_query(request, AnnotationsQuery)
+    return json_response(await service(request).annotations(await _eval_id(request), q.image, q.cls))
+
+
 def routes() -> list[web.RouteDef]:
     out = []
-    for base in ("/v1/vision/eval/{job_id}", "/v1/vision/evaluations/{eval_id}"):
+    for base in ("/v1/vision/eval/{job_id}", EVALUATION):
         out += [
             web.get(f"{base}/curves", curves),
             web.get(f"{base}/errors", errors),
             web.get(base + "/images/{image:.+}", image),
         ]
-    out.append(web.get("/v1/vision/evaluations/{eval_id}", evaluation))
+    out += [
+        web.get(EVALUATION, evaluation),
+        web.get(f"{EVALUATION}/gallery", gallery),
+        web.get(f"{EVALUATION}/cells", cells),
+        web.get(f"{EVALUATION}/annotations", image_annotations),
+    ]
     return out

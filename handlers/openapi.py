@@ -126,13 +126,26 @@ PATHS: dict[str, Any] = {
     "/v1/vision/evaluations/{eval_id}": {"get": op(
         "A stored evaluation's result, by id (also when its job was pruned).", (200, "The result.", OBJECT), (404,),
         parameters=[EVAL_ID])},
+    "/v1/vision/evaluations/{eval_id}/gallery": {"get": op(
+        "A page of failure examples of one kind (and class), with the true count of such failures.",
+        (200, "The page.", json_content(ref("GalleryPage"))), (404, 409),
+        parameters=[EVAL_ID, *params_of(rq.GalleryQuery)])},
+    "/v1/vision/evaluations/{eval_id}/cells": {"get": op(
+        "A page of the images behind one confusion-matrix cell, each with what was predicted and labelled on it.",
+        (200, "The page.", json_content(ref("CellPage"))), (404, 409),
+        parameters=[EVAL_ID, *params_of(rq.CellQuery)])},
+    "/v1/vision/evaluations/{eval_id}/annotations": {"get": op(
+        "What was predicted (at the operating point) and labelled on one image of the evaluation.",
+        (200, "The image's predictions and labels.", json_content(ref("Annotations"))), (404, 409),
+        parameters=[EVAL_ID, *params_of(rq.AnnotationsQuery)])},
     "/": {"get": public_op("The dashboard (HTML; open without the token: it holds no data).",
                            {"200": {"description": "The page.", "content": {"text/html": TEXT}}})},
     "/dashboard/session": {"get": public_op(
         "Whether API calls need the bearer token (asked by the dashboard before its first call).",
         {"200": {"description": "auth_required", "content": OBJECT}})},
     "/dashboard/{name}": {"get": {**public_op(
-        "A static file of the dashboard (a fixed list: app.js, charts.js, pages.js, style.css).",
+        "A static file of the dashboard (a fixed list: app.js, charts.js, widgets.js, overlays.js, pages.js, "
+        "evaluation.js, compare.js, style.css).",
         {"200": {"description": "The file.", "content": {"text/javascript": TEXT, "text/css": TEXT}}}, 404),
         "parameters": [path_param("name", "The file name.", minLength=1)]}},
 }

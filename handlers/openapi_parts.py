@@ -16,7 +16,8 @@ MULTIPART = "multipart/form-data"
 SCHEMAS = components((requests.EvalRequest, requests.CompareRequest, requests.TrainRequest, requests.PromoteRequest,
                       requests.RollbackRequest, answers.Error, answers.Job, answers.JobList, answers.HistoryEntry,
                       answers.ModelList, answers.ModelDetail, answers.Health, job_results.LeaderboardEntry,
-                      job_results.Detection, job_results.PromotionDecision))
+                      job_results.Detection, job_results.PromotionDecision, answers.GalleryPage,
+                      answers.CellPage, answers.Annotations))
 ERROR_TEXT = {
     400: "The request is malformed (at the HTTP level too: an over-long URL or header, a body that does "
          "not parse) or a value is out of range; the detail says which.",

@@ -218,6 +218,25 @@ def test_an_onnx_export_evaluates_through_the_same_path(shapes: Path, tmp_path: 
     assert r["export"]["task"] == "classification" and r["export"]["dynamic"] is True
 
 
+def test_eval_local_evaluates_at_the_training_size_under_the_tasks_weights(
+        runs: dict[str, ClsRun], shapes: Path, ultralytics_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``vision-eval eval --local`` with no --imgsz: the classifier's own training size (64), as the daemon picks
+    it, and classification weights accepted. Its state dir is this session's (a link), so the environment the
+    command sets is the one already in force."""
+    from vision_eval.cli import main
+    from vocab.paths import default_state_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    default_state_dir().symlink_to(ultralytics_env)
+    argv = ["eval", "--local", str(CLS_STRONG), str(shapes), "--device", "cpu", "--batch", str(BATCH),
+            "--weights", '{"top1": 1.0}', "--models-root", str(tmp_path)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["imgsz"] == IMGSZ and out["task"] == "classification"
+    assert out["top1"] == runs["strong"].result["top1"] and out["score"] == pytest.approx(out["top1"])
+
+
 def test_a_class_folder_the_checkpoint_lacks_is_refused_not_dropped(runs: dict[str, ClsRun], shapes: Path,
                                                                     tmp_path: Path) -> None:
     from evaluation.evaluate import evaluate

@@ -179,12 +179,27 @@ def test_history_shows_the_settings_of_each_evaluation(width: int) -> None:
         assert ["FORMAT:", "onnx"] in [line.split() for line in out.splitlines()]
 
 
+STATUSES = {  # as daemon.app.version_status words them (tests/test_version_status.py checks the rules)
+    2: ("current", "2026-01-01T00:00:01Z", "current.pt holds these bytes (promoted: first version of my-detector)"),
+    3: ("refused", "2026-01-02T00:00:01Z", REASON),
+    4: ("retry", "2026-03-01T12:00:00Z", "dataset /srv/data/x/data.yaml is missing: it was moved or deleted (2 failed "
+                                         "attempts; retried at 2026-03-01T12:06:00Z)"),
+    5: ("skipped", "2026-01-03T00:00:00Z", "not a checkpoint: the file holds no model (ultralytics could not load it)"),
+    6: ("waiting", None, "being written: its size changes (for 12.5 s)"),
+    7: ("evaluated", "2026-01-01T00:00:00Z", "score 0.4000 on /srv/data/x/data.yaml (eval 11); no promotion decision "
+                                             "on it"),
+    8: ("current", "2026-01-01T00:00:01Z", "current.pt holds these bytes (promoted: first version of my-detector)"),
+}
+
+
 def model_detail(root: Path) -> dict[str, Any]:
     folder = root / "my-detector"
+    shas = {2: "cd", 3: "ab", 4: "ef", 5: "12", 6: None, 7: "77", 8: "cd"}
     return {
         "name": "my-detector", "path": str(folder), "current": {"sha256": "cd" * 32, "version": 2},
-        "versions": [{"version": n, "path": str(folder / f"v{n}.pt"), "sha256": sha * 32, "size_mb": 5.94,
-                      "onnx": None} for n, sha in ((2, "cd"), (3, "ab"), (4, "ef"), (7, "77"))],
+        "versions": [{"version": n, "path": str(folder / f"v{n}.pt"), "sha256": sha and sha * 32, "size_mb": 5.94,
+                      "onnx": None, "status": STATUSES[n][0], "since": STATUSES[n][1], "reason": STATUSES[n][2],
+                      "same_bytes_as": 2 if n == 8 else None} for n, sha in shas.items()],
         "evaluations": [{"eval_id": 12, "timestamp": "2026-01-02T00:00:00Z", "version": 3, "score": 0.5, "mAP50": 0.7,
                          "dataset": "/srv/data/x/data.yaml", "checkpoint_sha256": "ab" * 32},
                         {"eval_id": 11, "timestamp": "2026-01-01T00:00:00Z", "version": 7, "score": 0.4,
@@ -194,14 +209,6 @@ def model_detail(root: Path) -> dict[str, Any]:
                         "reason": REASON},
                        {"id": 3, "timestamp": "2026-01-01T00:00:01Z", "decision": "promoted", "actor": "api",
                         "version": 2, "new_sha256": "cd" * 32, "reason": "first version of my-detector"}],
-        "checkpoints": [{"path": str(folder / "v4.pt"), "sha256": "ef" * 32, "state": "retry", "attempts": 2,
-                         "next_retry_at": "2026-03-01T12:06:00Z", "updated_at": "2026-03-01T12:00:00Z",
-                         "last_error": "dataset /srv/data/x/data.yaml is missing: it was moved or deleted"},
-                        {"path": str(folder / "v7.pt"), "sha256": "77" * 32, "state": "evaluated",
-                         "updated_at": "2026-01-01T00:00:00Z"}],
-        "skipped": [{"path": str(folder / "v5.pt"), "sha256": None, "created_at": "2026-01-03T00:00:00Z",
-                     "reason": "not a checkpoint: the file holds no model (ultralytics could not load it)"}],
-        "waiting": [{"path": str(folder / "v6.pt"), "waiting_s": 12.5, "reason": "being written: its size changes"}],
     }
 
 
@@ -211,12 +218,8 @@ def test_a_models_view_shows_every_checkpoints_status_and_whole_reason(width: in
     fits(out, width)
     text = words(out)
     checkpoints = out.split("checkpoints (paths under ~/.llamafarm/models/vision):")[1]
-    expected = {"v2.pt": ("promoted", "first version of my-detector"), "v3.pt": ("refused", REASON),
-                "v4.pt": ("failed", "dataset /srv/data/x/data.yaml is missing: it was moved or deleted (2 failed "
-                                    "attempts; retried at 2026-03-01T12:06:00Z)"),
-                "v5.pt": ("skipped", "not a checkpoint: the file holds no model (ultralytics could not load it)"),
-                "v6.pt": ("waiting", "being written: its size changes (for 12.5 s)"),
-                "v7.pt": ("evaluated", "score 0.4000 on /srv/data/x/data.yaml (eval 11); no promotion decision on it")}
+    expected = {f"v{n}.pt": (status, reason) for n, (status, _since, reason) in STATUSES.items()}
+    expected["v8.pt"] = ("current", f"{STATUSES[8][2]} (the same bytes as v2)")
     blocks = checkpoints.split("\n\n") if width == 60 else checkpoints.split("my-detector/")[1:]
     for name, (status, reason) in expected.items():
         block = words(next(b for b in blocks if f"my-detector/{name}" in b or b.startswith(name)))

@@ -12,6 +12,7 @@ from vocab.contract.params import CompareJobParams, EvalJobParams, EvalSpec, Eva
 from vocab.contract.requests import CompareRequest, EvalRequest, JobsQuery, TrainRequest
 from vocab.contract.validation import parse
 from vocab.errors import InvalidRequest
+from vocab.tasks import TASKS, task_default_imgsz
 from vocab.terms import DEFAULT_BATCH, DEFAULT_IMGSZ
 
 # Job params exactly as the daemon stored them before the contract (daemon/jobs/submissions.py and
@@ -155,5 +156,10 @@ def test_every_default_of_imgsz_and_batch_is_the_one_constant() -> None:
     from vocab.config import Config
 
     assert eval_shape(Config(), "detection", None) == (DEFAULT_IMGSZ, DEFAULT_BATCH) == (640, 16)
-    assert (LOCAL_DEFAULTS["imgsz"], LOCAL_DEFAULTS["batch"]) == (DEFAULT_IMGSZ, DEFAULT_BATCH)
+    assert LOCAL_DEFAULTS["batch"] == DEFAULT_BATCH and "imgsz" not in LOCAL_DEFAULTS  # per task, as the daemon's
+    for name in TASKS:
+        assert eval_shape(Config(), name, None) == (task_default_imgsz(name), DEFAULT_BATCH)
+        assert eval_shape(Config(), name, None, trained_imgsz=96)[0] == task_default_imgsz(name, 96)
+    assert (task_default_imgsz("classification"), task_default_imgsz("classification", 96)) == (224, 96)
+    assert task_default_imgsz("segmentation", 96) == 640
     assert EvalSpec.model_fields["imgsz"].is_required()  # a spec is always resolved: no default hides there

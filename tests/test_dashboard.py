@@ -1,15 +1,15 @@
 """Curves/errors/images routes, CSV, the compare error breakdown and the dashboard, on one real daemon.
 
-One daemon for the module (tests/daemon_fixtures.py), with a bearer token and
-one CPU worker: model ``det`` with v1 = weak.pt and v2 = strong.pt, both
-evaluated with auto_promote on a 24-image synthetic dataset, and a compare job
-(v1 vs v2, 50 bootstrap resamples). Nothing is mocked.
+One daemon for the module, with a bearer token and one CPU worker, and one browser session
+(tests/dashboard_env.py: detection, classification, segmentation, pose and obb evaluations and compares,
+a model evaluated by path, a model whose evaluation failed). Nothing is mocked.
 
-The browser tests drive Debian's headless Chromium through chromium-driver
-(selenium): every page loads without a console error, holds drawn chart
-marks, the leaderboard lists the model, and failure-example images load.
-Screenshots are saved under ``<tmp>/dashboard-screenshots/``; set
-``DASHBOARD_SCREENSHOTS`` to a folder to keep them.
+The browser tests drive Debian's headless Chromium through chromium-driver (selenium) at 1,400 px: every
+page loads without a console error, is no wider than the window, holds drawn chart marks; per-class
+tables sort; a confusion-matrix cell opens its images; gallery headings count what they draw and the
+true totals, "show more" and the class filter page through the kept examples; compare flips draw A's and
+B's predictions side by side; masks, keypoints and rotated boxes are drawn. Screenshots are saved under
+``<tmp>/dashboard-screenshots/``; set ``DASHBOARD_SCREENSHOTS`` to a folder to keep them.
 """
 
 from __future__ import annotations
@@ -17,77 +17,51 @@ from __future__ import annotations
 import csv
 import http.client
 import io
-import json
 import os
-import shutil
 import subprocess
 import sys
-import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model
+from tests.dashboard_env import (
+    TOKEN,
+    Env,
+    chromium,
+    column_values,
+    console_errors,
+    count,
+    images_loaded,
+    make_env,
+    open_route,
+    overflow,
+    select_class,
+    skeleton_lines,
+    wait_for,
+)
 from tests.test_error_analysis import read_ground_truth, recompute
 from vision_eval.render import render_compare
 
 pytestmark = pytest.mark.ultralytics
-TOKEN = "dashboard-test-token"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-class Env:
-    def __init__(self, daemon: Daemon, root: Path, dataset: Path) -> None:
-        self.daemon, self.root, self.dataset = daemon, root, dataset
-        self.http = httpx.Client(base_url=daemon.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120.0)
-        self.jobs: dict[str, dict[str, Any]] = {}
-
-    def run(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.http.post(path, json={"imgsz": 320, **body})
-        assert r.status_code == 202, r.text
-        job_id = r.json()["job_id"]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            job = self.http.get(f"/v1/vision/jobs/{job_id}").json()
-            if job["status"] in ("completed", "failed", "cancelled"):
-                assert job["status"] == "completed", (job, self.daemon.log_tail())
-                return job
-            time.sleep(0.3)
-        raise AssertionError(f"job {job_id} did not finish:\n{self.daemon.log_tail()}")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("dashboard")
-    dataset = make_dataset(root / "data", n_val=24, seed=0)
-    daemon = Daemon(root, config={"paths": {"allowed_roots": [str(root)]}, "server": {"auth_token": TOKEN}})
-    v1 = place_model(daemon.models_root, "det", WEAK_PT, "v1.pt")
-    v2 = place_model(daemon.models_root, "det", STRONG_PT, "v2.pt")
-    # A real image outside the dataset (one of its images plus a marker): the images route must never serve it.
-    first = min((Path(dataset).parent / "images" / "val").iterdir())
-    (root / "outside.png").write_bytes(first.read_bytes() + b"outside-the-dataset")
+    e = None
     try:
-        daemon.start()
-        e = Env(daemon, root, dataset)
-        e.jobs["v1"] = e.run("/v1/vision/eval", {"model": str(v1), "dataset": str(dataset), "auto_promote": True})
-        e.jobs["v2"] = e.run("/v1/vision/eval", {"model": str(v2), "dataset": str(dataset), "auto_promote": True})
-        e.jobs["compare"] = e.run("/v1/vision/eval/compare", {"model_a": str(v1), "model_b": str(v2),
-                                                              "dataset": str(dataset), "bootstrap_resamples": 50})
+        e = make_env(tmp_path_factory.mktemp("dashboard"))
         yield e
         e.http.close()
     finally:
-        daemon.stop()
-
-
-def _eval_id(env: Env, key: str) -> int:
-    return int(env.jobs[key]["result"]["eval_id"])
+        if e is not None:
+            e.daemon.stop()
 
 
 def test_curves_and_errors_by_job_and_by_evaluation_id(env: Env) -> None:
-    job_id, eval_id = env.jobs["v1"]["job_id"], _eval_id(env, "v1")
+    job_id, eval_id = env.jobs["v1"]["job_id"], env.eval_id("v1")
     for kind in ("curves", "errors"):
         by_job = env.http.get(f"/v1/vision/eval/{job_id}/{kind}")
         by_id = env.http.get(f"/v1/vision/evaluations/{eval_id}/{kind}")
@@ -124,7 +98,7 @@ def test_served_errors_equal_an_independent_recomputation(env: Env, which: str) 
 
 
 def test_artifacts_of_an_older_evaluation_are_computed_on_demand_identically(env: Env) -> None:
-    eval_id = _eval_id(env, "v2")
+    eval_id = env.eval_id("v2")
     row = env.daemon.query("SELECT predictions_path FROM eval_results WHERE id = ?", (eval_id,))[0]
     folder = Path(row["predictions_path"]).parent
     before = {k: env.http.get(f"/v1/vision/evaluations/{eval_id}/{k}?boxes=true" if k == "errors" else
@@ -138,7 +112,7 @@ def test_artifacts_of_an_older_evaluation_are_computed_on_demand_identically(env
 
 
 def test_images_are_served_only_by_a_listed_name(env: Env) -> None:
-    eval_id, job_id = _eval_id(env, "v1"), env.jobs["v1"]["job_id"]
+    eval_id, job_id = env.eval_id("v1"), env.jobs["v1"]["job_id"]
     errors = env.http.get(f"/v1/vision/evaluations/{eval_id}/errors").json()
     name = errors["images"][0]
     val_dir = Path(env.dataset).parent / "images" / "val"
@@ -178,7 +152,7 @@ def test_dashboard_files_are_open_and_nothing_else_is(env: Env) -> None:
         assert httpx.get(f"{url}/dashboard/{name}", timeout=10).status_code == 200, name
     assert httpx.get(f"{url}/dashboard/session", timeout=10).json() == {"auth_required": True}
     assert httpx.get(f"{url}/dashboard/index.py", timeout=10).status_code == 404
-    eval_id = _eval_id(env, "v1")
+    eval_id = env.eval_id("v1")
     conn = http.client.HTTPConnection("127.0.0.1", env.daemon.port, timeout=30)
     try:
         for path in ("/dashboard/../v1/vision/jobs", "/dashboard/%2e%2e/v1/vision/jobs",
@@ -224,8 +198,8 @@ def test_compare_shows_both_error_breakdowns_and_their_changes(env: Env) -> None
     changed = [k for k in errors["rows"] if a[k] != b[k]]
     assert len(errors["changes"]) == len(changed) > 0
     assert f"localization errors {a['localization']} -> {b['localization']}" in errors["changes"] or a["localization"] == b["localization"]
-    per_class_a = env.http.get(f"/v1/vision/evaluations/{_eval_id(env, 'v1')}/errors").json()["per_class"]
-    per_class_b = env.http.get(f"/v1/vision/evaluations/{_eval_id(env, 'v2')}/errors").json()["per_class"]
+    per_class_a = env.http.get(f"/v1/vision/evaluations/{env.eval_id('v1')}/errors").json()["per_class"]
+    per_class_b = env.http.get(f"/v1/vision/evaluations/{env.eval_id('v2')}/errors").json()["per_class"]
     for name, rows in errors["per_class"].items():
         for key, row in rows.items():
             assert row == {"a": per_class_a[name][key], "b": per_class_b[name][key],
@@ -240,16 +214,7 @@ def test_compare_shows_both_error_breakdowns_and_their_changes(env: Env) -> None
 
 @pytest.fixture(scope="module")
 def browser(env: Env):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium and chromium-driver are required (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
+    driver = chromium()
     try:
         yield driver
     finally:
@@ -263,92 +228,60 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _open(driver: Any, url: str, timeout: float = 90.0) -> str:
-    """Go to a dashboard route and wait until the page says it finished (``data-loaded``).
-
-    A route of the page already open is re-rendered (a hash change reloads nothing)."""
-    base, _, route = url.partition("#")
-    if driver.current_url.split("#")[0] != base:
-        driver.get(url)
-    else:
-        driver.execute_script(
-            "document.getElementById('view').dataset.loaded = '';"
-            "if (location.hash === arguments[0]) window.dispatchEvent(new HashChangeEvent('hashchange'));"
-            "else location.hash = arguments[0];", "#" + route)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        loaded = driver.execute_script("const v = document.getElementById('view'); return v && v.dataset.loaded")
-        if loaded:
-            return str(loaded)
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not finish loading: {driver.page_source[:2000]}")
-
-
-def _console_errors(driver: Any) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def _marks(driver: Any, selector: str = "svg .mark") -> int:
-    return int(driver.execute_script(f"return document.querySelectorAll({json.dumps(selector)}).length"))
-
-
 def test_every_dashboard_page_renders_with_charts_and_no_console_error(env: Env, browser: Any, shots: Path) -> None:
+    """Every page of every task loads, with its drawn marks, no console error, and no wider than 1,400 px."""
     url = env.daemon.url
     # The token is entered once per browser session, in the form the page shows after a 401.
     browser.get(f"{url}/#/leaderboard")
-    deadline = time.monotonic() + 30
-    while not browser.execute_script("return !document.getElementById('token-form').hidden"):
-        assert time.monotonic() < deadline, browser.page_source[:2000]
-        time.sleep(0.2)
-    assert _console_errors(browser) == []  # the page asked whether a token is needed: no 401 shown
+    wait_for(browser, "return !document.getElementById('token-form').hidden", 30)
+    assert console_errors(browser) == []  # the page asked whether a token is needed: no 401 shown
     browser.find_element("id", "token-input").send_keys(TOKEN)
     browser.find_element("css selector", "#token-form button").click()
-    eval_a, eval_b = _eval_id(env, "v1"), _eval_id(env, "v2")
+    compare = f"#/compare/{env.jobs['compare']['job_id']}"
     pages = {
         "leaderboard": ("#/leaderboard", "table.leaderboard tbody tr", None),
         "models": ("#/models", "tbody tr", None),
         "model": ("#/model/det", "svg .mark", 4),
-        "evaluation": (f"#/eval/{eval_a}", "svg .mark", 50),
-        "evaluation-strong": (f"#/eval/{eval_b}", "svg .mark", 50),
-        "comparison": (f"#/compare/{env.jobs['compare']['job_id']}", "svg.forest .mark", 4),
+        "evaluation": (f"#/eval/{env.eval_id('v1')}", "svg .mark", 50),
+        "evaluation-strong": (f"#/eval/{env.eval_id('v2')}", "svg .mark", 50),
+        "comparison": (compare, "svg.forest .mark", 4),
         "jobs": ("#/jobs", "tbody tr .progress", None),
+        "evaluation-classification": (f"#/eval/{env.eval_id('cls1')}", "svg.heatmap rect.cell", 6),
+        "comparison-classification": (f"#/compare/{env.jobs['cls_compare']['job_id']}", "svg.forest .mark", 4),
+        "evaluation-segmentation": (f"#/eval/{env.eval_id('seg')}", ".example svg polygon.mask", 1),
+        "evaluation-pose": (f"#/eval/{env.eval_id('pose1')}", ".example svg circle.keypoint", 4),
+        "evaluation-obb": (f"#/eval/{env.eval_id('obb')}", ".example svg polygon.rotated", 1),
+        "comparison-pose": (f"#/compare/{env.jobs['pose_compare']['job_id']}", ".pair svg circle.keypoint", 4),
+        "model-by-path": ("#/model/best", "svg .mark", 1),
+        "model-failed": ("#/model/broken", ".problems tbody tr", 1),
     }
     for name, (route, selector, min_marks) in pages.items():
-        loaded = _open(browser, f"{url}/{route}")
+        loaded = open_route(browser, f"{url}/{route}")
         browser.save_screenshot(str(shots / f"{name}.png"))
         assert loaded != "error", (name, browser.find_element("id", "view").text[:1000])
-        assert _console_errors(browser) == [], name
-        count = _marks(browser, selector)
-        assert count >= (min_marks or 1), (name, selector, count)
+        assert console_errors(browser) == [], name
+        assert overflow(browser) == 0, name  # nothing wider than the window: tables wrap
+        marks = count(browser, selector)
+        assert marks >= (min_marks or 1), (name, selector, marks)
         if name == "leaderboard":
             assert "det" in browser.find_element("css selector", "table.leaderboard").text
-        if name.startswith("evaluation"):
-            assert _marks(browser, "svg.heatmap .mark") > 0
-            assert _marks(browser, "svg .operating-point") >= 2  # PR and F1 curves mark the operating point
+        if name.startswith("evaluation") and name != "evaluation-classification":
+            assert count(browser, "svg.heatmap .mark") > 0
+            assert count(browser, "svg .operating-point") >= 2  # PR and F1 curves mark the operating point
         if name == "jobs":
             assert len(browser.find_elements("css selector", "tbody tr")) >= 3
     assert (shots / "evaluation.png").stat().st_size > 10_000
 
 
 def test_a_failure_example_image_loads_in_the_gallery(env: Env, browser: Any, shots: Path) -> None:
-    eval_id = _eval_id(env, "v1")
-    _open(browser, f"{env.daemon.url}/#/eval/{eval_id}")
-    loaded = browser.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        const images = [...document.querySelectorAll('.example svg image')];
-        Promise.all(images.map((im) => new Promise((ok) => {
-            const probe = new Image();
-            probe.onload = () => ok(probe.naturalWidth > 0);
-            probe.onerror = () => ok(false);
-            probe.src = im.getAttribute('href');
-        }))).then(done);
-    """)
+    open_route(browser, f"{env.daemon.url}/#/eval/{env.eval_id('v1')}")
+    loaded = images_loaded(browser)
     browser.execute_script("document.querySelector('.example').scrollIntoView()")
     browser.save_screenshot(str(shots / "gallery.png"))
     assert loaded and all(loaded), loaded
-    boxes = _marks(browser, ".example svg rect.mark")
+    boxes = count(browser, ".example svg rect.mark")
     assert boxes >= len(loaded)
-    assert _console_errors(browser) == []
+    assert console_errors(browser) == []
 
 
 def test_a_real_daemon_refuses_the_cross_site_rollback_and_the_rebinding_host(env: Env) -> None:
@@ -378,3 +311,139 @@ def test_the_http_process_stays_free_of_torch_and_plotting(env: Env) -> None:
     assert "libtorch" not in maps and "matplotlib" not in maps
     worker = httpx.get(f"{env.daemon.url}/healthz", timeout=10).json()["worker_info"]["pid"]
     assert "libtorch" in Path(f"/proc/{worker}/maps").read_text()
+
+
+def _page_all(env: Env, eval_id: int, route: str, **query: Any) -> list[dict[str, Any]]:
+    """Every item of a paged route, fetched 5 at a time."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = env.get(f"/v1/vision/evaluations/{eval_id}/{route}", offset=len(items), limit=5, **query)
+        items += page["items"]
+        if not page["items"]:
+            return items
+
+
+def test_the_gallery_pages_the_kept_examples_with_true_counts(env: Env) -> None:
+    eval_id = env.eval_id("v1")
+    errors = env.get(f"/v1/vision/evaluations/{eval_id}/errors")
+    summary = env.get(f"/v1/vision/evaluations/{eval_id}/errors", boxes="false", images="false")
+    assert not {"images", "cells", "prediction_types"} & set(summary) and summary["examples"] == errors["examples"]
+    for kind, examples in errors["examples"].items():
+        page = env.get(f"/v1/vision/evaluations/{eval_id}/gallery", kind=kind, limit=3)
+        assert (page["count"], page["stored"]) == (errors["overall"][kind], len(examples))
+        items = _page_all(env, eval_id, "gallery", kind=kind)
+        assert [{k: e[k] for k in x} for e, x in zip(items, examples)] == examples and len(items) == len(examples)
+        for cls, counts in errors["per_class"].items():
+            page = env.get(f"/v1/vision/evaluations/{eval_id}/gallery", kind=kind, cls=cls, limit=200)
+            assert page["count"] == counts[kind] and all(e["class"] == cls for e in page["items"])
+    cls = env.get(f"/v1/vision/evaluations/{env.eval_id('cls1')}/gallery", kind="mistakes", limit=200)
+    assert cls["count"] == env.jobs["cls1"]["result"]["error_counts"]["wrong"] == cls["stored"] == len(cls["items"])
+    assert env.http.get(f"/v1/vision/evaluations/{eval_id}/gallery", params={"kind": "nope"}).status_code == 400
+    assert env.http.get("/v1/vision/evaluations/999999/gallery", params={"kind": "missed"}).status_code == 404
+
+
+def test_cells_list_the_images_an_independent_recomputation_puts_there(env: Env) -> None:
+    """Detection: each image's own matrix, recomputed alone by tests/test_error_analysis.py; classification:
+    top-1 against the true class, from the predictions artifact."""
+    names, gts = read_ground_truth(Path(env.dataset))
+    rows = env.predictions("v1")
+    conf = env.jobs["v1"]["result"]["conf_threshold"]
+    errors = env.get(f"/v1/vision/evaluations/{env.eval_id('v1')}/errors")
+    expected: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, image in enumerate(errors["images"]):
+        alone = recompute([r for r in rows if r["file_name"] == image], {image: gts[image]}, len(names), conf)
+        for i, row in enumerate(alone["matrix"]):
+            expected.update({(i, j): expected[(i, j)] + [index] for j, v in enumerate(row) if v})
+    cells = errors["cells"]
+    assert {(i, j): c for i, row in enumerate(cells) for j, c in enumerate(row) if c} == dict(expected)
+    (i, j), indices = max(expected.items(), key=lambda kv: len(kv[1]))
+    listed = _page_all(env, env.eval_id("v1"), "cells", predicted=i, true=j)
+    assert [item["index"] for item in listed] == indices
+    assert all({p["class"] for p in item["annotations"]["predictions"]} <= {errors["classes"][i]} for item in listed)
+    images = env.get(f"/v1/vision/evaluations/{env.eval_id('cls1')}/errors")["images"]
+    by_cell: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for r in sorted(env.predictions("cls1"), key=lambda r: images.index(r["file_name"])):
+        by_cell[(r["top5"][0], r["true"])].append(r["file_name"])
+    for (p, t), expected_images in by_cell.items():
+        page = env.get(f"/v1/vision/evaluations/{env.eval_id('cls1')}/cells", predicted=p, true=t, limit=200)
+        assert [item["image"] for item in page["items"]] == expected_images
+
+
+@pytest.mark.parametrize("key", ["v1", "seg", "pose2", "obb", "cls2"])
+def test_annotations_are_the_image_s_rows_at_the_operating_point(env: Env, key: str) -> None:
+    """Against the whole predictions artifact (read by the predictions route, filtered here)."""
+    rows, result = env.predictions(key), env.jobs[key]["result"]
+    eval_id, names = env.eval_id(key), result["class_names"]
+    errors = env.get(f"/v1/vision/evaluations/{eval_id}/errors", boxes="false")
+    for image in errors["images"][:6]:
+        notes = env.get(f"/v1/vision/evaluations/{eval_id}/annotations", image=image)
+        mine = [r for r in rows if r["file_name"] == image]
+        if key == "cls2":
+            assert (notes["true"], notes["top5"]) == (names[mine[0]["true"]], [names[c] for c in mine[0]["top5"]])
+            continue
+        kept = [r for r in mine if r["score"] >= errors["conf_threshold"]]
+        assert [{"class": names[r["category_id"]], **{k: v for k, v in r.items() if k not in ("file_name", "category_id")}}
+                for r in kept] == notes["predictions"]
+        assert all(len(g["box"]) == 4 for g in notes["ground_truth"])
+
+
+def test_tables_sort_cells_open_and_the_gallery_counts_true(env: Env, browser: Any, shots: Path) -> None:
+    url, errors = env.daemon.url, env.get(f"/v1/vision/evaluations/{env.eval_id('v1')}/errors")
+    for key, column in (("v1", "ap50"), ("cls1", "recall")):
+        open_route(browser, f"{url}/#/eval/{env.eval_id(key)}")
+        for order in ("desc", "asc"):
+            browser.find_element("css selector", f"table.per-class th[data-key={column}]").click()
+            values = [float(v) for v in column_values(browser, "table.per-class", column)]
+            assert values == sorted(values, reverse=order == "desc"), (key, order, values)
+    # classification: a cell of the matrix opens the images the predictions put there
+    rows = [r for r in env.predictions("cls1") if r["top5"][0] != r["true"]]
+    p, t = rows[0]["top5"][0], rows[0]["true"]
+    browser.find_element("css selector", f"svg.heatmap rect.cell[data-row='{p}'][data-col='{t}']").click()
+    wait_for(browser, f"return document.querySelector('.cell-panel[data-cell=\"{p},{t}\"] .example')")
+    shown = browser.execute_script("return [...document.querySelectorAll('.cell-panel .example')].map((e) => e.dataset.image)")
+    assert sorted(shown) == sorted(r["file_name"] for r in rows if (r["top5"][0], r["true"]) == (p, t))
+    browser.save_screenshot(str(shots / "cell-images.png"))
+    # detection: every kind's heading counts what it draws and the true total; "show more"; the class filter
+    open_route(browser, f"{url}/#/eval/{env.eval_id('v1')}")
+    for block in browser.find_elements("css selector", ".kind:not(.empty)"):
+        kind, cards = block.get_attribute("data-kind"), count(browser, ".example", block)
+        assert int(block.get_attribute("data-count")) == errors["overall"][kind]
+        assert cards == int(block.get_attribute("data-shown")) == min(8, len(errors["examples"][kind]))
+        assert f"{errors['overall'][kind]} in all · {cards} shown" in block.find_element("css selector", "h3").text
+    block = browser.find_element("css selector", ".kind[data-kind=background]")
+    block.find_element("css selector", "button.more").click()
+    wait_for(browser, "return document.querySelectorAll('.kind[data-kind=background] .example').length > 8")
+    assert count(browser, ".example", block) == min(16, len(errors["examples"]["background"]))
+    select_class(browser, "red")
+    for block in browser.find_elements("css selector", ".kind:not(.empty)"):
+        assert int(block.get_attribute("data-count")) == errors["per_class"]["red"][block.get_attribute("data-kind")]
+        assert {c.text for c in block.find_elements("css selector", ".example b")} <= {"red"}
+    assert console_errors(browser) == []
+
+
+def test_flips_draw_a_and_b_side_by_side_and_failed_or_path_models_say_why(env: Env, browser: Any, shots: Path) -> None:
+    url = env.daemon.url
+    open_route(browser, f"{url}/#/compare/{env.jobs['compare']['job_id']}")
+    flips = env.jobs["compare"]["result"]["statistics"]["flips"]
+    names = env.jobs["v1"]["result"]["class_names"]
+    for pair in browser.find_elements("css selector", ".pair"):
+        image, cls = pair.get_attribute("data-image"), pair.get_attribute("data-class")
+        assert image in flips[cls]["examples_a_only"] + flips[cls]["examples_b_only"]
+        for card, key in zip(pair.find_elements("css selector", ".example"), ("v1", "v2")):
+            conf = env.get(f"/v1/vision/evaluations/{env.eval_id(key)}/errors", boxes="false")["conf_threshold"]
+            kept = [r for r in env.predictions(key) if r["file_name"] == image and names[r["category_id"]] == cls
+                    and r["score"] >= conf]
+            labelled = int(card.get_attribute("data-labelled"))
+            assert count(browser, "svg rect.box", card) == min(10, len(kept)) + labelled, (image, cls, key)
+    assert count(browser, ".pair") >= 2
+    open_route(browser, f"{url}/#/compare/{env.jobs['cls_compare']['job_id']}")
+    assert "McNemar" in browser.find_element("id", "view").text and count(browser, ".pair .right") >= 1
+    assert count(browser, "table.per-class-diff tbody tr") == len(env.jobs["cls_compare"]["result"]["statistics"]["per_class"])
+    assert skeleton_lines(browser) == (19, 15)  # COCO's 19 limbs; 4 gone with one hidden keypoint
+    open_route(browser, f"{url}/#/model/broken")
+    assert env.jobs["broken"]["error"] in browser.find_element("css selector", ".problems").text
+    open_route(browser, f"{url}/#/leaderboard")
+    browser.find_element("link text", "best").click()
+    wait_for(browser, "return document.getElementById('view').dataset.loaded === '/model/best'")
+    assert f"#{env.eval_id('path')}" in browser.find_element("id", "view").text
+    assert console_errors(browser) == []

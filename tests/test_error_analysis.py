@@ -9,6 +9,7 @@ shares no code with ``evaluation.error_analysis``.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -178,15 +179,28 @@ def test_curves_are_downsampled_and_mark_the_operating_point(strong_eval) -> Non
 
 
 def test_stored_evaluation_analysis_is_recomputed_identically(strong_eval, tmp_path: Path) -> None:
-    """An evaluation stored before the artifacts existed: recomputed from predictions + evidence + labels."""
+    """An evaluation stored before the artifacts existed: recomputed from predictions + evidence + labels, on
+    the split it evaluated (here the dataset's ``test:``, whose ``val:`` holds other images)."""
     from evaluation.analysis_store import analyse_stored
+    from evaluation.datasets import fingerprint, load_dataset
 
     for name in ("predictions.json", "evidence.npz"):
         (tmp_path / name).write_bytes((strong_eval.predictions_path.parent / name).read_bytes())
     r = strong_eval.result
+    root = Path(r["dataset"]).parent
+    other = sorted((root / "images" / "val").iterdir())[0]
+    (tmp_path / "images" / "other").mkdir(parents=True)
+    (tmp_path / "labels" / "other").mkdir(parents=True)
+    shutil.copy(other, tmp_path / "images" / "other")
+    shutil.copy(root / "labels" / "val" / f"{other.stem}.txt", tmp_path / "labels" / "other")
+    moved = yaml.safe_load(Path(r["dataset"]).read_text())
+    moved.update(path=str(root), val=str(tmp_path / "images" / "other"), test="images/val")
+    (tmp_path / "moved.yaml").write_text(yaml.safe_dump(moved))
+    as_test = load_dataset(tmp_path / "moved.yaml", "test")  # the same images, named by another split
+    assert as_test.images == load_dataset(r["dataset"]).images
     out = analyse_stored({
         "predictions_path": str(tmp_path / "predictions.json"), "evidence_path": str(tmp_path / "evidence.npz"),
-        "dataset_path": r["dataset"], "dataset_fingerprint": r["dataset_fingerprint"],
+        "dataset_path": str(tmp_path / "moved.yaml"), "split": "test", "dataset_fingerprint": fingerprint(as_test),
         "class_names": r["class_names"], "operating": r,
     })
     assert out["error_counts"] == r["error_counts"]

@@ -39,7 +39,7 @@ from handlers.openapi_parts import FORM_URLENCODED, JSON, MULTIPART
 from tests.inprocess import InProcessDaemon
 from vocab.config import Config
 
-EXAMPLES_PER_OPERATION = 15  # positive and negative each: about 600 requests in all
+EXAMPLES_PER_OPERATION = 8  # positive and negative each: about 400 requests in all
 METHODS = ("get", "post", "put", "patch", "delete")
 
 

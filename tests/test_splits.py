@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.jobs.submissions import Facts, Submissions
+from daemon.jobs.submissions import Submissions
 from evaluation.datasets import fingerprint, load_dataset
+from evaluation.model_facts import Facts
 from store import rankings, results
 from store.database import Database
 from tests.conftest import EvalFn

@@ -93,6 +93,9 @@ def test_weak_strong_then_a_resaved_copy_are_promoted_promoted_refused(env: Env,
     assert third["decision"] == "refused" and "predictions identical" in third["reason"], third["reason"]
     current = env.daemon.models_root / model / "current.pt"
     assert current.read_bytes() == strong.read_bytes()
+    versions = {v["version"]: v for v in env.daemon.http.get(f"/v1/vision/models/{model}").json()["versions"]}
+    assert [versions[n]["status"] for n in (1, 2, 3)] == ["promoted", "current", "refused"]
+    assert "predictions identical" in versions[3]["reason"]
     # Each result carries its task, scored with the task's own weights, and the leaderboard never mixes tasks.
     rows = env.daemon.http.get("/v1/vision/eval/leaderboard", params={"task": task}).json()
     assert rows and {r["task"] for r in rows} == {task} and {r["group"]["task"] for r in rows} == {task}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, place_model
 from tests.inprocess import running_service, url
@@ -98,3 +99,21 @@ async def test_promotions_count_and_the_promoted_version_follows_current(tmp_pat
     # v1 was promoted by hand and never evaluated: no score to chart rather than a made-up one.
     assert value_of(s, "vision_evald_promoted_score", model="det") is None
     assert value_of(s, "vision_evald_promoted_map50_95", model="det") is None
+
+
+def test_a_promoted_classifier_is_scored_under_its_own_tasks_weights() -> None:
+    """Detection's weights name no classification metric: under them a classifier would score its speed only."""
+    from daemon.app.prometheus import Snapshot, Telemetry, promoted_from
+
+    cls = {"task": "classification", "top1": 0.8, "top5": 1.0, "macro_f1": 0.6, "inference_ms": 50.0}
+    det = {"mAP50_95": 0.4, "mAP50": 0.6, "small_object_recall": None, "f1": 0.5, "inference_ms": 500.0}
+    rows = [{"model_name": "cls", "version": 3, "evaluation": cls}, {"model_name": "det", "version": 1,
+                                                                       "evaluation": det}]
+    s = parse_prometheus(Telemetry().render(Snapshot(promoted=promoted_from(rows))).decode())
+    # By hand: 0.60 * top1 + 0.20 * macro_f1 + 0.10 * top5 + 0.10 * speed(50 ms = 1.0).
+    assert value_of(s, "vision_evald_promoted_score", model="cls") == pytest.approx(0.6 * 0.8 + 0.2 * 0.6 + 0.1 + 0.1)
+    assert value_of(s, "vision_evald_promoted_primary", model="cls", task="classification", metric="top1") == 0.8
+    assert value_of(s, "vision_evald_promoted_map50_95", model="cls") is None
+    # Detection: small-object recall null, renormalised over the rest (speed 0 at 500 ms).
+    assert value_of(s, "vision_evald_promoted_score", model="det") == pytest.approx((0.35 * 0.4 + 0.2 * 0.6 + 0.15 * 0.5) / 0.8)
+    assert value_of(s, "vision_evald_promoted_primary", model="det", task="detection", metric="mAP50_95") == 0.4

@@ -207,18 +207,3 @@ async def test_repeated_outside_failures_back_off_and_own_faults_wait_for_new_by
                    "the new bytes' state")
     states = {s["sha256"][:8]: s["state"] for s in rig.state("det")}
     assert sorted(states.values()) == ["evaluated", "failed"], states
-
-
-def test_the_cli_shows_each_checkpoints_state_and_what_waits() -> None:
-    from vision_eval.render_models import render_model
-
-    m = {"name": "det", "path": "/m/det", "current": None, "versions": [], "evaluations": [], "promotions": [],
-         "checkpoints": [{"path": "/m/det/v1.pt", "sha256": "ab" * 32, "state": "retry", "attempts": 2,
-                          "next_retry_at": "2026-03-01T12:06:00Z", "updated_at": "2026-03-01T12:00:00Z",
-                          "last_error": "dataset /d.yaml is missing"}],
-         "waiting": [{"path": "/m/det/v2.pt", "waiting_s": 12.5, "reason": "being written"}]}
-    out = render_model(m).splitlines()  # checkpoint paths relative to the models root, /m
-    row = next(line for line in out if line.startswith("det/v1.pt"))
-    assert row.split()[:3] == ["det/v1.pt", "failed", "2026-03-01T12:00:00Z"]
-    assert row.endswith("dataset /d.yaml is missing (2 failed attempts; retried at 2026-03-01T12:06:00Z)")
-    assert any(line.startswith("det/v2.pt") and line.endswith("being written (for 12.5 s)") for line in out)

@@ -24,13 +24,15 @@ from vision_eval.commands import COMMANDS, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from vision_eval.text_table import terminal_width
 from vocab.errors import VisionEvalError
 from vocab.paths import DEFAULT_MODELS_ROOT
-from vocab.tasks import TASK_INPUTS
-from vocab.terms import DEFAULT_BATCH, DEFAULT_IMGSZ, JOB_KINDS, JOB_STATUSES, SPLITS
+from vocab.tasks import EVAL_IMGSZ_DEFAULT_DOC, TASK_INPUTS
+from vocab.terms import DEFAULT_BATCH, JOB_KINDS, JOB_STATUSES, SPLITS
 from vocab.version import version
 
-LOCAL_DEFAULTS = {"imgsz": DEFAULT_IMGSZ, "batch": DEFAULT_BATCH, "device": "auto",
+LOCAL_DEFAULTS = {"batch": DEFAULT_BATCH, "device": "auto",
                   "models_root": str(DEFAULT_MODELS_ROOT)}
 TASK_HELP = f"one of {', '.join(TASK_INPUTS)}"
+DATASET_HELP = ("a dataset YAML, a folder holding one, an ImageFolder (classification: <split>/<class>/ images) or a "
+                "COCO JSON file")
 
 
 # --------------------------------------------------------------------------- arguments
@@ -63,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = command("eval", "evaluate a model on a dataset")
     ev.add_argument("model", help="model name (resolved under the models root) or path to a .pt or .onnx file")
-    ev.add_argument("dataset", help="path to an ultralytics dataset YAML")
+    ev.add_argument("dataset", help=DATASET_HELP)
     ev.add_argument("--local", action="store_true", help="evaluate in this process, without a daemon")
     ev.add_argument("--imgsz", type=int,
-                    help=f"image size (default: the daemon's [eval] imgsz; {DEFAULT_IMGSZ} with --local)")
+                    help=f"image size (default: the daemon's settings; with --local {EVAL_IMGSZ_DEFAULT_DOC})")
     ev.add_argument("--batch", type=int,
                     help=f"batch size (default: the daemon's [eval] batch; {DEFAULT_BATCH} with --local)")
     ev.add_argument("--weights", help='custom scoring weights as JSON, e.g. \'{"speed": 0.4}\'')
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = command("compare", "compare two models on one dataset (paired bootstrap statistics)")
     cmp.add_argument("model_a")
     cmp.add_argument("model_b")
-    cmp.add_argument("dataset")
+    cmp.add_argument("dataset", help=DATASET_HELP)
     cmp.add_argument("--imgsz", type=int)
     cmp.add_argument("--batch", type=int)
     cmp.add_argument("--weights", help="custom scoring weights as JSON")
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--no-wait", action="store_true")
 
     lb = command("leaderboard", "models ranked by their best score")
-    lb.add_argument("--dataset", help="only evaluations on this dataset YAML")
+    lb.add_argument("--dataset", help="only evaluations on this dataset (its path as evaluated)")
     lb.add_argument("--limit", type=int)
     lb.add_argument("--weights", help="rank by these weights, a JSON object (default: the default weights)")
     lb.add_argument("--all-content", action="store_true",
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = command("train", "train a new version of a model")
     tr.add_argument("model", help="model name: the new checkpoint becomes <models root>/<model>/v<n>.pt")
-    tr.add_argument("dataset")
+    tr.add_argument("dataset", help=DATASET_HELP)
     tr.add_argument("--task", choices=TASK_INPUTS, metavar="TASK",
                     help=f"what the model does ({TASK_HELP}; default: the daemon's, detection)")
     tr.add_argument("--epochs", type=int)

@@ -16,24 +16,29 @@ from vision_eval.progress import ProgressBar
 from vocab.contract.params import EvalSpec
 from vocab.paths import default_state_dir
 from vocab.scoring import validate_weights
+from vocab.tasks import task_default_imgsz
 
 
 def run_local_eval(args: argparse.Namespace) -> int:
     """Resolve MODEL, evaluate it on DATASET, print the result JSON; 0 on success."""
+    from evaluation.model_facts import model_facts
     from evaluation.model_resolution import looks_like_path, resolve_model
     from evaluation.offline import apply_settings, configure_environment
 
     models_root = Path(args.models_root).expanduser()
     given = str(Path(args.model).expanduser().resolve()) if looks_like_path(args.model) else args.model
     resolved = resolve_model(given, models_root, [Path("/")])
-    weights = validate_weights(json.loads(args.weights)) or None if args.weights else None
+    facts = model_facts(resolved.path)
+    weights = validate_weights(json.loads(args.weights), facts.task) or None if args.weights else None
+    imgsz = args.imgsz or task_default_imgsz(facts.task, facts.trained_imgsz)
     state = default_state_dir()
     configure_environment(state)
     from evaluation.evaluate import evaluate  # imports torch: after the environment is set
 
     apply_settings(state)
     spec = EvalSpec(model_path=str(resolved.path), dataset_path=str(Path(args.dataset).expanduser().resolve()),
-                    model_name=resolved.name, imgsz=args.imgsz, batch=args.batch, weights=weights,
+                    model_name=resolved.name, task=facts.task, imgsz=imgsz, batch=args.batch,
+                    weights=weights,
                     allow_class_mismatch=args.allow_class_mismatch, split=args.split or "val")
     bar = ProgressBar(f"evaluating {resolved.name}")
     with tempfile.TemporaryDirectory(prefix="vision-eval-") as work:

@@ -1,7 +1,7 @@
 """The readable views of the daemon's state: jobs, models, one model in full, a promotion or rollback.
 
 One model's view shows every promotion decision with its whole reason, and
-every checkpoint with its status and reason (``checkpoint_view``). Paths
+every version with the status and reason the daemon gave it. Paths
 are shown relative to the models root, which a model's detail gives (the
 folder above the model's ``path``).
 """
@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vision_eval.checkpoint_view import checkpoint_statuses
 from vision_eval.formats import header, mb, metric, metrics_of, models_root, sha, shown_path, version
 from vision_eval.text_table import field, fmt, paragraph, table
 
@@ -89,8 +88,14 @@ def _decisions(m: Mapping[str, Any], width: int | None) -> str:
     return table(["ID", "WHEN", "DECISION", "BY", "VERSION", "NEW_SCORE", "OLD_SCORE", "REASON"], rows, width=width)
 
 
+def _same_bytes(v: Mapping[str, Any]) -> str:
+    return f" (the same bytes as {version(v['same_bytes_as'])})" if v.get("same_bytes_as") is not None else ""
+
+
 def _checkpoints(m: Mapping[str, Any], root: Path, width: int | None) -> str:
-    rows = [[shown_path(c.path, root), c.status, c.since or "-", c.reason] for c in checkpoint_statuses(m)]
+    """Each version's status and whole reason, as the daemon decided them (``daemon.app.version_status``)."""
+    rows = [[shown_path(v["path"], root), v.get("status") or "-", v.get("since") or "-",
+             f"{v.get('reason') or '-'}{_same_bytes(v)}"] for v in m["versions"]]
     return table(["CHECKPOINT", "STATUS", "SINCE", "REASON"], rows, width=width, paths=[0])
 
 

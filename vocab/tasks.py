@@ -33,6 +33,9 @@ class Task:
       ``inference_ms``); ``default_weights`` sum to 1.
     - ``imgsz_min``/``imgsz_max``/``imgsz_multiple``: the request bounds of ``imgsz``.
     - ``default_arch``: the bundled ultralytics architecture a training from scratch builds.
+    - ``eval_imgsz``: the image size an evaluation runs at when nothing sets one;
+      ``eval_at_trained_size``: a checkpoint's own training size comes first (classification, whose
+      accuracy depends on the crop size it learned).
     """
 
     name: str
@@ -44,6 +47,8 @@ class Task:
     imgsz_min: int = 320
     imgsz_max: int = 2560
     imgsz_multiple: int = 1
+    eval_imgsz: int = 640
+    eval_at_trained_size: bool = False
     size_recall: bool = True  # small/medium/large object recall by box area is defined
 
     @property
@@ -68,7 +73,8 @@ TASKS: dict[str, Task] = {
              "yolov8n.yaml"),
         Task("classification", "classify", ("top1", "top5", "macro_f1"), "top1",
              {"top1": 0.60, "macro_f1": 0.20, "top5": 0.10, "speed": 0.10},
-             "yolov8n-cls.yaml", imgsz_min=32, imgsz_multiple=32, size_recall=False),
+             "yolov8n-cls.yaml", imgsz_min=32, imgsz_multiple=32, size_recall=False,
+             eval_imgsz=224, eval_at_trained_size=True),  # 224: ultralytics' usual classification size
         Task("segmentation", "segment", (*_MASK, *_BOX), "mask_mAP50_95",
              {"mask_mAP50_95": 0.35, "mask_mAP50": 0.20, "small_object_recall": 0.20, "f1": 0.15, "speed": 0.10},
              "yolov8n-seg.yaml", imgsz_min=32, imgsz_multiple=32),
@@ -134,3 +140,18 @@ def check_imgsz(value: int, task_name: str) -> int:
         raise InvalidRequest(f"field 'imgsz' must be between {t.imgsz_min} and {t.imgsz_max}{multiple} for "
                              f"{t.name}, got {value}")
     return value
+
+
+def task_default_imgsz(task_name: str, trained_imgsz: int | None = None) -> int:
+    """The image size an evaluation of a ``task_name`` checkpoint runs at when nothing sets one: its
+    training size ``trained_imgsz`` where the task evaluates at it (classification), else the task's
+    ``eval_imgsz``."""
+    t = task(task_name)
+    return (trained_imgsz or t.eval_imgsz) if t.eval_at_trained_size else t.eval_imgsz
+
+
+# How the default image size reads in help texts and field descriptions.
+_TRAINED_DOC = "the checkpoint's training size, else "
+EVAL_IMGSZ_DEFAULT_DOC = "; ".join(
+    f"{t.name} {_TRAINED_DOC if t.eval_at_trained_size else ''}{t.eval_imgsz}"
+    for t in TASKS.values())

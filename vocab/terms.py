@@ -23,9 +23,9 @@ COMPARED_METRICS: tuple[str, ...] = TASKS[DEFAULT_TASK].compared_metrics
 # Request bounds (the spec's ranges; imgsz per task in vocab.tasks, detection's here).
 IMGSZ_MIN, IMGSZ_MAX = TASKS[DEFAULT_TASK].imgsz_min, TASKS[DEFAULT_TASK].imgsz_max
 BATCH_MIN, BATCH_MAX = 1, 256
-# What a request, the config and a local evaluation that leave them out get (``[eval]`` may change the
-# daemon's).
-DEFAULT_IMGSZ = 640
+# What a train request that leaves them out gets, and a detection evaluation that nothing sizes (the spec's
+# 640; every task's evaluation default is ``vocab.tasks.task_default_imgsz``; ``[eval]`` may change them).
+DEFAULT_IMGSZ = TASKS[DEFAULT_TASK].eval_imgsz
 DEFAULT_BATCH = 16
 
 # The tasks each kind of request serves (their imgsz bounds apply).

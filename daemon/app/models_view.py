@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from daemon.app.version_status import Known, with_status
 from evaluation.datasets import file_sha256
 from evaluation.model_resolution import CURRENT, list_versions
 from store import checkpoints, promotions, rankings
@@ -101,12 +102,21 @@ def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
     return {"name": name, "path": str(model_dir), "versions": rows, "current": current_view}
 
 
-async def model_detail(db: Database, root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
+async def model_detail(db: Database, root: Path, name: str, shas: ShaCache,
+                       waiting: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model's files, evaluations, watcher records and decisions; each version with its status
+    (``daemon.app.version_status``). ``waiting``: what the watcher waits for in the model's folder."""
     out = await asyncio.to_thread(describe_files, root, name, shas)
     out["evaluations"] = await db.read(lambda c: rankings.latest_for_model(c, name, 20))
     out["skipped"] = await db.read(lambda c: checkpoints.skipped(c, name))
     out["checkpoints"] = await db.read(lambda c: checkpoints.for_model(c, name))
     out["promotions"] = await db.read(lambda c: promotions.history(c, name, 50))
+    out["waiting"] = waiting
+    shas_seen = {v["sha256"] for v in out["versions"] if v.get("sha256")}
+    decisions = await db.read(lambda c: {s: d for s in shas_seen if (d := promotions.latest_on(c, name, s))})
+    known = Known.of((out["current"] or {}).get("sha256"), waiting, out["skipped"], out["checkpoints"], decisions,
+                     out["evaluations"])
+    out["versions"] = with_status(out["versions"], known)
     return out
 
 

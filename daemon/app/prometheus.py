@@ -40,7 +40,8 @@ from prometheus_client.registry import Collector
 
 from daemon.tracking.mlflow_metrics import tracking_families
 from daemon.tracking.sender import TrackingStatus
-from vocab.scoring import DEFAULT_WEIGHTS, composite_score
+from vocab.scoring import composite_score
+from vocab.tasks import DEFAULT_TASK, task
 from vocab.version import version
 
 prometheus_client.disable_created_metrics()  # no ``*_created`` series beside every counter and histogram
@@ -81,12 +82,16 @@ class HttpMetrics:
 
 @dataclass(frozen=True)
 class Promoted:
-    """What a model's current.pt holds, as its evaluation scored it (score under the default weights)."""
+    """What a model's current.pt holds, as its evaluation scored it (score under its task's default weights;
+    ``primary``: the value of the task's primary metric, ``primary_metric`` its name)."""
 
     model: str
     version: int | None
+    task: str
     score: float | None
     map50_95: float | None
+    primary_metric: str
+    primary: float | None
 
 
 @dataclass(frozen=True)
@@ -106,14 +111,15 @@ class Snapshot:
 
 
 def promoted_from(rows: list[dict[str, Any]]) -> tuple[Promoted, ...]:
-    """``Promoted`` entries from ``store.promotions.current_evaluations`` rows, scored under the default
-    weights (one weighting across models, whatever weights each evaluation was requested with)."""
+    """``Promoted`` entries from ``store.promotions.current_evaluations`` rows, each scored under its task's
+    default weights (one weighting per task across models, whatever weights each evaluation was requested with)."""
     out = []
     for row in rows:
         evaluation = row["evaluation"] or {}
-        out.append(Promoted(row["model_name"], row["version"],
-                            composite_score(evaluation, DEFAULT_WEIGHTS) if evaluation else None,
-                            evaluation.get("mAP50_95")))
+        t = task(evaluation.get("task") or DEFAULT_TASK)
+        out.append(Promoted(row["model_name"], row["version"], t.name,
+                            composite_score(evaluation, t.default_weights) if evaluation else None,
+                            evaluation.get("mAP50_95"), t.primary, evaluation.get(t.primary)))
     return tuple(out)
 
 
@@ -165,10 +171,14 @@ def _actor_jobs(info: dict[str, Any]) -> Metric:
 
 def _promoted_families(promoted: tuple[Promoted, ...]) -> Iterator[Metric]:
     score = GaugeMetricFamily("vision_evald_promoted_score",
-                              "Composite score (default weights) of the checkpoint current.pt holds, by model.",
-                              labels=["model"])
+                              "Composite score (its task's default weights) of the checkpoint current.pt holds, "
+                              "by model.", labels=["model"])
     map50_95 = GaugeMetricFamily("vision_evald_promoted_map50_95",
-                                 "mAP50-95 of the checkpoint current.pt holds, by model.", labels=["model"])
+                                 "Box mAP50-95 of the checkpoint current.pt holds, by model (absent for "
+                                 "classification).", labels=["model"])
+    primary = GaugeMetricFamily("vision_evald_promoted_primary",
+                                "The task's primary metric (mAP50_95, top1, mask_mAP50_95, pose_mAP50_95) of the "
+                                "checkpoint current.pt holds, by model.", labels=["model", "task", "metric"])
     version_ = GaugeMetricFamily("vision_evald_promoted_version",
                                  "The version number v<n> whose bytes current.pt holds, by model.", labels=["model"])
     for p in promoted:
@@ -176,9 +186,11 @@ def _promoted_families(promoted: tuple[Promoted, ...]) -> Iterator[Metric]:
             score.add_metric([p.model], p.score)
         if p.map50_95 is not None:
             map50_95.add_metric([p.model], p.map50_95)
+        if p.primary is not None:
+            primary.add_metric([p.model, p.task, p.primary_metric], p.primary)
         if p.version is not None:
             version_.add_metric([p.model], p.version)
-    yield from (score, map50_95, version_)
+    yield from (score, map50_95, primary, version_)
 
 
 class Telemetry:

@@ -156,10 +156,9 @@ class DaemonFacade:
         return await model_list(self.parts.db, self._models_root)
 
     async def model_detail(self, name: str) -> dict[str, Any]:
-        out = await model_detail(self.parts.db, self._models_root, name, self._shas)
         watcher = self.parts.watcher
-        out["waiting"] = watcher.waiting(name) if watcher is not None else []
-        return out
+        return await model_detail(self.parts.db, self._models_root, name, self._shas,
+                                  watcher.waiting(name) if watcher is not None else [])
 
     async def promote(self, name: str, request: PromoteRequest) -> dict[str, Any]:
         return await self.parts.promoter.promote_version(name, request.version, "api", request.reason, request.force)
@@ -174,11 +173,20 @@ class DaemonFacade:
     async def evaluation(self, eval_id: int) -> dict[str, Any]:
         return await self.parts.analyses.result(eval_id)
 
-    async def artifact(self, eval_id: int, kind: str, *, full: bool = True) -> dict[str, Any]:
-        return await self.parts.analyses.artifact(eval_id, kind, full=full)
+    async def artifact(self, eval_id: int, kind: str, *, full: bool = True, images: bool = True) -> dict[str, Any]:
+        return await self.parts.analyses.artifact(eval_id, kind, full=full, images=images)
 
     async def image(self, eval_id: int, name: str) -> tuple[Path, str]:
         return await self.parts.analyses.image(eval_id, name)
+
+    async def gallery(self, eval_id: int, kind: str, cls: str | None, offset: int, limit: int) -> dict[str, Any]:
+        return await self.parts.analyses.gallery(eval_id, kind, cls, offset, limit)
+
+    async def cell(self, eval_id: int, predicted: int, true: int, offset: int, limit: int) -> dict[str, Any]:
+        return await self.parts.analyses.cell(eval_id, predicted, true, offset, limit)
+
+    async def annotations(self, eval_id: int, image: str, cls: str | None = None) -> dict[str, Any]:
+        return await self.parts.analyses.annotations(eval_id, image, cls)
 
     # -- health and telemetry ------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -7,8 +7,8 @@ First given wins:
    ``parameters.imgsz`` a training wrote;
 3. ``[models.<name>] imgsz`` / ``batch`` in the config;
 4. ``[eval] imgsz`` / ``batch``;
-5. per task: a classification checkpoint's own training size (``CLASSIFICATION_FALLBACK`` when it has
-   none), 640 for every other task.
+5. per task (``vocab.tasks``): a classification checkpoint's own training size, else the task's
+   ``eval_imgsz`` (224 for classification, 640 for every other task).
 
 A value of 0 in the config means "not set". The image size must lie within the task's bounds
 (``vocab.tasks.check_imgsz``): a 400 for a request, a skip with the reason for the watcher.
@@ -20,10 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vocab.config import Config
-from vocab.tasks import check_imgsz
-from vocab.terms import DEFAULT_IMGSZ
-
-CLASSIFICATION_FALLBACK = 224  # ultralytics' usual classification size
+from vocab.tasks import check_imgsz, task_default_imgsz
 
 
 def _given(value: Any) -> int | None:
@@ -47,7 +44,7 @@ def eval_shape(config: Config, task: str, model_name: str | None, *, imgsz: int 
     bounds. ``trained_imgsz``: the checkpoint's training size (``checkpoint_meta``), when known."""
     model = config.models.get(model_name) if model_name else None
     piped_imgsz, piped_batch = pipeline_shape(pipeline)
-    fallback = (trained_imgsz or CLASSIFICATION_FALLBACK) if task == "classification" else DEFAULT_IMGSZ
+    fallback = task_default_imgsz(task, trained_imgsz)
     size = (_given(imgsz) or piped_imgsz or (_given(model.imgsz) if model else None) or _given(config.eval.imgsz)
             or fallback)
     count = _given(batch) or piped_batch or (_given(model.batch) if model else None) or config.eval.batch

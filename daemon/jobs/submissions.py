@@ -27,8 +27,8 @@ from daemon.jobs.eval_settings import eval_shape
 from daemon.jobs.queue import JobQueue
 from evaluation import task_data
 from evaluation.architectures import base_problem
-from evaluation.checkpoint_meta import read_checkpoint_meta
 from evaluation.export_meta import export_shape, model_format, read_export
+from evaluation.model_facts import Facts, model_facts
 from evaluation.model_resolution import CURRENT, ResolvedModel, expand_user, list_versions, resolve_model
 from store.job_table import Job
 from vocab.config import Config
@@ -39,15 +39,6 @@ from vocab.errors import DatasetError, InvalidRequest, NotFound, PathNotAllowed
 from vocab.files import check_model_name, is_under, looks_like_path
 from vocab.scoring import resolve_weights
 from vocab.tasks import TASKS, check_imgsz
-
-
-@dataclasses.dataclass(frozen=True)
-class Facts:
-    """What a checkpoint or export says about itself, as far as a submission needs it."""
-
-    task: str
-    trained_imgsz: int | None
-    kpt_shape: list[int] | None
 
 
 def first_given(value: int | None, default: int) -> int:
@@ -93,11 +84,7 @@ class Submissions:
     def _facts(model: ResolvedModel) -> Facts:
         """The checkpoint's task, training size and keypoint shape (an export's task and size); CheckpointError
         (400) for a file that cannot be used."""
-        if model_format(model.path) == "onnx":
-            export = read_export(model.path, None)
-            return Facts(export.task or "detection", max(export.imgsz), None)
-        meta = read_checkpoint_meta(model.path)
-        return Facts(meta.task, meta.imgsz, meta.kpt_shape)
+        return model_facts(model.path)
 
     def _shape(self, model: ResolvedModel, facts: Facts, imgsz: int | None, batch: int | None) -> tuple[int, int]:
         """The (imgsz, batch) a model is evaluated at (``daemon.jobs.eval_settings``); a static ONNX export at

@@ -59,7 +59,7 @@ DEFAULT_BACKOFF = Backoff()
 class TrackingStatus:
     """The sender's state for /healthz and /metrics. Times are ISO-8601 UTC; None: not yet."""
 
-    outbox_depth: int = 0  # records waiting to be sent
+    outbox_depth: int = 0  # records waiting to be sent, as the last pass over the outbox counted them
     outbox_failed: int = 0  # records given up
     send_errors: int = 0  # failed sends since the daemon started
     last_error: str | None = None

@@ -90,7 +90,21 @@ const ROUTES = [
   [/^\/jobs$/, () => Pages.jobs()],
 ];
 
+/* A daemon that cannot do its work says why (``reason`` of /healthz) above every page. */
+async function showHealth() {
+  const banner = document.getElementById("health");
+  try {
+    const health = await (await fetch("/healthz")).json();
+    banner.textContent = health.ok ? "" : `The daemon is not healthy: ${health.reason || "see /healthz"}`;
+    banner.hidden = Boolean(health.ok);
+  } catch (e) {
+    banner.textContent = `The daemon does not answer: ${e.message}`;
+    banner.hidden = false;
+  }
+}
+
 async function route() {
+  showHealth();
   if (App.authRequired === undefined) {
     try { App.authRequired = (await (await fetch("/dashboard/session")).json()).auth_required; } catch (e) { App.authRequired = false; }
   }

@@ -135,12 +135,13 @@ function barChart({ title, items, names, max = 1, width = 420 }) {
   return fig;
 }
 
-/* matrix[row][col]: rows predicted, columns true. */
-function heatmap({ title, labels, matrix }) {
+/* matrix[row][col]: rows predicted, columns true. onCell(row, col): a click on a cell (cells then carry
+   class "cell" and data-row / data-col). */
+function heatmap({ title, labels, matrix, onCell }) {
   const fig = document.createElement("figure");
   fig.className = "panel";
   const n = labels.length, cell = Math.max(26, Math.min(48, 360 / Math.max(1, n))), left = 100, top = 90;
-  const width = left + n * cell + 10, height = top + n * cell + 30;
+  const width = left + n * cell + 70, height = top + n * cell + 30;
   const svg = svgEl("svg", { class: "chart heatmap", width, height, viewBox: `0 0 ${width} ${height}`,
                              role: "img", "aria-label": title || "" });
   const max = Math.max(1, ...matrix.flat());
@@ -153,13 +154,13 @@ function heatmap({ title, labels, matrix }) {
   });
   matrix.forEach((row, i) => row.forEach((v, j) => {
     const a = v / max;
-    svg.append(
-      svgEl("rect", { x: left + j * cell, y: top + i * cell, width: cell - 1, height: cell - 1,
-                      fill: `rgba(47,128,237,${(0.06 + 0.94 * a).toFixed(3)})`, class: "mark" },
-            svgEl("title", {}, `predicted ${labels[i]}, true ${labels[j]}: ${v}`)),
-      svgEl("text", { x: left + j * cell + cell / 2, y: top + i * cell + cell / 2 + 4, "text-anchor": "middle",
-                      fill: a > 0.55 ? "#fff" : "#222" }, String(v)),
-    );
+    const rect = svgEl("rect", { x: left + j * cell, y: top + i * cell, width: cell - 1, height: cell - 1,
+                                 fill: `rgba(47,128,237,${(0.06 + 0.94 * a).toFixed(3)})`,
+                                 class: onCell && v > 0 ? "mark cell" : "mark", "data-row": i, "data-col": j },
+                       svgEl("title", {}, `predicted ${labels[i]}, true ${labels[j]}: ${v}${onCell && v > 0 ? " (click: its images)" : ""}`));
+    if (onCell && v > 0) rect.addEventListener("click", () => onCell(i, j));
+    svg.append(rect, svgEl("text", { x: left + j * cell + cell / 2, y: top + i * cell + cell / 2 + 4, "text-anchor": "middle",
+                                     fill: a > 0.55 ? "#fff" : "#222", "pointer-events": "none" }, String(v)));
   }));
   svg.append(svgEl("text", { x: left + (n * cell) / 2, y: height - 6, "text-anchor": "middle" },
                    "columns: true class · rows: predicted class"));
@@ -204,19 +205,70 @@ function forestPlot({ title, rows, width = 520 }) {
   return fig;
 }
 
-/* An image (object URL, natural size w x h) with boxes [{box: [x, y, w, h], color, label}] drawn on it. */
-function imageWithBoxes(url, w, h, boxes) {
-  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, width: 210, height: Math.round((210 * h) / w),
+/* ultralytics' skeleton of the 17 COCO keypoints (1-based pairs, utils/plotting.py Annotator); like its
+   Annotator, lines are drawn for 17-keypoint poses only, the points for any. */
+const COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
+                       [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]];
+const KEYPOINT_MIN = 0.25; // a keypoint below this confidence (or visibility 0) is not drawn, as ultralytics
+
+function keypointMarks(points, color, r, sw) {
+  const kpts = [];
+  for (let i = 0; i + 2 < points.length; i += 3) kpts.push(points.slice(i, i + 3));
+  const seen = (k) => k && k[2] >= KEYPOINT_MIN;
+  const out = [];
+  if (kpts.length === 17) {
+    for (const [a, b] of COCO_SKELETON) {
+      const p = kpts[a - 1], q = kpts[b - 1];
+      if (seen(p) && seen(q)) {
+        out.push(svgEl("line", { x1: p[0], y1: p[1], x2: q[0], y2: q[1], stroke: color, "stroke-width": sw,
+                                 class: "mark limb" }));
+      }
+    }
+  }
+  kpts.forEach((k, i) => {
+    if (seen(k)) out.push(svgEl("circle", { cx: k[0], cy: k[1], r, fill: color, stroke: "#000", "stroke-width": sw / 2, class: "mark keypoint" },
+                                svgEl("title", {}, `keypoint ${i + 1}`)));
+  });
+  return out;
+}
+
+/* An image (object URL, natural size w x h) with shapes drawn on it, in image pixels:
+   {box: [x, y, w, h]} a box; {polygons: [[x1, y1, ...], ...]} a mask's outline, filled;
+   {poly: [x1, y1, ..., x4, y4]} a rotated box; {keypoints: [x, y, c, ...]}; each with color, label, dash. */
+function annotatedImage(url, w, h, shapes, width = 210) {
+  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, width, height: Math.round((width * h) / w),
                              class: "boxes", role: "img" });
   svg.appendChild(svgEl("image", { href: url, x: 0, y: 0, width: w, height: h, class: "mark" }));
-  const sw = Math.max(1, w / 160);
-  for (const b of boxes) {
-    const [bx, by, bw, bh] = b.box;
-    svg.appendChild(svgEl("rect", { x: bx, y: by, width: bw, height: bh, fill: "none", stroke: b.color,
-                                    "stroke-width": sw, class: "mark" }, svgEl("title", {}, b.label || "")));
+  const sw = Math.max(1, (2 * w) / width); // about 2 screen pixels
+  const halo = svgEl("g", { class: "halo", stroke: "#000", "stroke-opacity": 0.55, fill: "none", "stroke-width": 2.2 * sw });
+  const marks = svgEl("g", {});
+  const draw = (tag, attrs, cls, title) => {
+    halo.appendChild(svgEl(tag, { ...attrs, fill: "none" }));
+    marks.appendChild(svgEl(tag, { ...attrs, class: `mark ${cls}` }, title));
+  };
+  // Masks are filled lighter the more there are, so that overlapping ones stay readable.
+  const fillOpacity = Math.max(0.06, 0.3 / Math.sqrt(Math.max(1, shapes.filter((s) => (s.polygons || []).length).length)));
+  for (const s of shapes) {
+    const title = () => svgEl("title", {}, s.label || "");
+    const line = { stroke: s.color, "stroke-width": sw, "stroke-dasharray": s.dash ? `${3 * sw} ${2 * sw}` : null };
+    if (s.box) {
+      const [bx, by, bw, bh] = s.box;
+      draw("rect", { x: bx, y: by, width: bw, height: bh, fill: "none", ...line }, "box", title());
+    }
+    for (const p of s.polygons || []) {
+      if (p.length >= 6) draw("polygon", { points: p.join(" "), fill: s.color, "fill-opacity": fillOpacity, ...line }, "mask", title());
+    }
+    if (s.poly) draw("polygon", { points: s.poly.join(" "), fill: "none", ...line }, "rotated", title());
+    if (s.keypoints) marks.append(...keypointMarks(s.keypoints, s.color, 1.6 * sw, sw));
   }
+  svg.append(halo, marks);
   return svg;
 }
 
-window.Charts = { svgEl, fmt, lineChart, barChart, heatmap, forestPlot, imageWithBoxes, PALETTE };
+/* An image with boxes [{box: [x, y, w, h], color, label}] drawn on it. */
+function imageWithBoxes(url, w, h, boxes) {
+  return annotatedImage(url, w, h, boxes);
+}
+
+window.Charts = { svgEl, fmt, lineChart, barChart, heatmap, forestPlot, annotatedImage, imageWithBoxes, PALETTE };
 })();

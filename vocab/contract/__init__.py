@@ -10,8 +10,8 @@ the job parameters are stored as their JSON and read back with
 - ``fields``: the shared field types (paths, names, splits, imgsz, batch, weights).
 - ``requests``: request bodies and query parameters.
 - ``params``: what is stored with a job and handed to a worker.
-- ``results``: what jobs produce (evaluation, comparison, training, decision) and the leaderboard rows.
+- ``job_results``: what jobs produce (evaluation, comparison, training, decision) and the leaderboard rows.
 - ``answers``: the other answers (jobs, models, health, errors).
 - ``validation``: ``parse``, a model from untrusted data or an ``InvalidRequest`` saying what is wrong.
-- ``schema``: their JSON Schema as the OpenAPI document uses it (components, form bodies, parameters).
+- ``json_schema``: their JSON Schema as the OpenAPI document uses it (components, form bodies, parameters).
 """

@@ -99,13 +99,25 @@ class ModelList(Answer):
     total: int = Field(ge=0)
 
 
+VERSION_STATUSES = ("current", "waiting", "skipped", "queued", "retry", "failed", "cancelled", "promoted", "refused",
+                    "rollback", "evaluated", "not evaluated")
+
+
 class ModelVersion(Answer):
+    """One v<n>.pt with its status and why (daemon.app.version_status)."""
+
     version: int
     path: str
     sha256: str | None
     size_mb: Num = None
     onnx: str | None = None
     error: str | None = None
+    status: Annotated[str, OneOf(VERSION_STATUSES)] | None = None
+    since: str | None = Field(None, description="When the status began (None: not known).")
+    reason: str | None = Field(None, description="Why it has this status, whole (a decision's reason, an error, "
+                                                 "a skip).")
+    same_bytes_as: int | None = Field(None, description="An earlier version with the same bytes, whose decision "
+                                                        "it shares (the watcher never evaluates bytes twice).")
 
 
 class CurrentCheckpoint(Answer):
@@ -134,6 +146,8 @@ class CheckpointState(Answer):
     next_retry_at: str | None = None
     job_id: str | None = None
     updated_at: str | None = None
+    cause: str | None = Field(None, description="What a failure or refusal depends on (dataset, export): a change "
+                                                "of it brings another look.")
 
 
 class WaitingCheckpoint(Answer):
@@ -189,3 +203,52 @@ class Health(Answer):
     mlflow: dict[str, Any] | None = Field(None, description="MLflow tracking: enabled, and when on its outbox "
                                                             "depth, last error and last success (never a reason "
                                                             "to be unhealthy).")
+
+
+class Page(Answer):
+    """A page of a long list of an evaluation's analysis: ``items`` from ``offset``, ``count`` in all."""
+
+    eval_id: int
+    count: int = Field(ge=0, description="How many there are in all (the true count, not only those listed).")
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    items: list[dict[str, Any]]
+
+
+class GalleryPage(Page):
+    """Failure examples of one kind (and class): ``count`` such failures in all, of which the analysis keeps
+    ``stored`` as examples (the most confident false positives and mistakes, the largest misses); ``items``
+    page through those. Each item is the analysis' example; for a task that predicts more than boxes it also
+    carries the ``geometry`` of its prediction (``segmentation``, ``keypoints`` or ``obb``/``poly``, image pixels) and
+    ``ground_truth``: the image's labelled objects (normalised, see ``Annotations``)."""
+
+    kind: str
+    cls: str | None = None
+    stored: int = Field(ge=0)
+
+
+class CellPage(Page):
+    """The images behind one confusion-matrix cell (``count`` in all): each ``{image, index}`` with that image's
+    ``annotations`` restricted to the cell's classes."""
+
+    predicted: str
+    true: str
+
+
+class Annotations(Answer):
+    """What was predicted and labelled on one image. Detection and its kin: ``predictions``, the rows of the
+    predictions artifact at or above the operating point (``bbox`` [x, y, w, h] in image pixels, ``class``,
+    ``score``, and the task's geometry); ``ground_truth``, the label file's objects (``class``, ``box``
+    [cx, cy, w, h] and ``points``, normalised to the image's size). Classification: ``true`` (class name),
+    ``top5`` (class names) and ``conf``."""
+
+    eval_id: int
+    image: str
+    index: int = Field(ge=0, description="The image's position in the evaluation's list.")
+    task: str
+    conf_threshold: Num = None
+    predictions: list[dict[str, Any]] | None = None
+    ground_truth: list[dict[str, Any]] | None = None
+    true: str | None = None
+    top5: list[str] | None = None
+    conf: list[float] | None = None

@@ -104,7 +104,8 @@ class _EvalResult(Answer):
     model_name: str
     model_path: str = Field(description="The checkpoint file evaluated.")
     model_version: int | None = Field(None, description="Its v<n>, when it was one.")
-    dataset: str = Field(description="The dataset YAML's resolved path.")
+    dataset: str = Field(description="The dataset's resolved path (a dataset YAML, a folder or a "
+                                                "COCO JSON file).")
     task: str | None = Field(None, description=f"The checkpoint's task: one of {', '.join(TASKS)}.")
     split: str | None = Field(None, description=f"The split evaluated: one of {', '.join(SPLITS)}.")
     eval_id: int
@@ -181,7 +182,9 @@ class CompareResult(Answer):
     dataset: str
     statistics: dict[str, Any] | None = Field(None, description="With bootstrap_resamples > 0: the paired "
                                               "image-level bootstrap (differences a - b), per metric and class.")
-    winner_significant: bool | None = Field(None, description="Whether the accuracy-score interval excludes 0.")
+    winner_significant: bool | None = Field(None, description="With bootstrap_resamples > 0: whether the paired "
+                                            "interval of statistics.gain_basis (the composite score, or the "
+                                            "accuracy score when the runs hold no timings) excludes 0.")
 
 
 class TrainResult(Answer):

@@ -30,7 +30,7 @@ from vocab.contract.fields import (
     task_names,
 )
 from vocab.errors import InvalidRequest
-from vocab.tasks import TASK_NAMES, canonical_task, check_imgsz
+from vocab.tasks import EVAL_IMGSZ_DEFAULT_DOC, TASK_NAMES, canonical_task, check_imgsz
 from vocab.terms import (
     DEFAULT_BATCH,
     DEFAULT_IMGSZ,
@@ -53,6 +53,10 @@ _NAME_DOC = ("The name to record a checkpoint path under (history, leaderboard);
 _MODEL_DOC = ("A model name (<models root>/<name>/current.pt, else its latest v<n>.pt; with format onnx its latest "
               "v<n>.onnx) or an absolute path to a .pt or .onnx file under the allowed roots.")
 _SPLIT_DOC = "The dataset split evaluated (default: [eval] split, val unless configured)."
+_DATASET_DOC = ("An absolute path under the allowed roots: a dataset YAML, a folder holding one, an ImageFolder "
+                "(classification: <split>/<class>/ images) or a COCO JSON file.")
+_IMGSZ_DOC = ("Default: the model folder's pipeline.json (watcher), [models.<name>] imgsz, [eval] imgsz, else "
+              f"{EVAL_IMGSZ_DEFAULT_DOC}.")
 
 
 class Gates(Contract):
@@ -75,9 +79,9 @@ class EvalRequest(Request):
     """``POST /v1/vision/eval``."""
 
     model: Annotated[PathOrName, Field(description=_MODEL_DOC)]
-    dataset: Annotated[PathOrName, Field(description="Absolute path to a dataset YAML under the allowed roots.")]
-    imgsz: Imgsz | None = Field(None, description=f"Default: [eval] imgsz ({DEFAULT_IMGSZ} unless configured); a "
-                                                  "static ONNX export is evaluated only at its own (omit it).")
+    dataset: Annotated[PathOrName, Field(description=_DATASET_DOC)]
+    imgsz: Imgsz | None = Field(None, description=f"{_IMGSZ_DOC} A static ONNX export is evaluated only at its "
+                                                  "own (omit it).")
     batch_size: Batch | None = Field(None, description=f"Default: [eval] batch ({DEFAULT_BATCH} unless configured).")
     weights: Weights | None = Field(None, description="Custom scoring weights (each in [0, 1], sum <= 1); the "
                                                       "remaining default weights fill the rest.")
@@ -95,8 +99,8 @@ class CompareRequest(Request):
 
     model_a: Annotated[PathOrName, Field(description=_MODEL_DOC)]
     model_b: Annotated[PathOrName, Field(description=_MODEL_DOC)]
-    dataset: PathOrName
-    imgsz: Imgsz | None = Field(None, description=f"Default: [eval] imgsz ({DEFAULT_IMGSZ} unless configured).")
+    dataset: Annotated[PathOrName, Field(description=_DATASET_DOC)]
+    imgsz: Imgsz | None = Field(None, description=_IMGSZ_DOC)
     batch_size: Batch | None = Field(None, description=f"Default: [eval] batch ({DEFAULT_BATCH} unless configured).")
     weights: Weights | None = None
     bootstrap_resamples: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
@@ -124,7 +128,7 @@ class TrainRequest(Request):
     data does); a key given both ways must agree. ``imgsz`` is checked against the task's bounds."""
 
     model: Annotated[ModelName, Field(description="The model name: the new checkpoint is <name>/v<n>.pt.")]
-    dataset: PathOrName
+    dataset: Annotated[PathOrName, Field(description=_DATASET_DOC)]
     task: Annotated[str, OneOf(task_names(TRAIN_TASKS))] = TRAIN_TASKS[0]
     config: TrainConfig | None = None
     base_model: Annotated[Text | None, Field(
@@ -231,6 +235,47 @@ class ErrorsQuery(Request):
     """``GET .../errors``."""
 
     boxes: bool = Field(True, description="Include the per-box lists (prediction_types, missed_boxes).")
+    images: bool = Field(True, description="Include the per-image lists (images; cells: the images behind each "
+                                           "confusion-matrix cell). false: what a page shows at once, whatever "
+                                           "the number of images; .../cells and .../gallery page the rest.")
+
+
+PAGE_LIMIT_MAX = 200
+
+
+class PageQuery(Request):
+    """A page of a long list: ``limit`` items from ``offset`` (answers say how many there are in all)."""
+
+    offset: Annotated[int, Field(ge=0, le=10**9)] = Field(0, description="Items to skip.")
+    limit: Annotated[int, Field(ge=1, le=PAGE_LIMIT_MAX)] = Field(24, description="Max items to return.")
+
+
+class GalleryQuery(PageQuery):
+    """``GET /v1/vision/evaluations/{eval_id}/gallery``: failure examples of one kind."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="The kind of failure: an error type of the analysis (detection and its kin: duplicate, "
+                    "classification, localization, both, background, missed; classification: mistakes).")
+    cls: Text | None = Field(
+        None, description="Only examples of this class (a false positive's predicted class, a miss's or a "
+                          "mistake's true class).")
+
+
+class CellQuery(PageQuery):
+    """``GET /v1/vision/evaluations/{eval_id}/cells``: the images behind one confusion-matrix cell."""
+
+    predicted: Annotated[int, Field(ge=0, le=10**6)] = Field(description="The cell's row (index into the "
+                                                                         "matrix labels).")
+    true: Annotated[int, Field(ge=0, le=10**6)] = Field(description="The cell's column.")
+
+
+class AnnotationsQuery(Request):
+    """``GET /v1/vision/evaluations/{eval_id}/annotations``: what was predicted and labelled on one image."""
+
+    image: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(
+        description="An image name the evaluation lists.")
+    cls: Text | None = Field(None, description="Only the predictions and labels of this class (classification: "
+                                               "no effect).")
 
 
 class NoQuery(Request):

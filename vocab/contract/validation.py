@@ -42,8 +42,9 @@ def parse(model: type[M], data: Any, what: str = "field") -> M:
 
 
 def message(model: type[BaseModel], errors: list[ErrorDetails], what: str = "field") -> str:
-    """The message of a validation failure: its first error, with every unknown key beside it."""
-    first = errors[0]
+    """The message of a validation failure: its first error about a value sent (else its first missing
+    field), with every unknown key beside it."""
+    first = next((e for e in errors if e["type"] != "missing"), errors[0])
     if first["type"] == "request":  # a model's own check: its message is ours already
         return first["msg"]
     loc = tuple(str(part) for part in first["loc"])
