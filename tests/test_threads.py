@@ -18,8 +18,17 @@ from daemon.jobs.workers import WorkerPool, threads_per_worker
     (3, 2, 2, 3),  # set by hand: as set
 ])
 def test_zero_shares_the_cpus_out_among_the_workers(torch_threads: int, workers: int, cpus: int,
-                                                    expected: int) -> None:
+                                                    expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads_per_worker(torch_threads, workers, cpus) == expected
+
+
+@pytest.mark.parametrize(("omp", "expected"), [("3", 3), ("0", 8), ("", 8), ("many", 8)])
+def test_zero_follows_omp_num_threads_when_the_environment_sets_a_count(omp: str, expected: int,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    assert threads_per_worker(0, 2, 16) == expected
+    assert threads_per_worker(5, 2, 16) == 5  # set by hand: as set, whatever the environment says
 
 
 def test_a_pool_hands_its_workers_their_share(tmp_path: Any) -> None:

@@ -71,7 +71,7 @@ class JobsConfig:
 class WorkersConfig:
     count: int = 1
     device: str = "auto"
-    torch_threads: int = 0  # 0: the CPUs shared out among the workers (cores / count)
+    torch_threads: int = 0  # 0: OMP_NUM_THREADS when set, else cores / count
     backend: str = "local"  # or "ray": one actor per worker on a Ray cluster
     ray_address: str = ""  # empty: start a local Ray head; "auto" or host:port: join that cluster
     gpus_per_worker: float = -1.0  # < 0: 1 where the cluster has GPUs, else 0

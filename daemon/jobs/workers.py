@@ -104,11 +104,15 @@ def available_cpus() -> int:
 
 
 def threads_per_worker(torch_threads: int, workers: int, cpus: int | None = None) -> int:
-    """The torch threads of each of ``workers`` workers: ``[workers] torch_threads`` when set (> 0), else the
-    CPUs (``cpus``, default ``available_cpus()``) shared out evenly, at least one each, so that the workers
-    together never run more threads than there are cores."""
+    """The torch threads of each of ``workers`` workers: ``[workers] torch_threads`` when set (> 0); else
+    ``OMP_NUM_THREADS`` when the environment sets a positive count (the convention every BLAS and torch
+    follow); else the CPUs (``cpus``, default ``available_cpus()``) shared out evenly, at least one each, so
+    that the workers together never run more threads than there are cores."""
     if torch_threads > 0:
         return torch_threads
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
     return max(1, (cpus or available_cpus()) // max(1, workers))
 
 
