@@ -105,6 +105,12 @@ def place_model(models_root: Path, name: str, source: Path, filename: str = "v1.
     return target
 
 
+# What every test daemon runs with unless its test says otherwise: 200 bootstrap resamples rather than the
+# production 1,000 (a promotion's or an export-parity check's intervals on a dozen images cost about 2.5 s of
+# CPU at 1,000; nothing a test checks depends on the count, and tests of the count set their own).
+TEST_DEFAULTS: dict[str, dict[str, Any]] = {"promotion": {"bootstrap_resamples": 200}}
+
+
 class DaemonApi:
     """What tests ask of a running daemon, over its HTTP API and its SQLite file; shared by ``Daemon`` (a
     child process) and ``tests.inprocess.InProcessDaemon`` (a service in a thread). A subclass provides
@@ -117,7 +123,8 @@ class DaemonApi:
         self.state_dir = root / "state"
         self.db_path = root / "eval.db"
         self.config_path = root / f"{name}.toml"
-        self.extra = config or {}
+        given = config or {}
+        self.extra = {**given, **{name: {**table, **given.get(name, {})} for name, table in TEST_DEFAULTS.items()}}
         self.port = 0
         self.models_root.mkdir(parents=True, exist_ok=True)
         self._http: httpx.Client | None = None

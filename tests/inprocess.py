@@ -55,10 +55,15 @@ class ThreadExecutor:
         self.gate.set()
 
     async def start(self) -> None:
-        # _info imports torch: only tests that run tasks get here.
+        """What a worker's ``prepare`` does that a thread can: ultralytics' settings (integrations and telemetry
+        off: otherwise a training here would import and log to MLflow and Ray Tune), then the worker's info.
+        Imports torch: only tests that run tasks get here."""
         from daemon.jobs.worker_main import _info
+        from evaluation.offline import apply_settings
+        from tests.conftest import OFFLINE_STATE_DIR
 
         await self.release.wait()
+        await asyncio.to_thread(apply_settings, OFFLINE_STATE_DIR)
         self.info = await asyncio.to_thread(_info, self.device)
 
     async def run(self, kind: str, params: dict[str, Any], *, job_id: str, on_progress: Callable[[float], None],
