@@ -94,11 +94,13 @@ def _starts_something(func: Callable[..., Any]) -> bool:
 # The longest modules (real daemons killed and restarted, trainings, fuzzing), started first: `make test`
 # hands whole modules to its pytest processes in collection order, so a long one started last would
 # stretch the run by its whole length. Only the order changes; every test still runs.
-LONGEST_FIRST = ("test_train", "test_spec_examples", "test_recovery", "test_watcher", "test_security",
-                 "test_export_parity", "test_faults_kills", "test_daemon_kill9", "test_faults", "test_cli",
-                 "test_ray_backend", "test_openapi", "test_promotion", "test_metrics", "test_dashboard",
-                 "test_rankings", "test_gates", "test_promotion_decisions", "test_offline", "test_speed_stats",
-                 "test_api")
+LONGEST_FIRST = ("test_train", "test_ray_backend", "test_cli", "test_spec_examples", "test_recovery",
+                 "test_export_parity", "test_mlflow", "test_promotion", "test_dashboard", "test_watcher",
+                 "test_rankings", "test_faults_kills", "test_tasks_daemon", "test_daemon_kill9", "test_faults",
+                 "test_gates", "test_openapi", "test_metrics", "test_promotion_decisions", "test_train_tasks",
+                 "test_door", "test_onnx", "test_offline", "test_api", "test_speed_stats", "test_compare_stats",
+                 "test_task_stats", "test_task_metrics", "test_client", "test_home_lock", "test_coco_json",
+                 "test_evaluation_metrics", "test_ray_said_out_loud", "test_security")
 
 
 def _module_rank(item: pytest.Item) -> int:
