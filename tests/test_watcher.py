@@ -4,8 +4,10 @@ Unit level: ``daemon.watch.watcher.candidate`` (which names are checkpoints),
 ``is_complete_zip`` (a truncated checkpoint is not complete) and a
 ``Watcher`` on its own event loop with a recording callback (no daemon).
 
-Daemon level: one ``vision-evald`` child process for the module (watcher on,
-settle 0.5 s, rescans every second, ``[eval] imgsz = 320``, one CPU worker),
+Daemon level: one real service for the module, in the test process
+(``tests.inprocess.InProcessDaemon``: its watcher watches the real folder, its
+worker tasks run in a thread; stopped and started again for the restart case;
+watcher on, settle 0.5 s, rescans every second, ``[eval] imgsz = 320``),
 a 16-image synthetic val set, each case on its own model name. A model's
 dataset comes from its ``pipeline.json``, except ``pre`` (from
 ``[models.pre]`` in the config) and ``nodata`` (none at first). There is no
@@ -23,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from daemon.watch.watcher import Watcher, candidate, file_state, is_complete_zip
-from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset
+from tests.daemon_fixtures import STRONG_PT, WEAK_PT, make_dataset
+from tests.inprocess import InProcessDaemon
 from tests.watch_fixtures import (
     SETTLE_S,
     WatchEnv,
@@ -147,14 +150,14 @@ async def test_a_stop_during_a_rescan_logs_no_error(tmp_path: Path, caplog: pyte
     assert errors == [], [r.getMessage() for r in errors]
 
 
-# --------------------------------------------------------------------------- a real daemon
+# --------------------------------------------------------------------------- a real service
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("watch")
     dataset = make_dataset(root / "data", n_val=16, seed=0)
-    daemon = Daemon(root, config=watch_config(**{"models.pre": {"dataset": str(dataset)}}))
+    daemon = InProcessDaemon(root, config=watch_config(models={"pre": {"dataset": str(dataset)}}))
     copy_file(WEAK_PT, daemon.models_root / "pre" / "v1.pt")  # there before the daemon starts
     e = WatchEnv(daemon, dataset)
     try:
@@ -174,7 +177,7 @@ def _only_job(env: WatchEnv, name: str, sha: str) -> dict:
     return job
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_version_present_at_startup_is_caught_up(env: WatchEnv) -> None:
     env.wait_completed("pre", 1)
     job = _only_job(env, "pre", sha256_file(WEAK_PT))
@@ -183,7 +186,7 @@ def test_version_present_at_startup_is_caught_up(env: WatchEnv) -> None:
     assert job["result"]["promotion"]["decision"] == "promoted"  # first version of the model
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_slow_chunked_copy_is_evaluated_once_complete(env: WatchEnv) -> None:
     model_dir = env.models_root / "chunked"
     write_pipeline(model_dir, env.dataset)
@@ -202,7 +205,7 @@ def test_slow_chunked_copy_is_evaluated_once_complete(env: WatchEnv) -> None:
     assert detail["skipped"] == []
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_stalled_copy_waits_for_a_complete_zip(env: WatchEnv) -> None:
     """A copy that pauses longer than the settle time leaves a stable but truncated file: it must not be
     evaluated until the rest arrives."""
@@ -217,7 +220,7 @@ def test_stalled_copy_waits_for_a_complete_zip(env: WatchEnv) -> None:
     _only_job(env, "stalled", sha256_file(STRONG_PT))
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_atomic_rename_is_evaluated_once(env: WatchEnv) -> None:
     model_dir = env.models_root / "renamed"
     write_pipeline(model_dir, env.dataset)
@@ -231,7 +234,7 @@ def test_atomic_rename_is_evaluated_once(env: WatchEnv) -> None:
     assert job["params"]["model_path"] == str((model_dir / "v2.pt").resolve())
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_same_bytes_as_a_new_version_are_not_evaluated_again(env: WatchEnv) -> None:
     model_dir = env.models_root / "dupe"
     write_pipeline(model_dir, env.dataset)
@@ -249,7 +252,7 @@ def test_same_bytes_as_a_new_version_are_not_evaluated_again(env: WatchEnv) -> N
     assert detail["skipped"] == []
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_other_files_and_an_outside_symlink_create_no_job(env: WatchEnv, tmp_path: Path) -> None:
     model_dir = env.models_root / "noise"
     write_pipeline(model_dir, env.dataset)
@@ -275,7 +278,7 @@ def test_other_files_and_an_outside_symlink_create_no_job(env: WatchEnv, tmp_pat
     assert (model_dir / "current.pt").read_bytes() == WEAK_PT.read_bytes()  # nobody touched it
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_no_dataset_is_recorded_as_skipped_until_pipeline_json_appears(env: WatchEnv) -> None:
     model_dir = env.models_root / "nodata"
     target = model_dir / "v1.pt"
@@ -296,7 +299,7 @@ def test_no_dataset_is_recorded_as_skipped_until_pipeline_json_appears(env: Watc
     env.daemon.wait_for(lambda: env.model("nodata")["skipped"] == [], 30, "the skip record to be cleared")
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_restart_catches_up_new_versions_only(env: WatchEnv) -> None:
     """Stopped, a new version arrives; at start-up it is evaluated and the versions evaluated before are not."""
     env.wait_completed("pre", 1)
@@ -318,7 +321,7 @@ def test_restart_catches_up_new_versions_only(env: WatchEnv) -> None:
     assert env.all_jobs_count() == before + 1  # nothing evaluated before the restart was evaluated again
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_a_checkpoint_read_in_a_loop_by_another_process_is_evaluated_and_promoted(env: WatchEnv) -> None:
     """Issue 15: a reader (a backup, an indexer, sha256sum in a loop) opening and reading v1.pt five
     times per settle period must not keep it from settling."""
@@ -345,7 +348,7 @@ def test_a_checkpoint_read_in_a_loop_by_another_process_is_evaluated_and_promote
     assert (model_dir / "current.pt").read_bytes() == WEAK_PT.read_bytes()
 
 
-@pytest.mark.ultralytics  # a real daemon evaluating with ultralytics
+@pytest.mark.ultralytics  # a real service evaluating with ultralytics
 def test_a_dataset_that_appears_after_the_checkpoint_is_evaluated_without_a_resubmission(env: WatchEnv) -> None:
     import shutil
 
