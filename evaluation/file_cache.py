@@ -15,8 +15,9 @@ for that result (or compute it themselves if it could not be cached). Bounded:
 the least recently used entries go first.
 
 ``file_sha256`` hashes a file; ``sha256`` is the same through the
-process-wide cache of file hashes, and ``cached_sha256`` its lookup for a file
-already identified (an open file's ``fstat``).
+process-wide cache of file hashes (``sha256_if_exists``: None for a missing
+file), and ``cached_sha256`` its lookup for a file already identified (an open
+file's ``fstat``).
 """
 
 from __future__ import annotations
@@ -148,6 +149,14 @@ def sha256(path: str | Path) -> str:
     """sha256 of a file's bytes, cached by its identity (FileNotFoundError for a missing file)."""
     p = Path(path)
     return _SHAS.get(("sha256", str(p)), lambda: (file_sha256(p), (p,)))
+
+
+def sha256_if_exists(path: str | Path) -> str | None:
+    """``sha256(path)``, or None when there is no such file (gone meanwhile, or never there)."""
+    try:
+        return sha256(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def cached_sha256(path: str | Path, ident: FileIdentity) -> str | None:

@@ -47,7 +47,7 @@ from typing import Any
 
 from evaluation.dataset_yaml import IMG_FORMATS as IMG_SUFFIXES
 from evaluation.dataset_yaml import read_yaml as read_yaml_mapping
-from evaluation.datasets import file_sha256
+from evaluation.file_cache import file_sha256
 from vocab.errors import DatasetError
 from vocab.terms import SPLITS
 

@@ -166,7 +166,7 @@ def _fingerprint_before_tasks(dataset: object) -> str:
     """``datasets.fingerprint`` as it was before labels kept their task geometry (a naive copy)."""
     import hashlib
 
-    from evaluation.datasets import file_sha256
+    from evaluation.file_cache import file_sha256
 
     h = hashlib.sha256()
     h.update(repr(dataset.names).encode())  # type: ignore[attr-defined]

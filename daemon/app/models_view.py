@@ -1,7 +1,8 @@
 """What ``/v1/vision/models`` shows: versions on disk, what current.pt holds, evaluations, decisions.
 
-File hashes are remembered by (path, size, mtime_ns, inode), so listing a
-folder of large checkpoints hashes each file once, not on every request.
+File hashes come from the process-wide cache by file identity
+(``evaluation.file_cache``), so listing a folder of large checkpoints hashes
+each file once, not on every request.
 """
 
 from __future__ import annotations
@@ -14,33 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon.app.version_status import Known, with_status
-from evaluation.datasets import file_sha256
+from evaluation.file_cache import sha256_if_exists
 from evaluation.model_resolution import CURRENT, list_versions
 from store import checkpoints, promotions, rankings
 from store.database import Database
 from vocab.errors import NotFound, PathNotAllowed
-from vocab.files import FileIdentity, check_model_name, identity_of, is_model_name, is_under
-
-
-class ShaCache:
-    """sha256 of files, recomputed only when a file's (size, mtime_ns, inode) changes."""
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._cache: dict[str, tuple[FileIdentity, str]] = {}
-        self.max_entries = max_entries
-
-    def sha256(self, path: Path) -> str | None:
-        state = identity_of(path)
-        if state is None:
-            return None
-        hit = self._cache.get(str(path))
-        if hit is not None and hit[0] == state:
-            return hit[1]
-        sha = file_sha256(path)
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        self._cache[str(path)] = (state, sha)
-        return sha
+from vocab.files import check_model_name, is_model_name, is_under
 
 
 def model_names(root: Path) -> list[str]:
@@ -65,7 +45,7 @@ def _leaves_root(path: Path, root: Path) -> bool:
         return True
 
 
-def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
+def describe_files(root: Path, name: str) -> dict[str, Any]:
     """Versions with sha256 and size, and what current.pt holds (sha256 and the version it equals).
 
     Nothing outside the models root is read: a model folder that is a link
@@ -88,7 +68,7 @@ def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
             rows.append({"version": n, "path": str(path), "sha256": None, "size_mb": None, "onnx": None,
                          "error": outside})
             continue
-        sha = shas.sha256(path)
+        sha = sha256_if_exists(path)
         if sha is not None:
             by_sha.setdefault(sha, n)
         rows.append({"version": n, "path": str(path), "sha256": sha,
@@ -97,16 +77,15 @@ def describe_files(root: Path, name: str, shas: ShaCache) -> dict[str, Any]:
     if current.is_file() and _leaves_root(current, root):
         current_view: dict[str, Any] | None = {"sha256": None, "version": None, "error": outside}
     else:
-        current_sha = shas.sha256(current)
+        current_sha = sha256_if_exists(current)
         current_view = None if current_sha is None else {"sha256": current_sha, "version": by_sha.get(current_sha)}
     return {"name": name, "path": str(model_dir), "versions": rows, "current": current_view}
 
 
-async def model_detail(db: Database, root: Path, name: str, shas: ShaCache,
-                       waiting: list[dict[str, Any]]) -> dict[str, Any]:
+async def model_detail(db: Database, root: Path, name: str, waiting: list[dict[str, Any]]) -> dict[str, Any]:
     """The model's files, evaluations, watcher records and decisions; each version with its status
     (``daemon.app.version_status``). ``waiting``: what the watcher waits for in the model's folder."""
-    out = await asyncio.to_thread(describe_files, root, name, shas)
+    out = await asyncio.to_thread(describe_files, root, name)
     out["evaluations"] = await db.read(lambda c: rankings.latest_for_model(c, name, 20))
     out["skipped"] = await db.read(lambda c: checkpoints.skipped(c, name))
     out["checkpoints"] = await db.read(lambda c: checkpoints.for_model(c, name))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.app.analyses import Analyses
-from daemon.app.models_view import ShaCache, model_detail, model_list
+from daemon.app.models_view import model_detail, model_list
 from daemon.app.prometheus import Snapshot, Telemetry, promoted_from
 from daemon.jobs.gpu_check import cpu_fallback_reason
 from daemon.jobs.queue import JobQueue
@@ -71,7 +71,6 @@ class DaemonFacade:
         self._http = http_settings(config)
         self._require_gpu = config.workers.require_gpu
         self.parts = parts
-        self._shas = ShaCache()
         self._leaderboards: dict[tuple[Any, ...], tuple[int, bytes]] = {}
 
     @property
@@ -157,7 +156,7 @@ class DaemonFacade:
 
     async def model_detail(self, name: str) -> dict[str, Any]:
         watcher = self.parts.watcher
-        return await model_detail(self.parts.db, self._models_root, name, self._shas,
+        return await model_detail(self.parts.db, self._models_root, name,
                                   watcher.waiting(name) if watcher is not None else [])
 
     async def promote(self, name: str, request: PromoteRequest) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def verify_inputs(params: dict[str, Any]) -> str | None:
     ``dataset_fingerprint`` the daemon read; both are recomputed here from the files this node reads.
     """
     from evaluation import task_data
-    from evaluation.datasets import file_sha256
+    from evaluation.file_cache import file_sha256
     from vocab.contract.params import EvalTask
     from vocab.errors import VisionEvalError
 

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.app.models_view import ShaCache
 from daemon.jobs.coalesce import Coalescer
 from daemon.jobs.eval_settings import eval_shape
 from daemon.jobs.queue import JobQueue
 from evaluation import task_data
 from evaluation.architectures import base_problem
 from evaluation.export_meta import export_shape, model_format, read_export
+from evaluation.file_cache import sha256_if_exists
 from evaluation.model_facts import Facts, model_facts
 from evaluation.model_resolution import CURRENT, ResolvedModel, expand_user, list_versions, resolve_model
 from store.job_table import Job
@@ -52,7 +52,6 @@ class Submissions:
     def __init__(self, config: Config, queue: JobQueue) -> None:
         self.config = config
         self.queue = queue
-        self.shas = ShaCache()
         self._builds = Coalescer()
 
     async def resolve_model(self, model: str, name: str | None = None, fmt: str | None = None) -> ResolvedModel:
@@ -74,9 +73,9 @@ class Submissions:
 
     def _version_held(self, resolved: ResolvedModel) -> int | None:
         """The v<n>.pt whose bytes ``current.pt`` holds (sha256 by file identity, cached), else None."""
-        current = self.shas.sha256(resolved.path)
+        current = sha256_if_exists(resolved.path)
         for n, path in reversed(list_versions(resolved.path.parent).items()):
-            if current is not None and self.shas.sha256(path) == current:
+            if current is not None and sha256_if_exists(path) == current:
                 return n
         return None
 

@@ -34,8 +34,8 @@ from daemon.promote.manual import check_manual
 from daemon.promote.parity import ExportParity
 from daemon.tracking.tracker import Tracker
 from evaluation.checkpoint_meta import read_checkpoint_meta
-from evaluation.datasets import file_sha256
 from evaluation.evidence import load_evidence, same_predictions
+from evaluation.file_cache import file_sha256
 from evaluation.model_resolution import CURRENT, list_versions
 from evaluation.stats.gates import evaluate_gates, from_config, gates_active
 from store import promotions, results

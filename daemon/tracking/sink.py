@@ -35,7 +35,7 @@ from typing import Any
 from daemon.tracking import mapping
 from daemon.tracking.plots import confusion_matrix_png
 from evaluation.analysis_store import CURVES_FILE, ERRORS_FILE
-from evaluation.datasets import file_sha256
+from evaluation.file_cache import file_sha256
 from vocab.config import MlflowConfig
 
 log = logging.getLogger(__name__)

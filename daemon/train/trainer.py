@@ -32,7 +32,7 @@ from daemon.jobs.evaluations import Evaluations
 from daemon.jobs.queue import JobContext
 from daemon.jobs.workers import Executor
 from daemon.promote.promotion import Promoter
-from evaluation.datasets import file_sha256
+from evaluation.file_cache import file_sha256
 from evaluation.model_resolution import CURRENT, list_versions
 from store import checkpoints as claims
 from store import job_table as jobq

@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.app.models_view import ShaCache
 from daemon.clock import Clock, iso, utcnow
 from daemon.jobs.eval_settings import eval_shape
 from daemon.jobs.queue import JobQueue
@@ -34,6 +33,7 @@ from daemon.watch.sources import Skip, changed, dataset_source, read_pipeline, s
 from daemon.watch.watcher import FileState
 from evaluation import task_data
 from evaluation.checkpoint_meta import read_checkpoint_meta
+from evaluation.file_cache import sha256_if_exists
 from evaluation.model_resolution import CURRENT, version_of
 from store import checkpoints as states
 from store import promotions
@@ -106,7 +106,6 @@ class Ingest:
         self.queue = queue
         self.clock = clock
         self.pool = pool
-        self.shas = ShaCache()
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -130,7 +129,7 @@ class Ingest:
         if not real.is_relative_to(root):
             await self._skip(path, name, None, f"{path} is a link that leaves the models root")
             return True
-        sha = await self._io(self.shas.sha256, real)
+        sha = await self._io(sha256_if_exists, real)
         if sha is None:
             return False  # gone meanwhile
         go = await self._claimed(path, name, sha)
