@@ -53,14 +53,22 @@ def write_predictions(path: Path, names: list[str], boxes: list[ImageBoxes],
                       geometry: list[list[dict[str, Any]]] | None = None) -> None:
     """The predictions artifact: a JSON list of {file_name, category_id, bbox [x,y,w,h], score}, plus for
     segmentation, pose and obb the task's keys of each row (``geometry``, per image and row: see
-    ``evaluation.task_analysis``)."""
-    rows = []
-    for i, (name, im) in enumerate(zip(names, boxes)):
-        extra = geometry[i] if geometry else [{}] * len(im.det_score)
-        for xywh, score, cls, keys in zip(im.det_xywh.tolist(), im.det_score.tolist(), im.det_cls.tolist(), extra):
-            rows.append({"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score, **keys})
+    ``evaluation.task_analysis``). Written an image at a time (the bytes ``json.dumps`` of the whole list
+    would give), so that no more than one image's rows are held at once: at 10,000 images the whole list
+    and its text held about 200 MiB."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(rows))
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("[")
+        written = False
+        for i, (name, im) in enumerate(zip(names, boxes)):
+            extra = geometry[i] if geometry else [{}] * len(im.det_score)
+            rows = [{"file_name": name, "category_id": int(cls), "bbox": xywh, "score": score, **keys}
+                    for xywh, score, cls, keys in zip(im.det_xywh.tolist(), im.det_score.tolist(),
+                                                      im.det_cls.tolist(), extra)]
+            if rows:
+                f.write((", " if written else "") + json.dumps(rows)[1:-1])
+                written = True
+        f.write("]")
     os.replace(tmp, path)
 
 
