@@ -11,7 +11,6 @@ instead of blocking the suite.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,6 +27,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from vocab.config import toml_literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
@@ -56,23 +57,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
 def write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
     lines: list[str] = []
     for section, table in sections.items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+        lines.extend(f"{key} = {toml_literal(value)}" for key, value in table.items())
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

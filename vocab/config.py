@@ -36,6 +36,20 @@ from vocab.terms import (
 ENV_PREFIX = "VISION_EVALD_"
 
 
+def toml_literal(value: Any) -> str:
+    """A config value as it is written in the TOML file (what the docs show as a default, and what tests
+    write into a daemon's config); TypeError for a value no config key holds."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
