@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +32,12 @@ from daemon.app.prediction_rows import image_rows
 from evaluation import task_data
 from evaluation.analysis_store import ARTIFACTS, ERRORS_FILE, read_artifact
 from evaluation.evidence import load_evidence
+from evaluation.file_cache import FileCache
 from store import job_table as jobq
 from store import results
 from store.database import Database
 from vocab.errors import Conflict, NotFound
+from vocab.files import identity_of
 from vocab.tasks import DEFAULT_TASK
 
 ON_DEMAND_TIMEOUT_S = 300.0
@@ -46,9 +47,8 @@ KEPT_IMAGES = 64  # images whose prediction rows are kept (a page's, and the pag
 
 @dataclass
 class _Errors:
-    """A parsed errors artifact, as of its file's (mtime_ns, size), and its images' positions."""
+    """A parsed errors artifact, and its images' positions."""
 
-    stamp: tuple[int, int]
     value: dict[str, Any]
     order: dict[str, int] = field(init=False)
 
@@ -81,7 +81,7 @@ class Analyses:
         self.executor = executor
         self._locks: dict[int, asyncio.Lock] = {}
         self._listed: OrderedDict[int, _Listed] = OrderedDict()
-        self._errors: OrderedDict[int, _Errors] = OrderedDict()
+        self._errors: FileCache[_Errors] = FileCache(max_entries=KEPT_EVALUATIONS)  # by the file's identity
         self._image_rows: OrderedDict[tuple[int, str], list[dict[str, Any]]] = OrderedDict()
         self._listing: dict[int, asyncio.Task[_Listed]] = {}  # the one load under way per evaluation
 
@@ -192,21 +192,17 @@ class Analyses:
         the cells' image lists), from the cache while its file is unchanged."""
         directory = await self._artifacts_dir(eval_id)
         path = directory / ERRORS_FILE
-        if not path.is_file() or (need_cells and "cells" not in (await self._load(eval_id, path)).value):
+        if not path.is_file() or (need_cells and "cells" not in (await self._load(path)).value):
             await self._compute(eval_id, directory, stale_errors=path.is_file())
-        return await self._load(eval_id, path)
+        return await self._load(path)
 
-    async def _load(self, eval_id: int, path: Path) -> _Errors:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise NotFound("the errors artifact of this evaluation is missing") from None
-        stamp = (st.st_mtime_ns, st.st_size)
-        kept = self._errors.get(eval_id)
-        if kept is None or kept.stamp != stamp:
-            value = await asyncio.to_thread(read_artifact, path.parent, "errors")
-            kept = await asyncio.to_thread(_Errors, stamp, value)
-        return _remember(self._errors, eval_id, kept)
+    async def _load(self, path: Path) -> _Errors:
+        """The parsed errors artifact at ``path`` (NotFound when missing), parsed again only when the file
+        changes."""
+        def read() -> tuple[_Errors, list[Path]]:
+            return _Errors(read_artifact(path.parent, "errors")), [path]
+
+        return await asyncio.to_thread(self._errors.get, str(path), read)
 
     async def _artifacts_dir(self, eval_id: int) -> Path:
         row = await self.row(eval_id)
@@ -217,10 +213,10 @@ class Analyses:
     async def _compute(self, eval_id: int, directory: Path, *, stale_errors: bool = False) -> None:
         """Write the artifacts of an older evaluation in a worker, once (concurrent requests wait)."""
         lock = self._locks.setdefault(eval_id, asyncio.Lock())
-        stamp = _stamp(directory / ERRORS_FILE) if stale_errors else None
+        stamp = identity_of(directory / ERRORS_FILE) if stale_errors else None
         try:
             async with lock:
-                if stale_errors and _stamp(directory / ERRORS_FILE) != stamp:
+                if stale_errors and identity_of(directory / ERRORS_FILE) != stamp:
                     return  # rewritten while this request waited
                 if not stale_errors and all((directory / f).is_file() for f in ARTIFACTS.values()):
                     return
@@ -274,14 +270,6 @@ class Analyses:
 
         task.add_done_callback(done)
         return task
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_mtime_ns, st.st_size
 
 
 def _list_images(row: Any, cache_root: Path) -> _Listed:
