@@ -1,17 +1,11 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of every route.
 
-What is written here is only each route's path, method, summary, which
-contract models it takes and answers, and which error statuses it can
-answer; every schema is generated from ``vocab.contract``
-(``vocab.contract.json_schema``), so the document's bounds are the ones the
-handlers enforce (tests/test_contract_bounds.py). ``tests/test_openapi.py`` holds the app to it: every route is
-described here and nothing else is. Every POST takes ``application/json``
-and the form encodings (object-valued fields such as ``weights`` then as
-JSON text).
-
-``/openapi.json`` is harmless metadata, but it sits behind the bearer token
-like everything else when one is configured: only ``/healthz``, ``/health``
-and the dashboard's static files are open.
+Written here: each route's path, method, summary, the contract models it takes and answers, and its error
+statuses. Every schema is generated from ``vocab.contract`` (``vocab.contract.json_schema``), so the
+document's bounds are those the handlers enforce (tests/test_contract_bounds.py); tests/test_openapi.py
+holds the app to it. Every POST takes JSON and the form encodings (object-valued fields as JSON text).
+Behind the bearer token when one is configured, like every route but ``/healthz``, ``/health`` and the
+dashboard's static files.
 """
 
 from __future__ import annotations
@@ -22,17 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from handlers.context import json_response
-from handlers.openapi_parts import (
-    POST_ERRORS,
-    SCHEMAS,
-    array_of,
-    body,
-    json_content,
-    op,
-    path_param,
-    public_op,
-    ref,
-)
+from handlers.openapi_parts import POST_ERRORS, SCHEMAS, array_of, body, json_content, op, path_param, public_op, ref
 from vocab.contract import requests as rq
 from vocab.contract.fields import NAME_PATTERN
 from vocab.contract.json_schema import parameters as params_of
