@@ -214,7 +214,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("spec")
-    dataset = make_dataset(root / "data", n_train=4, n_val=6, seed=5)
+    dataset = make_dataset(root / "data", n_train=2, n_val=6, seed=5)  # the train example: 20 epochs at 640
     daemon = InProcessDaemon(root, config={"paths": {"allowed_roots": [str(root)]}, "eval": {"imgsz": 320}})
     place_model(daemon.models_root, "my-detector", STRONG_PT, "current.pt")
     place_model(daemon.models_root, "aerial-5epoch", STRONG_PT, "v1.pt")

@@ -5,7 +5,7 @@ worker tasks, training included, in a thread; a cancel stops a training at its n
 (settle 0.5 s, rescans every second) so that a trained checkpoint appearing
 in the models folder is seen by it, and must not be evaluated a second time.
 Real training with ultralytics on CPU: ``yolov8n.yaml`` from scratch (bundled,
-nothing downloaded), 1 epoch at imgsz 320 on a 16-image train split, evaluated
+nothing downloaded), 1 epoch at imgsz 320 on an 8-image train split (one batch an epoch), evaluated
 on an 8-image val split. Each case has its own model name. Nothing is mocked.
 """
 
@@ -30,7 +30,7 @@ FINISHED = ("completed", "failed", "cancelled")
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("train")
-    dataset = make_dataset(root / "data", n_train=16, n_val=8, seed=3)
+    dataset = make_dataset(root / "data", n_train=8, n_val=8, seed=3)
     daemon = InProcessDaemon(root, config=watch_config())
     e = WatchEnv(daemon, dataset)
     try:
