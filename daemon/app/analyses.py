@@ -290,7 +290,7 @@ def _list_images(row: Any, cache_root: Path) -> _Listed:
     evidence_path = row["evidence_path"]
     if not evidence_path or not Path(evidence_path).is_file():
         raise NotFound("this evaluation lists no images (its evidence is missing)")
-    listed = {str(n) for n in load_evidence(Path(evidence_path))["image_names"]}
+    listed = {str(n) for n in load_evidence(Path(evidence_path), ["image_names"])["image_names"]}
     split = task_data.list_split(row["dataset"], row["split"], row["task"] or DEFAULT_TASK, cache_root=cache_root)
     images = {name: p for p in split.images if (name := split.relative_name(p)) in listed}
     return _Listed(images, getattr(split, "labels_of", None))  # an ImageFolder has no labels
