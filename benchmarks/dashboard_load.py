@@ -13,7 +13,7 @@ The images are tiny PNGs (the dataset is as big as its listing, not its pixels);
 the daemon reads of it (the image names, and the classification arrays). Then it starts the daemon on
 that database (no worker is needed: nothing is computed on request) and opens each evaluation's page in
 headless Chromium at 1,400 x 1,000, twice: cold (the daemon's first request about it: errors parsed, the
-dataset's images listed and checked, which the image route needs) and warm. Prints, for each, when the
+split's images listed, which the image route needs) and warm. Prints, for each, when the
 page said it was shown (``data-loaded``: cards, tables, charts, matrix, first gallery pages) and when every
 gallery image had decoded, and the largest answers the page fetched.
 

@@ -24,13 +24,19 @@ the task is a ``DatasetError`` naming both; a COCO JSON dataset (converted
 with boxes only) is for detection only. The ``Dataset`` keeps how its labels
 were read (``label_spec``), and its sanitised YAML hands the task's keys on
 to ultralytics (pose: ``kpt_shape``, ``flip_idx``, ...).
+
+``list_split`` is the first half of ``load_dataset``, fast: the split's
+images as its YAML lists them and named as results name them, without a look
+at any image or label file (``SplitImages.labels_of`` reads one image's labels
+as ``load_dataset`` reads them): for finding an image by name, never for
+evaluating.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,7 +57,7 @@ from evaluation.dataset_yaml import (
     resolve_entries,
 )
 from evaluation.file_cache import file_sha256
-from evaluation.labels import DETECTION, Label, LabelSpec, label_spec, parse_label_file
+from evaluation.labels import Label, LabelSpec, label_spec, parse_label_file
 from vocab.errors import ClassMismatchError, DatasetError
 from vocab.paths import default_state_dir
 from vocab.tasks import DEFAULT_TASK, canonical_task
@@ -62,28 +68,27 @@ _SANITISED_KEYS = ("path", "train", "val", "test", "names", "nc", "channels")
 
 
 @dataclass
-class Dataset:
-    """A validated dataset and the split it is evaluated on (``val_roots``: that split's folders).
+class SplitImages:
+    """One split of a dataset as its YAML lists it (``list_split``): ``images``, in ultralytics' order, each
+    named by ``relative_name`` as results name it (relative to the folder of ``val_roots`` that holds it).
 
     ``yaml_path`` is the YAML ultralytics reads (for a COCO JSON: the converted one in the cache);
-    ``source`` what the caller named; ``conversion`` what each COCO JSON of the split became
-    (``coco_cache.conversion_record``), None for a YOLO dataset; ``label_spec`` how its label files were
-    read (``evaluation.labels``: the task, the keypoint shape and the YAML keys that go with them)."""
+    ``source`` what the caller named; ``entries`` the split's entries, resolved; ``conversion`` what each
+    COCO JSON of the split became (``coco_cache.conversion_record``), None for a YOLO dataset;
+    ``label_spec`` how its label files are read (``evaluation.labels``: the task, the keypoint shape and the
+    YAML keys that go with them)."""
 
     yaml_path: Path
     root: Path
     names: list[str]
     val_roots: list[Path]
+    entries: list[Path]
     images: list[Path]
-    labels: dict[Path, list[Label]] = field(repr=False)
     raw: dict[str, Any] = field(repr=False)
-    split: str = "val"
-    source: Path | None = None
-    conversion: list[dict[str, Any]] | None = None
-    label_spec: LabelSpec = DETECTION
-    # Computed once per object (a loaded dataset is never changed: ``task_data.load`` shares it).
-    _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
-    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
+    split: str
+    source: Path | None
+    conversion: list[dict[str, Any]] | None
+    label_spec: LabelSpec
 
     @property
     def nc(self) -> int:
@@ -103,6 +108,24 @@ class Dataset:
                 return text[len(prefix):].replace(os.sep, "/")
         return Path(image).name
 
+    def labels_of(self, image: Path) -> list[Label]:
+        """The labels of one image of the split, read from its label file now as ``load_dataset`` reads them
+        (none without a label file); DatasetError for a label file it would refuse."""
+        return _labels_in(label_path_for(image), self.nc, self.label_spec)
+
+
+@dataclass
+class Dataset(SplitImages):
+    """A validated dataset and the split it is evaluated on (``load_dataset``): every image checked and its
+    labels read (``labels``, from ``label_files``: each image's label file, present or not, in ``images``
+    order)."""
+
+    labels: dict[Path, list[Label]] = field(repr=False)
+    label_files: list[Path] = field(repr=False)
+    # Computed once per object (a loaded dataset is never changed: ``task_data.load`` shares it).
+    _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
+
     def relative_names(self) -> list[str]:
         """``relative_name`` of every image, in ``images`` order (computed once)."""
         if self._names is None:
@@ -114,11 +137,9 @@ class Dataset:
         named and the YAML, the split's entries, the folders of its images and label files, the images and
         label files themselves. While none of them changes (``evaluation.file_cache``), neither does the
         dataset."""
-        labels = [label_path_for(p) for p in self.images]
-        folders = sorted({p.parent for p in self.images} | {p.parent for p in labels})
-        entries = resolve_entries(self.raw, self.split, self.root)
-        return [Path(given).expanduser(), *([self.source] if self.source else []), self.yaml_path, *entries,
-                *folders, *self.images, *labels]
+        folders = sorted({p.parent for p in self.images} | {p.parent for p in self.label_files})
+        return [Path(given).expanduser(), *([self.source] if self.source else []), self.yaml_path, *self.entries,
+                *folders, *self.images, *self.label_files]
 
     def sanitised(self) -> dict[str, Any]:
         """The mapping ultralytics gets: absolute ``path``, known keys only, no ``download``, and the
@@ -217,6 +238,21 @@ def load_dataset(path: str | Path, split: str = "val", *, cache_root: Path | Non
     or a YAML naming JSON files; JSON is converted into ``cache_root`` (default: ``default_cache_root()``).
     ``model_kpt_shape``: a pose checkpoint's ``[keypoints, dims]``, when known (the YAML's must equal it).
     """
+    listed = list_split(path, split, cache_root=cache_root, task=task, model_kpt_shape=model_kpt_shape)
+    _check_images(listed)
+    label_files = [label_path_for(i) for i in listed.images]
+    labels = _read_labels(listed, label_files)
+    dataset = Dataset(**{f.name: getattr(listed, f.name) for f in fields(SplitImages)}, labels=labels,
+                      label_files=label_files)
+    _check_unique_names(dataset)
+    return dataset
+
+
+def list_split(path: str | Path, split: str = "val", *, cache_root: Path | None = None,
+               task: str = DEFAULT_TASK, model_kpt_shape: Any = None) -> SplitImages:
+    """The split of a dataset as ``load_dataset`` lists it, with its checks of the YAML and the split's
+    entries (a COCO JSON converted, or found converted, as there) but none of the images and label files
+    (see the module contract). Arguments as ``load_dataset``'s."""
     source, yaml_path, converted = _dataset_file(path, split, task)
     if converted:
         yaml_path = prepare(yaml_path, cache_root if cache_root is not None else default_cache_root())
@@ -229,14 +265,9 @@ def load_dataset(path: str | Path, split: str = "val", *, cache_root: Path | Non
     entries = resolve_entries(data, split, root)
     check_entries_exist(entries, split, data, yaml_path)
     images = [Path(x) for x in list_images(entries, yaml_path.parent)]
-    val_roots = _roots(entries)
-    _check_images(images, entries, split, yaml_path)
-    labels = _read_labels(images, names, spec, split, yaml_path)
     raw = {k: v for k, v in data.items() if k != CONVERSION_KEY}
     conversion = (data.get(CONVERSION_KEY) or {}).get(split) if converted else None
-    dataset = Dataset(yaml_path, root, names, val_roots, images, labels, raw, split, source, conversion, spec)
-    _check_unique_names(dataset)
-    return dataset
+    return SplitImages(yaml_path, root, names, _roots(entries), entries, images, raw, split, source, conversion, spec)
 
 
 def _roots(entries: list[Path]) -> list[Path]:
@@ -246,11 +277,12 @@ def _roots(entries: list[Path]) -> list[Path]:
     return roots if len(roots) == 1 else [Path(os.path.commonpath(roots))]
 
 
-def _check_images(images: list[Path], entries: list[Path], split: str, yaml_path: Path) -> None:
+def _check_images(listed: SplitImages) -> None:
     """Every listed image is a file, listed once (ultralytics would drop a missing one, count a
     repeated one twice)."""
+    images, split, yaml_path = listed.images, listed.split, listed.yaml_path
     if not images:
-        raise DatasetError(f"{split} folder of {yaml_path} holds no images ({', '.join(map(str, entries))})")
+        raise DatasetError(f"{split} folder of {yaml_path} holds no images ({', '.join(map(str, listed.entries))})")
     missing = [str(i) for i in images if not i.is_file()]
     if missing:
         raise DatasetError(f"{split} split of {yaml_path} names {len(missing)} missing image(s), e.g. {missing[0]}")
@@ -262,19 +294,21 @@ def _check_images(images: list[Path], entries: list[Path], split: str, yaml_path
         seen.add(image)
 
 
-def _read_labels(images: list[Path], names: list[str], spec: LabelSpec, split: str,
-                 yaml_path: Path) -> dict[Path, list[Label]]:
-    label_dirs = {label_path_for(i).parent for i in images}
+def _read_labels(listed: SplitImages, label_files: list[Path]) -> dict[Path, list[Label]]:
+    """The labels of every image (``label_files``: each one's label file, in order); DatasetError when no
+    labels folder exists, or for a label file ultralytics would refuse or drop."""
+    label_dirs = {lp.parent for lp in label_files}
     if not any(d.is_dir() for d in label_dirs):
         raise DatasetError(
-            f"labels folder missing for {yaml_path}: expected YOLO labels in {sorted(label_dirs)[0]} "
-            f"(the {split} images path with its last 'images' folder replaced by 'labels')"
+            f"labels folder missing for {listed.yaml_path}: expected YOLO labels in {sorted(label_dirs)[0]} "
+            f"(the {listed.split} images path with its last 'images' folder replaced by 'labels')"
         )
-    labels: dict[Path, list[Label]] = {}
-    for image in images:
-        lp = label_path_for(image)
-        labels[image] = parse_label_file(lp, len(names), spec) if lp.is_file() else []
-    return labels
+    return {image: _labels_in(lp, listed.nc, listed.label_spec) for image, lp in zip(listed.images, label_files)}
+
+
+def _labels_in(label_file: Path, nc: int, spec: LabelSpec) -> list[Label]:
+    """The labels of one image, from its label file (none when it has none)."""
+    return parse_label_file(label_file, nc, spec) if label_file.is_file() else []
 
 
 def _check_unique_names(dataset: Dataset) -> None:

@@ -44,7 +44,7 @@ the same images (timings aside).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +129,11 @@ def evidence_task(evidence: Mapping[str, Any]) -> str:
     return str(evidence["task"]) if "task" in evidence else DETECTION
 
 
-def load_evidence(path: Path) -> dict[str, np.ndarray]:
-    """Read an evidence file written by ``write_evidence``."""
+def load_evidence(path: Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Read an evidence file written by ``write_evidence``: every array, or only those named in ``keys``
+    (the others are not read; KeyError for one it lacks)."""
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in (data.files if keys is None else keys)}
 
 
 PREDICTION_KEYS = (

@@ -35,12 +35,16 @@ or raises ``DatasetError`` saying what is wrong:
   ultralytics' ``verify_image`` would drop (unreadable, not an image, under 10
   pixels a side) or rewrite in place (a JPEG without its end marker):
   ultralytics would silently evaluate fewer images.
+
+``list_split`` is ``load_imagefolder`` without that last check (no image is
+opened): fast, for finding an image of the split by name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,18 +125,25 @@ def _is_image_name(path: str) -> bool:
     return path.rpartition(".")[-1].lower() in IMG_SUFFIXES  # ultralytics' is_valid_file
 
 
-def _list_images(split_dir: Path, names: list[str]) -> tuple[list[Path], list[int]]:
+def _samples(split_dir: Path, names: list[str]) -> Iterator[tuple[Path, int]]:
     """ImageFolder's samples of a split: (path, index of its class folder), in its order."""
-    images: list[Path] = []
-    classes: list[int] = []
     for index, name in enumerate(names):
         for root, _, files in sorted(os.walk(split_dir / name, followlinks=True)):
             for file in sorted(files):
                 path = os.path.join(root, file)
                 if _is_image_name(path):
-                    images.append(Path(path))
-                    classes.append(index)
-    return images, classes
+                    yield Path(path), index
+
+
+def _list_images(split_dir: Path, names: list[str]) -> tuple[list[Path], list[int]]:
+    """ImageFolder's samples of a split as (images, class indices)."""
+    samples = list(_samples(split_dir, names))
+    return [p for p, _ in samples], [c for _, c in samples]
+
+
+def _has_images(split_dir: Path, names: list[str]) -> bool:
+    """Whether the class folders of a split hold an image (stops at the first)."""
+    return next(_samples(split_dir, names), None) is not None
 
 
 def image_problem(path: Path) -> str | None:
@@ -234,6 +245,18 @@ def _check_split_classes(root: Path, names: list[str]) -> None:
 
 def load_imagefolder(path: str | Path, split: str = "val") -> ClassificationDataset:
     """Load and check one split of a classification dataset (see the module contract)."""
+    dataset = list_split(path, split)
+    for image in dataset.images:
+        problem = image_problem(image)
+        if problem is not None:
+            raise DatasetError(f"image {image} {problem}; fix or remove it so that every image is evaluated")
+    return dataset
+
+
+def list_split(path: str | Path, split: str = "val") -> ClassificationDataset:
+    """The split ``load_imagefolder`` loads, with all of its checks but the last: its images are listed, never
+    opened (those ultralytics' ``verify_image`` would refuse are not found). Fast: for finding an image by
+    name, never for evaluating."""
     if split not in SPLITS:
         raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     given = Path(path).expanduser().resolve()
@@ -245,7 +268,7 @@ def load_imagefolder(path: str | Path, split: str = "val") -> ClassificationData
             f"{train}/<class>/ (and would otherwise split the dataset into a new folder)"
         )
     names = _class_folders(train)
-    if not names or not _list_images(train, names)[0]:
+    if not names or not _has_images(train, names):
         raise DatasetError(f"{train} holds no images in class folders ({train}/<class>/<image>)")
     expected = _yaml_names(given)
     if expected is not None and expected != names:
@@ -255,17 +278,13 @@ def load_imagefolder(path: str | Path, split: str = "val") -> ClassificationData
     images, classes = _list_images(split_dir, names)
     if not images:
         raise DatasetError(f"{split} folder {split_dir} holds no images in class folders ({split_dir}/<class>/)")
-    for image in images:
-        problem = image_problem(image)
-        if problem is not None:
-            raise DatasetError(f"image {image} {problem}; fix or remove it so that every image is evaluated")
     return ClassificationDataset(given, root, names, split, split_dir, images, classes)
 
 
 def check_train_split(dataset: ClassificationDataset) -> None:
     """DatasetError unless the dataset has training images (``load_imagefolder`` has checked the rest)."""
     train = dataset.root / "train"
-    if not train.is_dir() or not _list_images(train, dataset.names)[0]:
+    if not train.is_dir() or not _has_images(train, dataset.names):
         raise DatasetError(f"classification dataset {dataset.root} has no training images in {train}/<class>/")
 
 

@@ -4,7 +4,9 @@ the worker (``evaluation.evaluate``). Torch-free.
 Classification reads an ImageFolder (``evaluation.imagefolder``); every other task reads a YOLO dataset
 YAML, a folder holding one, or a COCO JSON (detection only), with label files read as the task reads them
 (``evaluation.datasets``). ``check`` is the fast submit-time check (a COCO JSON is checked, not
-converted); ``load`` the full load, and ``fingerprint`` the identity of what was loaded.
+converted); ``load`` the full load, and ``fingerprint`` the identity of what was loaded. ``list_split``
+lists a split's images as ``load`` does, without reading them or their label files (to find an image by
+name).
 
 ``load`` (and through it ``check``, but for a COCO JSON) is cached by file identity
 (``evaluation.file_cache``): while the dataset's YAML, split entries, folders, images and label files
@@ -62,6 +64,16 @@ def load(path: str | Path, split: str, task: str = DEFAULT_TASK, *, cache_root: 
         return dataset, dataset.dependencies(path)
 
     return _LOADED.get(key, read, since)
+
+
+def list_split(path: str | Path, split: str, task: str = DEFAULT_TASK, *, cache_root: Path | None = None) -> Any:
+    """The images of ``task``'s dataset split, in ``load``'s order and named by the result's ``relative_name``,
+    with ``load``'s checks of the dataset's files but not of every image and label file (none is opened):
+    ``imagefolder.ClassificationDataset`` or ``datasets.SplitImages`` (whose ``labels_of`` reads one image's
+    labels as ``load`` does). Fast, not cached: for finding an image by name, never for evaluating."""
+    if canonical_task(task) == CLASSIFICATION:
+        return imagefolder.list_split(path, split)
+    return datasets.list_split(path, split, cache_root=cache_root, task=canonical_task(task))
 
 
 def fingerprint(dataset: Any) -> str:

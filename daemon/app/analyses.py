@@ -14,8 +14,9 @@ The dashboard's pages read the errors in parts that do not grow with the
 number of images (``daemon.app.analysis_pages``): the parsed artifact of the
 last few evaluations asked about is kept (until its file changes), one
 image's predictions are read from the predictions artifact without parsing
-it whole (``daemon.app.prediction_rows``), and its labels from the dataset
-(loaded once per evaluation, as for its images).
+it whole (``daemon.app.prediction_rows``), and its labels from its label file
+when asked. The dataset's split is listed once per evaluation (its image list,
+without reading its images or label files: ``task_data.list_split``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from vocab.files import identity_of
 from vocab.tasks import DEFAULT_TASK
 
 ON_DEMAND_TIMEOUT_S = 300.0
-KEPT_EVALUATIONS = 8  # parsed errors artifacts and loaded datasets kept, the most recently asked first
+KEPT_EVALUATIONS = 8  # parsed errors artifacts and listed datasets kept, the most recently asked first
 KEPT_IMAGES = 64  # images whose prediction rows are kept (a page's, and the pages around it)
 
 
@@ -58,10 +60,11 @@ class _Errors:
 
 @dataclass(frozen=True)
 class _Listed:
-    """The images an evaluation lists, mapped to the dataset's files, and their label objects."""
+    """The images an evaluation lists, mapped to the dataset's files, and how to read an image's label objects
+    from its label file (None for classification: it has none)."""
 
     images: dict[str, Path]
-    labels: dict[str, list[Any]]
+    labels_of: Callable[[Path], list[Any]] | None
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, kept: int = KEPT_EVALUATIONS) -> Any:
@@ -83,7 +86,7 @@ class Analyses:
         self._listed: OrderedDict[int, _Listed] = OrderedDict()
         self._errors: FileCache[_Errors] = FileCache(max_entries=KEPT_EVALUATIONS)  # by the file's identity
         self._image_rows: OrderedDict[tuple[int, str], list[dict[str, Any]]] = OrderedDict()
-        self._listing: dict[int, asyncio.Task[_Listed]] = {}  # the one load under way per evaluation
+        self._listing: dict[int, asyncio.Task[_Listed]] = {}  # the one listing under way per evaluation
 
     async def eval_id_of_job(self, job_id: str) -> int:
         """The evaluation an eval job stored; NotFound / Conflict when there is none (yet)."""
@@ -102,7 +105,7 @@ class Analyses:
 
     async def result(self, eval_id: int) -> dict[str, Any]:
         """The stored result of an evaluation, with its job, trigger and model version. Its images are listed
-        meanwhile (a page showing the result asks for them next; at 10,000 images the listing takes seconds)."""
+        meanwhile (a page showing the result asks for them next)."""
         row = await self.row(eval_id)
         if eval_id not in self._listed and eval_id not in self._listing:
             self._listing_task(eval_id, row)
@@ -164,7 +167,7 @@ class Analyses:
         names = parsed.value["classes"]
         if pages.is_classification(parsed.value):
             return pages.classification_annotations(rows, names)
-        labels = (await self._listed_of(eval_id)).labels.get(image, [])
+        labels = await self._labels(eval_id, image)
         return pages.detection_annotations(rows, labels, names, parsed.value.get("conf_threshold"))
 
     async def _with_geometry(self, eval_id: int, parsed: _Errors, example: dict[str, Any], task: str) -> dict[str, Any]:
@@ -173,9 +176,18 @@ class Analyses:
         names = parsed.value["classes"]
         drawn = example.get("prediction") if example.get("type") == "missed" else example
         geometry = pages.matching_row(await self._rows(eval_id, parsed, example["image"]), names, drawn) if drawn else None
-        labels = (await self._listed_of(eval_id)).labels.get(example["image"], [])
+        labels = await self._labels(eval_id, example["image"])
         return {**example, "geometry": geometry,
                 "ground_truth": pages.detection_annotations([], labels, names, None)["ground_truth"]}
+
+    async def _labels(self, eval_id: int, image: str) -> list[Any]:
+        """The label objects of an image the evaluation lists, read from its label file now (none for
+        classification, or for an image its dataset no longer lists)."""
+        listed = await self._listed_of(eval_id)
+        path = listed.images.get(image)
+        if path is None or listed.labels_of is None:
+            return []
+        return await asyncio.to_thread(listed.labels_of, path)
 
     async def _rows(self, eval_id: int, parsed: _Errors, image: str) -> list[dict[str, Any]]:
         rows = self._image_rows.get((eval_id, image))
@@ -274,12 +286,11 @@ class Analyses:
 
 def _list_images(row: Any, cache_root: Path) -> _Listed:
     """The evaluation's image names (its evidence) mapped to the dataset's own files of those names (the
-    split it evaluated), with their label objects (none for classification)."""
+    split it evaluated, as ``task_data.list_split`` lists it: no label file is read here)."""
     evidence_path = row["evidence_path"]
     if not evidence_path or not Path(evidence_path).is_file():
         raise NotFound("this evaluation lists no images (its evidence is missing)")
-    listed = {str(n) for n in load_evidence(Path(evidence_path))["image_names"]}
-    dataset = task_data.load(row["dataset"], row["split"], row["task"] or DEFAULT_TASK, cache_root=cache_root)
-    images = {name: p for p in dataset.images if (name := dataset.relative_name(p)) in listed}
-    labels = getattr(dataset, "labels", {})  # an ImageFolder has none
-    return _Listed(images, {name: labels.get(p, []) for name, p in images.items()})
+    listed = {str(n) for n in load_evidence(Path(evidence_path), ["image_names"])["image_names"]}
+    split = task_data.list_split(row["dataset"], row["split"], row["task"] or DEFAULT_TASK, cache_root=cache_root)
+    images = {name: p for p in split.images if (name := split.relative_name(p)) in listed}
+    return _Listed(images, getattr(split, "labels_of", None))  # an ImageFolder has no labels
