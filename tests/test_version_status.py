@@ -48,3 +48,16 @@ def test_each_status_in_its_order_and_a_same_bytes_copy_shares_its_status() -> N
     nothing = Known.of(None, [], [], [], {}, [])
     assert [(r["status"], r["reason"]) for r in with_status([v(1, "z")], nothing)] == [
         ("not evaluated", "on disk; no evaluation of these bytes is known")]
+
+
+def test_a_decision_shows_as_soon_as_its_job_records_it() -> None:
+    """The job writes its decision, then completes: in between, its version is not "queued" any more."""
+    states = [{"sha256": "a", "state": "queued", "job_id": "J1", "updated_at": "T1"},
+              {"sha256": "b", "state": "queued", "job_id": "J3", "updated_at": "T4"}]
+    decisions = {"a": {"decision": "refused", "reason": "predictions identical", "timestamp": "T2",
+                       "details": {"job_id": "J1"}},
+                 "b": {"decision": "promoted", "reason": "an older look", "timestamp": "T3",
+                       "details": {"job_id": "J2"}}}  # b is queued again, by another job: still queued
+    known = Known.of(None, [], [], states, decisions, [])
+    got = [(r["status"], r["reason"]) for r in with_status([v(1, "a"), v(2, "b")], known)]
+    assert got == [("refused", "predictions identical"), ("queued", "its evaluation is queued or running (job J3)")]

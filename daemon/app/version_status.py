@@ -5,7 +5,7 @@ A version's status, the first that applies:
 - ``current``: current.pt holds its bytes (with the decision that put them there, when known);
 - ``waiting``: the watcher is waiting for it (being written, settling), with why and for how long;
 - ``skipped``: the watcher could not queue it (no dataset, an unusable file, another task), with why;
-- ``queued``: its evaluation job is queued or running;
+- ``queued``: its evaluation job is queued or running (until the job records its decision);
 - ``retry``: its evaluation failed for an outside reason and is retried at ``next_retry_at``;
 - ``failed``: its evaluation failed; another look comes when its bytes change, or when its dataset or
   export changes if the failure came from them (``cause``);
@@ -74,7 +74,8 @@ def _status(path: str, sha: str | None, known: Known) -> tuple[str, str | None, 
         s = known.skipped[path]
         return "skipped", s.get("created_at"), s["reason"]
     state = known.states.get(sha) if sha else None
-    if state is not None and state["state"] in ("queued", "retry", "failed", "cancelled"):
+    if state is not None and state["state"] in ("queued", "retry", "failed", "cancelled") \
+            and not _decided_by_its_job(decision, state):
         return state["state"], state.get("updated_at"), _state_reason(state)
     if decision is not None:
         return decision["decision"], decision.get("timestamp"), decision["reason"]
@@ -86,6 +87,14 @@ def _status(path: str, sha: str | None, known: Known) -> tuple[str, str | None, 
     if state is not None and state["state"] == "evaluated":
         return "evaluated", state.get("updated_at"), "evaluated; no promotion decision on it"
     return "not evaluated", None, "on disk; no evaluation of these bytes is known"
+
+
+def _decided_by_its_job(decision: dict[str, Any] | None, state: dict[str, Any]) -> bool:
+    """A queued version whose job has recorded its decision already: the job writes the decision, then
+    completes, and its state catches up only then. The decision is what happened."""
+    job = state.get("job_id")
+    return (state["state"] == "queued" and decision is not None and job is not None
+            and (decision.get("details") or {}).get("job_id") == job)
 
 
 def _current(decision: dict[str, Any] | None) -> tuple[str, str | None, str]:
