@@ -150,6 +150,34 @@ async def test_a_stop_during_a_rescan_logs_no_error(tmp_path: Path, caplog: pyte
     assert errors == [], [r.getMessage() for r in errors]
 
 
+def test_a_job_cancelled_before_it_started_logs_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stop can also cancel a rescan whose task was created but had not run yet (seen once in a test
+    daemon's stop): apscheduler's executor then logs the CancelledError itself, as below (its
+    ``_run_job_error``), with nothing of ours on the stack. It becomes one DEBUG line, without a traceback."""
+    from daemon.app.scheduler import build_scheduler
+    from daemon.clock import utcnow
+    from store.database import Database
+
+    async def rescan() -> int:
+        return 0
+
+    db = Database(tmp_path / "eval.db")
+    try:
+        build_scheduler(db, rescan=rescan, rescan_interval_s=1, wal_interval_s=3600, prune_interval_s=3600,
+                        retain_days=30, clock=utcnow)
+    finally:
+        db.close()
+    caplog.set_level(logging.DEBUG)
+    cancelled = asyncio.CancelledError()
+    logging.getLogger("apscheduler.executors.default").error(
+        "Error running job %s", "rescan", exc_info=(type(cancelled), cancelled, None))
+    logging.getLogger("apscheduler.executors.default").error("Error running job %s", "rescan",
+                                                            exc_info=(ValueError, ValueError("real"), None))
+    got = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert got == [("DEBUG", "job rescan stopped by the scheduler's shutdown", False),
+                   ("ERROR", "Error running job rescan", True)]  # a real failure stays an error
+
+
 # --------------------------------------------------------------------------- a real service
 
 

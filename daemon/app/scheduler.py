@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -19,18 +17,21 @@ from store.database import Database
 log = logging.getLogger(__name__)
 
 
-def _quiet_on_shutdown(func: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
-    """apscheduler's shutdown cancels the task of a job that is running and logs the CancelledError as
-    'Job ... raised an exception' with a traceback: an ERROR at every stop that meets a rescan. A job
-    stopped by shutdown did not fail; it ends quietly (same name, so the log lines stay the same)."""
-    @functools.wraps(func)
-    async def run() -> Any:
-        try:
-            return await func()
-        except asyncio.CancelledError:
-            log.debug("%s stopped by the scheduler's shutdown", getattr(func, "__qualname__", func))
-            return None
-    return run
+class _CancelledAtShutdown(logging.Filter):
+    """apscheduler's shutdown cancels the task of every job still due or running, and its executor logs each
+    CancelledError as "Error running job" with a traceback: an ERROR at a stop that meets a rescan, whether
+    the job had started or was only about to. Such a job did not fail: its record becomes one DEBUG line
+    without the traceback. On the executors' logger itself, so every handler sees the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg, record.args = "job %s stopped by the scheduler's shutdown", record.args
+            record.exc_info = record.exc_text = None
+        return True
+
+
+CANCELLED_AT_SHUTDOWN = _CancelledAtShutdown()
 
 
 def build_scheduler(
@@ -39,6 +40,7 @@ def build_scheduler(
 ) -> AsyncIOScheduler:
     """A scheduler (not yet started) with the daemon's periodic jobs."""
     scheduler = AsyncIOScheduler()
+    logging.getLogger("apscheduler.executors.default").addFilter(CANCELLED_AT_SHUTDOWN)  # added once
 
     async def wal_checkpoint() -> None:
         await db.write_checkpoint()
@@ -51,10 +53,10 @@ def build_scheduler(
             log.info("pruned %d finished jobs and %d sent MLflow records older than %s", n, sent, cutoff)
 
     if rescan is not None:
-        scheduler.add_job(_quiet_on_shutdown(rescan), "interval", seconds=rescan_interval_s, id="rescan",
+        scheduler.add_job(rescan, "interval", seconds=rescan_interval_s, id="rescan",
                           coalesce=True, max_instances=1)
-    scheduler.add_job(_quiet_on_shutdown(wal_checkpoint), "interval", seconds=wal_interval_s, id="wal-checkpoint",
+    scheduler.add_job(wal_checkpoint, "interval", seconds=wal_interval_s, id="wal-checkpoint",
                       coalesce=True, max_instances=1)
-    scheduler.add_job(_quiet_on_shutdown(prune), "interval", seconds=prune_interval_s, id="prune-jobs",
+    scheduler.add_job(prune, "interval", seconds=prune_interval_s, id="prune-jobs",
                       coalesce=True, max_instances=1)
     return scheduler
