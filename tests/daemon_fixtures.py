@@ -3,7 +3,7 @@
 A plain module (not a conftest): test modules import what they need. Nothing
 here is mocked: the daemon is the installed entry point, with its own SQLite
 file, models folder and state dir under a test's tmp path, a free port, and
-real spawned workers running ultralytics on CPU.
+real worker processes running ultralytics on CPU.
 
 Every wait is bounded: a hang fails the test with the daemon's log tail
 instead of blocking the suite.

@@ -1,8 +1,8 @@
 """An in-process daemon for tests: the real ``Service`` (SQLite, queue, promotion, HTTP on a free port)
 with an executor that runs the real worker tasks (``daemon.jobs.worker_main.TASKS``) in a thread of the
-test process instead of spawned worker processes.
+test process instead of worker processes.
 
-``ThreadExecutor`` stands in for ``WorkerPool`` only because spawning warm torch processes per test
+``ThreadExecutor`` stands in for ``WorkerPool`` only because starting warm torch processes per test
 is slow; what runs is the same code. A thread cannot be killed: a cancelled or timed-out task is
 stopped at its next progress report (every batch of an evaluation or a training), where
 ``WorkerPool`` kills its worker at once; the job's outcome is the same.

@@ -4,11 +4,15 @@ stand-in for ``worker_main`` (same messages, no torch): the pool's own logic is 
 A replacement worker that fails to start is retried in the background; only a worker whose ``ready``
 message has been read ever enters the idle queue, so that message is never taken for a task's answer
 and a healthy worker is never killed for holding it.
+
+Workers, replacements included, are forked from a fork server that has imported ``workers.PRELOAD``: a
+stand-in that imports nothing finds those modules loaded, and its parent is not the pool's process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,15 @@ def stand_in_worker(conn: Any, state_dir: str, device: str, torch_threads: int) 
         conn.send({"type": "result", "task_id": msg["task_id"], "result": {"echo": msg["params"], "pid": os.getpid()}})
 
 
+def preloaded_worker(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
+    """Says which of ``workers.PRELOAD`` it started with, and who its parent is; imports nothing itself."""
+    conn.send({"type": "ready", "info": {"preloaded": [m for m in workers.PRELOAD if m in sys.modules],
+                                         "parent": os.getppid(), "pid": os.getpid()}})
+    while (msg := conn.recv()) is not None:
+        conn.send({"type": "started", "task_id": msg["task_id"]})
+        os._exit(1)
+
+
 async def _run(pool: WorkerPool, kind: str, params: dict[str, Any]) -> dict[str, Any]:
     import asyncio
 
@@ -57,5 +70,20 @@ async def test_a_replacement_that_fails_to_start_never_answers_for_a_task(tmp_pa
         assert len({a["pid"] for a in answers}) == 1  # the healthy replacement was never killed
         assert pool.restarts == 1 and pool.healthy()
         assert (tmp_path / FAIL_STARTS).read_text() == "0"  # the failed start did happen
+    finally:
+        await pool.close()
+
+
+async def test_workers_and_their_replacements_start_from_the_fork_servers_imports(tmp_path: Path) -> None:
+    pool = WorkerPool(1, str(tmp_path), target=preloaded_worker)
+    await pool.start()
+    try:
+        first = pool.info
+        assert first["preloaded"] == list(workers.PRELOAD), first
+        assert first["parent"] != os.getpid()  # forked by the fork server, not by this process
+        with pytest.raises(WorkerDied):
+            await _run(pool, "die", {})  # its replacement is forked from the same server
+        assert pool.restarts == 1 and pool.info["pid"] != first["pid"]
+        assert (pool.info["preloaded"], pool.info["parent"]) == (list(workers.PRELOAD), first["parent"])
     finally:
         await pool.close()

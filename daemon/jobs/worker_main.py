@@ -13,8 +13,9 @@ Protocol over a ``multiprocessing`` pipe (pickled dicts):
   then exactly one ``{"type": "result", "result"}`` or
   ``{"type": "error", "error_type", "detail"}``.
 
-The worker dies with its parent (``PR_SET_PDEATHSIG``), so a daemon killed
-with -9 leaves no orphan evaluating on.
+The worker dies with its parent (``PR_SET_PDEATHSIG``): the pool's fork
+server, which exits when the daemon does (``daemon.jobs.workers``), so a
+daemon killed with -9 leaves no orphan evaluating on.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
+    """SIGKILL this process when its parent exits; exit at once if it exited before the request was made."""
     if sys.platform.startswith("linux"):
+        parent = os.getppid()
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -129,7 +134,7 @@ def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
 
 
 def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
-    """Entry point of a spawned worker process."""
+    """Entry point of a worker process."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     conn.send({"type": "ready", "info": prepare(state_dir, device, torch_threads)})
