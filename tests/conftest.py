@@ -66,8 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # What makes a test heavy: a real daemon or other child process, a worker (in-process or Ray), torch.
-HEAVY_TOKENS = ("Daemon(", "ThreadExecutor", "promotion_harness", "subprocess", "torch", "ultralytics", "YOLO(",
-                "evaluation.evaluate", "ray.", "chromium", "webdriver", "getfixturevalue")
+HEAVY_TOKENS = ("Daemon(", "ThreadExecutor", "WorkerPool(", "promotion_harness", "subprocess", "torch", "ultralytics",
+                "YOLO(", "evaluation.evaluate", "ray.", "chromium", "webdriver", "getfixturevalue")
 
 
 def _is_heavy(item: pytest.Item) -> bool:
