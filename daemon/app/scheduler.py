@@ -26,7 +26,7 @@ class _CancelledAtShutdown(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            record.msg, record.args = "job %s stopped by the scheduler's shutdown", record.args
+            record.msg = "job %s stopped by the scheduler's shutdown"  # its args: the job id
             record.exc_info = record.exc_text = None
         return True
 
