@@ -111,20 +111,25 @@ class Head:
 
     async def problem(self) -> str | None:
         """After ``ray.init``: why the head cannot be used now (a local head's core process exited, its GCS
-        does not answer, or no node of the cluster is alive), or None."""
-        dead = ", ".join(f"its {kind} (pid {proc.pid}) exited ({describe_exit(proc.returncode)})"
-                         for kind, proc in (self._node.dead_processes() if self._node else ())
-                         if kind in CORE_PROCESSES)
-        if dead:
-            return f"{self.name()} is gone: {dead}"
+        does not answer, or no node of the cluster is alive), or None. A core process that dies while its
+        GCS is asked is named too: the exit is the cause, the silence only its symptom."""
+        if gone := self._gone():
+            return gone
         try:
             nodes = await in_thread(self._client.get_all_node_info, timeout=PROBE_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - Ray's RpcError, or the thread's TimeoutError
-            return f"{self.name()} does not answer: {type(exc).__name__}: {exc}"
+            return self._gone() or f"{self.name()} does not answer: {type(exc).__name__}: {exc}"
         if not any(node.state == ALIVE for node in nodes.values()):
             names = ", ".join(sorted(node.node_manager_address for node in nodes.values())) or "none"
             return f"{self.name()} answers, but no node of its cluster is alive (dead: {names})"
         return None
+
+    def _gone(self) -> str | None:
+        """Which of a local head's core processes exited, and how, or None."""
+        dead = ", ".join(f"its {kind} (pid {proc.pid}) exited ({describe_exit(proc.returncode)})"
+                         for kind, proc in (self._node.dead_processes() if self._node else ())
+                         if kind in CORE_PROCESSES)
+        return f"{self.name()} is gone: {dead}" if dead else None
 
 
 ALIVE = 0  # GcsNodeInfo.ALIVE (ray.core.generated.gcs_pb2)
