@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ def split_host_header(value: str) -> str:
     return normalise_host(value.rsplit(":", 1)[0] if value.count(":") == 1 else value)
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request, with the few Host values a daemon sees
 def is_loopback_host(host: str) -> bool:
     """``localhost``, a ``.localhost`` name (RFC 6761: always loopback) or a loopback address."""
     if host == "localhost" or host.endswith(".localhost"):

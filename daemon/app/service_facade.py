@@ -201,10 +201,11 @@ class DaemonFacade:
             (p.closing(), "the daemon is shutting down"),
             (watcher == "down", "the models-folder watcher is down"),
             (not p.executor.available(), info.get("problem") or "the workers cannot take tasks"),
-            (self._require_gpu and ready and not str(info.get("device_kind", "")).startswith("cuda"),
-             f"[workers] require_gpu = true but the workers run on {info.get('device') or 'the CPU'}: "
-             f"{info.get('cuda_problem') or cpu_fallback_reason()}"),
         ) if failed]
+        if self._require_gpu and ready and not str(info.get("device_kind", "")).startswith("cuda"):
+            # Worded only when it applies: the fallback reason lists /dev (a glob), too dear for every poll.
+            reasons.append(f"[workers] require_gpu = true but the workers run on {info.get('device') or 'the CPU'}: "
+                           f"{info.get('cuda_problem') or cpu_fallback_reason()}")
         report = {"ok": not reasons, "database": "ok" if db_ok else "down", "workers": workers, "watcher": watcher,
                   "worker_info": info, "mlflow": p.tracker.health()}
         if reasons:
