@@ -15,7 +15,6 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from store import adopt_llamafarm, promotions, rankings, results
@@ -254,10 +253,10 @@ def test_a_started_daemon_adopts_and_serves_the_rows(tmp_path: Path) -> None:
         daemon.start(wait_workers=False)
         backups = sorted(tmp_path.glob("eval.db.llamafarm-*.bak"))
         assert len(backups) == 1 and sha256_of(backups[0]) == original
-        history = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard/lf-detector", timeout=10).json()
+        history = daemon.http.get("/v1/vision/eval/leaderboard/lf-detector", timeout=10).json()
         assert sorted(h["llamafarm_eval_id"] for h in history) == [1, 2, 3]
         assert all(h["source"] == "llamafarm" for h in history)
-        board = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard", timeout=10).json()
+        board = daemon.http.get("/v1/vision/eval/leaderboard", timeout=10).json()
         assert [(r["model_name"], r["score"]) for r in board][:2] == [
             ("lf-other", pytest.approx(DEFAULT_OTHER)), ("lf-detector", pytest.approx(DEFAULT_DETECTOR))]
     finally:

@@ -24,7 +24,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.dashboard_env import (
@@ -80,7 +79,7 @@ def test_curves_and_errors_by_job_and_by_evaluation_id(env: Env) -> None:
     assert env.http.get("/v1/vision/evaluations/abc/curves").status_code == 400
     compare_id = env.jobs["compare"]["job_id"]
     assert env.http.get(f"/v1/vision/eval/{compare_id}/errors").status_code == 404
-    assert httpx.get(f"{env.daemon.url}/v1/vision/evaluations/{eval_id}/errors").status_code == 401
+    assert env.daemon.http.get(f"/v1/vision/evaluations/{eval_id}/errors").status_code == 401
 
 
 @pytest.mark.parametrize("which", ["v1", "v2"])
@@ -145,13 +144,13 @@ def test_images_are_served_only_by_a_listed_name(env: Env) -> None:
 
 def test_dashboard_files_are_open_and_nothing_else_is(env: Env) -> None:
     """The static files need no token (they hold no data); every API route still does, also by dot tricks."""
-    url = env.daemon.url
-    page = httpx.get(f"{url}/", timeout=10)
+    anonymous = env.daemon.http  # no token
+    page = anonymous.get("/", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for name in ("app.js", "charts.js", "pages.js", "style.css"):
-        assert httpx.get(f"{url}/dashboard/{name}", timeout=10).status_code == 200, name
-    assert httpx.get(f"{url}/dashboard/session", timeout=10).json() == {"auth_required": True}
-    assert httpx.get(f"{url}/dashboard/index.py", timeout=10).status_code == 404
+        assert anonymous.get(f"/dashboard/{name}", timeout=10).status_code == 200, name
+    assert anonymous.get("/dashboard/session", timeout=10).json() == {"auth_required": True}
+    assert anonymous.get("/dashboard/index.py", timeout=10).status_code == 404
     eval_id = env.eval_id("v1")
     conn = http.client.HTTPConnection("127.0.0.1", env.daemon.port, timeout=30)
     try:
@@ -309,7 +308,7 @@ def test_the_http_process_stays_free_of_torch_and_plotting(env: Env) -> None:
     has neither torch nor matplotlib mapped; its worker does have torch (the check can see it)."""
     maps = Path(f"/proc/{env.daemon.pid}/maps").read_text()
     assert "libtorch" not in maps and "matplotlib" not in maps
-    worker = httpx.get(f"{env.daemon.url}/healthz", timeout=10).json()["worker_info"]["pid"]
+    worker = env.daemon.http.get("/healthz", timeout=10).json()["worker_info"]["pid"]
     assert "libtorch" in Path(f"/proc/{worker}/maps").read_text()
 
 

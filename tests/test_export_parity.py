@@ -19,7 +19,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from evaluation.export_parity import parity_verdict
@@ -159,15 +158,15 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
         assert (models / "current.pt").read_bytes() == STRONG_PT.read_bytes()
 
         # The export's evaluation is in history with its format, never on the leaderboard.
-        history = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard/par", timeout=30).json()
+        history = daemon.http.get("/v1/vision/eval/leaderboard/par", timeout=30).json()
         formats = {h["format"] for h in (history if isinstance(history, list) else history["history"])}
         assert formats == {"pt", "onnx"}
-        board = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard", timeout=30).json()
+        board = daemon.http.get("/v1/vision/eval/leaderboard", timeout=30).json()
         assert all(r["checkpoint_sha256"] != parity["onnx_sha256"] for r in board)
         assert all(r["eval_id"] != parity["eval_id_pt"] for r in board)
 
         # A static export at 320: a request for another size is a 400 that says why; none given runs at 320.
-        r = httpx.post(f"{daemon.url}/v1/vision/eval", timeout=30,
+        r = daemon.http.post("/v1/vision/eval", timeout=30,
                        json={"model": str(static), "dataset": str(dataset), "imgsz": 640})
         assert r.status_code == 400 and "static" in r.json()["detail"] and "320" in r.json()["detail"], r.text
         job = daemon.submit_eval(model=str(static), dataset=str(dataset), imgsz=None)
@@ -178,13 +177,13 @@ def test_an_export_of_another_checkpoint_is_refused_and_a_matching_one_passes(tm
         assert res["runtime"] == "onnxruntime"
 
         # Splits at the door: a YAML without the named split, or an unknown split, is a 400 naming it.
-        r = httpx.post(f"{daemon.url}/v1/vision/eval", timeout=30,
+        r = daemon.http.post("/v1/vision/eval", timeout=30,
                        json={"model": str(v1), "dataset": str(dataset), "split": "test"})
         assert r.status_code == 400 and "no 'test' split" in r.json()["detail"], r.text
-        r = httpx.post(f"{daemon.url}/v1/vision/eval", timeout=30,
+        r = daemon.http.post("/v1/vision/eval", timeout=30,
                        json={"model": str(v1), "dataset": str(dataset), "split": "holdout"})
         assert r.status_code == 400 and "split" in r.json()["detail"], r.text
-        test_board = httpx.get(f"{daemon.url}/v1/vision/eval/leaderboard", params={"split": "test"}, timeout=30)
+        test_board = daemon.http.get("/v1/vision/eval/leaderboard", params={"split": "test"}, timeout=30)
         assert test_board.status_code == 200 and test_board.json() == []  # every evaluation here was on val
         assert {r["split"] for r in board} == {"val"}
     finally:

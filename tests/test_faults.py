@@ -173,7 +173,7 @@ def test_unusable_artifacts_folder_fails_the_job_clearly_and_the_daemon_lives(en
         assert job["status"] == "failed", job
         assert "artifacts" in job["error"] and "Not a directory" in job["error"], job["error"]
         assert d.health()["ok"] is True
-        assert httpx.get(f"{d.url}/v1/vision/jobs", timeout=10).status_code == 200
+        assert d.http.get("/v1/vision/jobs", timeout=10).status_code == 200
     finally:
         artifacts.unlink()
         if aside.exists():
@@ -187,13 +187,14 @@ def _burst(url: str, body: dict[str, Any], n_submit: int, n_poll: int) -> list[t
     """Submits and polls from threads, all at once; returns (kind, status, body) per request."""
     out: list[tuple[str, int, str]] = []
     lock = threading.Lock()
+    client = httpx.Client(base_url=url, timeout=60)  # shared by the threads: one SSL context, not one each
 
     def call(kind: str) -> None:
         try:
             if kind == "submit":
-                r = httpx.post(f"{url}/v1/vision/eval", json=body, timeout=60)
+                r = client.post("/v1/vision/eval", json=body)
             else:
-                r = httpx.get(f"{url}/v1/vision/jobs?limit=5", timeout=60)
+                r = client.get("/v1/vision/jobs?limit=5")
             with lock:
                 out.append((kind, r.status_code, r.text))
         except httpx.HTTPError as exc:
@@ -207,6 +208,7 @@ def _burst(url: str, body: dict[str, Any], n_submit: int, n_poll: int) -> list[t
         time.sleep(0.05)
     for t in threads:
         t.join(timeout=90)
+    client.close()
     return out
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, DaemonApi, make_dataset, place_model
@@ -59,7 +58,7 @@ def test_gates_promote_a_significant_gain_and_refuse_no_gain(tmp_path: Path) -> 
         assert same["decision"] == "refused", same
         assert "predictions identical to the incumbent current.pt" in same["reason"], same
         assert same["significance"]["accuracy_score"]["diff"] == 0.0, same
-        ledger = httpx.get(f"{daemon.url}/v1/vision/models/gated", timeout=10).json()["promotions"]
+        ledger = daemon.http.get("/v1/vision/models/gated", timeout=10).json()["promotions"]
         assert [p["decision"] for p in ledger] == ["refused", "promoted", "promoted"]
         assert ledger[1]["details"]["gate_settings"]["require_significant"] is True
         assert ledger[1]["details"]["significance"]["accuracy_score"]["significant"] is True
@@ -79,7 +78,7 @@ def test_gate_refusal_names_the_failed_gate_in_the_result_and_the_ledger(tmp_pat
         _eval_promote(daemon, v1, dataset, None)
         # The same paired bootstrap the promotion will run (same evidence, resamples and seed; the candidate
         # is a, the incumbent b, so every diff is the candidate's gain).
-        r = httpx.post(f"{daemon.url}/v1/vision/eval/compare", timeout=30, json={
+        r = daemon.http.post("/v1/vision/eval/compare", timeout=30, json={
             "model_a": str(v2), "model_b": str(v1), "dataset": str(dataset), "imgsz": 320,
             "bootstrap_resamples": 300, "bootstrap_seed": 7})
         stats = daemon.wait_job(r.json()["job_id"])["result"]
@@ -101,7 +100,7 @@ def test_gate_refusal_names_the_failed_gate_in_the_result_and_the_ledger(tmp_pat
         gate = refused["gates"][0]
         assert gate["gate"] == "require_significant" and gate["threshold"] == margin
         assert gate["ci_low"] == gain_low
-        ledger = httpx.get(f"{daemon.url}/v1/vision/models/g2", timeout=10).json()["promotions"]
+        ledger = daemon.http.get("/v1/vision/models/g2", timeout=10).json()["promotions"]
         assert ledger[0]["decision"] == "refused"
         assert ledger[0]["details"]["gates"][0]["gate"] == "require_significant"
         current = (daemon.models_root / "g2" / "current.pt").read_bytes()

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.daemon_fixtures import API_IMGSZ, STRONG_PT, WEAK_PT, Daemon, make_dataset
@@ -89,7 +88,7 @@ class Env:
         self.strong = root / "ckpts" / "strong.pt"
 
     def metrics(self) -> Samples:
-        r = httpx.get(f"{self.d.url}/metrics", timeout=10)
+        r = self.d.http.get("/metrics", timeout=10)
         assert r.status_code == 200
         assert r.headers["Content-Type"].startswith("text/plain"), r.headers
         return parse_prometheus(r.text)
@@ -211,7 +210,7 @@ def test_metrics_match_the_store_and_count_requests_by_route(env: Env) -> None:
     route = {"route": "/v1/vision/jobs/{job_id}", "method": "GET", "status": "200"}
     seen = value_of(before, "vision_evald_http_requests_total", **route) or 0
     for _ in range(2):
-        assert httpx.get(f"{d.url}/v1/vision/jobs/{job_id}", timeout=10).status_code == 200
+        assert d.http.get(f"/v1/vision/jobs/{job_id}", timeout=10).status_code == 200
     s = env.metrics()
     assert value_of(s, "vision_evald_http_requests_total", **route) == seen + 2
     assert value_of(s, "vision_evald_http_request_duration_seconds_count", **route) == seen + 2
@@ -258,15 +257,15 @@ def test_worker_restarts_count_a_killed_worker(env: Env) -> None:
 def test_request_ids_are_echoed_and_logged(env: Env) -> None:
     d = env.d
     rid = "client-req-1234-abcd"
-    r = httpx.get(f"{d.url}/v1/vision/jobs?limit=1", headers={"X-Request-Id": rid}, timeout=10)
+    r = d.http.get("/v1/vision/jobs?limit=1", headers={"X-Request-Id": rid}, timeout=10)
     assert r.status_code == 200 and r.headers["X-Request-Id"] == rid
-    r = httpx.post(f"{d.url}/v1/vision/eval", json={"model": "nope"}, headers={"X-Request-Id": rid + "-e"}, timeout=10)
+    r = d.http.post("/v1/vision/eval", json={"model": "nope"}, headers={"X-Request-Id": rid + "-e"}, timeout=10)
     assert r.status_code == 400 and r.headers["X-Request-Id"] == rid + "-e"  # errors carry it too
     for bad in ("has spaces in it", "x" * 65, "semi;colon", ""):
-        r = httpx.get(f"{d.url}/healthz", headers={"X-Request-Id": bad}, timeout=10)
+        r = d.http.get("/healthz", headers={"X-Request-Id": bad}, timeout=10)
         got = r.headers["X-Request-Id"]
         assert got != bad and re.fullmatch(r"[0-9a-f]{16}", got), (bad, got)
-    r = httpx.get(f"{d.url}/healthz", timeout=10)
+    r = d.http.get("/healthz", timeout=10)
     generated = r.headers["X-Request-Id"]
     assert re.fullmatch(r"[0-9a-f]{16}", generated)
 

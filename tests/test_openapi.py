@@ -29,7 +29,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 
 from daemon.app.service_facade import http_settings
@@ -124,7 +123,7 @@ def empty_daemon(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_served_document_is_the_module_document(empty_daemon: InProcessDaemon) -> None:
-    r = httpx.get(f"{empty_daemon.url}/openapi.json", timeout=10)
+    r = empty_daemon.http.get("/openapi.json", timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.json() == document()

@@ -231,8 +231,6 @@ def test_a_started_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
     import http.server
     import threading
 
-    import httpx
-
     from tests.inprocess import InProcessDaemon
 
     seen: list[tuple[str, str, bytes]] = []
@@ -257,11 +255,11 @@ def test_a_started_daemon_forwards_to_its_upstream_url(tmp_path) -> None:
     daemon = InProcessDaemon(tmp_path, config={"server": {"upstream_url": f"http://127.0.0.1:{runtime.server_port}"}})
     try:
         daemon.start(wait_workers=False)
-        r = httpx.post(f"{daemon.url}/v1/vision/detect?model=yolo", content=b'{"image": "x"}', timeout=30)
+        r = daemon.http.post("/v1/vision/detect?model=yolo", content=b'{"image": "x"}', timeout=30)
         assert r.status_code == 200 and r.headers["X-Runtime"] == "stand-in"
         assert r.content == b'{"detections": [{"class": "car", "confidence": 0.9}]}'
         assert seen == [("POST", "/v1/vision/detect?model=yolo", b'{"image": "x"}')]
-        assert httpx.get(f"{daemon.url}/health", timeout=30).json()["database"] == "ok"  # ours, not forwarded
+        assert daemon.http.get("/health", timeout=30).json()["database"] == "ok"  # ours, not forwarded
         assert len(seen) == 1
     finally:
         daemon.stop()

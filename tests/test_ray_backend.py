@@ -159,10 +159,9 @@ def test_an_actor_that_stops_answering_is_lost_and_its_job_retried(ray_daemon: D
 
 
 def test_metrics_show_jobs_per_actor_with_node_and_gpu(ray_daemon: Daemon) -> None:
-    import httpx
 
     actor = _actor(ray_daemon)
-    text = httpx.get(f"{ray_daemon.url}/metrics", timeout=10).text
+    text = ray_daemon.http.get("/metrics", timeout=10).text
     line = next(x for x in text.splitlines() if x.startswith("vision_evald_actor_jobs_total{"))
     assert f'pid="{actor["pid"]}"' in line and 'gpu_ids="0"' in line and 'backend="ray"' in line
     assert float(line.rsplit(" ", 1)[1]) == actor["jobs"]
@@ -250,10 +249,9 @@ def test_files_made_on_a_node_land_where_a_local_worker_would_write_them(tmp_pat
 
 
 def test_a_train_job_on_an_actor_reports_its_epochs(ray_daemon: Daemon, tmp_path: Path) -> None:
-    import httpx
 
     data = make_dataset(tmp_path / "train-data", n_val=4, seed=6)  # the val split doubles as train split
-    r = httpx.post(f"{ray_daemon.url}/v1/vision/train", timeout=30, json={
+    r = ray_daemon.http.post("/v1/vision/train", timeout=30, json={
         "model": "ray-trained", "dataset": str(data), "config": {"epochs": 2, "imgsz": 320, "batch_size": 4}})
     assert r.status_code == 202, r.text
     done = ray_daemon.wait_job(r.json()["job_id"])
