@@ -19,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.body import parse_path, parse_query
-from handlers.context import json_response, service
+from handlers.context import json_object_response, json_response, service
 from vocab.contract.requests import AnnotationsQuery, CellQuery, ErrorsQuery, EvaluationPath, GalleryQuery, NoQuery
 
 EVALUATION = "/v1/vision/evaluations/{eval_id}"
@@ -37,12 +37,13 @@ async def evaluation(request: web.Request) -> web.Response:
 
 async def curves(request: web.Request) -> web.Response:
     parse_query(request, NoQuery)
-    return json_response(await service(request).artifact(await _eval_id(request), "curves"))
+    eval_id = await _eval_id(request)
+    return json_object_response(await service(request).curves_json(eval_id), eval_id=eval_id)
 
 
 async def errors(request: web.Request) -> web.Response:
     q = parse_query(request, ErrorsQuery)
-    return json_response(await service(request).artifact(await _eval_id(request), "errors", full=q.boxes,
+    return json_response(await service(request).errors(await _eval_id(request), full=q.boxes,
                                                          images=q.images))
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from daemon.app import analysis_pages as pages
 from daemon.app.prediction_rows import image_rows
 from evaluation import task_data
-from evaluation.analysis_store import ARTIFACTS, ERRORS_FILE, read_artifact
+from evaluation.analysis_store import ARTIFACTS, CURVES_FILE, ERRORS_FILE, read_artifact
 from evaluation.evidence import load_evidence
 from evaluation.file_cache import FileCache
 from store import job_table as jobq
@@ -113,18 +113,24 @@ class Analyses:
         out.update(job_id=row["job_id"], trigger=row["trigger"], model_version=row["model_version"])
         return out
 
-    async def artifact(self, eval_id: int, kind: str, *, full: bool = True, images: bool = True) -> dict[str, Any]:
-        """``curves`` or ``errors`` of an evaluation (``errors`` without its per-box lists unless ``full``,
-        without its per-image lists unless ``images``)."""
-        if kind == "errors":
-            value = pages.errors_view(await self._errors_of(eval_id), boxes=full, images=images)
-        else:
-            directory = await self._artifacts_dir(eval_id)
-            if not (directory / ARTIFACTS[kind]).is_file():
-                await self._compute(eval_id, directory)
-            value = await asyncio.to_thread(read_artifact, directory, kind)
+    async def errors(self, eval_id: int, *, full: bool = True, images: bool = True) -> dict[str, Any]:
+        """The errors artifact of an evaluation, without its per-box lists unless ``full``, without its
+        per-image lists unless ``images``."""
+        value = pages.errors_view(await self._errors_of(eval_id), boxes=full, images=images)
         value["eval_id"] = eval_id
         return value
+
+    async def curves_json(self, eval_id: int) -> bytes:
+        """The curves artifact of an evaluation as stored: JSON text, served as it is (at 80 classes it is
+        650 kB, which parsing and dumping again would cost some 80 ms of the event loop's time per view)."""
+        directory = await self._artifacts_dir(eval_id)
+        path = directory / CURVES_FILE
+        if not path.is_file():
+            await self._compute(eval_id, directory)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise NotFound("the curves artifact of this evaluation is missing") from None
 
     async def gallery(self, eval_id: int, kind: str, cls: str | None, offset: int, limit: int) -> dict[str, Any]:
         """A page of failure examples (``analysis_pages.gallery_page``); for a task that predicts more than boxes,

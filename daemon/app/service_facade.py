@@ -172,8 +172,11 @@ class DaemonFacade:
     async def evaluation(self, eval_id: int) -> dict[str, Any]:
         return await self.parts.analyses.result(eval_id)
 
-    async def artifact(self, eval_id: int, kind: str, *, full: bool = True, images: bool = True) -> dict[str, Any]:
-        return await self.parts.analyses.artifact(eval_id, kind, full=full, images=images)
+    async def errors(self, eval_id: int, *, full: bool = True, images: bool = True) -> dict[str, Any]:
+        return await self.parts.analyses.errors(eval_id, full=full, images=images)
+
+    async def curves_json(self, eval_id: int) -> bytes:
+        return await self.parts.analyses.curves_json(eval_id)
 
     async def image(self, eval_id: int, name: str) -> tuple[Path, str]:
         return await self.parts.analyses.image(eval_id, name)

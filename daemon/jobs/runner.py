@@ -91,7 +91,7 @@ class JobRunner:
         for an older evaluation), else the overall counts of its result, else None."""
         if self.analyses is not None and result.get("eval_id") is not None:
             try:
-                errors = await self.analyses.artifact(int(result["eval_id"]), "errors", full=False)
+                errors = await self.analyses.errors(int(result["eval_id"]), full=False)
                 return {k: errors[k] for k in ("overall", "per_class", "per_size") if k in errors}
             except VisionEvalError:
                 pass
