@@ -66,8 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # What makes a test heavy: a real daemon or other child process, a worker (in-process or Ray), torch.
-HEAVY_TOKENS = ("Daemon(", "ThreadExecutor", "WorkerPool(", "promotion_harness", "subprocess", "torch", "ultralytics",
-                "YOLO(", "evaluation.evaluate", "ray.", "chromium", "webdriver", "getfixturevalue")
+# Helpers that start one count by name: promotion_harness, and the dashboard's make_env (a real daemon that
+# evaluates every task's fixtures; only the fixture's own source is read, not the helpers it calls).
+HEAVY_TOKENS = ("Daemon(", "ThreadExecutor", "WorkerPool(", "promotion_harness", "make_env(", "subprocess", "torch",
+                "ultralytics", "YOLO(", "evaluation.evaluate", "ray.", "chromium", "webdriver", "getfixturevalue")
 
 
 def _is_heavy(item: pytest.Item) -> bool:
@@ -117,20 +119,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=_module_rank)  # stable: each module keeps its own order
 
 
-_TORCH_SEEN: list[str] = []  # the light test that first imported torch in this process
+_HEAVY_SEEN: set[str] = set()  # what a light test was first caught doing in this process: "torch", "daemon"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """``make test-fast`` (``-m "not heavy"``) promises no torch: the light test after which torch is loaded
-    fails, by name (once per process; this works in every pytest-xdist worker too)."""
+    """``make test-fast`` (``-m "not heavy"``) promises no torch and no real daemon: the light test after which
+    torch is loaded, or a ``vision-evald`` was started, fails, by name (once each per process; this works in
+    every pytest-xdist worker too)."""
+    from tests.daemon_fixtures import Daemon
+
     outcome = yield
     report = outcome.get_result()
     markexpr = item.config.getoption("markexpr", "") or ""
-    if call.when == "teardown" and "not heavy" in markexpr and "torch" in sys.modules and not _TORCH_SEEN:
-        _TORCH_SEEN.append(item.nodeid)
+    if call.when != "teardown" or "not heavy" not in markexpr:
+        return
+    caught = {"torch": "torch" in sys.modules, "daemon": Daemon.started > 0}
+    for what in [w for w, seen in caught.items() if seen and w not in _HEAVY_SEEN]:
+        _HEAVY_SEEN.add(what)
         report.outcome = "failed"
-        report.longrepr = f"{item.nodeid} imported torch but is selected by -m 'not heavy': mark it heavy"
+        did = "imported torch" if what == "torch" else "started a real daemon (vision-evald)"
+        report.longrepr = f"{item.nodeid} {did} but is selected by -m 'not heavy': mark it heavy"
 
 
 # --------------------------------------------------------------------------- environment

@@ -202,7 +202,10 @@ class DaemonApi:
 
 
 class Daemon(DaemonApi):
-    """One ``vision-evald`` child process on its own files and port (see module contract)."""
+    """One ``vision-evald`` child process on its own files and port (see module contract). ``started``
+    counts the starts in this process (tests/conftest.py holds ``make test-fast`` to none)."""
+
+    started = 0
 
     def __init__(self, root: Path, *, config: dict[str, dict[str, Any]] | None = None, name: str = "daemon") -> None:
         super().__init__(root, config=config, name=name)
@@ -232,6 +235,7 @@ class Daemon(DaemonApi):
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VISION_EVALD_")}
         env["PYTHONUNBUFFERED"] = "1"
+        Daemon.started += 1
         for _attempt in range(3):
             self.port = free_port()
             write_toml(self.config_path, self._sections())
