@@ -67,10 +67,14 @@ def write_artifacts(directory: Path, artifacts: dict[str, Any]) -> None:
 
 
 def read_artifact(directory: Path, kind: str) -> Any:
-    """A stored artifact (``errors`` or ``curves``); NotFound when it has not been written."""
-    path = directory / ARTIFACTS[kind]
+    """A stored artifact (``errors`` or ``curves``), parsed; NotFound when it has not been written."""
+    return json.loads(artifact_bytes(directory, kind))
+
+
+def artifact_bytes(directory: Path, kind: str) -> bytes:
+    """A stored artifact's JSON text, as written; NotFound when it has not been written."""
     try:
-        return json.loads(path.read_text())
+        return (directory / ARTIFACTS[kind]).read_bytes()
     except FileNotFoundError:
         raise NotFound(f"the {kind} artifact of this evaluation is missing") from None
 

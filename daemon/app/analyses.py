@@ -32,7 +32,7 @@ from typing import Any
 from daemon.app import analysis_pages as pages
 from daemon.app.prediction_rows import image_rows
 from evaluation import task_data
-from evaluation.analysis_store import ARTIFACTS, CURVES_FILE, ERRORS_FILE, read_artifact
+from evaluation.analysis_store import ARTIFACTS, CURVES_FILE, ERRORS_FILE, artifact_bytes, read_artifact
 from evaluation.evidence import load_evidence
 from evaluation.file_cache import FileCache
 from store import job_table as jobq
@@ -124,13 +124,9 @@ class Analyses:
         """The curves artifact of an evaluation as stored: JSON text, served as it is (at 80 classes it is
         650 kB, which parsing and dumping again would cost some 80 ms of the event loop's time per view)."""
         directory = await self._artifacts_dir(eval_id)
-        path = directory / CURVES_FILE
-        if not path.is_file():
+        if not (directory / CURVES_FILE).is_file():
             await self._compute(eval_id, directory)
-        try:
-            return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            raise NotFound("the curves artifact of this evaluation is missing") from None
+        return await asyncio.to_thread(artifact_bytes, directory, "curves")
 
     async def gallery(self, eval_id: int, kind: str, cls: str | None, offset: int, limit: int) -> dict[str, Any]:
         """A page of failure examples (``analysis_pages.gallery_page``); for a task that predicts more than boxes,
