@@ -14,6 +14,7 @@ runs on 48 synthetic images (6 batches of 8) at imgsz 320, interrupted once its 
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from daemon.jobs.worker_main import WORKER_NICENESS
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model, process_gone, running_with_progress
 from tests.watch_fixtures import sha256_file
 
@@ -50,7 +52,12 @@ def test_daemon_kill9_twice_costs_no_attempt_and_each_job_and_promotion_happen_o
         second = daemon.submit_eval(model="weak", dataset=str(small))["job_id"]
         daemon.wait_job(first, ("running",), timeout=180, predicate=running_with_progress)
         assert daemon.job(second)["status"] == "queued"
-        worker_pid = daemon.health()["worker_info"]["pid"]
+        worker = daemon.health()["worker_info"]
+        worker_pid = worker["pid"]
+        # The evaluating worker gives way to the daemon's event loop: WORKER_NICENESS below the daemon, which
+        # has this process's priority.
+        assert os.getpriority(os.PRIO_PROCESS, worker_pid) == worker["nice"] == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
 
         children = daemon.kill9()
         assert worker_pid in {c.pid for c in children}, (worker_pid, children)

@@ -16,6 +16,11 @@ Protocol over a ``multiprocessing`` pipe (pickled dicts):
 The worker dies with its parent (``PR_SET_PDEATHSIG``): the pool's fork
 server, which exits when the daemon does (``daemon.jobs.workers``), so a
 daemon killed with -9 leaves no orphan evaluating on.
+
+A worker runs ``WORKER_NICENESS`` steps below the daemon's CPU priority: on
+a machine whose cores an evaluation fills, the daemon's event loop (HTTP
+answers, job polls, /healthz) is served first when it wants a core, and the
+worker gets every cycle the loop leaves idle, which is nearly all of them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from vocab.errors import VisionEvalError
 
 Progress = Callable[[float], None]
 _PR_SET_PDEATHSIG = 1
+WORKER_NICENESS = 10  # CFS weight 110 against the daemon's 1024 at nice 0
 
 
 def _die_with_parent() -> None:
@@ -118,10 +124,11 @@ def _info(device: str) -> dict[str, Any]:
 
 
 def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
-    """Set up this process as a worker (offline ultralytics, warm torch, ``torch_threads`` threads for every
-    task when > 0); returns its info."""
+    """Set up this process as a worker (``WORKER_NICENESS`` lower priority, offline ultralytics, warm torch,
+    ``torch_threads`` threads for every task when > 0); returns its info."""
     from evaluation.offline import apply_settings, configure_environment
 
+    os.nice(WORKER_NICENESS)  # before torch starts its threads: they inherit it
     configure_environment(Path(state_dir))
     import torch  # noqa: F401 - the warm import this process exists for
 
@@ -130,7 +137,7 @@ def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     if torch_threads > 0:
         validator.pin_threads(torch_threads)
-    return {**_info(device), "torch_threads": torch.get_num_threads()}
+    return {**_info(device), "torch_threads": torch.get_num_threads(), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
 
 
 def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
