@@ -44,6 +44,9 @@ from store.database import Database
 from vocab.config import Config
 
 log = logging.getLogger(__name__)
+# Connections the kernel holds for the event loop to accept (capped by net.core.somaxconn). aiohttp's 128
+# dropped part of a burst of 200 connections: each dropped SYN is resent by the client after 1 s.
+LISTEN_BACKLOG = 1024
 
 
 def build_executor(config: Config) -> Executor:
@@ -171,7 +174,7 @@ class Service:
             access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-Id}o',
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port, shutdown_timeout=10)
+        site = web.TCPSite(self._runner, cfg.host, cfg.port, shutdown_timeout=10, backlog=LISTEN_BACKLOG)
         await site.start()
         server = site._server  # the asyncio server: the real port when 0 was asked for
         sockets = getattr(server, "sockets", None) or []
