@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.offline import apply_settings, configure_environment  # noqa: E402
 from tests.daemon_fixtures import STRONG_PT, Daemon, make_dataset  # noqa: E402
+from vocab.config import WorkersConfig  # noqa: E402
 
 TARGET = 1.2
 
@@ -94,8 +95,9 @@ def main() -> int:
                                 plots=False, verbose=False, save_dir=str(tmp_path / f"bare-{next(counter)}"))
             return time.perf_counter() - t0
 
-        daemon = Daemon(tmp_path / "daemon", config={
-            "workers": {"count": args.workers, "device": "cpu", "torch_threads": args.torch_threads}})
+        daemon = Daemon(tmp_path / "daemon", config={  # the workers' priority of a real daemon, not a test's
+            "workers": {"count": args.workers, "device": "cpu", "torch_threads": args.torch_threads,
+                        "nice": WorkersConfig.nice}})
         daemon.start()
         poll_s = args.poll_ms / 1e3
         try:

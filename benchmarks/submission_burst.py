@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.daemon_fixtures import STRONG_PT, Daemon, make_dataset  # noqa: E402
+from vocab.config import WorkersConfig  # noqa: E402
 
 POLL_S = 0.02
 POST_TARGET_MS, GET_TARGET_MS = 250.0, 50.0
@@ -166,7 +167,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
         root = Path(tmp)
         dataset = make_dataset(root / "data", n_val=args.images, seed=3)
-        daemon = Daemon(root / "daemon")
+        daemon = Daemon(root / "daemon", config={"workers": {"nice": WorkersConfig.nice}})  # a real daemon's
         names = checkpoints(daemon.models_root, args.models)
         daemon.start()
         ours, theirs = multiprocessing.get_context("spawn").Pipe()

@@ -96,8 +96,10 @@ def place_model(models_root: Path, name: str, source: Path, filename: str = "v1.
 
 # What every test daemon runs with unless its test says otherwise: 200 bootstrap resamples rather than the
 # production 1,000 (a promotion's or an export-parity check's intervals on a dozen images cost about 2.5 s of
-# CPU at 1,000; nothing a test checks depends on the count, and tests of the count set their own).
-TEST_DEFAULTS: dict[str, dict[str, Any]] = {"promotion": {"bootstrap_resamples": 200}}
+# CPU at 1,000; nothing a test checks depends on the count, and tests of the count set their own); workers at
+# the daemon's priority (make test's four pytest processes, at 0, would leave a worker at nice 10 a few percent
+# of a core).
+TEST_DEFAULTS: dict[str, dict[str, Any]] = {"promotion": {"bootstrap_resamples": 200}, "workers": {"nice": 0}}
 
 
 class DaemonApi:

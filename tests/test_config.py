@@ -78,6 +78,8 @@ def test_type_errors(raw: dict) -> None:
     {"server": {"port": 0}},  # a fixed port only: systemd and clients must know it
     {"server": {"port": 65536}},
     {"workers": {"count": 0}},
+    {"workers": {"nice": -1}},  # a priority above the daemon's would take the event loop's cores
+    {"workers": {"nice": 20}},
     {"jobs": {"max_attempts": 0}},
     {"eval": {"imgsz": 319}},
     {"eval": {"batch": 257}},

@@ -22,11 +22,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from daemon.jobs.worker_main import WORKER_NICENESS
 from tests.daemon_fixtures import STRONG_PT, WEAK_PT, Daemon, make_dataset, place_model, process_gone, running_with_progress
 from tests.watch_fixtures import sha256_file
 
 pytestmark = pytest.mark.ultralytics
+
+NICE = 3  # the workers' steps below the daemon: a few, as 10 would starve them among make test's processes
 
 
 def wait_all_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
@@ -42,7 +43,7 @@ def test_daemon_kill9_twice_costs_no_attempt_and_each_job_and_promotion_happen_o
     rng = random.Random(15)
     big = make_dataset(tmp_path / "big", n_val=48, seed=11)
     small = make_dataset(tmp_path / "small", n_val=24, seed=12)
-    daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 1}})
+    daemon = Daemon(tmp_path, config={"jobs": {"max_attempts": 1}, "workers": {"nice": NICE}})
     v1 = place_model(daemon.models_root, "strong", STRONG_PT)
     place_model(daemon.models_root, "weak", WEAK_PT)
     current = daemon.models_root / "strong" / "current.pt"
@@ -54,10 +55,10 @@ def test_daemon_kill9_twice_costs_no_attempt_and_each_job_and_promotion_happen_o
         assert daemon.job(second)["status"] == "queued"
         worker = daemon.health()["worker_info"]
         worker_pid = worker["pid"]
-        # The evaluating worker gives way to the daemon's event loop: WORKER_NICENESS below the daemon, which
+        # The evaluating worker gives way to the daemon's event loop: [workers] nice below the daemon, which
         # has this process's priority.
         assert os.getpriority(os.PRIO_PROCESS, worker_pid) == worker["nice"] == min(
-            19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
+            19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)
 
         children = daemon.kill9()
         assert worker_pid in {c.pid for c in children}, (worker_pid, children)

@@ -25,7 +25,7 @@ from vocab.errors import WorkerDied
 FAIL_STARTS = "fail-starts"  # in the state dir: how many of the next worker starts fail before "ready"
 
 
-def stand_in_worker(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
+def stand_in_worker(conn: Any, state_dir: str, device: str, torch_threads: int, nice: int) -> None:
     """``worker_main``'s protocol: ready once, then per task started + result; ``die`` exits mid-task."""
     counter = Path(state_dir) / FAIL_STARTS
     left = int(counter.read_text()) if counter.exists() else 0
@@ -40,7 +40,7 @@ def stand_in_worker(conn: Any, state_dir: str, device: str, torch_threads: int) 
         conn.send({"type": "result", "task_id": msg["task_id"], "result": {"echo": msg["params"], "pid": os.getpid()}})
 
 
-def preloaded_worker(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
+def preloaded_worker(conn: Any, state_dir: str, device: str, torch_threads: int, nice: int) -> None:
     """Says which of ``workers.PRELOAD`` it started with, and who its parent is; imports nothing itself."""
     conn.send({"type": "ready", "info": {"preloaded": [m for m in workers.PRELOAD if m in sys.modules],
                                          "parent": os.getppid(), "pid": os.getpid()}})

@@ -86,6 +86,7 @@ class WorkersConfig:
     count: int = 1
     device: str = "auto"
     torch_threads: int = 0  # 0: OMP_NUM_THREADS when set, else cores / count
+    nice: int = 10  # local workers' CPU priority steps below the daemon's (0-19): its event loop comes first
     backend: str = "local"  # or "ray": one actor per worker on a Ray cluster
     ray_address: str = ""  # empty: start a local Ray head; "auto" or host:port: join that cluster
     gpus_per_worker: float = -1.0  # < 0: 1 where the cluster has GPUs, else 0
@@ -316,6 +317,8 @@ def _validate(cfg: Config) -> None:
                               f"e.g. http://127.0.0.1:11541), got {s.upstream_url!r}")
     if cfg.workers.count < 1:
         raise ConfigError("[workers] count must be at least 1")
+    if not 0 <= cfg.workers.nice <= 19:
+        raise ConfigError(f"[workers] nice must be 0-19, got {cfg.workers.nice}")
     if cfg.workers.backend not in ("local", "ray"):
         raise ConfigError(f"[workers] backend must be \"local\" or \"ray\", got {cfg.workers.backend!r}")
     if cfg.workers.ray_head_grace_s < 0 or cfg.workers.ray_actor_silence_s <= 0:

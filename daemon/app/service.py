@@ -56,7 +56,7 @@ def build_executor(config: Config) -> Executor:
         from daemon.jobs.ray_backend import RayExecutor
 
         return RayExecutor.from_config(w)
-    return WorkerPool(w.count, str(config.state_dir), w.device, w.torch_threads)
+    return WorkerPool(w.count, str(config.state_dir), w.device, w.torch_threads, w.nice)
 
 
 class Service:

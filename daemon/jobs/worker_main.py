@@ -17,7 +17,7 @@ The worker dies with its parent (``PR_SET_PDEATHSIG``): the pool's fork
 server, which exits when the daemon does (``daemon.jobs.workers``), so a
 daemon killed with -9 leaves no orphan evaluating on.
 
-A worker runs ``WORKER_NICENESS`` steps below the daemon's CPU priority: on
+A worker runs ``[workers] nice`` steps below the daemon's CPU priority: on
 a machine whose cores an evaluation fills, the daemon's event loop (HTTP
 answers, job polls, /healthz) is served first when it wants a core, and the
 worker gets every cycle the loop leaves idle, which is nearly all of them.
@@ -40,7 +40,6 @@ from vocab.errors import VisionEvalError
 
 Progress = Callable[[float], None]
 _PR_SET_PDEATHSIG = 1
-WORKER_NICENESS = 10  # CFS weight 110 against the daemon's 1024 at nice 0
 
 
 def _die_with_parent() -> None:
@@ -124,11 +123,10 @@ def _info(device: str) -> dict[str, Any]:
 
 
 def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
-    """Set up this process as a worker (``WORKER_NICENESS`` lower priority, offline ultralytics, warm torch,
-    ``torch_threads`` threads for every task when > 0); returns its info."""
+    """Set up this process as a worker (offline ultralytics, warm torch, ``torch_threads`` threads for every
+    task when > 0); returns its info."""
     from evaluation.offline import apply_settings, configure_environment
 
-    os.nice(WORKER_NICENESS)  # before torch starts its threads: they inherit it
     configure_environment(Path(state_dir))
     import torch  # noqa: F401 - the warm import this process exists for
 
@@ -137,14 +135,16 @@ def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     if torch_threads > 0:
         validator.pin_threads(torch_threads)
-    return {**_info(device), "torch_threads": torch.get_num_threads(), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+    return {**_info(device), "torch_threads": torch.get_num_threads()}
 
 
-def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int) -> None:
-    """Entry point of a worker process."""
+def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int, nice: int) -> None:
+    """Entry point of a worker process; ``nice``: the steps below the daemon's CPU priority."""
     _die_with_parent()
+    os.nice(nice)  # before torch starts its threads: they inherit it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
-    conn.send({"type": "ready", "info": prepare(state_dir, device, torch_threads)})
+    info = prepare(state_dir, device, torch_threads)
+    conn.send({"type": "ready", "info": {**info, "nice": os.getpriority(os.PRIO_PROCESS, 0)}})
     while True:
         try:
             msg = conn.recv()

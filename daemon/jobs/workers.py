@@ -139,14 +139,16 @@ def describe_exit(exitcode: int | None) -> str:
 class WorkerPool:
     """``size`` warm worker processes (see module contract)."""
 
-    def __init__(self, size: int, state_dir: str, device: str = "auto", torch_threads: int = 0,
+    def __init__(self, size: int, state_dir: str, device: str = "auto", torch_threads: int = 0, nice: int = 0,
                  target: Callable[..., None] = worker_main) -> None:
-        """``torch_threads``: per worker, 0 for the CPUs shared out (``threads_per_worker``); ``target`` is the
-        worker process's body (``worker_main``; tests give a light stand-in that speaks the same protocol)."""
+        """``torch_threads``: per worker, 0 for the CPUs shared out (``threads_per_worker``); ``nice``: the
+        workers' steps below this process's CPU priority; ``target`` is the worker process's body
+        (``worker_main``; tests give a light stand-in that speaks the same protocol)."""
         self.size = size
         self.state_dir = state_dir
         self.device = device
         self.torch_threads = threads_per_worker(torch_threads, size)
+        self.nice = nice
         self.target = target
         self.info: dict[str, Any] = {}
         self.restarts = 0
@@ -169,7 +171,7 @@ class WorkerPool:
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=self.target, args=(child, self.state_dir, self.device, self.torch_threads),
+            target=self.target, args=(child, self.state_dir, self.device, self.torch_threads, self.nice),
             name="vision-evald-worker",
         )
         process.start()
