@@ -35,6 +35,7 @@ import pickle
 import re
 import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -144,12 +145,20 @@ class _InertUnpickler(pickle._Unpickler):
 
 def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
     """The facts of an ultralytics ``.pt`` checkpoint (see the module contract); CheckpointError otherwise.
-    Cached by file identity (``evaluation.file_cache``)."""
+    Cached by file identity (``evaluation.file_cache``); a miss is read by ``use_reader``'s reader."""
     p = Path(path)
-    return _METAS.get(("meta", str(p)), lambda: (_read_meta(p), (p,)))
+    return _METAS.get(("meta", str(p)), lambda: (_reader(p), (p,)))
 
 
-def _read_meta(path: Path) -> CheckpointMeta:
+def use_reader(reader: Callable[[Path], CheckpointMeta] | None) -> None:
+    """Have the reads that miss the cache done by ``reader`` (the daemon's helper process,
+    ``daemon.app.meta_reader``); None: ``read_uncached`` in this process."""
+    global _reader
+    _reader = reader or read_uncached
+
+
+def read_uncached(path: Path) -> CheckpointMeta:
+    """``read_checkpoint_meta``'s read, without the cache."""
     _check_file(path)
     pickled, prefix, entries = _read_data_pkl(path)
     unpickler = _InertUnpickler(pickled)
@@ -171,6 +180,9 @@ def _read_meta(path: Path) -> CheckpointMeta:
     except (RecursionError, MemoryError) as exc:
         raise CheckpointError(f"checkpoint {path}: its metadata is too deeply nested or too large to read "
                               f"({type(exc).__name__})") from None
+
+
+_reader: Callable[[Path], CheckpointMeta] = read_uncached
 
 
 def folder_meta(model_dir: Path) -> CheckpointMeta | None:

@@ -1,6 +1,6 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
-Start order: database -> recovery of interrupted jobs and of current.pt
+Start order: database -> the checkpoint reader (``meta_reader``) -> recovery of interrupted jobs and of current.pt
 files (before anything can run or be observed) -> workers (starting in the
 background) -> HTTP server -> READY -> watcher, scheduler and systemd
 watchdog pings. The queue dispatches only once the workers are warm; the
@@ -22,6 +22,7 @@ from aiohttp import web
 from daemon.app import sdnotify
 from daemon.app.analyses import Analyses
 from daemon.app.home_lock import HomeLock
+from daemon.app.meta_reader import MetaReader
 from daemon.app.prometheus import Telemetry
 from daemon.app.scheduler import build_scheduler
 from daemon.app.service_facade import DaemonFacade, Parts
@@ -37,6 +38,7 @@ from daemon.train.trainer import Trainer
 from daemon.watch.ingest import Ingest
 from daemon.watch.retry import Outcomes
 from daemon.watch.watcher import Watcher
+from evaluation import checkpoint_meta
 from handlers.app import JsonErrorAppRunner, make_app
 from store import job_table as jobq
 from store.adopt_llamafarm import refuse_unusable
@@ -76,6 +78,7 @@ class Service:
         # The watcher's own threads (listing, zip checks, catch-up hashing): never behind a job's I/O.
         self.watch_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.scheduler: Any = None
+        self.meta_reader = MetaReader()  # checkpoints' metadata, read off the event loop's GIL
         self.telemetry = Telemetry()
         self.facade: DaemonFacade | None = None
         self._runner: web.AppRunner | None = None
@@ -96,6 +99,7 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint_meta.use_reader(self.meta_reader.read)
         requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
             c, iso(self.clock()), cfg.jobs.max_interruptions))
         if requeued or failed:
@@ -203,6 +207,8 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.executor.close()
+        checkpoint_meta.use_reader(None)
+        await asyncio.to_thread(self.meta_reader.close)
         if self.db is not None:
             self.db.close()
             log.info("vision-evald stopped")

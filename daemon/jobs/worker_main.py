@@ -42,7 +42,7 @@ Progress = Callable[[float], None]
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """SIGKILL this process when its parent exits; exit at once if it exited before the request was made."""
     if sys.platform.startswith("linux"):
         parent = os.getppid()
@@ -140,7 +140,7 @@ def prepare(state_dir: str, device: str, torch_threads: int) -> dict[str, Any]:
 
 def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int, nice: int) -> None:
     """Entry point of a worker process; ``nice``: the steps below the daemon's CPU priority."""
-    _die_with_parent()
+    die_with_parent()
     os.nice(nice)  # before torch starts its threads: they inherit it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     info = prepare(state_dir, device, torch_threads)
