@@ -18,8 +18,8 @@ from vocab.errors import CheckpointError
 
 
 def helpers() -> set[int]:
-    """The processes forked by a child of this process: the helpers (a fork server's children)."""
-    return {p.pid for c in psutil.Process().children() for p in c.children()}
+    """This process's children started by multiprocessing's ``spawn``: the helpers."""
+    return {c.pid for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())}
 
 
 @pytest.fixture
@@ -65,10 +65,14 @@ async def test_a_service_reads_through_its_helper_while_it_runs(tmp_path: Path) 
     during, after = tmp_path / "during.pt", tmp_path / "after.pt"  # paths no cache of this process has seen
     for path in (during, after):
         path.write_bytes(Path(STRONG_PT).read_bytes())
+    before = helpers()
     async with running_service(tmp_path / "daemon"):
-        before = helpers()
+        (started,) = helpers() - before  # with the service, before any read
+        killed = psutil.Process(started)
+        killed.send_signal(signal.SIGKILL)
+        psutil.wait_procs([killed], timeout=10)
         assert read_checkpoint_meta(during) == read_uncached(during)
-        assert helpers() - before, "the service's miss was read in this process"
+        assert helpers() - before - {started}, "the service's miss was not read by its reader (no new helper)"
     before = helpers()
     assert read_checkpoint_meta(after) == read_uncached(after)
     assert helpers() == before, "after the stop, reads are this process's again"

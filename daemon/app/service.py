@@ -99,6 +99,7 @@ class Service:
                  platform.python_version(), sqlite3.sqlite_version, cfg.models_root, cfg.db_path)
         cfg.models_root.mkdir(parents=True, exist_ok=True)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.meta_reader.start()
         checkpoint_meta.use_reader(self.meta_reader.read)
         requeued, failed = self.db.write_sync(lambda c: jobq.recover_interrupted(
             c, iso(self.clock()), cfg.jobs.max_interruptions))

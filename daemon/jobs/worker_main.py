@@ -25,31 +25,19 @@ worker gets every cycle the loop leaves idle, which is nearly all of them.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemon.children import die_with_parent
 from vocab.contract.params import EvalTask
 from vocab.errors import VisionEvalError
 
 Progress = Callable[[float], None]
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """SIGKILL this process when its parent exits; exit at once if it exited before the request was made."""
-    if sys.platform.startswith("linux"):
-        parent = os.getppid()
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:
-            os._exit(1)
 
 
 def _task_eval(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
