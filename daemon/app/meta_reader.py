@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from daemon.children import die_with_parent
+from daemon.children import die_with_parent, requests
 from evaluation.checkpoint_meta import CheckpointMeta, read_uncached
 from vocab.errors import CheckpointError, InternalError, VisionEvalError
 
@@ -34,13 +34,7 @@ STOP_TIMEOUT_S = 10.0
 def serve(conn: Connection) -> None:
     """The helper's body: answer each path with ``(True, meta)`` or ``(False, error)`` until told to stop."""
     die_with_parent()
-    while True:
-        try:
-            path = conn.recv()
-        except (EOFError, OSError):
-            return
-        if path is None:
-            return
+    for path in requests(conn):
         try:
             answer: tuple[bool, Any] = (True, read_uncached(Path(path)))
         except VisionEvalError as exc:

@@ -1,9 +1,9 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
-Start order: database -> the checkpoint reader (``meta_reader``) -> recovery of interrupted jobs and of current.pt
-files (before anything can run or be observed) -> workers (starting in the
-background) -> HTTP server -> READY -> watcher, scheduler and systemd
-watchdog pings. The queue dispatches only once the workers are warm; the
+Start order: database -> the checkpoint reader (``meta_reader``) ->
+recovery of interrupted jobs and of current.pt files (before anything can
+run or be observed) -> workers (starting in the background) -> HTTP server
+-> READY -> watcher, scheduler and systemd watchdog pings. The queue dispatches only once the workers are warm; the
 watcher's first full scan catches up on versions never evaluated. ``close``
 stops in reverse and is idempotent: running jobs go back to the queue.
 """

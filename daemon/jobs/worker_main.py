@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.children import die_with_parent
+from daemon.children import die_with_parent, requests
 from vocab.contract.params import EvalTask
 from vocab.errors import VisionEvalError
 
@@ -133,13 +133,7 @@ def worker_main(conn: Any, state_dir: str, device: str, torch_threads: int, nice
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     info = prepare(state_dir, device, torch_threads)
     conn.send({"type": "ready", "info": {**info, "nice": os.getpriority(os.PRIO_PROCESS, 0)}})
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
+    for msg in requests(conn):
         task_id = msg["task_id"]
         conn.send({"type": "started", "task_id": task_id})  # a death before this never ran the task
 
